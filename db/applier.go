@@ -1,0 +1,270 @@
+package db
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/internal/keys"
+	"github.com/flowdb/flowdb/wal"
+)
+
+// ApplyFunc applies one record inside tx. It returns the record's result
+// (wal.Result.Err set when the record is rejected) or a non-nil error when
+// applying failed in a way that must stop the engine (an I/O error while
+// reading). Contract:
+//
+//   - It is deterministic: its writes and result depend only on the state
+//     read through tx, tx.Index, tx.Time and the record. No clock, no map
+//     iteration order, no unseeded randomness, no goroutines.
+//   - A rejected record (Result.Err != nil) has written nothing to tx.
+//     Validate the whole record before the first write.
+//   - It never panics on any body bytes: a body it cannot decode is rejected
+//     with an error matching ErrBadRecord.
+//   - In-memory state derived from Pebble (caches, hot sets) is changed only
+//     through tx.AfterCommit, so it never runs ahead of what is durable.
+type ApplyFunc func(tx *Tx, rec wal.Record) (wal.Result, error)
+
+// KindSpec registers a record kind with the applier.
+type KindSpec struct {
+	Kind wal.Kind
+	// Name appears in metrics and `flowctl check` output.
+	Name string
+	// Reads is true when Apply calls tx.Get or tx.NewIter. Frames made only
+	// of kinds that do not read are applied through a cheaper, unindexed
+	// Pebble batch.
+	Reads bool
+	Apply ApplyFunc
+}
+
+// TableSpec registers a key table (see internal/keys) so that Check can
+// verify its entries and report unknown tables.
+type TableSpec struct {
+	Table byte
+	Name  string
+	// Check validates one entry; nil accepts any entry. key excludes the
+	// shard/table prefix.
+	Check func(key, value []byte) error
+}
+
+// registry maps kinds and tables to their owners. It is copied on write so
+// that the apply path reads it without locks.
+type registry struct {
+	kinds  map[wal.Kind]*KindSpec
+	tables map[byte]*TableSpec
+}
+
+type applierRegistry struct {
+	mu  sync.Mutex // serializes writers
+	cur atomic.Pointer[registry]
+}
+
+func (r *applierRegistry) load() *registry { return r.cur.Load() }
+
+func (r *applierRegistry) register(k *KindSpec, t *TableSpec) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.cur.Load()
+	next := &registry{kinds: make(map[wal.Kind]*KindSpec), tables: make(map[byte]*TableSpec)}
+	if old != nil {
+		for kk, v := range old.kinds {
+			next.kinds[kk] = v
+		}
+		for kk, v := range old.tables {
+			next.tables[kk] = v
+		}
+	}
+	if k != nil {
+		if k.Kind == 0 || k.Apply == nil {
+			return fmt.Errorf("%w: kind %d needs a non-zero kind and an Apply", ErrInvalidOptions, k.Kind)
+		}
+		if _, dup := next.kinds[k.Kind]; dup {
+			return fmt.Errorf("%w: %d (%s)", ErrKindRegistered, k.Kind, k.Name)
+		}
+		next.kinds[k.Kind] = k
+	}
+	if t != nil {
+		if _, dup := next.tables[t.Table]; dup {
+			return fmt.Errorf("%w: table %#x (%s)", ErrKindRegistered, t.Table, t.Name)
+		}
+		next.tables[t.Table] = t
+	}
+	r.cur.Store(next)
+	return nil
+}
+
+// Tx is what an ApplyFunc sees: the Pebble batch of the frame being applied,
+// the frame's log index and its deterministic time. A Tx is valid only during
+// the ApplyFunc call that received it.
+type Tx struct {
+	// Index is the log index of the frame being applied.
+	Index uint64
+	// Time is the frame's apply time in Unix nanoseconds:
+	// max(frame time, previous apply time). Non-decreasing across frames.
+	Time int64
+	// Shard is the shard whose log is applied (keys.LocalShard standalone).
+	Shard uint32
+	// Placement places names on data shards.
+	Placement keys.Placement
+
+	batch   *pebble.Batch
+	indexed bool
+	after   []func()
+}
+
+var errUnindexed = errors.New("db: Tx read in a kind registered without Reads")
+
+// Get reads key as of the frame so far (earlier records of this frame
+// included). The returned value is valid until closer.Close(). A missing key
+// gives pebble.ErrNotFound.
+func (tx *Tx) Get(key []byte) ([]byte, io.Closer, error) {
+	if !tx.indexed {
+		return nil, nil, errUnindexed
+	}
+	return tx.batch.Get(key)
+}
+
+// NewIter iterates the store as of the frame so far.
+func (tx *Tx) NewIter(o *pebble.IterOptions) (*pebble.Iterator, error) {
+	if !tx.indexed {
+		return nil, errUnindexed
+	}
+	return tx.batch.NewIter(o)
+}
+
+// Set writes key = value in the frame's batch.
+func (tx *Tx) Set(key, value []byte) error { return tx.batch.Set(key, value, nil) }
+
+// Delete deletes key in the frame's batch.
+func (tx *Tx) Delete(key []byte) error { return tx.batch.Delete(key, nil) }
+
+// DeleteRange deletes [start, end) in the frame's batch.
+func (tx *Tx) DeleteRange(start, end []byte) error { return tx.batch.DeleteRange(start, end, nil) }
+
+// AfterCommit runs fn after the frame is durable, in apply order, on the
+// applying goroutine. Use it to publish in-memory state.
+func (tx *Tx) AfterCommit(fn func()) { tx.after = append(tx.after, fn) }
+
+// metaAppliedKey is where a shard's applied index and time live:
+//
+//	key   = shard | TableMeta | "applied"
+//	value = index (8 B BE) | time (8 B BE, int64 bits)
+func metaAppliedKey(shard uint32) []byte {
+	return append(keys.Prefix(shard, keys.TableMeta), "applied"...)
+}
+
+func encodeApplied(index uint64, t int64) []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), index)
+	return binary.BigEndian.AppendUint64(v, uint64(t))
+}
+
+func decodeApplied(v []byte) (uint64, int64, error) {
+	if len(v) != 16 {
+		return 0, 0, fmt.Errorf("%w: applied index value of %d bytes", wal.ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), int64(binary.BigEndian.Uint64(v[8:])), nil
+}
+
+// logKey is where a frame is kept:
+//
+//	key   = shard | TableLog | index (8 B BE)
+//	value = the encoded frame (wal format)
+func logKey(shard uint32, index uint64) []byte {
+	return keys.AppendUint64(keys.Prefix(shard, keys.TableLog), index)
+}
+
+// readApplied returns a shard's applied index and time from r.
+func readApplied(r pebble.Reader, shard uint32) (uint64, int64, error) {
+	v, c, err := r.Get(metaAppliedKey(shard))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	return decodeApplied(v)
+}
+
+// applier turns frames into Pebble writes. It is the only code that mutates
+// state. It owns no goroutines: callers serialize calls to applyFrame.
+type applier struct {
+	reg       *applierRegistry
+	shard     uint32
+	placement keys.Placement
+	retention int // frames kept in the log table; <= 0 keeps none
+
+	// Protected by the caller's serialization (one applying goroutine).
+	index uint64
+	time  int64
+	tx    Tx
+}
+
+// needsIndexed reports whether any record in f reads.
+func (a *applier) needsIndexed(f *wal.Frame) bool {
+	reg := a.reg.load()
+	for i := range f.Records {
+		if k := reg.kinds[f.Records[i].Kind]; k != nil && k.Reads {
+			return true
+		}
+	}
+	return false
+}
+
+// applyFrame applies f as log index `index` into b, which the caller
+// commits. encoded is f's wire encoding, stored in the log table when
+// retention > 0 (it may be nil otherwise). results receives one Result per
+// record. The returned hooks must run, in order, after b is durable. A
+// non-nil error is fatal: b must be discarded and the engine stopped.
+func (a *applier) applyFrame(b *pebble.Batch, index uint64, f *wal.Frame, encoded []byte, results []wal.Result) ([]func(), error) {
+	if index != a.index+1 {
+		return nil, fmt.Errorf("db: frame index %d does not follow applied index %d", index, a.index)
+	}
+	t := f.Time
+	if t < a.time {
+		t = a.time
+	}
+	reg := a.reg.load()
+	tx := &a.tx
+	*tx = Tx{Index: index, Time: t, Shard: a.shard, Placement: a.placement,
+		batch: b, indexed: b.Indexed(), after: tx.after[:0]}
+	for i := range f.Records {
+		rec := f.Records[i]
+		spec := reg.kinds[rec.Kind]
+		if spec == nil {
+			results[i] = wal.Result{Index: index, Err: fmt.Errorf("%w: %d", ErrUnknownKind, rec.Kind)}
+			continue
+		}
+		r, err := spec.Apply(tx, rec)
+		if err != nil {
+			return nil, fmt.Errorf("db: applying %s record at index %d: %w", spec.Name, index, err)
+		}
+		r.Index = index
+		results[i] = r
+	}
+	if a.retention > 0 {
+		if err := b.Set(logKey(a.shard, index), encoded, nil); err != nil {
+			return nil, err
+		}
+		// Truncate the log every 64 frames, deterministically by index.
+		if index%64 == 0 && index > uint64(a.retention) {
+			if err := b.DeleteRange(logKey(a.shard, 0), logKey(a.shard, index-uint64(a.retention)+1), nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := b.Set(metaAppliedKey(a.shard), encodeApplied(index, t), nil); err != nil {
+		return nil, err
+	}
+	return tx.after, nil
+}
+
+// committed advances the applier after the batch holding the frame last
+// passed to applyFrame is durable.
+func (a *applier) committed() {
+	a.index, a.time = a.tx.Index, a.tx.Time
+}

@@ -1,0 +1,150 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// ErrExists is returned by Backup and Restore when the destination already
+// holds files.
+var ErrExists = errors.New("db: destination is not empty")
+
+// Progress reports bytes copied so far out of total.
+type Progress func(done, total int64)
+
+// Backup writes a consistent copy of the store to dest, which must not exist
+// or be empty. It takes a Pebble checkpoint (hard links, flushed WAL) into a
+// staging directory inside the store, copies it to dest file by file with
+// fsync, reporting progress, and removes the staging directory. Writes may
+// continue meanwhile; the backup holds exactly the frames durable when the
+// checkpoint was taken.
+func (d *DB) Backup(ctx context.Context, dest string, progress Progress) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	fs := d.opts.FS
+	if ls, err := fs.List(dest); err == nil && len(ls) > 0 {
+		d.leave()
+		return fmt.Errorf("%w: %s", ErrExists, dest)
+	}
+	staging := fs.PathJoin(d.dir, "backup-staging-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	err := d.pdb.Checkpoint(staging, pebble.WithFlushedWAL())
+	d.leave()
+	defer fs.RemoveAll(staging)
+	if err != nil {
+		return fmt.Errorf("db: checkpoint: %w", err)
+	}
+	return copyDir(ctx, fs, staging, dest, progress)
+}
+
+// Restore copies the backup in from into dest (which must not exist or be
+// empty), after opening the backup read-only and checking it. fs nil means
+// the OS file system.
+func Restore(ctx context.Context, fs vfs.FS, from, dest string, progress Progress) (*CheckReport, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	if ls, err := fs.List(dest); err == nil && len(ls) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrExists, dest)
+	}
+	src, err := Open(from, &Options{FS: fs, ReadOnly: true, Logger: discardLogger()})
+	if err != nil {
+		return nil, fmt.Errorf("db: open backup %s: %w", from, err)
+	}
+	rep, err := src.Check(ctx, nil)
+	src.Close()
+	if err != nil {
+		return nil, err
+	}
+	if !rep.OK() {
+		return rep, fmt.Errorf("db: backup %s is damaged: %s", from, rep.Problems[0].Err)
+	}
+	return rep, copyDir(ctx, fs, from, dest, progress)
+}
+
+// copyDir copies the regular files of src into dest with fsync of each file
+// and of dest.
+func copyDir(ctx context.Context, fs vfs.FS, src, dest string, progress Progress) error {
+	names, err := fs.List(src)
+	if err != nil {
+		return err
+	}
+	var total int64
+	var files []string
+	for _, n := range names {
+		st, err := fs.Stat(fs.PathJoin(src, n))
+		if err != nil {
+			return err
+		}
+		if st.IsDir() {
+			continue
+		}
+		files = append(files, n)
+		total += st.Size()
+	}
+	if err := fs.MkdirAll(dest, 0o700); err != nil {
+		return err
+	}
+	var done int64
+	buf := make([]byte, 1<<20)
+	for _, n := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		in, err := fs.Open(fs.PathJoin(src, n))
+		if err != nil {
+			return err
+		}
+		out, err := fs.Create(fs.PathJoin(dest, n), vfs.WriteCategoryUnspecified)
+		if err != nil {
+			in.Close()
+			return err
+		}
+		for {
+			k, rerr := in.Read(buf)
+			if k > 0 {
+				if _, werr := out.Write(buf[:k]); werr != nil {
+					in.Close()
+					out.Close()
+					return werr
+				}
+				done += int64(k)
+				if progress != nil {
+					progress(done, total)
+				}
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				in.Close()
+				out.Close()
+				return rerr
+			}
+		}
+		in.Close()
+		if err := out.Sync(); err != nil {
+			out.Close()
+			return err
+		}
+		if err := out.Close(); err != nil {
+			return err
+		}
+	}
+	dir, err := fs.OpenDir(dest)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if progress != nil {
+		progress(done, total)
+	}
+	return dir.Sync()
+}

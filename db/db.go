@@ -1,0 +1,412 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/internal/keys"
+	"github.com/flowdb/flowdb/wal"
+)
+
+// DB is an open flowdb store. All methods are safe for concurrent use.
+type DB struct {
+	opts      Options
+	dir       string
+	pdb       *pebble.DB
+	lock      *pebble.Lock
+	batcher   *wal.Batcher
+	reg       applierRegistry
+	placement keys.Placement
+
+	// closeMu is read-held by every call while it enters the engine (a read,
+	// a Submit); Close write-holds it after setting closed, so it waits for
+	// those calls and no new one gets in.
+	closeMu sync.RWMutex
+	closed  atomic.Bool
+	// fatal holds the first fatal error; once set no write is acknowledged.
+	fatal atomic.Pointer[error]
+
+	commitDone chan struct{}
+	reaperStop chan struct{}
+	reaperDone chan struct{}
+
+	// applier is owned by the commit goroutine.
+	applier applier
+	applied atomic.Uint64 // last durable log index, for readers
+
+	cursors struct {
+		sync.Mutex
+		open map[*Cursor]struct{}
+	}
+
+	m engineMetrics
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts *Options) (*DB, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	d := &DB{opts: o, dir: dir, placement: keys.Placement{DataShards: o.DataShards}}
+	d.reg.register(nil, nil) // install an empty registry
+	d.cursors.open = make(map[*Cursor]struct{})
+
+	if o.ErrorIfNotExists || o.ReadOnly {
+		if ls, _ := o.FS.List(dir); !hasManifest(ls) {
+			return nil, fmt.Errorf("%w: %s", ErrNotExist, dir)
+		}
+	}
+	if !o.ReadOnly {
+		if err := o.FS.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("db: create %s: %w", dir, err)
+		}
+	}
+	lock, err := pebble.LockDirectory(dir, o.FS)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrLocked, dir, err)
+	}
+	d.lock = lock
+
+	cache := pebble.NewCache(o.CacheSize)
+	defer cache.Unref() // Pebble holds its own reference
+	po := &pebble.Options{
+		FS:                 o.FS,
+		Cache:              cache,
+		Logger:             pebbleLogger{o.Logger},
+		ReadOnly:           o.ReadOnly,
+		Lock:               lock,
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       64 << 20,
+	}
+	if o.Pebble != nil {
+		o.Pebble(po)
+	}
+	pdb, err := pebble.Open(dir, po)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("db: open pebble in %s: %w", dir, err)
+	}
+	d.pdb = pdb
+
+	if err := d.initShardsMeta(); err != nil {
+		pdb.Close()
+		lock.Close()
+		return nil, err
+	}
+	index, t, err := readApplied(pdb, keys.LocalShard)
+	if err != nil {
+		pdb.Close()
+		lock.Close()
+		return nil, fmt.Errorf("db: read applied index: %w", err)
+	}
+	d.applier = applier{reg: &d.reg, shard: keys.LocalShard, placement: d.placement,
+		retention: o.LogRetention, index: index, time: t}
+	d.applied.Store(index)
+	if err := d.registerKV(); err != nil {
+		pdb.Close()
+		lock.Close()
+		return nil, err
+	}
+
+	d.commitDone = make(chan struct{})
+	d.reaperStop = make(chan struct{})
+	d.reaperDone = make(chan struct{})
+	if o.ReadOnly {
+		close(d.commitDone)
+		close(d.reaperDone)
+		return d, nil
+	}
+	d.batcher = wal.NewBatcher(o.Batcher)
+	go d.commitLoop()
+	if o.TTLReapInterval > 0 {
+		go d.reapLoop()
+	} else {
+		close(d.reaperDone)
+	}
+	o.Logger.Debug("flowdb opened", "dir", dir, "applied", index, "durability", o.Durability)
+	return d, nil
+}
+
+func hasManifest(names []string) bool {
+	for _, n := range names {
+		if len(n) > 9 && n[:9] == "MANIFEST-" {
+			return true
+		}
+	}
+	return false
+}
+
+// dataShardsKey records DataShards so that a store is never reopened with a
+// different placement (which would hide its data).
+var dataShardsKey = append(keys.Prefix(keys.LocalShard, keys.TableMeta), "data-shards"...)
+
+func (d *DB) initShardsMeta() error {
+	v, c, err := d.pdb.Get(dataShardsKey)
+	if err == nil {
+		defer c.Close()
+		if len(v) != 4 {
+			return fmt.Errorf("db: %w: data-shards value of %d bytes", wal.ErrCorrupt, len(v))
+		}
+		n := int(uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3]))
+		if d.opts.DataShards != n {
+			if d.opts.DataShards != 1 { // 1 is also the default: adopt the store's
+				return fmt.Errorf("%w: store has %d data shards, Options say %d", ErrInvalidOptions, n, d.opts.DataShards)
+			}
+			d.opts.DataShards = n
+			d.placement = keys.Placement{DataShards: n}
+		}
+		return nil
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	if d.opts.ReadOnly {
+		return nil
+	}
+	n := uint32(d.opts.DataShards)
+	// Written once at creation, before any record: part of the store's
+	// identity, not a state-machine mutation.
+	return d.pdb.Set(dataShardsKey, []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, pebble.Sync)
+}
+
+// Dir returns the directory the store was opened in.
+func (d *DB) Dir() string { return d.dir }
+
+// Register adds a record kind and, optionally, the tables its state machine
+// owns. Packages that keep state in flowdb (queue, registry, hnsw) call it
+// when they attach to a DB, before submitting records of that kind.
+func (d *DB) Register(k KindSpec, tables ...TableSpec) error {
+	if err := d.reg.register(&k, nil); err != nil {
+		return err
+	}
+	for i := range tables {
+		if err := d.reg.register(nil, &tables[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Pebble returns the underlying Pebble store for reads. Writing to it
+// directly breaks flowdb's invariants: every mutation must be a record.
+func (d *DB) Pebble() *pebble.DB { return d.pdb }
+
+// Placement returns how names are placed on data shards.
+func (d *DB) Placement() keys.Placement { return d.placement }
+
+// Now returns the proposer clock's time (Options.Now).
+func (d *DB) Now() time.Time { return d.opts.Now() }
+
+// Logger returns the store's logger.
+func (d *DB) Logger() *slog.Logger { return d.opts.Logger }
+
+// enter admits a call into the engine; leave must follow.
+func (d *DB) enter() error {
+	d.closeMu.RLock()
+	if d.closed.Load() {
+		d.closeMu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (d *DB) leave() { d.closeMu.RUnlock() }
+
+// Propose submits one record through the commit pipeline and waits until it
+// is applied and durable (per Options.Durability). It returns the record's
+// result; the error is the record's rejection (result.Err), ErrClosed,
+// ErrReadOnly, ErrFatal, or ErrOutcomeUnknown wrapping ctx.Err() when ctx
+// ended after submission. State-machine packages call it with records they
+// validated.
+func (d *DB) Propose(ctx context.Context, rec wal.Record) (wal.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return wal.Result{}, err
+	}
+	if d.opts.ReadOnly {
+		return wal.Result{}, ErrReadOnly
+	}
+	if fe := d.fatal.Load(); fe != nil {
+		return wal.Result{}, *fe
+	}
+	if err := d.enter(); err != nil {
+		return wal.Result{}, err
+	}
+	p := wal.NewProposal(rec)
+	err := d.batcher.Submit(p)
+	d.leave()
+	if err != nil {
+		return wal.Result{}, ErrClosed
+	}
+	if err := p.Wait(ctx); err != nil {
+		return wal.Result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	return p.Result, p.Result.Err
+}
+
+// commitLoop is the single goroutine that frames, applies and commits.
+func (d *DB) commitLoop() {
+	defer close(d.commitDone)
+	var (
+		props   []*wal.Proposal
+		frame   wal.Frame
+		results []wal.Result
+		enc     []byte
+		scratch []byte
+		err     error
+	)
+	encOpts := wal.EncodeOptions{Compression: d.opts.Compression, Threshold: d.opts.CompressionThreshold}
+	for {
+		props, err = d.batcher.Next(props[:0])
+		if len(props) == 0 && err != nil {
+			return
+		}
+		if fe := d.fatal.Load(); fe != nil {
+			for _, p := range props {
+				p.Finish(wal.Result{Err: *fe})
+			}
+			continue
+		}
+		frame.Records = frame.Records[:0]
+		for _, p := range props {
+			frame.Records = append(frame.Records, p.Rec)
+		}
+		frame.Time = d.opts.Now().UnixNano()
+		results = append(results[:0], make([]wal.Result, len(props))...)
+		enc, scratch, err = d.commitFrame(&frame, results, enc, scratch, encOpts)
+		if err != nil {
+			ferr := fmt.Errorf("%w: %v", ErrFatal, err)
+			d.fatal.CompareAndSwap(nil, &ferr)
+			d.opts.Logger.Error("flowdb: commit failed; engine stopped", "err", err)
+			for _, p := range props {
+				p.Finish(wal.Result{Err: *d.fatal.Load()})
+			}
+			continue
+		}
+		for i, p := range props {
+			p.Finish(results[i])
+		}
+		clear(props)
+	}
+}
+
+// commitFrame applies frame at the next index and commits it durably.
+func (d *DB) commitFrame(f *wal.Frame, results []wal.Result, enc, scratch []byte, encOpts wal.EncodeOptions) (_, _ []byte, err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			pf, ok := r.(pebbleFatal)
+			if !ok {
+				panic(r)
+			}
+			err = pf
+		}
+	}()
+	a := &d.applier
+	if a.retention > 0 {
+		enc, scratch, err = wal.AppendFrame(enc[:0], f, encOpts, scratch)
+		if err != nil {
+			return enc, scratch, err
+		}
+	}
+	var b *pebble.Batch
+	if a.needsIndexed(f) {
+		b = d.pdb.NewIndexedBatch()
+	} else {
+		b = d.pdb.NewBatch()
+	}
+	defer b.Close()
+	hooks, err := a.applyFrame(b, a.index+1, f, enc, results)
+	if err != nil {
+		return enc, scratch, err
+	}
+	wo := pebble.Sync
+	if d.opts.Durability == NoSync {
+		wo = pebble.NoSync
+	}
+	if err := b.Commit(wo); err != nil {
+		return enc, scratch, err
+	}
+	a.committed()
+	d.applied.Store(a.index)
+	for _, h := range hooks {
+		h()
+	}
+	d.m.frames.Add(1)
+	d.m.records.Add(uint64(len(f.Records)))
+	d.m.frameBytes.Add(uint64(len(enc)))
+	d.m.commitNanos.Add(uint64(time.Since(start)))
+	for i := range results {
+		if results[i].Err != nil {
+			d.m.rejected.Add(1)
+		}
+	}
+	return enc, scratch, nil
+}
+
+// AppliedIndex returns the log index of the last durable frame.
+func (d *DB) AppliedIndex() uint64 { return d.applied.Load() }
+
+// Close stops the engine: new calls get ErrClosed, calls already inside
+// finish (mutations already handed to the pipeline are applied and
+// answered), open cursors are closed, and Pebble is closed. Close is safe to
+// call more than once and concurrently with any other method.
+func (d *DB) Close() error {
+	if d.closed.Swap(true) {
+		<-d.commitDone
+		return nil
+	}
+	d.closeMu.Lock() // waits for calls inside the engine
+	d.closeMu.Unlock()
+	close(d.reaperStop)
+	<-d.reaperDone
+	if d.batcher != nil {
+		d.batcher.Close()
+	}
+	<-d.commitDone
+
+	d.cursors.Lock()
+	open := make([]*Cursor, 0, len(d.cursors.open))
+	for c := range d.cursors.open {
+		open = append(open, c)
+	}
+	d.cursors.Unlock()
+	for _, c := range open {
+		c.shut(ErrClosed)
+	}
+
+	err := d.pdb.Close()
+	if lerr := d.lock.Close(); err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// pebbleFatal is the panic value of pebbleLogger.Fatalf, recovered by the
+// commit loop to stop the engine instead of exiting the process.
+type pebbleFatal struct{ msg string }
+
+func (p pebbleFatal) Error() string { return p.msg }
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "src", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "src", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "src", "pebble", "fatal", true)
+	panic(pebbleFatal{msg})
+}
+

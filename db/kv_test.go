@@ -1,0 +1,443 @@
+package db_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/flowdb/flowdb/db"
+)
+
+// fakeClock is a settable proposer clock.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newClock() *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func openMem(t *testing.T, fs vfs.FS, clock *fakeClock) *db.DB {
+	t.Helper()
+	o := &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1}
+	if clock != nil {
+		o.Now = clock.Now
+	}
+	d, err := db.Open("/store", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestKVErrors(t *testing.T) {
+	ctx := context.Background()
+	d := openMem(t, vfs.NewMem(), nil)
+	big := func(n int) []byte { return bytes.Repeat([]byte("x"), n) }
+	ns65 := strings.Repeat("n", db.MaxNamespaceSize+1)
+	cases := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"set empty key", func() error { return d.Set(ctx, "ns", nil, []byte("v")) }, db.ErrEmptyKey},
+		{"set key too large", func() error { return d.Set(ctx, "ns", big(db.MaxKeySize+1), nil) }, db.ErrKeyTooLarge},
+		{"set max key ok", func() error { return d.Set(ctx, "ns", big(db.MaxKeySize), nil) }, nil},
+		{"set namespace too large", func() error { return d.Set(ctx, ns65, []byte("k"), nil) }, db.ErrNamespaceTooLarge},
+		{"set value too large", func() error { return d.Set(ctx, "ns", []byte("k"), big(db.MaxValueSize+1)) }, db.ErrValueTooLarge},
+		{"set negative ttl", func() error { return d.SetTTL(ctx, "ns", []byte("k"), nil, -time.Second) }, db.ErrInvalidTTL},
+		{"set huge ttl", func() error { return d.SetTTL(ctx, "ns", []byte("k"), nil, db.MaxTTL+1) }, db.ErrInvalidTTL},
+		{"get empty key", func() error { _, err := d.Get(ctx, "ns", nil); return err }, db.ErrEmptyKey},
+		{"get missing", func() error { _, err := d.Get(ctx, "ns", []byte("missing")); return err }, db.ErrNotFound},
+		{"get namespace too large", func() error { _, err := d.Get(ctx, ns65, []byte("k")); return err }, db.ErrNamespaceTooLarge},
+		{"delete empty key", func() error { return d.Delete(ctx, "ns", nil) }, db.ErrEmptyKey},
+		{"delete missing ok", func() error { return d.Delete(ctx, "ns", []byte("missing")) }, nil},
+		{"delete prefix too large", func() error { return d.DeletePrefix(ctx, "ns", big(db.MaxKeySize+1)) }, db.ErrKeyTooLarge},
+		{"empty batch", func() error { return d.Commit(ctx, d.NewBatch()) }, db.ErrEmptyBatch},
+		{"batch with bad op", func() error {
+			b := d.NewBatch()
+			b.Set("ns", []byte("ok"), nil)
+			b.Set("ns", nil, nil)
+			return d.Commit(ctx, b)
+		}, db.ErrEmptyKey},
+		{"scan start > end", func() error {
+			_, err := d.NewCursor("ns", db.ScanOptions{Start: []byte("b"), End: []byte("a")})
+			return err
+		}, db.ErrInvalidRange},
+		{"cancelled context", func() error {
+			c, cancel := context.WithCancel(ctx)
+			cancel()
+			return d.Set(c, "ns", []byte("k"), nil)
+		}, context.Canceled},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// Rejected inputs lost and corrupted nothing: the failed batch's valid
+	// op was not applied.
+	if _, err := d.Get(ctx, "ns", []byte("ok")); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("rejected batch partially applied: %v", err)
+	}
+}
+
+func TestKVBasics(t *testing.T) {
+	ctx := context.Background()
+	d := openMem(t, vfs.NewMem(), nil)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(d.Set(ctx, "a", []byte("k1"), []byte("v1")))
+	must(d.Set(ctx, "b", []byte("k1"), []byte("other")))
+	must(d.Set(ctx, "", []byte("k1"), []byte("default-ns")))
+	for ns, want := range map[string]string{"a": "v1", "b": "other", "": "default-ns"} {
+		got, err := d.Get(ctx, ns, []byte("k1"))
+		must(err)
+		if string(got) != want {
+			t.Fatalf("ns %q: got %q want %q", ns, got, want)
+		}
+	}
+	must(d.Set(ctx, "a", []byte("k1"), []byte("v2")))
+	if got, _ := d.Get(ctx, "a", []byte("k1")); string(got) != "v2" {
+		t.Fatalf("overwrite: got %q", got)
+	}
+	// Empty value is a value, not an absence.
+	must(d.Set(ctx, "a", []byte("empty"), nil))
+	if got, err := d.Get(ctx, "a", []byte("empty")); err != nil || len(got) != 0 || got == nil {
+		t.Fatalf("empty value: %q %v", got, err)
+	}
+	must(d.Delete(ctx, "a", []byte("k1")))
+	if _, err := d.Get(ctx, "a", []byte("k1")); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	// Namespaces are isolated from each other, including prefixes of names.
+	must(d.Set(ctx, "ab", []byte("k1"), []byte("x")))
+	must(d.DeletePrefix(ctx, "a", nil))
+	if _, err := d.Get(ctx, "ab", []byte("k1")); err != nil {
+		t.Fatalf("DeletePrefix of ns a touched ns ab: %v", err)
+	}
+	if _, err := d.Get(ctx, "b", []byte("k1")); err != nil {
+		t.Fatalf("DeletePrefix of ns a touched ns b: %v", err)
+	}
+}
+
+func TestScan(t *testing.T) {
+	ctx := context.Background()
+	d := openMem(t, vfs.NewMem(), nil)
+	b := d.NewBatch()
+	for i := 0; i < 50; i++ {
+		b.Set("s", []byte(fmt.Sprintf("user/%02d", i)), []byte(fmt.Sprint(i)))
+	}
+	b.Set("s", []byte("zzz"), []byte("last"))
+	b.Set("s", []byte("aaa"), []byte("first"))
+	b.Set("t", []byte("user/00"), []byte("other ns"))
+	if err := d.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	collect := func(o db.ScanOptions) []string {
+		t.Helper()
+		var out []string
+		for e, err := range d.Scan(ctx, "s", o) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(e.Key))
+		}
+		return out
+	}
+	if got := collect(db.ScanOptions{}); len(got) != 52 || got[0] != "aaa" || got[51] != "zzz" {
+		t.Fatalf("full scan: %d keys, %v..", len(got), got[:2])
+	}
+	if got := collect(db.ScanOptions{Prefix: []byte("user/")}); len(got) != 50 || got[0] != "user/00" {
+		t.Fatalf("prefix scan: %v", got)
+	}
+	got := collect(db.ScanOptions{Prefix: []byte("user/"), Start: []byte("user/10"), End: []byte("user/15"), Reverse: true})
+	if strings.Join(got, ",") != "user/14,user/13,user/12,user/11,user/10" {
+		t.Fatalf("bounded reverse scan: %v", got)
+	}
+	if got := collect(db.ScanOptions{Reverse: true, Limit: 3}); strings.Join(got, ",") != "zzz,user/49,user/48" {
+		t.Fatalf("reverse limit: %v", got)
+	}
+	// DeletePrefix removes exactly the prefix.
+	if err := d.DeletePrefix(ctx, "s", []byte("user/1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := collect(db.ScanOptions{Prefix: []byte("user/")}); len(got) != 40 {
+		t.Fatalf("after DeletePrefix user/1: %d keys", len(got))
+	}
+	// The scan is a snapshot: a write after the cursor opens is not seen.
+	c, err := d.NewCursor("s", db.ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Set(ctx, "s", []byte("new"), nil); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for ok := c.First(); ok; ok = c.Next() {
+		if string(c.Key()) == "new" {
+			t.Fatal("cursor saw a later write")
+		}
+		n++
+	}
+	if err := c.Close(); err != nil || n != 42 {
+		t.Fatalf("cursor: %d entries, %v", n, err)
+	}
+}
+
+func TestTTL(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock()
+	d := openMem(t, vfs.NewMem(), clock)
+	if err := d.SetTTL(ctx, "s", []byte("short"), []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetTTL(ctx, "s", []byte("long"), []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetTTL(ctx, "s", []byte("reset"), []byte("old"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	e, err := d.GetEntry(ctx, "s", []byte("short"))
+	if err != nil || !e.ExpiresAt.Equal(clock.Now().Add(time.Minute)) {
+		t.Fatalf("entry %v %v", e, err)
+	}
+	clock.Advance(30 * time.Second)
+	// Re-set without TTL: must survive the old TTL.
+	if err := d.Set(ctx, "s", []byte("reset"), []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(31 * time.Second)
+	// Invisible at once, before any reaping.
+	if _, err := d.Get(ctx, "s", []byte("short")); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("expired key visible: %v", err)
+	}
+	var keysSeen []string
+	for e, err := range d.Scan(ctx, "s", db.ScanOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		keysSeen = append(keysSeen, string(e.Key))
+	}
+	if strings.Join(keysSeen, ",") != "long,reset" {
+		t.Fatalf("scan after expiry: %v", keysSeen)
+	}
+	n, err := d.ReapExpired(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("reaped %d, %v; want 1 (reset was re-set without TTL)", n, err)
+	}
+	if v, err := d.Get(ctx, "s", []byte("reset")); err != nil || string(v) != "new" {
+		t.Fatalf("re-set key: %q %v", v, err)
+	}
+	// Reaping again finds nothing: the stale index entry went with the first pass.
+	if n, err := d.ReapExpired(ctx); err != nil || n != 0 {
+		t.Fatalf("second reap: %d %v", n, err)
+	}
+	rep, err := d.Check(ctx, nil)
+	if err != nil || !rep.OK() {
+		t.Fatalf("check: %+v %v", rep, err)
+	}
+	if rep.ByTable["kv.ttl"] != 1 { // only "long" remains indexed
+		t.Fatalf("ttl index entries: %d", rep.ByTable["kv.ttl"])
+	}
+	if m := d.Metrics(); m.TTLExpired != 1 {
+		t.Fatalf("metrics TTLExpired = %d", m.TTLExpired)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewMem()
+	d, err := db.Open("/s", &db.Options{FS: fs, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if err := d.Set(ctx, "n", []byte(fmt.Sprint(i)), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx := d.AppliedIndex()
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, err = db.Open("/s", &db.Options{FS: fs, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.AppliedIndex() != idx {
+		t.Fatalf("applied index %d after reopen, want %d", d.AppliedIndex(), idx)
+	}
+	for i := 0; i < 100; i++ {
+		if _, err := d.Get(ctx, "n", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	fs := vfs.NewMem()
+	if _, err := db.Open("/none", &db.Options{FS: fs, ErrorIfNotExists: true, Logger: quiet()}); !errors.Is(err, db.ErrNotExist) {
+		t.Fatalf("missing store: %v", err)
+	}
+	if _, err := db.Open("/x", &db.Options{FS: fs, CacheSize: -1}); !errors.Is(err, db.ErrInvalidOptions) {
+		t.Fatalf("bad options: %v", err)
+	}
+	dir := t.TempDir()
+	d, err := db.Open(dir, &db.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := db.Open(dir, &db.Options{Logger: quiet()}); !errors.Is(err, db.ErrLocked) {
+		t.Fatalf("second open of a locked dir: %v", err)
+	}
+	ro, err := db.Open(dir, &db.Options{Logger: quiet(), ReadOnly: true})
+	if err == nil {
+		ro.Close()
+		t.Fatal("read-only open of a locked dir succeeded")
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewMem()
+	d := openMem(t, fs, nil)
+	if err := d.Set(ctx, "n", []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	ro, err := db.Open("/store", &db.Options{FS: fs, ReadOnly: true, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if v, err := ro.Get(ctx, "n", []byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("read-only get: %q %v", v, err)
+	}
+	if err := ro.Set(ctx, "n", []byte("k"), nil); !errors.Is(err, db.ErrReadOnly) {
+		t.Fatalf("read-only set: %v", err)
+	}
+}
+
+// TestCloseWhileBusy closes the store under concurrent writers, readers and
+// open cursors: every call either succeeds or gets ErrClosed, and every
+// acknowledged write is there after reopening.
+func TestCloseWhileBusy(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewMem()
+	d, err := db.Open("/s", &db.Options{FS: fs, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var acked [][]byte
+	bad := make(chan error, 64)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				k := []byte(fmt.Sprintf("w%d-%d", w, i))
+				err := d.Set(ctx, "n", k, k)
+				if errors.Is(err, db.ErrClosed) {
+					return
+				}
+				if err != nil {
+					bad <- err
+					return
+				}
+				mu.Lock()
+				acked = append(acked, k)
+				mu.Unlock()
+				if _, err := d.Get(ctx, "n", k); err != nil && !errors.Is(err, db.ErrClosed) {
+					bad <- fmt.Errorf("read own write: %w", err)
+					return
+				}
+			}
+		}(w)
+	}
+	c, err := d.NewCursor("n", db.ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(bad)
+	for err := range bad {
+		t.Fatal(err)
+	}
+	if c.First() || !errors.Is(c.Err(), db.ErrClosed) {
+		t.Fatalf("cursor after Close: err %v", c.Err())
+	}
+	if err := d.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	d, err = db.Open("/s", &db.Options{FS: fs, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if len(acked) == 0 {
+		t.Fatal("no write acknowledged before Close")
+	}
+	for _, k := range acked {
+		if _, err := d.Get(ctx, "n", k); err != nil {
+			t.Fatalf("acknowledged %s lost: %v", k, err)
+		}
+	}
+}
+
+func TestGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	d := openMem(t, vfs.NewMem(), nil)
+	var wg sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				if err := d.Set(ctx, "g", []byte(fmt.Sprintf("%d/%d", w, i)), []byte("v")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	m := d.Metrics()
+	if m.Records != 1600 {
+		t.Fatalf("records %d", m.Records)
+	}
+	// 32 concurrent writers must share frames; one frame per record would
+	// mean group commit is not grouping.
+	if m.Frames >= m.Records {
+		t.Fatalf("no grouping: %d frames for %d records", m.Frames, m.Records)
+	}
+	t.Logf("group commit: %d records in %d frames (%.1f per frame)", m.Records, m.Frames, m.RecordsPerFrame)
+}

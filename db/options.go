@@ -1,0 +1,138 @@
+package db
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/flowdb/flowdb/wal"
+)
+
+// Durability selects when a mutation is acknowledged.
+type Durability uint8
+
+const (
+	// SyncEachCommit acknowledges a mutation only after the Pebble batch that
+	// holds it has been fsynced. Survives process crashes and power loss.
+	// The default.
+	SyncEachCommit Durability = iota
+	// NoSync acknowledges after the batch is written to Pebble's WAL without
+	// an fsync. Survives a process crash (the OS has the bytes) but not power
+	// loss or a kernel crash.
+	NoSync
+)
+
+func (d Durability) String() string {
+	switch d {
+	case SyncEachCommit:
+		return "sync"
+	case NoSync:
+		return "nosync"
+	}
+	return fmt.Sprintf("durability(%d)", uint8(d))
+}
+
+// Options configures Open. A nil *Options means all defaults. Open copies the
+// struct, so the caller may reuse it.
+type Options struct {
+	// FS is the file system every engine file is written through. Default:
+	// vfs.Default (the OS). Tests pass vfs.NewCrashableMem() or an errorfs.
+	FS vfs.FS
+	// CacheSize is Pebble's block cache in bytes. Default 64 MiB.
+	CacheSize int64
+	// Durability: default SyncEachCommit.
+	Durability Durability
+	// Logger receives engine and Pebble events. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the proposer clock that stamps frames and decides expiry on
+	// reads. Apply never calls it. Default time.Now.
+	Now func() time.Time
+	// ReadOnly opens the store without the commit pipeline; mutations fail
+	// with ErrReadOnly. Default false.
+	ReadOnly bool
+	// ErrorIfNotExists makes Open fail with ErrNotExist when dir holds no
+	// store. Default false (create it).
+	ErrorIfNotExists bool
+
+	// Batcher bounds group commit: frame size, records per frame, linger.
+	// Defaults: see wal.BatcherOptions.
+	Batcher wal.BatcherOptions
+	// Compression of stored frames of at least CompressionThreshold bytes.
+	// Default (and the zero value) wal.CompressS2; to store frames plainly
+	// set CompressionThreshold negative.
+	Compression wal.Compression
+	// CompressionThreshold in bytes. Default 64 KiB; negative disables.
+	CompressionThreshold int
+	// LogRetention is how many recent frames the command log keeps in Pebble
+	// for inspection and `flowctl check`. Default 256; negative keeps none
+	// (frames are then not stored at all, saving their write).
+	LogRetention int
+
+	// TTLReapInterval is how often expired keys are reclaimed in the
+	// background. Expired keys are invisible at once whatever this is.
+	// Default 1s; negative disables the reaper.
+	TTLReapInterval time.Duration
+	// TTLReapBatch caps the keys reclaimed per reaper record. Default 1024.
+	TTLReapBatch int
+	// DataShards is the number of data shards names are placed on (see
+	// internal/keys.Placement). Fixed when the store is created. Default 1.
+	DataShards int
+
+	// Pebble, if set, is called on the Pebble options after flowdb filled
+	// them, for tuning (memtable size, compaction concurrency). It must not
+	// change FS, Cache, Logger, ReadOnly or Lock.
+	Pebble func(*pebble.Options)
+}
+
+// withDefaults returns a copy of o with defaults filled in, validated.
+func (o *Options) withDefaults() (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 64 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Compression == wal.CompressNone {
+		c.Compression = wal.CompressS2
+	}
+	if c.CompressionThreshold == 0 {
+		c.CompressionThreshold = 64 << 10
+	}
+	if c.LogRetention == 0 {
+		c.LogRetention = 256
+	}
+	if c.TTLReapInterval == 0 {
+		c.TTLReapInterval = time.Second
+	}
+	if c.TTLReapBatch <= 0 {
+		c.TTLReapBatch = 1024
+	}
+	if c.DataShards == 0 {
+		c.DataShards = 1
+	}
+	switch {
+	case c.CacheSize < 0:
+		return c, fmt.Errorf("%w: CacheSize %d < 0", ErrInvalidOptions, c.CacheSize)
+	case c.Durability > NoSync:
+		return c, fmt.Errorf("%w: unknown durability %d", ErrInvalidOptions, c.Durability)
+	case c.Compression > wal.CompressZstd:
+		return c, fmt.Errorf("%w: unknown compression %d", ErrInvalidOptions, c.Compression)
+	case c.DataShards < 0 || c.DataShards > 1<<16:
+		return c, fmt.Errorf("%w: DataShards %d out of [1, 65536]", ErrInvalidOptions, c.DataShards)
+	}
+	return c, nil
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,118 @@
+// Package keys encodes flowdb's Pebble keys: order-preserving big-endian
+// tuples that begin with a shard id and a table tag, so one shard's state is
+// one contiguous key range and one table is one contiguous range within it.
+//
+//	+----------------+-----------+---------------------------+
+//	| shard (4 B BE) | table (1) | table-specific suffix ... |
+//	+----------------+-----------+---------------------------+
+//
+// This is an on-disk format. Table tags are allocated here, one range per
+// package, and never reused:
+//
+//	0x01       meta (applied index, applied time, format version)
+//	0x02       command log (frames by log index)
+//	0x10-0x1f  db key-value space
+//	0x20-0x2f  queue
+//	0x30-0x3f  registry
+//	0x40-0x4f  index/hnsw, quant
+//
+// Shard 0 is the local shard of a standalone store: it holds the local
+// command log and its applied index. Shard 1 is the catalog shard; data
+// shards start at 2 (Dragonboat shard ids are the same numbers).
+package keys
+
+import (
+	"encoding/binary"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Table tags.
+const (
+	TableMeta  byte = 0x01
+	TableLog   byte = 0x02
+	TableKV    byte = 0x10
+	TableKVTTL byte = 0x11
+)
+
+// Well-known shards.
+const (
+	LocalShard   uint32 = 0
+	CatalogShard uint32 = 1
+	FirstData    uint32 = 2
+)
+
+// PrefixLen is the length of the shard and table prefix.
+const PrefixLen = 5
+
+// AppendPrefix appends shard and table to dst.
+func AppendPrefix(dst []byte, shard uint32, table byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, shard)
+	return append(dst, table)
+}
+
+// Prefix returns a new shard/table prefix.
+func Prefix(shard uint32, table byte) []byte {
+	return AppendPrefix(make([]byte, 0, PrefixLen), shard, table)
+}
+
+// ShardRange returns [start, end) covering every key of shard.
+func ShardRange(shard uint32) (start, end []byte) {
+	start = binary.BigEndian.AppendUint32(nil, shard)
+	end = binary.BigEndian.AppendUint32(nil, shard+1)
+	return start, end
+}
+
+// TableRange returns [start, end) covering every key of one table in shard.
+func TableRange(shard uint32, table byte) (start, end []byte) {
+	return Prefix(shard, table), Prefix(shard, table+1)
+}
+
+// Split returns the shard and table of a key and the rest; ok is false for a
+// key shorter than a prefix.
+func Split(key []byte) (shard uint32, table byte, rest []byte, ok bool) {
+	if len(key) < PrefixLen {
+		return 0, 0, nil, false
+	}
+	return binary.BigEndian.Uint32(key), key[4], key[PrefixLen:], true
+}
+
+// AppendUint64 appends v big-endian (order-preserving).
+func AppendUint64(dst []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(dst, v) }
+
+// AppendInt64 appends v so that byte order matches numeric order.
+func AppendInt64(dst []byte, v int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(v)^(1<<63))
+}
+
+// Int64 decodes AppendInt64.
+func Int64(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
+
+// PrefixEnd returns the smallest key greater than every key with prefix p, or
+// nil if there is none (p is all 0xff).
+func PrefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Placement assigns names (queues, collections, namespaces) to data shards by
+// xxhash, as the replicated engine does. With DataShards = 1 every name lives
+// on FirstData.
+type Placement struct {
+	DataShards int
+}
+
+// ShardFor returns the data shard that owns name.
+func (p Placement) ShardFor(name string) uint32 {
+	n := p.DataShards
+	if n <= 1 {
+		return FirstData
+	}
+	return FirstData + uint32(xxhash.Sum64String(name)%uint64(n))
+}
