@@ -409,4 +409,3 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error(msg, "src", "pebble", "fatal", true)
 	panic(pebbleFatal{msg})
 }
-
