@@ -15,7 +15,7 @@ const (
 	// stores a payload plainly rather than exceed it, and the decoder refuses
 	// a frame that claims more, so decoding never allocates more than
 	// maxRatio times the bytes it was given (plus ratioSlack).
-	maxRatio   = 64
+	maxRatio   = 1024
 	ratioSlack = 4 << 10
 )
 
