@@ -203,4 +203,3 @@ func TestCrashSweep(t *testing.T) {
 		t.Fatalf("%d acknowledged writes lost", lost)
 	}
 }
-

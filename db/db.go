@@ -84,6 +84,12 @@ func Open(dir string, opts *Options) (*DB, error) {
 		Lock:               lock,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       64 << 20,
+		// Corruption found on a read path surfaces as that read's error (and
+		// in Check); Pebble's default would exit the process.
+		EventListener: &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
+			d.m.corruptions.Add(1)
+			o.Logger.Error("flowdb: on-disk corruption", "path", info.Path, "err", info.Details)
+		}},
 	}
 	if o.Pebble != nil {
 		o.Pebble(po)

@@ -15,6 +15,7 @@ type engineMetrics struct {
 	commitNanos atomic.Uint64
 	rejected    atomic.Uint64
 	ttlExpired  atomic.Uint64
+	corruptions atomic.Uint64
 }
 
 // Metrics is a snapshot of engine and Pebble figures.
@@ -34,6 +35,8 @@ type Metrics struct {
 	Rejected uint64 `json:"rejected"`
 	// TTLExpired counts keys reclaimed by the TTL reaper since Open.
 	TTLExpired uint64 `json:"ttl_expired"`
+	// Corruptions counts on-disk corruption Pebble reported on read paths.
+	Corruptions uint64 `json:"corruptions"`
 	// Pending is the number of proposals waiting for a frame.
 	Pending int `json:"pending"`
 	// DiskBytes is the disk space Pebble uses.
@@ -53,6 +56,7 @@ func (d *DB) Metrics() Metrics {
 		FrameBytes:   d.m.frameBytes.Load(),
 		Rejected:     d.m.rejected.Load(),
 		TTLExpired:   d.m.ttlExpired.Load(),
+		Corruptions:  d.m.corruptions.Load(),
 		Durability:   d.opts.Durability.String(),
 	}
 	if m.Frames > 0 {

@@ -1,0 +1,142 @@
+package db_test
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/flowdb/flowdb/db"
+)
+
+// damage writes raw bytes behind flowdb's back, as disk corruption or a bug
+// would, then reopens the store for Check.
+func damage(t *testing.T, fs vfs.FS, fn func(p *pebble.DB)) *db.DB {
+	t.Helper()
+	p, err := pebble.Open("/store", &pebble.Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn(p)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := db.Open("/store", &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func seeded(t *testing.T) vfs.FS {
+	fs := vfs.NewMem()
+	d := openMem(t, fs, nil)
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		if err := d.Set(ctx, "n", []byte{byte('a' + i)}, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep, err := d.Check(ctx, nil); err != nil || !rep.OK() || rep.Frames != 20 || rep.AppliedIndex != 20 {
+		t.Fatalf("healthy store: %+v %v", rep, err)
+	}
+	d.Close()
+	return fs
+}
+
+func logKey(i uint64) []byte {
+	k := []byte{0, 0, 0, 0, 0x02}
+	return binary.BigEndian.AppendUint64(k, i)
+}
+
+func TestCheckFindsDamage(t *testing.T) {
+	cases := []struct {
+		name, want string
+		fn         func(p *pebble.DB)
+	}{
+		{"flipped frame byte", "checksum mismatch", func(p *pebble.DB) {
+			v, c, _ := p.Get(logKey(7))
+			bad := append([]byte(nil), v...)
+			c.Close()
+			bad[len(bad)/2] ^= 0x40
+			p.Set(logKey(7), bad, pebble.Sync)
+		}},
+		{"missing frame", "gap in the command log", func(p *pebble.DB) { p.Delete(logKey(9), pebble.Sync) }},
+		{"bad kv value", "bad kv value header", func(p *pebble.DB) {
+			p.Set([]byte{0, 0, 0, 2, 0x10, 1, 'n', 'z', 'z'}, []byte{0xff, 1, 2}, pebble.Sync)
+		}},
+		{"unknown table", "unknown table", func(p *pebble.DB) { p.Set([]byte{0, 0, 0, 2, 0x7f, 1}, nil, pebble.Sync) }},
+		{"applied index behind log", "applied index", func(p *pebble.DB) {
+			v := make([]byte, 16)
+			binary.BigEndian.PutUint64(v, 19)
+			p.Set([]byte("\x00\x00\x00\x00\x01applied"), v, pebble.Sync)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := damage(t, seeded(t), tc.fn)
+			rep, err := d.Check(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() {
+				t.Fatal("check found no damage")
+			}
+			if !strings.Contains(rep.Problems[0].Err, tc.want) {
+				t.Fatalf("problem %q, want mention of %q", rep.Problems[0].Err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCheckFindsDiskCorruption flips bytes inside the sstables on disk.
+func TestCheckFindsDiskCorruption(t *testing.T) {
+	dir := t.TempDir()
+	d, err := db.Open(dir, &db.Options{Logger: quiet(), TTLReapInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b := d.NewBatch()
+	for i := 0; i < 5000; i++ {
+		b.Set("n", []byte(strings.Repeat("k", 10)+string(rune('a'+i%26))+string(rune(i))), []byte(strings.Repeat("value", 20)))
+	}
+	if err := d.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Pebble().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if len(ssts) == 0 {
+		t.Fatal("no sstable written")
+	}
+	for _, f := range ssts {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := len(data) / 3; i < 2*len(data)/3; i += 997 { // data blocks, not the first (meta) block
+			data[i] ^= 0xff
+		}
+		os.WriteFile(f, data, 0o600)
+	}
+	d, err = db.Open(dir, &db.Options{Logger: quiet(), TTLReapInterval: -1})
+	if err != nil {
+		t.Fatalf("open failed; only data blocks were damaged: %v", err)
+	}
+	defer d.Close()
+	rep, err := d.Check(ctx, nil)
+	if err == nil && rep.OK() {
+		t.Fatal("check missed corrupted sstables")
+	}
+	if err == nil {
+		t.Logf("check: %d problems, first: %s", len(rep.Problems), rep.Problems[0].Err)
+	}
+}

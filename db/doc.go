@@ -1,0 +1,86 @@
+// Package db is flowdb's engine: Open, Options and DB over Pebble v2, the
+// key-value API with namespaces and TTL, the commit pipeline (group commit)
+// and the applier that turns log records into Pebble writes.
+//
+// # The write path
+//
+// Every mutation is a wal.Record. A call such as Set validates its input at
+// the API edge (bad input gets a typed error here, before anything is
+// logged), encodes a record and hands it to the wal.Batcher. One commit
+// goroutine takes whatever is pending as a frame, stamps it with the proposer
+// clock, applies it at the next log index into one Pebble batch together with
+// the applied index (and the frame itself, in the command log table), commits
+// that batch with fsync, and only then answers every caller in the frame.
+// While it syncs, new submissions queue up and form the next frame: this is
+// group commit, and it adds no latency to a lone writer.
+//
+// The applier dispatches each record by kind to the state machine that
+// registered it (DB.Register). The key-value space registers its kinds in
+// Open; queues, the registry and vector indexes register theirs when they
+// attach. The replicated engine (raftsm) applies the same frames with the
+// same applier.
+//
+// # Invariants
+//
+//  1. Every mutation is a record; only the applier writes to Pebble (the one
+//     exception is the store's creation marker, written once by Open).
+//  2. Apply is deterministic: it reads no clock (it uses the frame's time,
+//     made non-decreasing as max(frame time, last applied time)), iterates no
+//     map, draws no randomness. Two stores that apply the same frames hold
+//     the same keys and values.
+//  3. A caller is answered only after the frame holding its record is durable
+//     (per Options.Durability). A failed commit (a failed fsync) is fatal:
+//     that frame's callers and every later caller get ErrFatal, and nothing
+//     is acknowledged until the store is reopened.
+//  4. A frame applies atomically with its log index: after any crash the
+//     store holds exactly the frames up to its applied index.
+//  5. A rejected record (a typed error in its Result) writes nothing; the
+//     other records of its frame still apply.
+//  6. Expired keys are invisible to reads at once (reads compare expiry with
+//     the clock); they are deleted later by reaper records whose apply
+//     compares expiry with the record's time, so a key re-set since is kept.
+//
+// # Keys and values (on-disk format)
+//
+// Keys follow internal/keys: shard (4 B) | table (1 B) | suffix.
+//
+//	meta      0 | 0x01 | "applied"           -> index (8 B BE) | time (8 B BE)
+//	          0 | 0x01 | "data-shards"       -> uint32 BE
+//	log       0 | 0x02 | index (8 B BE)      -> encoded wal frame
+//	kv        s | 0x10 | len(ns) | ns | key  -> flags (1 B) | [expiry (8 B BE)] | value
+//	kv ttl    s | 0x11 | expiry | len(ns) | ns | key -> (empty)
+//
+// s is the data shard of the namespace (keys.Placement). The command log
+// keeps the last Options.LogRetention frames; older ones are deleted by the
+// applier itself every 64 frames.
+//
+// # Limits
+//
+// Namespaces up to MaxNamespaceSize (64) bytes, the empty namespace included;
+// keys 1 to MaxKeySize (4096) bytes; values up to MaxValueSize (16 MiB); a
+// Batch up to MaxBatchOps operations and MaxBatchBytes; TTL 0 (none) to
+// MaxTTL. Each violation has its own error (ErrEmptyKey, ErrKeyTooLarge, ...).
+//
+// # Concurrency
+//
+// A DB is safe for concurrent use by any number of goroutines. Close may be
+// called at any time and more than once: calls already inside the engine
+// finish (mutations already handed to the pipeline are applied and
+// answered), later calls get ErrClosed, and open Cursors are closed. A
+// Cursor and a Batch belong to one goroutine. Only one DB (in any process)
+// may have a directory open; another Open gets ErrLocked.
+//
+// Byte slices: values returned by Get and Entry fields are copies owned by
+// the caller. Cursor.Key and Cursor.Value are valid until the cursor moves or
+// closes. Slices passed in are not retained after the call returns.
+//
+// # Choices made where the issue was silent
+//
+//   - Group commit takes what is pending when the committer is free
+//     (BatcherOptions.Linger 0) instead of waiting a fixed timeout: a lone
+//     writer pays one fsync, many writers share one.
+//   - Frames above 64 KiB are stored s2-compressed; smaller ones plainly
+//     (compression costs more CPU than it saves on small frames).
+//   - DeletePrefix is one range deletion: O(1) to apply, whatever it covers.
+//   - Scans read a snapshot taken when the cursor opens.
+package db

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/flowdb/flowdb/db"
+	"github.com/spf13/cobra"
+)
+
+// parseBytes reads a key or value argument: "hex:..." is hex, anything else
+// is taken literally.
+func parseBytes(s string) ([]byte, error) {
+	if rest, ok := strings.CutPrefix(s, "hex:"); ok {
+		b, err := hex.DecodeString(rest)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("bad hex %q: %v", s, err)}
+		}
+		return b, nil
+	}
+	return []byte(s), nil
+}
+
+type kvJSON struct {
+	Namespace string `json:"namespace"`
+	Key       string `json:"key"`
+	Value     string `json:"value"`
+	ExpiresAt string `json:"expires_at,omitempty"`
+}
+
+func toJSON(e db.Entry) kvJSON {
+	j := kvJSON{Namespace: e.Namespace, Key: printable(e.Key), Value: printable(e.Value)}
+	if !e.ExpiresAt.IsZero() {
+		j.ExpiresAt = e.ExpiresAt.UTC().Format(time.RFC3339Nano)
+	}
+	return j
+}
+
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s needs %s (got %d arguments)", cmd.CommandPath(), names, len(args))}
+		}
+		return nil
+	}
+}
+
+func (a *app) kvCmd() *cobra.Command {
+	kv := &cobra.Command{Use: "kv", Short: "Read and write the key-value space"}
+	kv.AddCommand(a.kvGetCmd(), a.kvSetCmd(), a.kvDelCmd(), a.kvScanCmd())
+	return kv
+}
+
+func (a *app) kvGetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAMESPACE KEY",
+		Short: "Print the value of a key",
+		Args:  exactArgs(2, "NAMESPACE and KEY"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := parseBytes(args[1])
+			if err != nil {
+				return err
+			}
+			d, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			e, err := d.GetEntry(context.Background(), args[0], key)
+			if errors.Is(err, db.ErrNotFound) {
+				return fmt.Errorf("%s/%s: not found", args[0], args[1])
+			}
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(toJSON(e))
+			}
+			fmt.Fprintln(a.out, printable(e.Value))
+			return nil
+		},
+	}
+}
+
+func (a *app) kvSetCmd() *cobra.Command {
+	var ttl time.Duration
+	c := &cobra.Command{
+		Use:   "set NAMESPACE KEY VALUE",
+		Short: "Store a value (durably) under a key",
+		Args:  exactArgs(3, "NAMESPACE, KEY and VALUE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := parseBytes(args[1])
+			if err != nil {
+				return err
+			}
+			val, err := parseBytes(args[2])
+			if err != nil {
+				return err
+			}
+			d, err := a.open(false)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			return d.SetTTL(context.Background(), args[0], key, val, ttl)
+		},
+	}
+	c.Flags().DurationVar(&ttl, "ttl", 0, "expire the key after this long (0: never)")
+	return c
+}
+
+func (a *app) kvDelCmd() *cobra.Command {
+	var prefix bool
+	c := &cobra.Command{
+		Use:   "del NAMESPACE KEY",
+		Short: "Delete a key (or, with --prefix, every key starting with KEY)",
+		Args:  exactArgs(2, "NAMESPACE and KEY"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := parseBytes(args[1])
+			if err != nil {
+				return err
+			}
+			d, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			if prefix {
+				return d.DeletePrefix(context.Background(), args[0], key)
+			}
+			return d.Delete(context.Background(), args[0], key)
+		},
+	}
+	c.Flags().BoolVar(&prefix, "prefix", false, "delete every key with this prefix")
+	return c
+}
+
+func (a *app) kvScanCmd() *cobra.Command {
+	var prefix, start, end string
+	var reverse bool
+	var limit int
+	c := &cobra.Command{
+		Use:   "scan NAMESPACE",
+		Short: "List keys in order, with bounds",
+		Args:  exactArgs(1, "NAMESPACE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o := db.ScanOptions{Reverse: reverse, Limit: limit}
+			var err error
+			for _, f := range []struct {
+				s   string
+				dst *[]byte
+			}{{prefix, &o.Prefix}, {start, &o.Start}, {end, &o.End}} {
+				if f.s != "" {
+					if *f.dst, err = parseBytes(f.s); err != nil {
+						return err
+					}
+				}
+			}
+			if limit < 0 {
+				return usageError{errors.New("--limit must be >= 0")}
+			}
+			d, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			var out []kvJSON
+			for e, err := range d.Scan(context.Background(), args[0], o) {
+				if err != nil {
+					return err
+				}
+				if a.json {
+					out = append(out, toJSON(e))
+				} else {
+					fmt.Fprintf(a.out, "%s\t%s\n", printable(e.Key), printable(e.Value))
+				}
+			}
+			if a.json {
+				if out == nil {
+					out = []kvJSON{}
+				}
+				return a.printJSON(out)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&prefix, "prefix", "", "only keys with this prefix")
+	c.Flags().StringVar(&start, "start", "", "inclusive lower bound")
+	c.Flags().StringVar(&end, "end", "", "exclusive upper bound")
+	c.Flags().BoolVar(&reverse, "reverse", false, "descending order")
+	c.Flags().IntVar(&limit, "limit", 0, "stop after this many keys (0: all)")
+	return c
+}
