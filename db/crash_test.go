@@ -64,8 +64,8 @@ func (r *crashRun) isCrashed() bool {
 }
 
 const (
-	crashWriters   = 4
-	crashPerWriter = 150
+	crashWriters   = 2
+	crashPerWriter = 480
 )
 
 func crashValue(key string) []byte { return []byte("value-of-" + key) }

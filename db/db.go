@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -256,13 +257,39 @@ func (d *DB) Propose(ctx context.Context, rec wal.Record) (wal.Result, error) {
 	return p.Result, p.Result.Err
 }
 
-// commitLoop is the single goroutine that frames, applies and commits.
+// inflight is a frame applied and written to Pebble's WAL whose fsync the
+// acker has yet to wait for.
+type inflight struct {
+	b       *pebble.Batch
+	props   []*wal.Proposal
+	results []wal.Result
+	hooks   []func()
+	index   uint64
+	synced  bool // committed without a sync to wait for (NoSync durability)
+	start   time.Time
+	bytes   int
+	err     error // the frame failed before reaching Pebble
+}
+
+// ackDepth bounds the frames written but not yet acknowledged.
+const ackDepth = 64
+
+// commitLoop is the single goroutine that frames and applies. It hands each
+// applied frame to Pebble without waiting for the fsync, and the acker waits
+// for the fsyncs in order: the next frame is applied while the previous one
+// syncs, and every caller is still answered only after its frame is durable.
 func (d *DB) commitLoop() {
-	defer close(d.commitDone)
+	acks := make(chan *inflight, ackDepth)
+	ackerDone := make(chan struct{})
+	go d.ackLoop(acks, ackerDone)
+	defer func() {
+		close(acks)
+		<-ackerDone
+		close(d.commitDone)
+	}()
 	var (
 		props   []*wal.Proposal
 		frame   wal.Frame
-		results []wal.Result
 		enc     []byte
 		scratch []byte
 		err     error
@@ -273,38 +300,33 @@ func (d *DB) commitLoop() {
 		if len(props) == 0 && err != nil {
 			return
 		}
+		fl := &inflight{props: slices.Clone(props), results: make([]wal.Result, len(props)), start: time.Now()}
+		clear(props)
 		if fe := d.fatal.Load(); fe != nil {
-			for _, p := range props {
-				p.Finish(wal.Result{Err: *fe})
-			}
+			fl.err = *fe
+			acks <- fl
 			continue
 		}
 		frame.Records = frame.Records[:0]
-		for _, p := range props {
+		for _, p := range fl.props {
 			frame.Records = append(frame.Records, p.Rec)
 		}
 		frame.Time = d.opts.Now().UnixNano()
-		results = append(results[:0], make([]wal.Result, len(props))...)
-		enc, scratch, err = d.commitFrame(&frame, results, enc, scratch, encOpts)
+		enc, scratch, err = d.commitFrame(fl, &frame, enc, scratch, encOpts)
 		if err != nil {
 			ferr := fmt.Errorf("%w: %v", ErrFatal, err)
 			d.fatal.CompareAndSwap(nil, &ferr)
 			d.opts.Logger.Error("flowdb: commit failed; engine stopped", "err", err)
-			for _, p := range props {
-				p.Finish(wal.Result{Err: *d.fatal.Load()})
-			}
-			continue
+			fl.err = *d.fatal.Load()
 		}
-		for i, p := range props {
-			p.Finish(results[i])
-		}
-		clear(props)
+		acks <- fl
 	}
 }
 
-// commitFrame applies frame at the next index and commits it durably.
-func (d *DB) commitFrame(f *wal.Frame, results []wal.Result, enc, scratch []byte, encOpts wal.EncodeOptions) (_, _ []byte, err error) {
-	start := time.Now()
+// commitFrame applies frame at the next index and writes it to Pebble
+// without waiting for the fsync (the acker waits). It recovers Pebble's
+// fatal-error panic (see pebbleLogger) into an error.
+func (d *DB) commitFrame(fl *inflight, f *wal.Frame, enc, scratch []byte, encOpts wal.EncodeOptions) (_, _ []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			pf, ok := r.(pebbleFatal)
@@ -320,6 +342,7 @@ func (d *DB) commitFrame(f *wal.Frame, results []wal.Result, enc, scratch []byte
 		if err != nil {
 			return enc, scratch, err
 		}
+		fl.bytes = len(enc)
 	}
 	var b *pebble.Batch
 	if a.needsIndexed(f) {
@@ -327,33 +350,76 @@ func (d *DB) commitFrame(f *wal.Frame, results []wal.Result, enc, scratch []byte
 	} else {
 		b = d.pdb.NewBatch()
 	}
-	defer b.Close()
-	hooks, err := a.applyFrame(b, a.index+1, f, enc, results)
+	hooks, err := a.applyFrame(b, a.index+1, f, enc, fl.results)
 	if err != nil {
+		b.Close()
 		return enc, scratch, err
 	}
-	wo := pebble.Sync
 	if d.opts.Durability == NoSync {
-		wo = pebble.NoSync
+		err = b.Commit(pebble.NoSync)
+		fl.synced = true
+	} else {
+		err = d.pdb.ApplyNoSyncWait(b, pebble.Sync)
 	}
-	if err := b.Commit(wo); err != nil {
+	if err != nil {
+		b.Close()
 		return enc, scratch, err
 	}
+	// The frame is in Pebble (visible to reads, durable once the acker's
+	// SyncWait returns): the next frame builds on it.
 	a.committed()
-	d.applied.Store(a.index)
-	for _, h := range hooks {
-		h()
-	}
-	d.m.frames.Add(1)
-	d.m.records.Add(uint64(len(f.Records)))
-	d.m.frameBytes.Add(uint64(len(enc)))
-	d.m.commitNanos.Add(uint64(time.Since(start)))
-	for i := range results {
-		if results[i].Err != nil {
-			d.m.rejected.Add(1)
-		}
+	fl.b, fl.index = b, a.index
+	if len(hooks) > 0 {
+		fl.hooks = slices.Clone(hooks)
 	}
 	return enc, scratch, nil
+}
+
+// ackLoop waits for each frame's fsync, in commit order, then publishes the
+// applied index, runs the frame's AfterCommit hooks and answers its callers.
+func (d *DB) ackLoop(acks <-chan *inflight, done chan<- struct{}) {
+	defer close(done)
+	for fl := range acks {
+		err := fl.err
+		if fl.b != nil {
+			if !fl.synced {
+				if serr := fl.b.SyncWait(); serr != nil && err == nil {
+					ferr := fmt.Errorf("%w: fsync: %v", ErrFatal, serr)
+					d.fatal.CompareAndSwap(nil, &ferr)
+					d.opts.Logger.Error("flowdb: fsync failed; engine stopped", "err", serr)
+					err = *d.fatal.Load()
+				}
+			}
+			fl.b.Close()
+		}
+		if err == nil {
+			if fe := d.fatal.Load(); fe != nil {
+				// An earlier frame's fsync failed: nothing after it is
+				// acknowledged, even if its own sync returned.
+				err = *fe
+			}
+		}
+		if err != nil {
+			for _, p := range fl.props {
+				p.Finish(wal.Result{Err: err})
+			}
+			continue
+		}
+		d.applied.Store(fl.index)
+		for _, h := range fl.hooks {
+			h()
+		}
+		d.m.frames.Add(1)
+		d.m.records.Add(uint64(len(fl.props)))
+		d.m.frameBytes.Add(uint64(fl.bytes))
+		d.m.commitNanos.Add(uint64(time.Since(fl.start)))
+		for i, p := range fl.props {
+			if fl.results[i].Err != nil {
+				d.m.rejected.Add(1)
+			}
+			p.Finish(fl.results[i])
+		}
+	}
 }
 
 // AppliedIndex returns the log index of the last durable frame.

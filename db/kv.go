@@ -59,6 +59,14 @@ func kvKey(dst []byte, shard uint32, ns string, key []byte) []byte {
 	return append(dst, key...)
 }
 
+// kvKeyB is kvKey for a namespace held as bytes.
+func kvKeyB(dst []byte, shard uint32, ns, key []byte) []byte {
+	dst = keys.AppendPrefix(dst, shard, keys.TableKV)
+	dst = append(dst, byte(len(ns)))
+	dst = append(dst, ns...)
+	return append(dst, key...)
+}
+
 // ttlKey appends the TTL index key of (ns, key) expiring at expiry:
 //
 //	shard | TableKVTTL | expiry (8 B, order-preserving int64) | len(ns) | ns | key
@@ -206,14 +214,14 @@ func (b *Batch) Delete(ns string, key []byte) { b.add(opDelete, ns, key, nil, 0)
 // an empty prefix deletes the whole namespace.
 func (b *Batch) DeletePrefix(ns string, prefix []byte) { b.add(opDeletePrefix, ns, prefix, nil, 0) }
 
-// record encodes the batch as one KindKVBatch record.
+// record encodes the batch as one KindKVBatch record. The record aliases
+// the batch's buffer: the batch must not change until the record is applied.
 func (b *Batch) record() wal.Record {
-	body := make([]byte, 0, binary.MaxVarintLen64+len(b.body))
-	body = binary.AppendUvarint(body, uint64(b.n))
-	return wal.Record{Kind: KindKVBatch, Body: append(body, b.body...)}
+	return wal.Record{Kind: KindKVBatch, Body: b.body}
 }
 
-// Commit applies b atomically and returns once it is durable.
+// Commit applies b atomically and returns once it is durable. b must not be
+// modified while Commit runs; it may be Reset and reused afterwards.
 func (d *DB) Commit(ctx context.Context, b *Batch) error {
 	if b.err != nil {
 		return b.err
@@ -318,7 +326,6 @@ func (d *DB) GetEntry(ctx context.Context, ns string, key []byte) (Entry, error)
 type kvMachine struct {
 	ops     []kvOp
 	keyBuf  []byte
-	valBuf  []byte
 	expired func(n int) // metrics hook, called after commit
 }
 
@@ -344,13 +351,14 @@ var errBadKV = fmt.Errorf("%w: kv batch", ErrBadRecord)
 
 // parseBatch decodes a KindKVBatch body into m.ops, validating every op.
 func (m *kvMachine) parseBatch(body []byte) error {
-	n, p, ok := uvarint(body)
-	if !ok || n == 0 || n > MaxBatchOps || n > uint64(len(p)) {
+	if len(body) == 0 || len(body) > MaxBatchBytes {
 		return errBadKV
 	}
 	m.ops = m.ops[:0]
-	for i := uint64(0); i < n; i++ {
-		if len(p) < 1 {
+	p := body
+	var ok bool
+	for len(p) > 0 {
+		if len(m.ops) == MaxBatchOps {
 			return errBadKV
 		}
 		o := kvOp{op: p[0]}
@@ -384,9 +392,6 @@ func (m *kvMachine) parseBatch(body []byte) error {
 		}
 		m.ops = append(m.ops, o)
 	}
-	if len(p) != 0 {
-		return errBadKV
-	}
 	return nil
 }
 
@@ -396,28 +401,32 @@ func (m *kvMachine) applyBatch(tx *Tx, rec wal.Record) (wal.Result, error) {
 	}
 	for i := range m.ops {
 		o := &m.ops[i]
-		ns := string(o.ns) // small; the compiler avoids copying for map-free use
-		shard := tx.Placement.ShardFor(ns)
-		m.keyBuf = kvKey(m.keyBuf[:0], shard, ns, o.key)
+		shard := tx.Placement.ShardForBytes(o.ns)
+		m.keyBuf = kvKeyB(m.keyBuf[:0], shard, o.ns, o.key)
 		switch o.op {
 		case opSet:
-			m.valBuf = m.valBuf[:0]
+			hdr := 1
+			var exp int64
 			if o.ttl > 0 {
-				exp := tx.Time + o.ttl
+				exp = tx.Time + o.ttl
 				if exp < tx.Time { // overflow: clamp
 					exp = math.MaxInt64
 				}
-				m.valBuf = append(m.valBuf, valHasExpiry)
-				m.valBuf = binary.BigEndian.AppendUint64(m.valBuf, uint64(exp))
-				tk := ttlKey(nil, shard, exp, ns, o.key)
-				if err := tx.Set(tk, nil); err != nil {
+				hdr = 9
+				if err := tx.Set(ttlKey(nil, shard, exp, string(o.ns), o.key), nil); err != nil {
 					return wal.Result{}, err
 				}
-			} else {
-				m.valBuf = append(m.valBuf, 0)
 			}
-			m.valBuf = append(m.valBuf, o.value...)
-			if err := tx.Set(m.keyBuf, m.valBuf); err != nil {
+			// Write key and value straight into the batch.
+			op := tx.batch.SetDeferred(len(m.keyBuf), hdr+len(o.value))
+			copy(op.Key, m.keyBuf)
+			op.Value[0] = 0
+			if hdr == 9 {
+				op.Value[0] = valHasExpiry
+				binary.BigEndian.PutUint64(op.Value[1:9], uint64(exp))
+			}
+			copy(op.Value[hdr:], o.value)
+			if err := op.Finish(); err != nil {
 				return wal.Result{}, err
 			}
 		case opDelete:

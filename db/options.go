@@ -63,7 +63,8 @@ type Options struct {
 	// Default (and the zero value) wal.CompressS2; to store frames plainly
 	// set CompressionThreshold negative.
 	Compression wal.Compression
-	// CompressionThreshold in bytes. Default 64 KiB; negative disables.
+	// CompressionThreshold in bytes. Default 1 MiB (smaller frames cost more
+	// committer CPU to compress than they save); negative disables.
 	CompressionThreshold int
 	// LogRetention is how many recent frames the command log keeps in Pebble
 	// for inspection and `flowctl check`. Default 256; negative keeps none
@@ -108,7 +109,7 @@ func (o *Options) withDefaults() (Options, error) {
 		c.Compression = wal.CompressS2
 	}
 	if c.CompressionThreshold == 0 {
-		c.CompressionThreshold = 64 << 10
+		c.CompressionThreshold = 1 << 20
 	}
 	if c.LogRetention == 0 {
 		c.LogRetention = 256

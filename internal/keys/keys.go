@@ -116,3 +116,12 @@ func (p Placement) ShardFor(name string) uint32 {
 	}
 	return FirstData + uint32(xxhash.Sum64String(name)%uint64(n))
 }
+
+// ShardForBytes is ShardFor for a name held as bytes.
+func (p Placement) ShardForBytes(name []byte) uint32 {
+	n := p.DataShards
+	if n <= 1 {
+		return FirstData
+	}
+	return FirstData + uint32(xxhash.Sum64(name)%uint64(n))
+}

@@ -18,6 +18,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/flowdb/flowdb/db"
@@ -110,10 +112,16 @@ func (a *app) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// printable renders bytes as text when they are valid UTF-8, else as hex.
+// printable renders bytes as text when they are printable UTF-8 (tabs and
+// newlines allowed), else as "hex:..." (which kv commands also accept).
 func printable(b []byte) string {
-	if utf8.Valid(b) {
-		return string(b)
+	if !utf8.Valid(b) || strings.HasPrefix(string(b), "hex:") {
+		return "hex:" + hex.EncodeToString(b)
 	}
-	return "hex:" + hex.EncodeToString(b)
+	for _, r := range string(b) {
+		if !unicode.IsPrint(r) && r != '\t' && r != '\n' {
+			return "hex:" + hex.EncodeToString(b)
+		}
+	}
+	return string(b)
 }

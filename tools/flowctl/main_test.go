@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// run executes flowctl with args in-process and returns stdout.
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	a := &app{out: &out, errOut: &errOut}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := run(t, args...)
+	if err != nil {
+		t.Fatalf("flowctl %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func TestKVCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	mustRun(t, "--dir", dir, "kv", "set", "agents", "a1", `{"role":"planner"}`)
+	mustRun(t, "--dir", dir, "kv", "set", "agents", "a2", "coder", "--ttl", "1h")
+	mustRun(t, "--dir", dir, "kv", "set", "agents", "hex:00ff", "hex:0102")
+	if got := mustRun(t, "--dir", dir, "kv", "get", "agents", "a1"); got != "{\"role\":\"planner\"}\n" {
+		t.Fatalf("get: %q", got)
+	}
+	var entries []kvJSON
+	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "kv", "scan", "agents")), &entries); err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 || entries[0].Key != "hex:00ff" || entries[0].Value != "hex:0102" ||
+		entries[2].Key != "a2" || entries[2].ExpiresAt == "" {
+		t.Fatalf("scan json: %+v", entries)
+	}
+	if got := mustRun(t, "--dir", dir, "kv", "scan", "agents", "--prefix", "a", "--reverse", "--limit", "1"); got != "a2\tcoder\n" {
+		t.Fatalf("scan reverse limit: %q", got)
+	}
+	mustRun(t, "--dir", dir, "kv", "del", "agents", "a", "--prefix")
+	if _, err := run(t, "--dir", dir, "kv", "get", "agents", "a1"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("get after del --prefix: %v", err)
+	}
+	if got := mustRun(t, "--dir", dir, "check"); !strings.Contains(got, "ok") {
+		t.Fatalf("check: %q", got)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "stats")), &st); err != nil || st["applied_index"] == nil {
+		t.Fatalf("stats json: %v %v", st, err)
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	var ue usageError
+	if _, err := run(t, "kv", "get", "a", "b"); !errors.As(err, &ue) {
+		t.Fatalf("missing --dir: %v", err)
+	}
+	if _, err := run(t, "--dir", dir, "kv", "get", "only-namespace"); !errors.As(err, &ue) {
+		t.Fatalf("missing argument: %v", err)
+	}
+	if _, err := run(t, "--dir", dir, "kv", "set", "ns", "k", "v", "--ttl", "soon"); !errors.As(err, &ue) {
+		t.Fatalf("bad flag value: %v", err)
+	}
+	_, err := run(t, "--dir", filepath.Join(dir, "typo"), "kv", "get", "a", "b")
+	if err == nil || !strings.Contains(err.Error(), "no flowdb store") {
+		t.Fatalf("wrong dir: %v", err)
+	}
+	if _, err := run(t, "--dir", dir, "stats"); err == nil || !strings.Contains(err.Error(), "no flowdb store") {
+		t.Fatalf("empty dir: %v", err)
+	}
+	if _, err := run(t, "--dir", dir, "kv", "set", "ns", "", "v"); err == nil {
+		t.Fatal("empty key accepted")
+	}
+}
+
+func TestBackupRestore(t *testing.T) {
+	base := t.TempDir()
+	src, bak, dst := filepath.Join(base, "src"), filepath.Join(base, "bak"), filepath.Join(base, "dst")
+	for _, k := range []string{"k1", "k2", "k3"} {
+		mustRun(t, "--dir", src, "kv", "set", "ns", k, "v-"+k)
+	}
+	mustRun(t, "--dir", src, "--json", "backup", "--to", bak)
+	if _, err := run(t, "--dir", src, "backup", "--to", bak); err == nil {
+		t.Fatal("backup over a non-empty dir accepted")
+	}
+	mustRun(t, "--dir", dst, "--json", "restore", "--from", bak)
+	if got := mustRun(t, "--dir", dst, "kv", "get", "ns", "k2"); got != "v-k2\n" {
+		t.Fatalf("restored value: %q", got)
+	}
+	if got := mustRun(t, "--dir", dst, "check"); !strings.Contains(got, "ok") {
+		t.Fatalf("check restored: %q", got)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("demo takes a few seconds")
+	}
+	var rep demoReport
+	out := mustRun(t, "--dir", filepath.Join(t.TempDir(), "demo"), "--json", "demo")
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !rep.CheckOK || len(rep.Steps) != 7 || rep.Records == 0 || rep.CheckedKeys == 0 {
+		t.Fatalf("demo report: %+v", rep)
+	}
+	for _, s := range rep.Steps {
+		if s.Ops <= 0 || s.OpsPerS <= 0 {
+			t.Fatalf("step without a measurement: %+v", s)
+		}
+	}
+}
