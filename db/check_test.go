@@ -1,10 +1,10 @@
 package db_test
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"context"
 	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +27,7 @@ func damage(t *testing.T, fs vfs.FS, fn func(p *pebble.DB)) *db.DB {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := db.Open("/store", &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1})
+	d, err := db.Open("/store", &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1, LogRetention: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,10 @@ func damage(t *testing.T, fs vfs.FS, fn func(p *pebble.DB)) *db.DB {
 
 func seeded(t *testing.T) vfs.FS {
 	fs := vfs.NewMem()
-	d := openMem(t, fs, nil)
+	d, err := db.Open("/store", &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1, LogRetention: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	for i := 0; i < 20; i++ {
 		if err := d.Set(ctx, "n", []byte{byte('a' + i)}, []byte("v")); err != nil {
@@ -100,7 +103,7 @@ func TestCheckFindsDamage(t *testing.T) {
 func TestCheckFindsDiskCorruption(t *testing.T) {
 	dir := t.TempDir()
 	// No command log: the table then holds only kv blocks after the meta keys.
-	d, err := db.Open(dir, &db.Options{Logger: quiet(), TTLReapInterval: -1, LogRetention: -1})
+	d, err := db.Open(dir, &db.Options{Logger: quiet(), TTLReapInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

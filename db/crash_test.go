@@ -18,11 +18,12 @@ import (
 // crashRun is one run of the crash sweep: writers against a store on a
 // crashable MemFS that is cloned ("power lost") at the k-th write operation.
 type crashRun struct {
-	mem   *vfs.MemFS
-	k     int64
-	ops   atomic.Int64
-	rng   *rand.Rand // for the unsynced fraction kept by the clone; nil keeps none
-	ackMu sync.Mutex
+	mem       *vfs.MemFS
+	k         int64
+	retention int // Options.LogRetention of this run
+	ops       atomic.Int64
+	rng       *rand.Rand // for the unsynced fraction kept by the clone; nil keeps none
+	ackMu     sync.Mutex
 	// Protected by ackMu.
 	acked    []crashWrite
 	crashed  bool
@@ -75,7 +76,7 @@ func (r *crashRun) run(t *testing.T, durability db.Durability) bool {
 	ctx := context.Background()
 	fs := errorfs.Wrap(r.mem, errorfs.InjectorFunc(r.maybeCrash))
 	d, err := db.Open("/crash", &db.Options{FS: fs, Logger: quiet(), Durability: durability,
-		TTLReapInterval: -1, LogRetention: 64})
+		TTLReapInterval: -1, LogRetention: r.retention})
 	if err != nil {
 		t.Fatalf("k=%d: open: %v", r.k, err)
 	}
@@ -170,7 +171,11 @@ func (r *crashRun) verify(t *testing.T) (lost int) {
 }
 
 // TestCrashSweep crashes the engine at the k-th file write for k = 1, 2, ...
-// until a run completes without reaching k, and checks every crash image.
+// and checks every crash image. Odd k run the default configuration (no
+// command log), even k keep frames in the command log (so Check verifies
+// them after the crash) and keep half of the unsynced data in the image. The
+// sweep ends when both configurations have run to completion without
+// reaching their crash point.
 //
 // To see it fail, break durability: FLOWDB_CRASHTEST_BREAK=nosync
 // acknowledges writes before fsync, and acknowledged writes are then lost.
@@ -179,14 +184,27 @@ func TestCrashSweep(t *testing.T) {
 	if os.Getenv("FLOWDB_CRASHTEST_BREAK") == "nosync" {
 		durability = db.NoSync
 	}
+	// FLOWDB_CRASHTEST_POINTS caps the sweep (CI's race-detector pass uses
+	// it); the default run must cover at least 1000 crash points.
+	limit, minPoints := 1<<30, 1000
+	if v, err := strconv.Atoi(os.Getenv("FLOWDB_CRASHTEST_POINTS")); err == nil && v > 0 {
+		limit, minPoints = v, min(v, 1000)
+	}
 	points, lost, acked := 0, 0, 0
-	for k := int64(1); ; k++ {
+	completed := [2]bool{}
+	for k := int64(1); (!completed[0] || !completed[1]) && points < limit; k++ {
+		cfg := k % 2
+		if completed[cfg] {
+			continue
+		}
 		r := &crashRun{mem: vfs.NewCrashableMem(), k: k}
-		if k%2 == 0 {
+		if cfg == 0 {
 			r.rng = rand.New(rand.NewPCG(uint64(k), 7))
+			r.retention = 64
 		}
 		if !r.run(t, durability) {
-			break
+			completed[cfg] = true
+			continue
 		}
 		points++
 		acked += len(r.snapshot)
@@ -196,8 +214,8 @@ func TestCrashSweep(t *testing.T) {
 		}
 	}
 	t.Logf("crash points: %d, acknowledged batches checked: %d, lost: %d", points, acked, lost)
-	if points < 1000 {
-		t.Fatalf("only %d crash points; the sweep must cover at least 1000", points)
+	if points < minPoints {
+		t.Fatalf("only %d crash points; the sweep must cover at least %d", points, minPoints)
 	}
 	if lost != 0 {
 		t.Fatalf("%d acknowledged writes lost", lost)

@@ -37,8 +37,14 @@ type DB struct {
 	reaperStop chan struct{}
 	reaperDone chan struct{}
 
-	// applier is owned by the commit goroutine.
+	// applier is owned by the commit goroutine (stage A).
 	applier applier
+	// vis tracks the last frame stage B has made visible in Pebble.
+	vis struct {
+		sync.Mutex
+		cond  *sync.Cond
+		index uint64 // protected by vis.Mutex
+	}
 	applied atomic.Uint64 // last durable log index, for readers
 
 	cursors struct {
@@ -131,6 +137,8 @@ func Open(dir string, opts *Options) (*DB, error) {
 		return d, nil
 	}
 	d.batcher = wal.NewBatcher(o.Batcher)
+	d.vis.cond = sync.NewCond(&d.vis)
+	d.vis.index = index
 	go d.commitLoop()
 	if o.TTLReapInterval > 0 {
 		go d.reapLoop()
@@ -257,8 +265,8 @@ func (d *DB) Propose(ctx context.Context, rec wal.Record) (wal.Result, error) {
 	return p.Result, p.Result.Err
 }
 
-// inflight is a frame applied and written to Pebble's WAL whose fsync the
-// acker has yet to wait for.
+// inflight is a frame on its way through the pipeline: applied into a batch
+// (stage A), written to Pebble (stage B), fsynced and acknowledged (acker).
 type inflight struct {
 	b       *pebble.Batch
 	props   []*wal.Proposal
@@ -271,18 +279,31 @@ type inflight struct {
 	err     error // the frame failed before reaching Pebble
 }
 
-// ackDepth bounds the frames written but not yet acknowledged.
-const ackDepth = 64
+// pipeDepth bounds the frames between stages.
+const pipeDepth = 64
 
-// commitLoop is the single goroutine that frames and applies. It hands each
-// applied frame to Pebble without waiting for the fsync, and the acker waits
-// for the fsyncs in order: the next frame is applied while the previous one
-// syncs, and every caller is still answered only after its frame is durable.
+// commitLoop is stage A of the commit pipeline, the single goroutine that
+// frames and applies:
+//
+//	A (this goroutine)   batcher.Next -> applier.applyFrame into a Pebble batch
+//	B (writeLoop)        Pebble ApplyNoSyncWait: WAL write + memtable, in order
+//	acker (ackLoop)      SyncWait, in order -> publish index, hooks, answer callers
+//
+// A applies frame N+1 while B writes frame N and the acker waits for older
+// fsyncs, so CPU work and fsyncs overlap; every caller is still answered only
+// after its frame is durable. A frame whose kinds read state (KindSpec.Reads)
+// is applied only after B has made the previous frame visible, so apply
+// always reads everything before it.
 func (d *DB) commitLoop() {
-	acks := make(chan *inflight, ackDepth)
+	writes := make(chan *inflight, pipeDepth)
+	acks := make(chan *inflight, pipeDepth)
+	writerDone := make(chan struct{})
 	ackerDone := make(chan struct{})
+	go d.writeLoop(writes, acks, writerDone)
 	go d.ackLoop(acks, ackerDone)
 	defer func() {
+		close(writes)
+		<-writerDone
 		close(acks)
 		<-ackerDone
 		close(d.commitDone)
@@ -295,6 +316,7 @@ func (d *DB) commitLoop() {
 		err     error
 	)
 	encOpts := wal.EncodeOptions{Compression: d.opts.Compression, Threshold: d.opts.CompressionThreshold}
+	a := &d.applier
 	for {
 		props, err = d.batcher.Next(props[:0])
 		if len(props) == 0 && err != nil {
@@ -304,7 +326,7 @@ func (d *DB) commitLoop() {
 		clear(props)
 		if fe := d.fatal.Load(); fe != nil {
 			fl.err = *fe
-			acks <- fl
+			writes <- fl
 			continue
 		}
 		frame.Records = frame.Records[:0]
@@ -312,21 +334,93 @@ func (d *DB) commitLoop() {
 			frame.Records = append(frame.Records, p.Rec)
 		}
 		frame.Time = d.opts.Now().UnixNano()
-		enc, scratch, err = d.commitFrame(fl, &frame, enc, scratch, encOpts)
+		indexed := a.needsIndexed(&frame)
+		if indexed {
+			d.waitVisible(a.index)
+		}
+		if a.retention > 0 {
+			enc, scratch, err = wal.AppendFrame(enc[:0], &frame, encOpts, scratch)
+			fl.bytes = len(enc)
+		}
+		if err == nil {
+			err = d.applyInto(fl, &frame, enc, indexed)
+		}
 		if err != nil {
-			ferr := fmt.Errorf("%w: %v", ErrFatal, err)
-			d.fatal.CompareAndSwap(nil, &ferr)
-			d.opts.Logger.Error("flowdb: commit failed; engine stopped", "err", err)
+			d.setFatal(err)
 			fl.err = *d.fatal.Load()
 		}
+		writes <- fl
+	}
+}
+
+// applyInto applies frame at the next index into a new batch held by fl. A
+// non-nil error is fatal.
+func (d *DB) applyInto(fl *inflight, f *wal.Frame, enc []byte, indexed bool) error {
+	a := &d.applier
+	var b *pebble.Batch
+	if indexed {
+		b = d.pdb.NewIndexedBatch()
+	} else {
+		b = d.pdb.NewBatch()
+	}
+	hooks, err := a.applyFrame(b, a.index+1, f, enc, fl.results)
+	if err != nil {
+		b.Close()
+		return err
+	}
+	// The index is taken: the next frame follows this one whatever B does
+	// (if B fails, the engine stops and no later frame is acknowledged).
+	a.committed()
+	fl.b, fl.index = b, a.index
+	if len(hooks) > 0 {
+		fl.hooks = slices.Clone(hooks)
+	}
+	return nil
+}
+
+func (d *DB) setFatal(err error) {
+	ferr := fmt.Errorf("%w: %v", ErrFatal, err)
+	if d.fatal.CompareAndSwap(nil, &ferr) {
+		d.opts.Logger.Error("flowdb: commit failed; engine stopped", "err", err)
+	}
+}
+
+// waitVisible blocks until frame index is visible in Pebble (written by B)
+// or the engine has failed.
+func (d *DB) waitVisible(index uint64) {
+	d.vis.Lock()
+	for d.vis.index < index && d.fatal.Load() == nil {
+		d.vis.cond.Wait()
+	}
+	d.vis.Unlock()
+}
+
+// writeLoop is stage B: it hands batches to Pebble in index order without
+// waiting for their fsync.
+func (d *DB) writeLoop(writes <-chan *inflight, acks chan<- *inflight, done chan<- struct{}) {
+	defer close(done)
+	for fl := range writes {
+		if fl.err == nil && fl.b != nil {
+			if fe := d.fatal.Load(); fe != nil {
+				fl.err = *fe
+			} else if err := d.writeBatch(fl); err != nil {
+				d.setFatal(err)
+				fl.err = *d.fatal.Load()
+			}
+		}
+		d.vis.Lock()
+		if fl.err == nil {
+			d.vis.index = fl.index
+		}
+		d.vis.cond.Broadcast()
+		d.vis.Unlock()
 		acks <- fl
 	}
 }
 
-// commitFrame applies frame at the next index and writes it to Pebble
-// without waiting for the fsync (the acker waits). It recovers Pebble's
-// fatal-error panic (see pebbleLogger) into an error.
-func (d *DB) commitFrame(fl *inflight, f *wal.Frame, enc, scratch []byte, encOpts wal.EncodeOptions) (_, _ []byte, err error) {
+// writeBatch writes fl's batch to Pebble, recovering Pebble's fatal-error
+// panic (see pebbleLogger) into an error.
+func (d *DB) writeBatch(fl *inflight) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			pf, ok := r.(pebbleFatal)
@@ -336,43 +430,11 @@ func (d *DB) commitFrame(fl *inflight, f *wal.Frame, enc, scratch []byte, encOpt
 			err = pf
 		}
 	}()
-	a := &d.applier
-	if a.retention > 0 {
-		enc, scratch, err = wal.AppendFrame(enc[:0], f, encOpts, scratch)
-		if err != nil {
-			return enc, scratch, err
-		}
-		fl.bytes = len(enc)
-	}
-	var b *pebble.Batch
-	if a.needsIndexed(f) {
-		b = d.pdb.NewIndexedBatch()
-	} else {
-		b = d.pdb.NewBatch()
-	}
-	hooks, err := a.applyFrame(b, a.index+1, f, enc, fl.results)
-	if err != nil {
-		b.Close()
-		return enc, scratch, err
-	}
 	if d.opts.Durability == NoSync {
-		err = b.Commit(pebble.NoSync)
 		fl.synced = true
-	} else {
-		err = d.pdb.ApplyNoSyncWait(b, pebble.Sync)
+		return fl.b.Commit(pebble.NoSync)
 	}
-	if err != nil {
-		b.Close()
-		return enc, scratch, err
-	}
-	// The frame is in Pebble (visible to reads, durable once the acker's
-	// SyncWait returns): the next frame builds on it.
-	a.committed()
-	fl.b, fl.index = b, a.index
-	if len(hooks) > 0 {
-		fl.hooks = slices.Clone(hooks)
-	}
-	return enc, scratch, nil
+	return d.pdb.ApplyNoSyncWait(fl.b, pebble.Sync)
 }
 
 // ackLoop waits for each frame's fsync, in commit order, then publishes the
@@ -381,6 +443,10 @@ func (d *DB) ackLoop(acks <-chan *inflight, done chan<- struct{}) {
 	defer close(done)
 	for fl := range acks {
 		err := fl.err
+		if fl.b != nil && err != nil {
+			fl.b.Close() // never handed to Pebble, or Pebble refused it
+			fl.b = nil
+		}
 		if fl.b != nil {
 			if !fl.synced {
 				if serr := fl.b.SyncWait(); serr != nil && err == nil {

@@ -50,9 +50,11 @@
 //	kv        s | 0x10 | len(ns) | ns | key  -> flags (1 B) | [expiry (8 B BE)] | value
 //	kv ttl    s | 0x11 | expiry | len(ns) | ns | key -> (empty)
 //
-// s is the data shard of the namespace (keys.Placement). The command log
-// keeps the last Options.LogRetention frames; older ones are deleted by the
-// applier itself every 64 frames.
+// s is the data shard of the namespace (keys.Placement). With
+// Options.LogRetention > 0 the command log keeps the last LogRetention frames
+// (older ones are deleted by the applier itself every 64 frames) and Check
+// verifies each one's checksum, decoding and contiguity up to the applied
+// index. By default no frame is stored (see Choices).
 //
 // # Limits
 //
@@ -84,4 +86,15 @@
 //     write benchmark it cost more throughput than the bytes it saved.
 //   - DeletePrefix is one range deletion: O(1) to apply, whatever it covers.
 //   - Scans read a snapshot taken when the cursor opens.
+//   - The command log table is off by default (Options.LogRetention 0).
+//     Storing each frame writes every mutation twice into Pebble's WAL and
+//     memtable. Measured with bench/kvbench (5 runs, medians, against raw
+//     Pebble in the same run): with frames kept, 8 writers x 100-set batches
+//     ran at 0.59-0.66x raw Pebble; without, 0.87x. State is still covered
+//     by Pebble's block checksums, which Check verifies (CheckLevels), and by
+//     the per-table checks; enable the log to audit recent frames.
+//   - A mutation is visible to reads as soon as Pebble has applied its
+//     batch, which may be shortly before the fsync completes; its caller is
+//     answered only after the fsync. Pebble's own Commit(Sync) behaves the
+//     same way.
 package db

@@ -186,7 +186,7 @@ func main() {
 	scale := flag.Float64("scale", 1, "multiply the operation counts")
 	only := flag.String("only", "", "run only scenarios whose name contains this")
 	jsonOut := flag.String("json", "", "also write results as JSON to this file")
-	flag.IntVar(&logRetention, "log-retention", 0, "flowdb Options.LogRetention (0: default; -1: keep no frames)")
+	flag.IntVar(&logRetention, "log-retention", 0, "flowdb Options.LogRetention: frames kept in the command log (0, the default: none)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run")
 	flag.Parse()
 	if *cpuprofile != "" {
