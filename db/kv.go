@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/internal/codec"
 	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/wal"
 )
@@ -363,10 +364,10 @@ func (m *kvMachine) parseBatch(body []byte) error {
 		}
 		o := kvOp{op: p[0]}
 		p = p[1:]
-		if o.ns, p, ok = lenBytes(p, MaxNamespaceSize); !ok {
+		if o.ns, p, ok = codec.LenBytes(p, MaxNamespaceSize); !ok {
 			return errBadKV
 		}
-		if o.key, p, ok = lenBytes(p, MaxKeySize); !ok {
+		if o.key, p, ok = codec.LenBytes(p, MaxKeySize); !ok {
 			return errBadKV
 		}
 		switch o.op {
@@ -374,11 +375,11 @@ func (m *kvMachine) parseBatch(body []byte) error {
 			if len(o.key) == 0 {
 				return errBadKV
 			}
-			if o.value, p, ok = lenBytes(p, MaxValueSize); !ok {
+			if o.value, p, ok = codec.LenBytes(p, MaxValueSize); !ok {
 				return errBadKV
 			}
 			var ttl int64
-			if ttl, p, ok = varint(p); !ok || ttl < 0 || ttl > int64(MaxTTL) {
+			if ttl, p, ok = codec.Varint(p); !ok || ttl < 0 || ttl > int64(MaxTTL) {
 				return errBadKV
 			}
 			o.ttl = ttl
@@ -466,21 +467,21 @@ type expireEntry struct {
 // one and has passed at tx.Time, and drops the listed TTL index entries that
 // have passed. A key re-set since the reaper looked keeps its new value.
 func (m *kvMachine) applyExpire(tx *Tx, rec wal.Record) (wal.Result, error) {
-	n, p, ok := uvarint(rec.Body)
+	n, p, ok := codec.Uvarint(rec.Body)
 	if !ok || n > uint64(len(p)) {
 		return wal.Result{Err: fmt.Errorf("%w: kv expire", ErrBadRecord)}, nil
 	}
 	m.ops = m.ops[:0]
 	for i := uint64(0); i < n; i++ {
 		var o kvOp
-		if o.ns, p, ok = lenBytes(p, MaxNamespaceSize); !ok {
+		if o.ns, p, ok = codec.LenBytes(p, MaxNamespaceSize); !ok {
 			break
 		}
-		if o.key, p, ok = lenBytes(p, MaxKeySize); !ok || len(o.key) == 0 {
+		if o.key, p, ok = codec.LenBytes(p, MaxKeySize); !ok || len(o.key) == 0 {
 			ok = false
 			break
 		}
-		if o.ttl, p, ok = varint(p); !ok {
+		if o.ttl, p, ok = codec.Varint(p); !ok {
 			break
 		}
 		m.ops = append(m.ops, o)
@@ -541,29 +542,4 @@ func checkTTLEntry(key, value []byte) error {
 		return fmt.Errorf("%w: ttl index entry has a value", wal.ErrCorrupt)
 	}
 	return nil
-}
-
-func uvarint(p []byte) (uint64, []byte, bool) {
-	v, n := binary.Uvarint(p)
-	if n <= 0 {
-		return 0, p, false
-	}
-	return v, p[n:], true
-}
-
-func varint(p []byte) (int64, []byte, bool) {
-	v, n := binary.Varint(p)
-	if n <= 0 {
-		return 0, p, false
-	}
-	return v, p[n:], true
-}
-
-// lenBytes reads a uvarint length (at most max) and that many bytes.
-func lenBytes(p []byte, max int) ([]byte, []byte, bool) {
-	n, p, ok := uvarint(p)
-	if !ok || n > uint64(max) || n > uint64(len(p)) {
-		return nil, p, false
-	}
-	return p[:n:n], p[n:], true
 }

@@ -15,18 +15,6 @@ import (
 	"github.com/flowdb/flowdb/wal"
 )
 
-func equalFrames(a, b *wal.Frame) bool {
-	if a.Origin != b.Origin || a.Time != b.Time || len(a.Records) != len(b.Records) {
-		return false
-	}
-	for i := range a.Records {
-		if a.Records[i].Kind != b.Records[i].Kind || !bytes.Equal(a.Records[i].Body, b.Records[i].Body) {
-			return false
-		}
-	}
-	return true
-}
-
 func FuzzDecodeFrame(f *testing.F) {
 	for _, s := range seedFrames() {
 		f.Add(s)
@@ -54,7 +42,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		if err := d.Decode(re, &second); err != nil {
 			t.Fatalf("decode of re-encoded frame failed: %v", err)
 		}
-		if !equalFrames(&first, &second) {
+		if !first.Equal(&second) {
 			t.Fatal("decode-reencode-decode changed the frame")
 		}
 	})
@@ -84,7 +72,7 @@ func FuzzFrameRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decode of encoded frame: %v", err)
 		}
-		if !equalFrames(&fr, got) {
+		if !fr.Equal(got) {
 			t.Fatal("round trip changed the frame")
 		}
 	})

@@ -1,10 +1,12 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/flowdb/flowdb/internal/codec"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
@@ -218,6 +220,19 @@ func (d *Decoder) Decode(buf []byte, f *Frame) error {
 	return decodePayload(payload, f)
 }
 
+// Equal reports whether f and g hold the same origin, time and records.
+func (f *Frame) Equal(g *Frame) bool {
+	if f.Origin != g.Origin || f.Time != g.Time || len(f.Records) != len(g.Records) {
+		return false
+	}
+	for i := range f.Records {
+		if f.Records[i].Kind != g.Records[i].Kind || !bytes.Equal(f.Records[i].Body, g.Records[i].Body) {
+			return false
+		}
+	}
+	return true
+}
+
 // DecodeFrame decodes buf into a new Frame. It is a convenience over
 // Decoder.Decode; record bodies may alias buf.
 func DecodeFrame(buf []byte) (*Frame, error) {
@@ -231,18 +246,18 @@ func DecodeFrame(buf []byte) (*Frame, error) {
 
 func decodePayload(p []byte, f *Frame) error {
 	var ok bool
-	if f.Origin.ID, p, ok = uvarint(p); !ok {
+	if f.Origin.ID, p, ok = codec.Uvarint(p); !ok {
 		return corruptf("bad origin")
 	}
-	if f.Origin.Seq, p, ok = uvarint(p); !ok {
+	if f.Origin.Seq, p, ok = codec.Uvarint(p); !ok {
 		return corruptf("bad sequence")
 	}
 	var t int64
-	if t, p, ok = varint(p); !ok {
+	if t, p, ok = codec.Varint(p); !ok {
 		return corruptf("bad time")
 	}
 	f.Time = t
-	count, p, ok := uvarint(p)
+	count, p, ok := codec.Uvarint(p)
 	if !ok {
 		return corruptf("bad record count")
 	}
@@ -257,10 +272,10 @@ func decodePayload(p []byte, f *Frame) error {
 	f.Records = f.Records[:count]
 	for i := range f.Records {
 		var kind, blen uint64
-		if kind, p, ok = uvarint(p); !ok || kind == 0 || kind > 0xffff {
+		if kind, p, ok = codec.Uvarint(p); !ok || kind == 0 || kind > 0xffff {
 			return corruptf("record %d: bad kind", i)
 		}
-		if blen, p, ok = uvarint(p); !ok || blen > uint64(len(p)) {
+		if blen, p, ok = codec.Uvarint(p); !ok || blen > uint64(len(p)) {
 			return corruptf("record %d: bad body length", i)
 		}
 		f.Records[i] = Record{Kind: Kind(kind), Body: p[:blen:blen]}
@@ -272,30 +287,7 @@ func decodePayload(p []byte, f *Frame) error {
 	return nil
 }
 
-func uvarint(p []byte) (uint64, []byte, bool) {
-	v, n := binary.Uvarint(p)
-	if n <= 0 {
-		return 0, p, false
-	}
-	return v, p[n:], true
-}
-
-func varint(p []byte) (int64, []byte, bool) {
-	v, n := binary.Varint(p)
-	if n <= 0 {
-		return 0, p, false
-	}
-	return v, p[n:], true
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}
+func uvarintLen(v uint64) int { return codec.UvarintLen(v) }
 
 func varintLen(v int64) int {
 	u := uint64(v) << 1

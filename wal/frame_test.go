@@ -17,18 +17,6 @@ func sampleFrame(n, bodySize int) *Frame {
 	return f
 }
 
-func framesEqual(a, b *Frame) bool {
-	if a.Origin != b.Origin || a.Time != b.Time || len(a.Records) != len(b.Records) {
-		return false
-	}
-	for i := range a.Records {
-		if a.Records[i].Kind != b.Records[i].Kind || !bytes.Equal(a.Records[i].Body, b.Records[i].Body) {
-			return false
-		}
-	}
-	return true
-}
-
 func TestFrameRoundTrip(t *testing.T) {
 	for _, comp := range []Compression{CompressNone, CompressS2, CompressZstd} {
 		for _, shape := range []struct{ n, size int }{{0, 0}, {1, 0}, {1, 1}, {3, 100}, {100, 1000}, {2, 200_000}} {
@@ -48,7 +36,7 @@ func TestFrameRoundTrip(t *testing.T) {
 				if err := d.Decode(buf[6:], &got); err != nil {
 					t.Fatal(err)
 				}
-				if !framesEqual(f, &got) {
+				if !f.Equal(&got) {
 					t.Fatalf("round trip mismatch")
 				}
 				if comp != CompressNone && shape.n == 100 && buf[7] == 0 {
