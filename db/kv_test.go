@@ -441,3 +441,33 @@ func TestGroupCommit(t *testing.T) {
 	}
 	t.Logf("group commit: %d records in %d frames (%.1f per frame)", m.Records, m.Frames, m.RecordsPerFrame)
 }
+
+// TestBackgroundReaper lets the reaper goroutine (not a direct call) reclaim
+// expired keys.
+func TestBackgroundReaper(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open("/s", &db.Options{FS: vfs.NewMem(), Logger: quiet(), TTLReapInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	b := d.NewBatch()
+	for i := 0; i < 50; i++ {
+		b.SetTTL("s", []byte(fmt.Sprint(i)), []byte("v"), 10*time.Millisecond)
+	}
+	b.Set("s", []byte("keep"), []byte("v"))
+	if err := d.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for d.Metrics().TTLExpired < 50 {
+		if time.Now().After(deadline) {
+			t.Fatalf("reaper reclaimed %d of 50 keys in 10s", d.Metrics().TTLExpired)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rep, err := d.Check(ctx, nil)
+	if err != nil || rep.ByTable["kv"] != 1 || rep.ByTable["kv.ttl"] != 0 {
+		t.Fatalf("after reaping: %+v %v", rep.ByTable, err)
+	}
+}
