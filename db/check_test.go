@@ -151,3 +151,33 @@ func TestCheckFindsDiskCorruption(t *testing.T) {
 		t.Logf("check: %d problems, first: %s", len(rep.Problems), rep.Problems[0].Err)
 	}
 }
+
+// TestLogRetentionIsAStoreProperty opens a store with the log on, then with
+// the default options (as flowctl does), then turns the log off: the log never
+// gets a hole and Check stays clean throughout.
+func TestLogRetentionIsAStoreProperty(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewMem()
+	step := func(retention, writes, wantFrames int) {
+		t.Helper()
+		d, err := db.Open("/r", &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1, LogRetention: retention})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		for i := 0; i < writes; i++ {
+			if err := d.Set(ctx, "n", []byte(fmt.Sprint(i)), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep, err := d.Check(ctx, nil)
+		if err != nil || !rep.OK() || rep.Frames != wantFrames {
+			t.Fatalf("retention %d: %d frames (want %d), problems %+v, %v", retention, rep.Frames, wantFrames, rep.Problems, err)
+		}
+	}
+	step(100, 5, 5) // log on
+	step(0, 5, 10)  // default options keep the store's setting
+	step(-1, 5, 0)  // off: kept frames dropped
+	step(0, 5, 0)   // stays off
+	step(100, 3, 3) // on again: a fresh log, no hole
+}

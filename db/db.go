@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,6 +114,12 @@ func Open(dir string, opts *Options) (*DB, error) {
 		lock.Close()
 		return nil, err
 	}
+	retention, err := d.initLogRetention()
+	if err != nil {
+		pdb.Close()
+		lock.Close()
+		return nil, err
+	}
 	index, t, err := readApplied(pdb, keys.LocalShard)
 	if err != nil {
 		pdb.Close()
@@ -120,7 +127,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 		return nil, fmt.Errorf("db: read applied index: %w", err)
 	}
 	d.applier = applier{reg: &d.reg, shard: keys.LocalShard, placement: d.placement,
-		retention: o.LogRetention, index: index, time: t}
+		retention: retention, index: index, time: t}
 	d.applied.Store(index)
 	if err := d.registerKV(); err != nil {
 		pdb.Close()
@@ -189,6 +196,51 @@ func (d *DB) initShardsMeta() error {
 	// Written once at creation, before any record: part of the store's
 	// identity, not a state-machine mutation.
 	return d.pdb.Set(dataShardsKey, []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, pebble.Sync)
+}
+
+// logRetentionKey holds the store's command-log retention (uint32 BE).
+var logRetentionKey = append(keys.Prefix(keys.LocalShard, keys.TableMeta), "log-retention"...)
+
+// initLogRetention settles the store's command-log retention (see
+// Options.LogRetention). Turning the log off drops the frames it kept, so
+// the log never has holes. Like the data-shards marker, this is store
+// configuration written at open, not a state-machine mutation.
+func (d *DB) initLogRetention() (int, error) {
+	stored := 0
+	v, c, err := d.pdb.Get(logRetentionKey)
+	switch {
+	case err == nil:
+		if len(v) != 4 {
+			c.Close()
+			return 0, fmt.Errorf("db: %w: log-retention value of %d bytes", wal.ErrCorrupt, len(v))
+		}
+		stored = int(binary.BigEndian.Uint32(v))
+		c.Close()
+	case !errors.Is(err, pebble.ErrNotFound):
+		return 0, err
+	}
+	want := d.opts.LogRetention
+	switch {
+	case want == 0:
+		return stored, nil
+	case want < 0:
+		want = 0
+	}
+	if want == stored || d.opts.ReadOnly {
+		return stored, nil
+	}
+	b := d.pdb.NewBatch()
+	defer b.Close()
+	if want == 0 {
+		lo, hi := keys.TableRange(keys.LocalShard, keys.TableLog)
+		if err := b.DeleteRange(lo, hi, nil); err != nil {
+			return 0, err
+		}
+	}
+	if err := b.Set(logRetentionKey, binary.BigEndian.AppendUint32(nil, uint32(want)), nil); err != nil {
+		return 0, err
+	}
+	return want, b.Commit(pebble.Sync)
 }
 
 // Dir returns the directory the store was opened in.

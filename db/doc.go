@@ -22,8 +22,10 @@
 //
 // # Invariants
 //
-//  1. Every mutation is a record; only the applier writes to Pebble (the one
-//     exception is the store's creation marker, written once by Open).
+//  1. Every mutation is a record; only the applier writes to Pebble. The
+//     exceptions are store configuration written by Open before any record
+//     (the data-shards marker, the command-log retention, and dropping the
+//     kept frames when the log is turned off).
 //  2. Apply is deterministic: it reads no clock (it uses the frame's time,
 //     made non-decreasing as max(frame time, last applied time)), iterates no
 //     map, draws no randomness. Two stores that apply the same frames hold
@@ -46,6 +48,7 @@
 //
 //	meta      0 | 0x01 | "applied"           -> index (8 B BE) | time (8 B BE)
 //	          0 | 0x01 | "data-shards"       -> uint32 BE
+//	          0 | 0x01 | "log-retention"     -> uint32 BE
 //	log       0 | 0x02 | index (8 B BE)      -> encoded wal frame
 //	kv        s | 0x10 | len(ns) | ns | key  -> flags (1 B) | [expiry (8 B BE)] | value
 //	kv ttl    s | 0x11 | expiry | len(ns) | ns | key -> (empty)

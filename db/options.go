@@ -67,10 +67,13 @@ type Options struct {
 	// committer CPU to compress than they save); negative disables.
 	CompressionThreshold int
 	// LogRetention is how many recent frames the command log keeps in Pebble,
-	// where `flowctl check` verifies their checksums and contiguity. Default
-	// 0: keep none and do not store frames at all. Keeping frames writes every
-	// mutation twice (state and frame); on the batched-write benchmark that
-	// cost a third of the throughput (see db/doc.go).
+	// where `flowctl check` verifies their checksums and contiguity. It is a
+	// property of the store, kept across opens: 0 (the default) keeps the
+	// store's setting (a new store keeps no frames); a positive value sets
+	// it; a negative value turns the log off and drops the frames it kept.
+	// Keeping frames writes every mutation twice (state and frame); on the
+	// batched-write benchmark that cost a third of the throughput (see
+	// db/doc.go).
 	LogRetention int
 
 	// TTLReapInterval is how often expired keys are reclaimed in the
@@ -129,8 +132,6 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("%w: unknown durability %d", ErrInvalidOptions, c.Durability)
 	case c.Compression > wal.CompressZstd:
 		return c, fmt.Errorf("%w: unknown compression %d", ErrInvalidOptions, c.Compression)
-	case c.LogRetention < 0:
-		return c, fmt.Errorf("%w: LogRetention %d < 0", ErrInvalidOptions, c.LogRetention)
 	case c.DataShards < 0 || c.DataShards > 1<<16:
 		return c, fmt.Errorf("%w: DataShards %d out of [1, 65536]", ErrInvalidOptions, c.DataShards)
 	}
