@@ -33,6 +33,16 @@ const (
 	TableLog   byte = 0x02
 	TableKV    byte = 0x10
 	TableKVTTL byte = 0x11
+
+	TableQueueDef     byte = 0x20 // queue name -> config
+	TableQueueTask    byte = 0x21 // queue, task id -> task
+	TableQueueReady   byte = 0x22 // queue, 255-priority, seq -> task id
+	TableQueueDelayed byte = 0x23 // queue, not-before, task id
+	TableQueueLease   byte = 0x24 // queue, lease expiry, task id
+	TableQueueDead    byte = 0x25 // queue, dead-at, task id
+	TableQueueDone    byte = 0x26 // queue, done-at, task id
+	TableQueueIdem    byte = 0x27 // queue, idempotency key -> task id, time
+	TableQueueMeta    byte = 0x28 // queue -> counters
 )
 
 // Well-known shards.

@@ -1,0 +1,791 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/keys"
+	"github.com/flowdb/flowdb/wal"
+)
+
+// Record kinds of this package (wal kinds 100-199). Their values are part of
+// the log format.
+const (
+	KindCreate  wal.Kind = 100
+	KindEnqueue wal.Kind = 101
+	KindLease   wal.Kind = 102
+	KindExtend  wal.Kind = 103
+	KindAck     wal.Kind = 104
+	KindNack    wal.Kind = 105
+	KindCancel  wal.Kind = 106
+	KindTick    wal.Kind = 107
+	KindReplay  wal.Kind = 108
+	KindPurge   wal.Kind = 109
+)
+
+// dueLimit bounds the timers one record processes; ticks continue the rest.
+const (
+	dueLimit      = 256
+	tickDueLimit  = 4096
+	overflowScan  = 4096 // ready entries past the hot set a Lease may examine
+	reclaimPerRec = 1024
+)
+
+// op is the state of one record being applied to one queue.
+type op struct {
+	m    *Manager
+	tx   *db.Tx
+	q    *qstate
+	name string
+	now  int64
+	wake bool // tasks became ready: wake LeaseWait callers after commit
+}
+
+func rejected(err error) (wal.Result, error) { return wal.Result{Err: err}, nil }
+
+// begin finds the queue named by a record and processes its due timers.
+// REQUIRES: m.mu held.
+func (m *Manager) begin(tx *db.Tx, name []byte) (*op, error) {
+	q := m.queues[string(name)]
+	if q == nil {
+		return nil, fmt.Errorf("%w: queue %q", ErrNotFound, name)
+	}
+	return &op{m: m, tx: tx, q: q, name: q.cfg.Name, now: tx.Time}, nil
+}
+
+// end persists the counters and schedules wake-ups.
+func (o *op) end() error {
+	if err := o.tx.Set(qkey(o.q.shard, keys.TableQueueMeta, o.name), o.q.m.encode()); err != nil {
+		return err
+	}
+	if o.wake {
+		q, m := o.q, o.m
+		o.tx.AfterCommit(func() { m.signal(q) })
+	}
+	return nil
+}
+
+func (o *op) taskKey(id uint64) []byte { return qkey(o.q.shard, keys.TableQueueTask, o.name, be64(id)) }
+
+func (o *op) getTask(id uint64) (task, bool, error) {
+	v, c, err := o.tx.Get(o.taskKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return task{}, false, nil
+	}
+	if err != nil {
+		return task{}, false, err
+	}
+	t, ok := decodeTask(v)
+	// Copy out: the batch may reuse v's memory.
+	t = cloneTask(t)
+	c.Close()
+	if !ok {
+		return task{}, false, fmt.Errorf("%w: task %d of %q", wal.ErrCorrupt, id, o.name)
+	}
+	return t, true, nil
+}
+
+func cloneTask(t task) task {
+	cl := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		return append([]byte{}, b...)
+	}
+	cll := func(l [][]byte) [][]byte {
+		var out [][]byte
+		for _, b := range l {
+			out = append(out, cl(b))
+		}
+		return out
+	}
+	t.agent, t.idem, t.payload, t.result, t.lastErr = cl(t.agent), cl(t.idem), cl(t.payload), cl(t.result), cl(t.lastErr)
+	t.requires, t.tags = cll(t.requires), cll(t.tags)
+	return t
+}
+
+func (o *op) putTask(id uint64, t *task) error { return o.tx.Set(o.taskKey(id), t.encode(nil)) }
+
+// makeReady puts task id in the ready index with a fresh seq (FIFO among
+// its priority) and the hot set if it ranks there.
+func (o *op) makeReady(id uint64, t *task) error {
+	q := o.q
+	q.m.nextSeq++
+	t.state, t.seq, t.notBefore = stateReady, q.m.nextSeq, 0
+	r := rank{t.prio, t.seq}
+	if err := o.tx.Set(qkey(q.shard, keys.TableQueueReady, o.name, r.suffix()), readyValue(id, t.requires)); err != nil {
+		return err
+	}
+	q.hotAdd(hotEntry{rank: r, id: id, requires: toStrings(t.requires)}, q.overflow())
+	q.m.ready++
+	o.wake = true
+	return nil
+}
+
+// unready removes a ready task from the ready index and the hot set.
+func (o *op) unready(t *task) error {
+	r := rank{t.prio, t.seq}
+	if err := o.tx.Delete(qkey(o.q.shard, keys.TableQueueReady, o.name, r.suffix())); err != nil {
+		return err
+	}
+	o.q.m.ready--
+	o.q.hotRemove(r)
+	return nil
+}
+
+func (o *op) delay(id uint64, t *task, notBefore int64) error {
+	t.state, t.notBefore = stateDelayed, notBefore
+	o.q.m.delayed++
+	return o.tx.Set(qkey(o.q.shard, keys.TableQueueDelayed, o.name, ts(notBefore), be64(id)), nil)
+}
+
+// backoff is the delay before retry number attempts, with jitter derived
+// from the proposer's seed (never drawn inside apply).
+func (c Config) backoff(attempts uint64, seed, id uint64) time.Duration {
+	b := c.BackoffBase
+	for i := uint64(1); i < attempts && b < c.BackoffMax; i++ {
+		b *= 2
+	}
+	b = min(b, c.BackoffMax)
+	if span := uint64(float64(b) * max(c.JitterFraction, 0)); span > 0 {
+		h := xxhash.Sum64(append(be64(seed), be64(id)...))
+		b += time.Duration(h % span)
+	}
+	return b
+}
+
+// endLease takes a leased (or canceled-while-leased) task out of the lease
+// index.
+func (o *op) endLease(id uint64, t *task) error {
+	o.q.m.leased--
+	return o.tx.Delete(qkey(o.q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(id)))
+}
+
+// retry returns a task whose lease ended without an Ack: to the delayed set
+// after backoff, or to the dead letters after MaxAttempts. A task canceled
+// while leased is dropped instead.
+func (o *op) retry(id uint64, t *task, seed uint64, reason string) error {
+	if err := o.endLease(id, t); err != nil {
+		return err
+	}
+	t.lastErr = []byte(reason)
+	t.agent = nil
+	if t.state == stateCanceled {
+		o.q.m.bytes -= int64(len(t.payload))
+		return o.tx.Delete(o.taskKey(id))
+	}
+	if t.attempts >= uint64(o.q.cfg.MaxAttempts) {
+		t.state, t.doneAt = stateDead, o.now
+		o.q.m.dead++
+		o.q.m.deadSum++
+		o.q.m.bytes -= int64(len(t.payload))
+		if err := o.tx.Set(qkey(o.q.shard, keys.TableQueueDead, o.name, ts(o.now), be64(id)), nil); err != nil {
+			return err
+		}
+		return o.putTask(id, t)
+	}
+	o.q.m.retried++
+	if err := o.delay(id, t, o.now+int64(o.q.cfg.backoff(t.attempts, seed, id))); err != nil {
+		return err
+	}
+	return o.putTask(id, t)
+}
+
+// processDue wakes delayed tasks and expires leases due at o.now, up to limit
+// of each.
+func (o *op) processDue(limit int, seed uint64) error {
+	q := o.q
+	if q.m.delayed > 0 {
+		lo := qkey(q.shard, keys.TableQueueDelayed, o.name)
+		hi := qkey(q.shard, keys.TableQueueDelayed, o.name, ts(o.now+1))
+		ids, err := o.scanIDs(lo, hi, limit)
+		if err != nil {
+			return err
+		}
+		for _, e := range ids {
+			t, ok, err := o.getTask(e.id)
+			if err != nil {
+				return err
+			}
+			if err := o.tx.Delete(e.key); err != nil {
+				return err
+			}
+			q.m.delayed--
+			if !ok || t.state != stateDelayed {
+				continue
+			}
+			if err := o.makeReady(e.id, &t); err != nil {
+				return err
+			}
+			if err := o.putTask(e.id, &t); err != nil {
+				return err
+			}
+		}
+	}
+	if q.m.leased > 0 {
+		lo := qkey(q.shard, keys.TableQueueLease, o.name)
+		hi := qkey(q.shard, keys.TableQueueLease, o.name, ts(o.now+1))
+		ids, err := o.scanIDs(lo, hi, limit)
+		if err != nil {
+			return err
+		}
+		for _, e := range ids {
+			t, ok, err := o.getTask(e.id)
+			if err != nil {
+				return err
+			}
+			if !ok || (t.state != stateLeased && t.state != stateCanceled) {
+				if err := o.tx.Delete(e.key); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := o.retry(e.id, &t, seed, "lease expired"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type keyID struct {
+	key []byte
+	id  uint64
+}
+
+// scanIDs lists up to limit index entries in [lo, hi) whose key ends in a
+// task id.
+func (o *op) scanIDs(lo, hi []byte, limit int) ([]keyID, error) {
+	it, err := o.tx.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	var out []keyID
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		k := it.Key()
+		if len(k) < 8 {
+			continue
+		}
+		out = append(out, keyID{key: append([]byte(nil), k...), id: be64dec(k[len(k)-8:])})
+	}
+	return out, it.Close()
+}
+
+func be64dec(b []byte) uint64 {
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+// refill tops the hot set up from the overflow, in priority then FIFO order.
+func (o *op) refill() error {
+	q := o.q
+	need := q.cfg.HotCapacity - len(q.hot)
+	if need <= 0 || q.overflow() <= 0 {
+		return nil
+	}
+	lo := qkey(q.shard, keys.TableQueueReady, o.name)
+	if len(q.hot) > 0 {
+		lo = keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name, q.hot[len(q.hot)-1].rank.suffix()))
+	}
+	hi := keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name))
+	it, err := o.tx.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	base := len(qkey(q.shard, keys.TableQueueReady, o.name))
+	for ok := it.First(); ok && need > 0; ok = it.Next() {
+		k := it.Key()[base:]
+		id, req, ok2 := decodeReadyValue(it.Value())
+		if len(k) != 9 || !ok2 {
+			it.Close()
+			return fmt.Errorf("%w: ready entry of %q", wal.ErrCorrupt, o.name)
+		}
+		q.hot = append(q.hot, hotEntry{rank: rank{255 - k[0], be64dec(k[1:])}, id: id, requires: req})
+		need--
+	}
+	return it.Close()
+}
+
+// ---- apply functions -------------------------------------------------------
+
+func (m *Manager) applyCreate(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	cfg, ok := decodeConfig(rec.Body)
+	if !ok {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if q := m.queues[cfg.Name]; q != nil {
+		if q.cfg != cfg {
+			return rejected(fmt.Errorf("%w: %q", ErrExists, cfg.Name))
+		}
+		return wal.Result{}, nil // same config: idempotent
+	}
+	shard := tx.Placement.ShardFor(cfg.Name)
+	if err := tx.Set(qkey(shard, keys.TableQueueDef, cfg.Name), rec.Body); err != nil {
+		return wal.Result{}, err
+	}
+	q := &qstate{cfg: cfg, shard: shard, wake: make(chan struct{})}
+	if err := tx.Set(qkey(shard, keys.TableQueueMeta, cfg.Name), q.m.encode()); err != nil {
+		return wal.Result{}, err
+	}
+	m.queues[cfg.Name] = q
+	return wal.Result{N: 1}, nil
+}
+
+type enqTask struct {
+	prio      byte
+	notBefore int64
+	idem      []byte
+	requires  [][]byte
+	tags      [][]byte
+	payload   []byte
+}
+
+func decodeEnqueue(body []byte) (name []byte, tasks []enqTask, ok bool) {
+	d := newDec(body)
+	name = d.b(MaxNameSize)
+	n := d.u()
+	if !d.ok || n == 0 || n > MaxBatch || n > uint64(len(d.p)) {
+		return nil, nil, false
+	}
+	for i := uint64(0); i < n && d.ok; i++ {
+		p := d.u()
+		t := enqTask{prio: byte(p), notBefore: d.i(), idem: d.b(MaxIdemKeySize),
+			requires: d.list(MaxCapabilities, MaxLabelSize), tags: d.list(MaxTags, MaxLabelSize),
+			payload: d.b(MaxPayloadSize)}
+		if p > MaxPriority {
+			return nil, nil, false
+		}
+		tasks = append(tasks, t)
+	}
+	return name, tasks, d.done()
+}
+
+func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	name, tasks, ok := decodeEnqueue(rec.Body)
+	if !ok {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.begin(tx, name)
+	if err != nil {
+		return rejected(err)
+	}
+	q := o.q
+	// Resolve idempotency keys and check admission for the whole batch
+	// before writing anything: a batch is accepted whole or not at all.
+	ids := make([]uint64, len(tasks))
+	fresh := make([]bool, len(tasks))
+	outstanding := q.m.ready + q.m.delayed + q.m.leased
+	bytes := q.m.bytes
+	capacity := q.cfg.capacity()
+	seen := map[string]int{}
+	for i, t := range tasks {
+		if len(t.idem) > 0 {
+			if j, dup := seen[string(t.idem)]; dup {
+				ids[i] = ^uint64(j) // resolved below to task j's id
+				continue
+			}
+			v, c, err := tx.Get(qkey(q.shard, keys.TableQueueIdem, o.name, t.idem))
+			if err == nil {
+				d := newDec(v)
+				id, at := d.u64(), int64(d.u64())
+				c.Close()
+				if d.ok && o.now-at < int64(q.cfg.IdempotencyWindow) {
+					ids[i] = id
+					continue
+				}
+			} else if !errors.Is(err, pebble.ErrNotFound) {
+				return wal.Result{}, err
+			}
+			seen[string(t.idem)] = i
+		}
+		if capacity >= 0 {
+			reserveStart := capacity - int64(float64(capacity)*q.cfg.ReserveFraction)
+			if outstanding >= capacity || (outstanding >= reserveStart && int(t.prio) < q.cfg.HighPriority) {
+				return rejected(fmt.Errorf("%w: %q holds %d of %d tasks", ErrFull, o.name, outstanding, capacity))
+			}
+		}
+		if q.cfg.MaxBytes > 0 && bytes+int64(len(t.payload)) > q.cfg.MaxBytes {
+			return rejected(fmt.Errorf("%w: %q holds %d of %d payload bytes", ErrFull, o.name, bytes, q.cfg.MaxBytes))
+		}
+		outstanding++
+		bytes += int64(len(t.payload))
+		fresh[i] = true
+	}
+	// Housekeeping at this record's time, then the writes.
+	if err := o.processDue(dueLimit, tx.Index); err != nil {
+		return wal.Result{}, err
+	}
+	var added uint64
+	for i, t := range tasks {
+		if !fresh[i] {
+			continue
+		}
+		q.m.nextSeq++
+		id := q.m.nextSeq // task ids share the seq counter: unique, increasing
+		ids[i] = id
+		st := task{prio: t.prio, enq: o.now, requires: t.requires, tags: t.tags, idem: t.idem, payload: t.payload}
+		if t.notBefore > o.now {
+			if err := o.delay(id, &st, t.notBefore); err != nil {
+				return wal.Result{}, err
+			}
+		} else if err := o.makeReady(id, &st); err != nil {
+			return wal.Result{}, err
+		}
+		if err := o.putTask(id, &st); err != nil {
+			return wal.Result{}, err
+		}
+		if len(t.idem) > 0 {
+			if err := tx.Set(qkey(q.shard, keys.TableQueueIdem, o.name, t.idem), enc(be64(id)).u64(uint64(o.now))); err != nil {
+				return wal.Result{}, err
+			}
+		}
+		q.m.bytes += int64(len(t.payload))
+		q.m.enqueued++
+		added++
+	}
+	out := enc(nil)
+	for i := range ids {
+		if ids[i] > 1<<63 { // duplicate key inside this batch
+			ids[i] = ids[^ids[i]]
+		}
+		out = out.u64(ids[i])
+	}
+	if err := o.refill(); err != nil {
+		return wal.Result{}, err
+	}
+	return wal.Result{N: added, Data: out}, o.end()
+}
+
+func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	d := newDec(rec.Body)
+	name, agent, n := d.b(MaxNameSize), d.b(MaxLabelSize), d.u()
+	caps := d.list(MaxCapabilities, MaxLabelSize)
+	ld := d.i()
+	if !d.done() || n == 0 || n > MaxBatch || ld < 0 || len(agent) == 0 {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.begin(tx, name)
+	if err != nil {
+		return rejected(err)
+	}
+	if err := o.processDue(dueLimit, tx.Index); err != nil {
+		return wal.Result{}, err
+	}
+	q := o.q
+	if ld == 0 {
+		ld = int64(q.cfg.LeaseDuration)
+	}
+	// Pick: the hot set in order, then (if still short) the overflow.
+	var picked []hotEntry
+	for _, e := range q.hot {
+		if uint64(len(picked)) == n {
+			break
+		}
+		if satisfies(caps, e.requires) {
+			picked = append(picked, e)
+		}
+	}
+	if uint64(len(picked)) < n && q.overflow() > 0 && len(q.hot) > 0 {
+		lo := keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name, q.hot[len(q.hot)-1].rank.suffix()))
+		hi := keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name))
+		it, err := tx.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return wal.Result{}, err
+		}
+		base := len(qkey(q.shard, keys.TableQueueReady, o.name))
+		for ok, seen := it.First(), 0; ok && uint64(len(picked)) < n && seen < overflowScan; ok, seen = it.Next(), seen+1 {
+			k := it.Key()[base:]
+			id, req, ok2 := decodeReadyValue(it.Value())
+			if len(k) != 9 || !ok2 {
+				it.Close()
+				return wal.Result{}, fmt.Errorf("%w: ready entry of %q", wal.ErrCorrupt, o.name)
+			}
+			if satisfies(caps, req) {
+				picked = append(picked, hotEntry{rank: rank{255 - k[0], be64dec(k[1:])}, id: id})
+			}
+		}
+		if err := it.Close(); err != nil {
+			return wal.Result{}, err
+		}
+	}
+	out := enc(nil).u(uint64(len(picked)))
+	for _, e := range picked {
+		t, ok, err := o.getTask(e.id)
+		if err != nil {
+			return wal.Result{}, err
+		}
+		if !ok || t.state != stateReady {
+			return wal.Result{}, fmt.Errorf("%w: ready index of %q names task %d in state %d", wal.ErrCorrupt, o.name, e.id, t.state)
+		}
+		if err := o.unready(&t); err != nil {
+			return wal.Result{}, err
+		}
+		t.attempts++
+		t.state, t.agent = stateLeased, agent
+		t.leaseExp = o.now + ld
+		t.token = xxhash.Sum64(enc(be64(tx.Index)).u64(e.id).u(t.attempts))
+		q.m.leased++
+		if err := tx.Set(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(e.id)), nil); err != nil {
+			return wal.Result{}, err
+		}
+		if err := o.putTask(e.id, &t); err != nil {
+			return wal.Result{}, err
+		}
+		out = out.u64(e.id).u(t.token).i(t.leaseExp).u(t.attempts).u(uint64(t.prio)).b(t.payload).list(t.tags)
+	}
+	if err := o.refill(); err != nil {
+		return wal.Result{}, err
+	}
+	return wal.Result{N: uint64(len(picked)), Data: out}, o.end()
+}
+
+// leasedTask loads a task for Extend/Ack/Nack and checks the token.
+func (o *op) leasedTask(id, token uint64) (task, error, error) {
+	t, ok, err := o.getTask(id)
+	if err != nil {
+		return t, nil, err
+	}
+	switch {
+	case !ok:
+		return t, fmt.Errorf("%w: task %d", ErrNotFound, id), nil
+	case t.state == stateCanceled && t.token == token:
+		return t, fmt.Errorf("%w: task %d", ErrCanceled, id), nil
+	case t.state != stateLeased || t.token != token || t.leaseExp <= o.now:
+		return t, fmt.Errorf("%w: task %d", ErrLeaseLost, id), nil
+	}
+	return t, nil, nil
+}
+
+func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	d := newDec(rec.Body)
+	name, id := d.b(MaxNameSize), d.u()
+	var token, seed uint64
+	var extra []byte
+	var ld int64
+	switch rec.Kind {
+	case KindExtend:
+		token, ld = d.u(), d.i()
+	case KindAck:
+		token, extra = d.u(), d.b(MaxResultSize)
+	case KindNack:
+		token, seed, extra = d.u(), d.u(), d.b(1<<16)
+	}
+	if !d.done() || ld < 0 {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.begin(tx, name)
+	if err != nil {
+		return rejected(err)
+	}
+	// Validate before any write (timers due now count: an expired lease is
+	// lost even if no tick has run yet).
+	var t task
+	var rej error
+	if rec.Kind == KindCancel {
+		var ok bool
+		t, ok, err = o.getTask(id)
+		if err != nil {
+			return wal.Result{}, err
+		}
+		if !ok || (t.state != stateReady && t.state != stateDelayed && t.state != stateLeased) {
+			rej = fmt.Errorf("%w: no pending task %d in %q", ErrNotFound, id, o.name)
+		}
+	} else {
+		t, rej, err = o.leasedTask(id, token)
+		if err != nil {
+			return wal.Result{}, err
+		}
+	}
+	if rej != nil {
+		return rejected(rej)
+	}
+	q := o.q
+	switch rec.Kind {
+	case KindExtend:
+		if ld == 0 {
+			ld = int64(q.cfg.LeaseDuration)
+		}
+		if err := tx.Delete(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(id))); err != nil {
+			return wal.Result{}, err
+		}
+		t.leaseExp = o.now + ld
+		if err := tx.Set(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(id)), nil); err != nil {
+			return wal.Result{}, err
+		}
+		if err := o.putTask(id, &t); err != nil {
+			return wal.Result{}, err
+		}
+	case KindAck:
+		if err := o.endLease(id, &t); err != nil {
+			return wal.Result{}, err
+		}
+		t.state, t.doneAt, t.result = stateDone, o.now, extra
+		q.m.done++
+		q.m.acked++
+		q.m.bytes -= int64(len(t.payload))
+		if err := tx.Set(qkey(q.shard, keys.TableQueueDone, o.name, ts(o.now), be64(id)), nil); err != nil {
+			return wal.Result{}, err
+		}
+		if err := o.putTask(id, &t); err != nil {
+			return wal.Result{}, err
+		}
+	case KindNack:
+		if err := o.retry(id, &t, seed, string(extra)); err != nil {
+			return wal.Result{}, err
+		}
+	case KindCancel:
+		switch t.state {
+		case stateReady:
+			if err := o.unready(&t); err != nil {
+				return wal.Result{}, err
+			}
+		case stateDelayed:
+			q.m.delayed--
+			if err := tx.Delete(qkey(q.shard, keys.TableQueueDelayed, o.name, ts(t.notBefore), be64(id))); err != nil {
+				return wal.Result{}, err
+			}
+		case stateLeased:
+			t.state = stateCanceled // the lease ends by Nack or expiry; Ack is refused
+			if err := o.putTask(id, &t); err != nil {
+				return wal.Result{}, err
+			}
+		}
+		if t.state != stateCanceled {
+			q.m.bytes -= int64(len(t.payload))
+			if err := tx.Delete(o.taskKey(id)); err != nil {
+				return wal.Result{}, err
+			}
+		}
+	}
+	if err := o.processDue(dueLimit, tx.Index); err != nil {
+		return wal.Result{}, err
+	}
+	if err := o.refill(); err != nil {
+		return wal.Result{}, err
+	}
+	return wal.Result{N: 1}, o.end()
+}
+
+func (m *Manager) applyTick(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	d := newDec(rec.Body)
+	name, seed := d.b(MaxNameSize), d.u()
+	if !d.done() {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.begin(tx, name)
+	if err != nil {
+		return rejected(err)
+	}
+	if err := o.processDue(tickDueLimit, seed); err != nil {
+		return wal.Result{}, err
+	}
+	q := o.q
+	// Reclaim acked tasks past ResultRetention and dead letters past
+	// DeadRetention.
+	for _, r := range []struct {
+		table byte
+		keep  time.Duration
+		count *int64
+	}{{keys.TableQueueDone, q.cfg.ResultRetention, &q.m.done}, {keys.TableQueueDead, q.cfg.DeadRetention, &q.m.dead}} {
+		if *r.count == 0 {
+			continue
+		}
+		lo := qkey(q.shard, r.table, o.name)
+		hi := qkey(q.shard, r.table, o.name, ts(o.now-int64(r.keep)+1))
+		ids, err := o.scanIDs(lo, hi, reclaimPerRec)
+		if err != nil {
+			return wal.Result{}, err
+		}
+		for _, e := range ids {
+			if err := tx.Delete(e.key); err != nil {
+				return wal.Result{}, err
+			}
+			if err := tx.Delete(o.taskKey(e.id)); err != nil {
+				return wal.Result{}, err
+			}
+			*r.count--
+		}
+	}
+	if err := o.refill(); err != nil {
+		return wal.Result{}, err
+	}
+	return wal.Result{}, o.end()
+}
+
+func (m *Manager) applyDead(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	d := newDec(rec.Body)
+	name := d.b(MaxNameSize)
+	n := d.u()
+	if !d.ok || n > MaxBatch || n > uint64(len(d.p)) {
+		return rejected(errBadRecord)
+	}
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = d.u()
+	}
+	if !d.done() {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.begin(tx, name)
+	if err != nil {
+		return rejected(err)
+	}
+	q := o.q
+	tasks := make([]task, len(ids))
+	for i, id := range ids {
+		t, ok, err := o.getTask(id)
+		if err != nil {
+			return wal.Result{}, err
+		}
+		if !ok || t.state != stateDead {
+			return rejected(fmt.Errorf("%w: no dead letter %d in %q", ErrNotFound, id, o.name))
+		}
+		tasks[i] = t
+	}
+	if rec.Kind == KindReplay {
+		if c := q.cfg.capacity(); c >= 0 && q.m.ready+q.m.delayed+q.m.leased+int64(len(ids)) > c {
+			return rejected(fmt.Errorf("%w: replaying %d into %q", ErrFull, len(ids), o.name))
+		}
+	}
+	for i, id := range ids {
+		t := &tasks[i]
+		if err := tx.Delete(qkey(q.shard, keys.TableQueueDead, o.name, ts(t.doneAt), be64(id))); err != nil {
+			return wal.Result{}, err
+		}
+		q.m.dead--
+		if rec.Kind == KindPurge {
+			if err := tx.Delete(o.taskKey(id)); err != nil {
+				return wal.Result{}, err
+			}
+			continue
+		}
+		t.attempts, t.doneAt, t.lastErr = 0, 0, nil
+		q.m.bytes += int64(len(t.payload))
+		if err := o.makeReady(id, t); err != nil {
+			return wal.Result{}, err
+		}
+		if err := o.putTask(id, t); err != nil {
+			return wal.Result{}, err
+		}
+	}
+	if err := o.refill(); err != nil {
+		return wal.Result{}, err
+	}
+	return wal.Result{N: uint64(len(ids))}, o.end()
+}

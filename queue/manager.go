@@ -1,0 +1,461 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/keys"
+	"github.com/flowdb/flowdb/wal"
+)
+
+// Options configures Attach.
+type Options struct {
+	// TickInterval is how often the background ticker looks for due timers
+	// (delayed tasks, expired leases, retention) and proposes a tick record
+	// for queues that have some. Default 50ms; negative disables the ticker
+	// (tests then call Tick).
+	TickInterval time.Duration
+}
+
+// Manager owns the task queues of one DB. Its methods are safe for
+// concurrent use.
+type Manager struct {
+	d    *db.DB
+	opts Options
+
+	mu     sync.Mutex         // protects queues and every qstate
+	queues map[string]*qstate // by name
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Attach registers the queue record kinds and tables with d, loads every
+// queue's state from Pebble, and starts the ticker. Call it once per DB,
+// before any queue call; Close it before closing d.
+func Attach(d *db.DB, o *Options) (*Manager, error) {
+	m := &Manager{d: d, queues: map[string]*qstate{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if o != nil {
+		m.opts = *o
+	}
+	if m.opts.TickInterval == 0 {
+		m.opts.TickInterval = 50 * time.Millisecond
+	}
+	kinds := []db.KindSpec{
+		{Kind: KindCreate, Name: "queue.create", Apply: m.applyCreate},
+		{Kind: KindEnqueue, Name: "queue.enqueue", Reads: true, Apply: m.applyEnqueue},
+		{Kind: KindLease, Name: "queue.lease", Reads: true, Apply: m.applyLease},
+		{Kind: KindExtend, Name: "queue.extend", Reads: true, Apply: m.applyTaskOp},
+		{Kind: KindAck, Name: "queue.ack", Reads: true, Apply: m.applyTaskOp},
+		{Kind: KindNack, Name: "queue.nack", Reads: true, Apply: m.applyTaskOp},
+		{Kind: KindCancel, Name: "queue.cancel", Reads: true, Apply: m.applyTaskOp},
+		{Kind: KindTick, Name: "queue.tick", Reads: true, Apply: m.applyTick},
+		{Kind: KindReplay, Name: "queue.replay", Reads: true, Apply: m.applyDead},
+		{Kind: KindPurge, Name: "queue.purge", Reads: true, Apply: m.applyDead},
+	}
+	for i, k := range kinds {
+		var tables []db.TableSpec
+		if i == 0 {
+			tables = tableSpecs()
+		}
+		if err := d.Register(k, tables...); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.load(); err != nil {
+		return nil, err
+	}
+	if m.opts.TickInterval > 0 {
+		go m.tickLoop()
+	} else {
+		close(m.done)
+	}
+	return m, nil
+}
+
+// load rebuilds every queue's in-memory state from Pebble.
+func (m *Manager) load() error {
+	p := m.d.Pebble()
+	for s := 0; s < max(m.d.Placement().DataShards, 1); s++ {
+		shard := keys.FirstData + uint32(s)
+		lo, hi := keys.TableRange(shard, keys.TableQueueDef)
+		it, err := p.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			cfg, ok := decodeConfig(it.Value())
+			if !ok {
+				it.Close()
+				return fmt.Errorf("queue: %w: definition at %x", wal.ErrCorrupt, it.Key())
+			}
+			q := &qstate{cfg: cfg, shard: shard, wake: make(chan struct{})}
+			v, c, err := p.Get(qkey(shard, keys.TableQueueMeta, cfg.Name))
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("queue %q: counters: %w", cfg.Name, err)
+			}
+			q.m, ok = decodeMeta(v)
+			c.Close()
+			if !ok {
+				it.Close()
+				return fmt.Errorf("queue %q: %w: counters", cfg.Name, wal.ErrCorrupt)
+			}
+			if err := loadHot(p, q); err != nil {
+				it.Close()
+				return err
+			}
+			m.queues[cfg.Name] = q
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadHot reads the first HotCapacity ready entries into the hot set.
+func loadHot(r pebble.Reader, q *qstate) error {
+	prefix := qkey(q.shard, keys.TableQueueReady, q.cfg.Name)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	q.hot = q.hot[:0]
+	for ok := it.First(); ok && len(q.hot) < q.cfg.HotCapacity; ok = it.Next() {
+		k := it.Key()[len(prefix):]
+		id, req, ok2 := decodeReadyValue(it.Value())
+		if len(k) != 9 || !ok2 {
+			it.Close()
+			return fmt.Errorf("queue %q: %w: ready entry", q.cfg.Name, wal.ErrCorrupt)
+		}
+		q.hot = append(q.hot, hotEntry{rank: rank{255 - k[0], be64dec(k[1:])}, id: id, requires: req})
+	}
+	return it.Close()
+}
+
+// Close stops the ticker. It does not close the DB.
+func (m *Manager) Close() error {
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+	}
+	<-m.done
+	return nil
+}
+
+// signal wakes LeaseWait callers of q.
+func (m *Manager) signal(q *qstate) {
+	m.mu.Lock()
+	close(q.wake)
+	q.wake = make(chan struct{})
+	m.mu.Unlock()
+}
+
+func (m *Manager) propose(ctx context.Context, kind wal.Kind, body []byte) (wal.Result, error) {
+	return m.d.Propose(ctx, wal.Record{Kind: kind, Body: body})
+}
+
+func checkName(name string) error {
+	if name == "" || len(name) > MaxNameSize {
+		return fmt.Errorf("%w: queue name of %d bytes (want 1..%d)", ErrInvalid, len(name), MaxNameSize)
+	}
+	return nil
+}
+
+func (m *Manager) exists(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.queues[name] == nil {
+		return fmt.Errorf("%w: queue %q", ErrNotFound, name)
+	}
+	return nil
+}
+
+// Create creates a queue, or does nothing if it exists with the same
+// config; ErrExists if it exists with another.
+func (m *Manager) Create(ctx context.Context, c Config) error {
+	c = c.withDefaults()
+	if err := c.validate(); err != nil {
+		return err
+	}
+	_, err := m.propose(ctx, KindCreate, encodeConfig(c))
+	return err
+}
+
+// Config returns a queue's configuration.
+func (m *Manager) Config(name string) (Config, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q := m.queues[name]
+	if q == nil {
+		return Config{}, fmt.Errorf("%w: queue %q", ErrNotFound, name)
+	}
+	return q.cfg, nil
+}
+
+// Queues lists the queues' names in order.
+func (m *Manager) Queues() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for n := range m.queues {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Task is a task to enqueue.
+type Task struct {
+	Payload []byte
+	// Priority 0..MaxPriority; higher is leased first.
+	Priority int
+	// IdempotencyKey, if set, makes a second Enqueue with the same key within
+	// the queue's IdempotencyWindow return the first task's id and add nothing.
+	IdempotencyKey string
+	// NotBefore delays the task until then (zero: ready at once).
+	NotBefore time.Time
+	// Requires lists the capabilities an agent must have to lease the task.
+	Requires []string
+	// Tags are stored with the task and returned with its lease.
+	Tags []string
+}
+
+func appendTask(e enc, t Task) (enc, error) {
+	bad := func(f string, a ...any) (enc, error) {
+		return e, fmt.Errorf("%w: "+f, append([]any{ErrInvalid}, a...)...)
+	}
+	switch {
+	case t.Priority < 0 || t.Priority > MaxPriority:
+		return bad("priority %d (want 0..%d)", t.Priority, MaxPriority)
+	case len(t.Payload) > MaxPayloadSize:
+		return bad("payload of %d bytes > %d", len(t.Payload), MaxPayloadSize)
+	case len(t.IdempotencyKey) > MaxIdemKeySize:
+		return bad("idempotency key of %d bytes", len(t.IdempotencyKey))
+	case len(t.Requires) > MaxCapabilities || len(t.Tags) > MaxTags:
+		return bad("too many capabilities or tags")
+	}
+	lists := [2][][]byte{}
+	for i, l := range [][]string{t.Requires, t.Tags} {
+		for _, s := range l {
+			if s == "" || len(s) > MaxLabelSize {
+				return bad("capability or tag of %d bytes", len(s))
+			}
+			lists[i] = append(lists[i], []byte(s))
+		}
+	}
+	var nb int64
+	if !t.NotBefore.IsZero() {
+		nb = t.NotBefore.UnixNano()
+	}
+	return e.u(uint64(t.Priority)).i(nb).s(t.IdempotencyKey).list(lists[0]).list(lists[1]).b(t.Payload), nil
+}
+
+// Enqueue adds one task and returns its id once it is durable.
+func (m *Manager) Enqueue(ctx context.Context, queue string, t Task) (uint64, error) {
+	ids, err := m.EnqueueBatch(ctx, queue, []Task{t})
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+// EnqueueBatch adds tasks atomically (one record): all are accepted or none
+// (ErrFull, ErrInvalid). It returns their ids, in order, once durable.
+func (m *Manager) EnqueueBatch(ctx context.Context, queue string, tasks []Task) ([]uint64, error) {
+	if err := m.exists(queue); err != nil {
+		return nil, err
+	}
+	if len(tasks) == 0 || len(tasks) > MaxBatch {
+		return nil, fmt.Errorf("%w: batch of %d tasks (want 1..%d)", ErrInvalid, len(tasks), MaxBatch)
+	}
+	e := enc(nil).s(queue).u(uint64(len(tasks)))
+	var err error
+	for i, t := range tasks {
+		if e, err = appendTask(e, t); err != nil {
+			return nil, fmt.Errorf("task %d: %w", i, err)
+		}
+	}
+	res, err := m.propose(ctx, KindEnqueue, e)
+	if err != nil {
+		return nil, err
+	}
+	d := newDec(res.Data)
+	ids := make([]uint64, len(tasks))
+	for i := range ids {
+		ids[i] = d.u64()
+	}
+	return ids, nil
+}
+
+// Lease is a task handed to an agent.
+type Lease struct {
+	Queue    string
+	ID       uint64
+	Token    uint64
+	Expires  time.Time
+	Attempt  int
+	Priority int
+	Payload  []byte
+	Tags     []string
+}
+
+// Lease hands up to n ready tasks to agent, highest priority first and FIFO
+// within a priority, skipping tasks that require capabilities caps lacks.
+// leaseFor 0 means the queue's LeaseDuration. It returns no leases (and no
+// error) when nothing is ready.
+func (m *Manager) Lease(ctx context.Context, queue, agent string, n int, caps []string, leaseFor time.Duration) ([]Lease, error) {
+	if err := m.exists(queue); err != nil {
+		return nil, err
+	}
+	if agent == "" || len(agent) > MaxLabelSize || n < 1 || n > MaxBatch || leaseFor < 0 || len(caps) > MaxCapabilities {
+		return nil, fmt.Errorf("%w: lease of %d for agent %q", ErrInvalid, n, agent)
+	}
+	var capb [][]byte
+	for _, c := range caps {
+		capb = append(capb, []byte(c))
+	}
+	res, err := m.propose(ctx, KindLease, enc(nil).s(queue).s(agent).u(uint64(n)).list(capb).i(int64(leaseFor)))
+	if err != nil {
+		return nil, err
+	}
+	d := newDec(res.Data)
+	cnt := d.u()
+	out := make([]Lease, 0, cnt)
+	for i := uint64(0); i < cnt && d.ok; i++ {
+		l := Lease{Queue: queue, ID: d.u64(), Token: d.u(), Expires: time.Unix(0, d.i()), Attempt: int(d.u()),
+			Priority: int(d.u()), Payload: d.b(MaxPayloadSize)}
+		l.Tags = toStrings(d.list(MaxTags, MaxLabelSize))
+		out = append(out, l)
+	}
+	if !d.done() {
+		return nil, fmt.Errorf("queue: %w: lease result", wal.ErrCorrupt)
+	}
+	return out, nil
+}
+
+// LeaseWait is Lease that blocks, without polling, until at least one task is
+// leased or ctx ends.
+func (m *Manager) LeaseWait(ctx context.Context, queue, agent string, n int, caps []string, leaseFor time.Duration) ([]Lease, error) {
+	for {
+		m.mu.Lock()
+		q := m.queues[queue]
+		var wake chan struct{}
+		if q != nil {
+			wake = q.wake
+		}
+		m.mu.Unlock()
+		ls, err := m.Lease(ctx, queue, agent, n, caps, leaseFor)
+		if err != nil || len(ls) > 0 {
+			return ls, err
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Extend renews a lease for leaseFor (0: the queue's LeaseDuration).
+func (m *Manager) Extend(ctx context.Context, queue string, id, token uint64, leaseFor time.Duration) error {
+	if err := m.exists(queue); err != nil {
+		return err
+	}
+	if leaseFor < 0 {
+		return fmt.Errorf("%w: negative lease", ErrInvalid)
+	}
+	_, err := m.propose(ctx, KindExtend, enc(nil).s(queue).u(id).u(token).i(int64(leaseFor)))
+	return err
+}
+
+// Ack completes a leased task, storing result for the queue's
+// ResultRetention. ErrLeaseLost if the token is stale or the lease expired;
+// ErrCanceled if the task was canceled.
+func (m *Manager) Ack(ctx context.Context, queue string, id, token uint64, result []byte) error {
+	if err := m.exists(queue); err != nil {
+		return err
+	}
+	if len(result) > MaxResultSize {
+		return fmt.Errorf("%w: result of %d bytes", ErrInvalid, len(result))
+	}
+	_, err := m.propose(ctx, KindAck, enc(nil).s(queue).u(id).u(token).b(result))
+	return err
+}
+
+// Nack returns a leased task for retry after backoff (or to the dead letters
+// after MaxAttempts).
+func (m *Manager) Nack(ctx context.Context, queue string, id, token uint64, reason string) error {
+	if err := m.exists(queue); err != nil {
+		return err
+	}
+	if len(reason) > 1<<16 {
+		return fmt.Errorf("%w: reason of %d bytes", ErrInvalid, len(reason))
+	}
+	_, err := m.propose(ctx, KindNack, enc(nil).s(queue).u(id).u(token).u(seed()).s(reason))
+	return err
+}
+
+// Cancel removes a pending task; a leased one is marked so that its Ack is
+// refused with ErrCanceled and it is dropped when its lease ends.
+func (m *Manager) Cancel(ctx context.Context, queue string, id uint64) error {
+	if err := m.exists(queue); err != nil {
+		return err
+	}
+	_, err := m.propose(ctx, KindCancel, enc(nil).s(queue).u(id))
+	return err
+}
+
+// Tick processes a queue's due timers and retention now. The ticker calls it
+// when something is due; tests and tools may call it directly.
+func (m *Manager) Tick(ctx context.Context, queue string) error {
+	if err := m.exists(queue); err != nil {
+		return err
+	}
+	_, err := m.propose(ctx, KindTick, enc(nil).s(queue).u(seed()))
+	return err
+}
+
+// Replay re-enqueues dead letters (attempts reset); Purge deletes them.
+func (m *Manager) Replay(ctx context.Context, queue string, ids []uint64) error {
+	return m.deadOp(ctx, KindReplay, queue, ids)
+}
+
+// Purge deletes dead letters.
+func (m *Manager) Purge(ctx context.Context, queue string, ids []uint64) error {
+	return m.deadOp(ctx, KindPurge, queue, ids)
+}
+
+func (m *Manager) deadOp(ctx context.Context, kind wal.Kind, queue string, ids []uint64) error {
+	if err := m.exists(queue); err != nil {
+		return err
+	}
+	if len(ids) == 0 || len(ids) > MaxBatch {
+		return fmt.Errorf("%w: %d ids", ErrInvalid, len(ids))
+	}
+	e := enc(nil).s(queue).u(uint64(len(ids)))
+	for _, id := range ids {
+		e = e.u(id)
+	}
+	_, err := m.propose(ctx, kind, e)
+	return err
+}
+
+// seed draws jitter entropy on the proposer side.
+func seed() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}

@@ -1,0 +1,96 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/flowdb/flowdb/db"
+)
+
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+func openQ(t testing.TB, fs vfs.FS, c *clock) (*db.DB, *Manager) {
+	t.Helper()
+	d, err := db.Open("/q", &db.Options{FS: fs, Logger: slog.New(slog.DiscardHandler), Now: c.Now, TTLReapInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Attach(d, &Options{TickInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, m
+}
+
+func TestLifecycle(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	d, m := openQ(t, vfs.NewMem(), c)
+	defer d.Close()
+	if err := m.Create(ctx, Config{Name: "jobs", HotCapacity: 2, MaxAttempts: 2, JitterFraction: -1}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for i, p := range []int{1, 5, 9, 5} {
+		id, err := m.Enqueue(ctx, "jobs", Task{Payload: []byte{byte(i)}, Priority: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	st, _ := m.Stats("jobs")
+	if st.Hot != 2 || st.Overflow != 2 {
+		t.Fatalf("hot %d overflow %d", st.Hot, st.Overflow)
+	}
+	ls, err := m.Lease(ctx, "jobs", "agent-1", 3, nil, 0)
+	if err != nil || len(ls) != 3 {
+		t.Fatalf("lease: %v %v", ls, err)
+	}
+	// priority 9, then the two 5s in FIFO order
+	if ls[0].ID != ids[2] || ls[1].ID != ids[1] || ls[2].ID != ids[3] {
+		t.Fatalf("lease order %d %d %d, want %d %d %d", ls[0].ID, ls[1].ID, ls[2].ID, ids[2], ids[1], ids[3])
+	}
+	if err := m.Ack(ctx, "jobs", ls[0].ID, ls[0].Token, []byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ack(ctx, "jobs", ls[0].ID, ls[0].Token, nil); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("second ack: %v", err)
+	}
+	if err := m.Ack(ctx, "jobs", ls[1].ID, ls[1].Token+1, nil); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	if err := m.Nack(ctx, "jobs", ls[1].ID, ls[1].Token, "boom"); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(31 * time.Second) // ls[2]'s lease expires; ls[1]'s backoff (1s) passes
+	if err := m.Tick(ctx, "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = m.Stats("jobs")
+	if st.Leased != 0 || st.Hot != 2 || st.Overflow != 0 || st.Delayed != 1 || st.Retried != 2 {
+		t.Fatalf("after expiry: %+v", st)
+	}
+	info, err := m.Get(ctx, "jobs", ls[0].ID)
+	if err != nil || info.State != "done" || string(info.Result) != "ok" {
+		t.Fatalf("done task: %+v %v", info, err)
+	}
+	rep, err := d.Check(ctx, nil)
+	if err != nil || !rep.OK() {
+		t.Fatalf("check: %+v %v", rep.Problems, err)
+	}
+}
+
+var quietLog = slog.New(slog.DiscardHandler)

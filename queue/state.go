@@ -1,0 +1,147 @@
+package queue
+
+import (
+	"bytes"
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"github.com/flowdb/flowdb/internal/keys"
+)
+
+func dur(v int64) time.Duration { return time.Duration(v) }
+
+// qkey builds shard | table | len(name) | name | suffix.
+func qkey(shard uint32, table byte, name string, suffix ...[]byte) []byte {
+	k := keys.AppendPrefix(make([]byte, 0, 32+len(name)), shard, table)
+	k = append(k, byte(len(name)))
+	k = append(k, name...)
+	for _, s := range suffix {
+		k = append(k, s...)
+	}
+	return k
+}
+
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+func ts(v int64) []byte    { return keys.AppendInt64(nil, v) }
+
+// rank orders ready tasks: priority descending, then seq ascending.
+type rank struct {
+	prio byte
+	seq  uint64
+}
+
+// suffix is the ready-index key suffix of r: 255-priority | seq.
+func (r rank) suffix() []byte {
+	return binary.BigEndian.AppendUint64([]byte{255 - r.prio}, r.seq)
+}
+
+func (r rank) less(o rank) bool {
+	if r.prio != o.prio {
+		return r.prio > o.prio
+	}
+	return r.seq < o.seq
+}
+
+// hotEntry is one task in the in-memory hot set (about 64 bytes plus its
+// required capabilities).
+type hotEntry struct {
+	rank     rank
+	id       uint64
+	requires []string
+}
+
+// qstate is the in-memory mirror of one queue kept by apply. hot is exactly
+// the first min(HotCapacity, ready) entries of the ready index, in order; it
+// is a deterministic function of the applied state, rebuilt on open.
+type qstate struct {
+	cfg   Config
+	shard uint32
+	m     meta
+	hot   []hotEntry
+	// wake is closed (and replaced) when tasks may have become ready, to
+	// wake blocked LeaseWait callers. Touched only in AfterCommit hooks and
+	// under Manager.mu.
+	wake chan struct{}
+	// rates samples the totals for Stats (ticker only).
+	rates rateRing
+}
+
+func (q *qstate) hotIndex(r rank) (int, bool) {
+	return slices.BinarySearchFunc(q.hot, r, func(e hotEntry, r rank) int {
+		switch {
+		case e.rank == r:
+			return 0
+		case e.rank.less(r):
+			return -1
+		}
+		return 1
+	})
+}
+
+// hotAdd places a newly ready task. The hot set is a prefix of the ready
+// order (possibly short of HotCapacity between a removal and the next
+// refill), so the task joins it only if it ranks before the hot set's last
+// entry, or if nothing waits in overflow (then it ranks after everything
+// else anyway). overflow is the number of ready tasks outside the hot set,
+// not counting this one.
+func (q *qstate) hotAdd(e hotEntry, overflow int64) {
+	i, _ := q.hotIndex(e.rank)
+	if i < len(q.hot) || (overflow == 0 && len(q.hot) < q.cfg.HotCapacity) {
+		q.hot = slices.Insert(q.hot, i, e)
+		if len(q.hot) > q.cfg.HotCapacity {
+			q.hot = q.hot[:q.cfg.HotCapacity] // the last one now waits in overflow
+		}
+	}
+}
+
+func (q *qstate) hotRemove(r rank) {
+	if i, ok := q.hotIndex(r); ok {
+		q.hot = slices.Delete(q.hot, i, i+1)
+	}
+}
+
+// overflow is the number of ready tasks held only in Pebble.
+func (q *qstate) overflow() int64 { return q.m.ready - int64(len(q.hot)) }
+
+// satisfies reports whether an agent with caps may run a task that requires req.
+func satisfies(caps [][]byte, req []string) bool {
+	for _, r := range req {
+		found := false
+		for _, c := range caps {
+			if bytes.Equal(c, []byte(r)) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func toStrings(b [][]byte) []string {
+	if len(b) == 0 {
+		return nil
+	}
+	out := make([]string, len(b))
+	for i, x := range b {
+		out[i] = string(x)
+	}
+	return out
+}
+
+// readyValue is the ready-index value: task id (8 B) | requires list.
+func readyValue(id uint64, requires [][]byte) []byte {
+	return enc(be64(id)).list(requires)
+}
+
+func decodeReadyValue(v []byte) (uint64, []string, bool) {
+	if len(v) < 8 {
+		return 0, nil, false
+	}
+	d := newDec(v[8:])
+	req := d.list(MaxCapabilities, MaxLabelSize)
+	return binary.BigEndian.Uint64(v), toStrings(req), d.done()
+}
