@@ -21,12 +21,17 @@ import (
 //   - It is deterministic: its writes and result depend only on the state
 //     read through tx, tx.Index, tx.Time and the record. No clock, no map
 //     iteration order, no unseeded randomness, no goroutines.
-//   - A rejected record (Result.Err != nil) has written nothing to tx.
-//     Validate the whole record before the first write.
+//   - A rejected record (Result.Err != nil) has made none of its own
+//     changes: validate the whole record before the first write.
+//     Housekeeping that any record of the state machine performs at tx.Time
+//     (timers that fell due) may still apply; it is deterministic too.
 //   - It never panics on any body bytes: a body it cannot decode is rejected
 //     with an error matching ErrBadRecord.
-//   - In-memory state derived from Pebble (caches, hot sets) is changed only
-//     through tx.AfterCommit, so it never runs ahead of what is durable.
+//   - In-memory state may be updated during apply only if it is a
+//     deterministic function of the applied state, rebuilt from Pebble on
+//     open (a queue's hot set is one). Effects that must not run ahead of
+//     durability (waking waiters, publishing to outside readers) go through
+//     tx.AfterCommit. A fatal error discards both: the store must reopen.
 type ApplyFunc func(tx *Tx, rec wal.Record) (wal.Result, error)
 
 // KindSpec registers a record kind with the applier.

@@ -1,0 +1,143 @@
+// Package crashtest is a power-loss test harness over Pebble's crashable
+// in-memory file system. A sweep runs a workload once per crash point k =
+// 1, 2, ...: the workload's file system is wrapped by vfs/errorfs, and at the
+// k-th write operation the harness takes a crash clone (what a power cut
+// would leave: everything synced, plus a random part of the unsynced data in
+// some runs) together with a snapshot of the acknowledgements recorded so
+// far. The verify function then reopens the clone and checks that every
+// acknowledged operation survived.
+//
+// Acknowledgements and the clone are taken under one mutex, so an operation
+// recorded before the clone was acknowledged before the power cut.
+package crashtest
+
+import (
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+)
+
+// Run is one run of a sweep, crashing at write operation K.
+type Run[A any] struct {
+	K int64
+	// Variant is K % Variants: workloads use it to alternate configurations.
+	Variant int
+	// FS is the file system the workload must use.
+	FS vfs.FS
+
+	mem  *vfs.MemFS
+	ops  atomic.Int64
+	rng  *rand.Rand
+	mu   sync.Mutex
+	acks []A // protected by mu
+	// Set at the crash, protected by mu.
+	crashed  bool
+	clone    *vfs.MemFS
+	snapshot []A
+}
+
+// Ack records an acknowledged operation. Call it only after the operation
+// returned success.
+func (r *Run[A]) Ack(a A) {
+	r.mu.Lock()
+	r.acks = append(r.acks, a)
+	r.mu.Unlock()
+}
+
+// Crashed reports whether the crash point has passed; workloads stop then.
+func (r *Run[A]) Crashed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.crashed
+}
+
+// Clone is the crash image (valid in verify).
+func (r *Run[A]) Clone() *vfs.MemFS { return r.clone }
+
+// Acked is what was acknowledged before the crash (valid in verify).
+func (r *Run[A]) Acked() []A { return r.snapshot }
+
+func (r *Run[A]) inject(op errorfs.Op) error {
+	if op.Kind.ReadOrWrite() != errorfs.OpIsWrite || r.ops.Add(1) != r.K {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cfg := vfs.CrashCloneCfg{}
+	if r.rng != nil {
+		cfg = vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: r.rng}
+	}
+	r.clone = r.mem.CrashClone(cfg)
+	r.snapshot = append([]A(nil), r.acks...)
+	r.crashed = true
+	return nil
+}
+
+// Config configures a sweep.
+type Config struct {
+	// MinPoints is the fewest crash points the sweep must cover. Default 1000.
+	MinPoints int
+	// Variants is how many workload configurations alternate (by K). Each
+	// must run to completion once before the sweep ends. Default 1.
+	Variants int
+	// LimitEnv names an environment variable that caps the crash points
+	// (for slow modes such as -race); the cap also lowers MinPoints.
+	LimitEnv string
+}
+
+// Sweep runs workload for k = 1, 2, ... and verify after every crash. The
+// workload returns normally whether or not the crash happened (it should
+// stop early once r.Crashed()). Odd K keep half of the unsynced data in the
+// crash image. It returns the number of crash points and fails t if they
+// are fewer than MinPoints.
+func Sweep[A any](t *testing.T, cfg Config, workload func(r *Run[A]), verify func(r *Run[A])) int {
+	t.Helper()
+	if cfg.MinPoints == 0 {
+		cfg.MinPoints = 1000
+	}
+	if cfg.Variants == 0 {
+		cfg.Variants = 1
+	}
+	limit := 1 << 30
+	if cfg.LimitEnv != "" {
+		if v, err := strconv.Atoi(os.Getenv(cfg.LimitEnv)); err == nil && v > 0 {
+			limit, cfg.MinPoints = v, min(v, cfg.MinPoints)
+		}
+	}
+	completed := make([]bool, cfg.Variants)
+	remaining := cfg.Variants
+	points := 0
+	for k := int64(1); remaining > 0 && points < limit; k++ {
+		v := int(k % int64(cfg.Variants))
+		if completed[v] {
+			continue
+		}
+		mem := vfs.NewCrashableMem()
+		r := &Run[A]{K: k, Variant: v, mem: mem}
+		if k%2 == 1 {
+			r.rng = rand.New(rand.NewPCG(uint64(k), 7))
+		}
+		r.FS = errorfs.Wrap(mem, errorfs.InjectorFunc(r.inject))
+		workload(r)
+		if !r.Crashed() {
+			completed[v] = true
+			remaining--
+			continue
+		}
+		points++
+		verify(r)
+		if t.Failed() {
+			break
+		}
+	}
+	if !t.Failed() && points < cfg.MinPoints {
+		t.Fatalf("only %d crash points; the sweep must cover at least %d", points, cfg.MinPoints)
+	}
+	return points
+}

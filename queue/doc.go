@@ -1,0 +1,88 @@
+// Package queue implements flowdb's durable task queues: priorities, a
+// bounded in-memory hot set with a durable overflow, leases, retries with
+// backoff, dead letters, idempotent enqueue and priority-aware admission.
+// Every change is a record applied through db's one write path, so no
+// acknowledged task is ever lost and replicas apply the same records to the
+// same state.
+//
+// # Contract
+//
+//   - Enqueue (single or batch; a batch is one record, accepted whole or not
+//     at all) returns task ids only once the tasks are durable. A task with
+//     an IdempotencyKey seen within the queue's IdempotencyWindow returns the
+//     first task's id and adds nothing.
+//   - Admission: a queue holds at most HotCapacity + OverflowCapacity
+//     outstanding (ready, delayed or leased) tasks, and MaxBytes of their
+//     payloads if set. The last ReserveFraction of that capacity admits only
+//     tasks with Priority >= HighPriority. A refused Enqueue gets ErrFull
+//     and changes nothing: the caller keeps its task. An accepted task is
+//     never dropped or evicted: a task that returns from a lease (Nack,
+//     expiry) always re-enters, even above capacity.
+//   - Hot set and overflow: the hot set is exactly the first HotCapacity
+//     ready tasks in dispatch order (priority descending, then FIFO), held
+//     in memory; the rest wait in the overflow, only in Pebble, costing no
+//     memory. When the hot set drains it refills from the overflow in the
+//     same order. A task outranking the hot set's last entry displaces it to
+//     the overflow (it stays queued).
+//   - Lease(agent, n, caps) hands out up to n ready tasks in dispatch order,
+//     skipping tasks whose required capabilities are not all in caps (it
+//     looks past the hot set, up to 4096 overflow entries, when the hot set
+//     has too few matches). Each lease has a token and an expiry. LeaseWait
+//     blocks until a task is leased or its context ends, woken by the
+//     records that make tasks ready: it never polls.
+//   - Extend renews a lease; Ack completes the task (its result is kept for
+//     ResultRetention); Nack, or an expired lease, returns it after backoff
+//     min(BackoffBase*2^(attempt-1), BackoffMax) plus jitter; after
+//     MaxAttempts leases it becomes a dead letter (kept DeadRetention), which
+//     can be listed, inspected, replayed (attempts reset) or purged.
+//   - Cancel removes a ready or delayed task; a leased one is marked so that
+//     its Ack is refused with ErrCanceled, and it is dropped when its lease
+//     ends.
+//   - A stale or wrong token gets ErrLeaseLost; unknown queues and tasks
+//     ErrNotFound; bad arguments ErrInvalid (validated before anything is
+//     logged).
+//
+// # Time and determinism
+//
+// Apply never reads a clock. Every record applies at its frame's time
+// (db.Tx.Time, stamped by the proposer), and before its own change each queue
+// record (except replay and purge) processes the timers due at that time:
+// delayed tasks whose not-before has passed become ready, expired leases are
+// retried. A background ticker proposes tick records for queues with
+// something due, so idle queues progress too. Jitter comes from a seed the
+// proposer draws and puts in the record, hashed with the task id. Lease
+// tokens are a hash of the log index, task id and attempt. The hot set is a
+// deterministic function of the applied state (rebuilt from Pebble on open
+// and compared with it by the model test), so apply may use it to pick.
+//
+// # Tables (on-disk format)
+//
+// All keys begin with the queue's data shard (keys.Placement), a table tag,
+// and len(name) | name:
+//
+//	0x20 def      -> config
+//	0x21 task     id (8 B)                       -> task (see task.encode)
+//	0x22 ready    255-priority (1 B) | seq (8 B) -> id (8 B) | required capabilities
+//	0x23 delayed  not-before (8 B) | id          -> (empty)
+//	0x24 lease    expiry (8 B) | id              -> (empty)
+//	0x25 dead     dead-at (8 B) | id             -> (empty)
+//	0x26 done     done-at (8 B) | id             -> (empty)
+//	0x27 idem     key                            -> id (8 B) | time (8 B)
+//	0x28 meta                                    -> counters
+//
+// Times are order-preserving int64 (keys.AppendInt64). Task ids and
+// sequence numbers share one per-queue counter.
+//
+// # Memory
+//
+// Per queue: its config and counters, plus about 64 bytes per hot-set entry
+// (and its required capabilities): 64 KiB for the default HotCapacity of
+// 1,000. Overflow, delayed, leased, done and dead tasks cost no memory.
+//
+// # Concurrency
+//
+// A Manager is safe for concurrent use. Manager.mu guards the in-memory
+// queue state; apply functions (on db's commit goroutine) hold it while they
+// run, readers (Stats, Lease argument checks) briefly. Close stops the
+// ticker and must precede closing the DB.
+package queue
