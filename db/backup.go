@@ -44,10 +44,24 @@ func (d *DB) Backup(ctx context.Context, dest string, progress Progress) error {
 	return copyDir(ctx, fs, staging, dest, progress)
 }
 
+// RestoreOptions configures Restore.
+type RestoreOptions struct {
+	// FS holds both directories. Default: the OS file system.
+	FS vfs.FS
+	// Attach registers the state machines whose tables the backup may hold
+	// (queue.Attach, ...) on the read-only backup before it is checked, so
+	// that their tables are verified rather than reported unknown.
+	Attach func(*DB) error
+}
+
 // Restore copies the backup in from into dest (which must not exist or be
-// empty), after opening the backup read-only and checking it. fs nil means
-// the OS file system.
-func Restore(ctx context.Context, fs vfs.FS, from, dest string, progress Progress) (*CheckReport, error) {
+// empty), after opening the backup read-only and checking it.
+func Restore(ctx context.Context, from, dest string, o *RestoreOptions, progress Progress) (*CheckReport, error) {
+	var ro RestoreOptions
+	if o != nil {
+		ro = *o
+	}
+	fs := ro.FS
 	if fs == nil {
 		fs = vfs.Default
 	}
@@ -57,6 +71,12 @@ func Restore(ctx context.Context, fs vfs.FS, from, dest string, progress Progres
 	src, err := Open(from, &Options{FS: fs, ReadOnly: true, Logger: discardLogger()})
 	if err != nil {
 		return nil, fmt.Errorf("db: open backup %s: %w", from, err)
+	}
+	if ro.Attach != nil {
+		if err := ro.Attach(src); err != nil {
+			src.Close()
+			return nil, err
+		}
 	}
 	rep, err := src.Check(ctx, nil)
 	src.Close()

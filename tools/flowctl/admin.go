@@ -151,7 +151,8 @@ func (a *app) restoreCmd() *cobra.Command {
 				return usageError{fmt.Errorf("--from and --dir are required")}
 			}
 			p, done := a.progress("restore")
-			rep, err := db.Restore(context.Background(), nil, from, a.dir, p)
+			rep, err := db.Restore(context.Background(), from, a.dir,
+				&db.RestoreOptions{Attach: func(d *db.DB) error { _, err := attach(d); return err }}, p)
 			done()
 			if err != nil {
 				return err

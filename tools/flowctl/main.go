@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/queue"
 	"github.com/spf13/cobra"
 )
 
@@ -70,7 +71,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log engine events to stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.kvCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd())
+	root.AddCommand(a.kvCmd(), a.queueCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd())
 	return root
 }
 
@@ -81,9 +82,27 @@ func (a *app) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
+// store is an open store with every state machine attached.
+type store struct {
+	*db.DB
+	Q *queue.Manager
+}
+
+// Close detaches the state machines and closes the store.
+func (s *store) Close() error {
+	s.Q.Close()
+	return s.DB.Close()
+}
+
+// attach registers every state machine with d. The CLI runs no background
+// ticker: each queue record processes the timers due at its time.
+func attach(d *db.DB) (*queue.Manager, error) {
+	return queue.Attach(d, &queue.Options{TickInterval: -1})
+}
+
 // open opens the store at --dir. Read commands pass mustExist so a typo in
 // --dir is reported instead of creating an empty store.
-func (a *app) open(mustExist bool) (*db.DB, error) {
+func (a *app) open(mustExist bool) (*store, error) {
 	if a.dir == "" {
 		return nil, usageError{errors.New("--dir is required (the store directory)")}
 	}
@@ -102,8 +121,15 @@ func (a *app) open(mustExist bool) (*db.DB, error) {
 		return nil, fmt.Errorf("no flowdb store at %s (a directory without a store; write to it with `flowctl --dir %s kv set` to create one)", a.dir, a.dir)
 	case errors.Is(err, db.ErrLocked):
 		return nil, fmt.Errorf("%s is open in another process; stop it first: %w", a.dir, err)
+	case err != nil:
+		return nil, err
 	}
-	return d, err
+	q, err := attach(d)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return &store{DB: d, Q: q}, nil
 }
 
 func (a *app) printJSON(v any) error {

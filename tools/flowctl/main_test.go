@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -122,5 +123,55 @@ func TestDemo(t *testing.T) {
 		if s.Ops <= 0 || s.OpsPerS <= 0 {
 			t.Fatalf("step without a measurement: %+v", s)
 		}
+	}
+}
+
+func TestQueueCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	mustRun(t, "--dir", dir, "queue", "create", "jobs", "--max-attempts", "1", "--backoff", "1ms")
+	for i, p := range []string{"low", "high", "mid"} {
+		mustRun(t, "--dir", dir, "queue", "enqueue", "jobs", p, "--priority", []string{"1", "9", "5"}[i])
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "queue", "list")), &list); err != nil ||
+		len(list) != 1 || list[0]["hot"].(float64) != 3 {
+		t.Fatalf("queue list: %v %v", list, err)
+	}
+	var ls []leaseJSON
+	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "queue", "lease", "jobs", "--agent", "a1", "--n", "2")), &ls); err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 2 || ls[0].Payload != "high" || ls[1].Payload != "mid" {
+		t.Fatalf("lease order: %+v", ls)
+	}
+	id := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	mustRun(t, "--dir", dir, "queue", "ack", "jobs", id(ls[0].ID), id(ls[0].Token), "--result", "done!")
+	if _, err := run(t, "--dir", dir, "queue", "ack", "jobs", id(ls[0].ID), id(ls[0].Token)); err == nil ||
+		!strings.Contains(err.Error(), "lease lost") {
+		t.Fatalf("second ack: %v", err)
+	}
+	mustRun(t, "--dir", dir, "queue", "nack", "jobs", id(ls[1].ID), id(ls[1].Token), "--reason", "flaky")
+	if got := mustRun(t, "--dir", dir, "queue", "inspect", "jobs", id(ls[0].ID)); !strings.Contains(got, "done") {
+		t.Fatalf("inspect: %q", got)
+	}
+	// max-attempts 1: the nacked task is a dead letter.
+	if got := mustRun(t, "--dir", dir, "queue", "dlq", "list", "jobs"); !strings.Contains(got, "mid") || !strings.Contains(got, "flaky") {
+		t.Fatalf("dlq list: %q", got)
+	}
+	mustRun(t, "--dir", dir, "queue", "dlq", "replay", "jobs", "--all")
+	var st map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "queue", "stats", "jobs")), &st); err != nil ||
+		st["hot"].(float64) != 2 || st["dead"].(float64) != 0 || st["done"].(float64) != 1 {
+		t.Fatalf("stats after replay: %v %v", st, err)
+	}
+	if got := mustRun(t, "--dir", dir, "check"); !strings.Contains(got, "ok") {
+		t.Fatalf("check with queues: %q", got)
+	}
+	if _, err := run(t, "--dir", dir, "queue", "stats", "nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("unknown queue: %v", err)
+	}
+	var ue usageError
+	if _, err := run(t, "--dir", dir, "queue", "ack", "jobs", "x", "1"); !errors.As(err, &ue) {
+		t.Fatalf("bad id: %v", err)
 	}
 }
