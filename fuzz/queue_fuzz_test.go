@@ -36,11 +36,11 @@ func FuzzQueueRecord(f *testing.F) {
 	}
 	// Seeds: real bodies of each kind, captured from the log encodings.
 	f.Add(uint8(1), []byte("\x01q\x01\x03\x00\x00\x00\x00\x01x"))        // enqueue
-	f.Add(uint8(2), []byte("\x01q\x02a1\x02\x00\x00"))                  // lease
-	f.Add(uint8(4), []byte("\x01q\x01\x05\x00"))                        // ack
-	f.Add(uint8(6), []byte("\x01q\x01"))                                // cancel
-	f.Add(uint8(7), []byte("\x01q\x07"))                                // tick
-	f.Add(uint8(8), []byte("\x01q\x01\x02"))                            // replay
+	f.Add(uint8(2), []byte("\x01q\x02a1\x02\x00\x00"))                   // lease
+	f.Add(uint8(4), []byte("\x01q\x01\x05\x00"))                         // ack
+	f.Add(uint8(6), []byte("\x01q\x01"))                                 // cancel
+	f.Add(uint8(7), []byte("\x01q\x07"))                                 // tick
+	f.Add(uint8(8), []byte("\x01q\x01\x02"))                             // replay
 	f.Add(uint8(0), []byte("\x01x\x04\x08\x00\x00\x00\x00\x00\x00\x00")) // create
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
 		k := queue.KindCreate + wal.Kind(kind%10)

@@ -116,7 +116,7 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if !rep.CheckOK || len(rep.Steps) != 7 || rep.Records == 0 || rep.CheckedKeys == 0 {
+	if !rep.CheckOK || len(rep.Steps) != 10 || rep.Records == 0 || rep.CheckedKeys == 0 {
 		t.Fatalf("demo report: %+v", rep)
 	}
 	for _, s := range rep.Steps {
