@@ -41,7 +41,10 @@ func (d *DB) Backup(ctx context.Context, dest string, progress Progress) error {
 	if err != nil {
 		return fmt.Errorf("db: checkpoint: %w", err)
 	}
-	return copyDir(ctx, fs, staging, dest, progress)
+	if err := copyDir(ctx, fs, staging, dest, progress); err != nil {
+		return err
+	}
+	return writeMarker(fs, dest)
 }
 
 // RestoreOptions configures Restore.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/wal"
 )
@@ -67,7 +68,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 	d.cursors.open = make(map[*Cursor]struct{})
 
 	if o.ErrorIfNotExists || o.ReadOnly {
-		if ls, _ := o.FS.List(dir); !hasManifest(ls) {
+		if ls, _ := o.FS.List(dir); !slices.Contains(ls, markerName) {
 			return nil, fmt.Errorf("%w: %s", ErrNotExist, dir)
 		}
 	}
@@ -81,6 +82,13 @@ func Open(dir string, opts *Options) (*DB, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrLocked, dir, err)
 	}
 	d.lock = lock
+	creating := false
+	if !o.ReadOnly {
+		if creating, err = prepareDir(o.FS, dir); err != nil {
+			lock.Close()
+			return nil, err
+		}
+	}
 
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref() // Pebble holds its own reference
@@ -126,6 +134,14 @@ func Open(dir string, opts *Options) (*DB, error) {
 		lock.Close()
 		return nil, fmt.Errorf("db: read applied index: %w", err)
 	}
+	if creating {
+		// The store and its configuration are durable: make it a store.
+		if err := finishCreate(o.FS, dir); err != nil {
+			pdb.Close()
+			lock.Close()
+			return nil, err
+		}
+	}
 	d.applier = applier{reg: &d.reg, shard: keys.LocalShard, placement: d.placement,
 		retention: retention, index: index, time: t}
 	d.applied.Store(index)
@@ -156,13 +172,91 @@ func Open(dir string, opts *Options) (*DB, error) {
 	return d, nil
 }
 
-func hasManifest(names []string) bool {
+// A store directory holds markerName once its creation completed. Creation
+// is two-phase so that a crash while creating never leaves a directory that
+// cannot be opened: creatingName is written (synced) before the Pebble store
+// is created, and renamed to markerName once the store and its configuration
+// are durable. Nothing can have been acknowledged by a store whose creation
+// did not complete, so a leftover creatingName means: clear and start over.
+const (
+	markerName   = "FLOWDB"
+	creatingName = "FLOWDB.creating"
+)
+
+// ErrForeign is returned by Open for a directory that holds files but is not
+// a flowdb store (for example a plain Pebble store). flowdb never touches it.
+var ErrForeign = errors.New("db: directory holds files that are not a flowdb store")
+
+// prepareDir readies dir for Open and reports whether a store is being
+// created.
+func prepareDir(fs vfs.FS, dir string) (bool, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case slices.Contains(names, markerName):
+		return false, nil
+	case slices.Contains(names, creatingName):
+		for _, n := range names { // an interrupted creation: clear it
+			if n != creatingName && n != "LOCK" {
+				if err := fs.RemoveAll(fs.PathJoin(dir, n)); err != nil {
+					return false, err
+				}
+			}
+		}
+		return true, syncDir(fs, dir)
+	}
 	for _, n := range names {
-		if len(n) > 9 && n[:9] == "MANIFEST-" {
-			return true
+		if n != "LOCK" {
+			return false, fmt.Errorf("%w: %s has %q", ErrForeign, dir, n)
 		}
 	}
-	return false
+	f, err := fs.Create(fs.PathJoin(dir, creatingName), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Close(); err != nil {
+		return false, err
+	}
+	return true, syncDir(fs, dir)
+}
+
+// finishCreate turns an interrupted-creation marker into the store marker.
+func finishCreate(fs vfs.FS, dir string) error {
+	if err := fs.Rename(fs.PathJoin(dir, creatingName), fs.PathJoin(dir, markerName)); err != nil {
+		return err
+	}
+	return syncDir(fs, dir)
+}
+
+// writeMarker writes the store marker into dir (used by Backup).
+func writeMarker(fs vfs.FS, dir string) error {
+	f, err := fs.Create(fs.PathJoin(dir, markerName), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(fs, dir)
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	f, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // dataShardsKey records DataShards so that a store is never reopened with a

@@ -43,7 +43,7 @@ func FuzzQueueRecord(f *testing.F) {
 	f.Add(uint8(8), []byte("\x01q\x01\x02"))                             // replay
 	f.Add(uint8(0), []byte("\x01x\x04\x08\x00\x00\x00\x00\x00\x00\x00")) // create
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
-		k := queue.KindCreate + wal.Kind(kind%10)
+		k := queue.KindCreate + wal.Kind(kind%11)
 		before := d.AppliedIndex()
 		_, err := d.Propose(ctx, wal.Record{Kind: k, Body: body})
 		if err != nil && !errors.Is(err, db.ErrBadRecord) && !errors.Is(err, queue.ErrNotFound) &&

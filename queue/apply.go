@@ -25,7 +25,30 @@ const (
 	KindTick    wal.Kind = 107
 	KindReplay  wal.Kind = 108
 	KindPurge   wal.Kind = 109
+	// KindAckBatch acknowledges many leased tasks; each item succeeds or
+	// fails on its own (per-item status in the result).
+	KindAckBatch wal.Kind = 110
 )
+
+// Per-item status codes of a KindAckBatch result.
+const (
+	ackOK byte = iota
+	ackNotFound
+	ackLeaseLost
+	ackCanceled
+)
+
+func ackStatus(err error) byte {
+	switch {
+	case err == nil:
+		return ackOK
+	case errors.Is(err, ErrCanceled):
+		return ackCanceled
+	case errors.Is(err, ErrLeaseLost):
+		return ackLeaseLost
+	}
+	return ackNotFound
+}
 
 // dueLimit bounds the timers one record processes; ticks continue the rest.
 const (
@@ -628,17 +651,7 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			return wal.Result{}, err
 		}
 	case KindAck:
-		if err := o.endLease(id, &t); err != nil {
-			return wal.Result{}, err
-		}
-		t.state, t.doneAt, t.result = stateDone, o.now, extra
-		q.m.done++
-		q.m.acked++
-		q.m.bytes -= int64(len(t.payload))
-		if err := tx.Set(qkey(q.shard, keys.TableQueueDone, o.name, ts(o.now), be64(id)), nil); err != nil {
-			return wal.Result{}, err
-		}
-		if err := o.putTask(id, &t); err != nil {
+		if err := o.ack(id, &t, extra); err != nil {
 			return wal.Result{}, err
 		}
 	case KindNack:
@@ -676,6 +689,71 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		return wal.Result{}, err
 	}
 	return wal.Result{N: 1}, o.end()
+}
+
+// ack completes a validated leased task.
+func (o *op) ack(id uint64, t *task, result []byte) error {
+	q := o.q
+	if err := o.endLease(id, t); err != nil {
+		return err
+	}
+	t.state, t.doneAt, t.result = stateDone, o.now, result
+	q.m.done++
+	q.m.acked++
+	q.m.bytes -= int64(len(t.payload))
+	if err := o.tx.Set(qkey(q.shard, keys.TableQueueDone, o.name, ts(o.now), be64(id)), nil); err != nil {
+		return err
+	}
+	return o.putTask(id, t)
+}
+
+func (m *Manager) applyAckBatch(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	d := newDec(rec.Body)
+	name, n := d.b(MaxNameSize), d.u()
+	if !d.ok || n == 0 || n > MaxBatch || n > uint64(len(d.p)) {
+		return rejected(errBadRecord)
+	}
+	type item struct {
+		id, token uint64
+		result    []byte
+	}
+	items := make([]item, n)
+	for i := range items {
+		items[i] = item{d.u(), d.u(), d.b(MaxResultSize)}
+	}
+	if !d.done() {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.begin(tx, name)
+	if err != nil {
+		return rejected(err)
+	}
+	status := make([]byte, n)
+	var done uint64
+	for i, it := range items {
+		// Each item is validated against the state left by the items
+		// before it (a duplicate id acks once).
+		t, rej, err := o.leasedTask(it.id, it.token)
+		if err != nil {
+			return wal.Result{}, err
+		}
+		if status[i] = ackStatus(rej); rej != nil {
+			continue
+		}
+		if err := o.ack(it.id, &t, it.result); err != nil {
+			return wal.Result{}, err
+		}
+		done++
+	}
+	if err := o.processDue(dueLimit, tx.Index); err != nil {
+		return wal.Result{}, err
+	}
+	if err := o.refill(); err != nil {
+		return wal.Result{}, err
+	}
+	return wal.Result{N: done, Data: status}, o.end()
 }
 
 func (m *Manager) applyTick(tx *db.Tx, rec wal.Record) (wal.Result, error) {

@@ -59,6 +59,7 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 		{Kind: KindTick, Name: "queue.tick", Reads: true, Apply: m.applyTick},
 		{Kind: KindReplay, Name: "queue.replay", Reads: true, Apply: m.applyDead},
 		{Kind: KindPurge, Name: "queue.purge", Reads: true, Apply: m.applyDead},
+		{Kind: KindAckBatch, Name: "queue.ackbatch", Reads: true, Apply: m.applyAckBatch},
 	}
 	for i, k := range kinds {
 		var tables []db.TableSpec
@@ -393,6 +394,52 @@ func (m *Manager) Ack(ctx context.Context, queue string, id, token uint64, resul
 	}
 	_, err := m.propose(ctx, KindAck, enc(nil).s(queue).u(id).u(token).b(result))
 	return err
+}
+
+// AckItem is one task of an AckBatch.
+type AckItem struct {
+	ID, Token uint64
+	Result    []byte
+}
+
+// AckBatch completes many leased tasks in one durable record. Each item
+// succeeds or fails on its own: the returned slice holds one error per item
+// (nil, or matching ErrLeaseLost, ErrCanceled or ErrNotFound). The error
+// result is for the call as a whole (ErrInvalid, ErrNotFound for the queue,
+// db errors).
+func (m *Manager) AckBatch(ctx context.Context, queue string, items []AckItem) ([]error, error) {
+	if err := m.exists(queue); err != nil {
+		return nil, err
+	}
+	if len(items) == 0 || len(items) > MaxBatch {
+		return nil, fmt.Errorf("%w: %d acks (want 1..%d)", ErrInvalid, len(items), MaxBatch)
+	}
+	e := enc(nil).s(queue).u(uint64(len(items)))
+	for _, it := range items {
+		if len(it.Result) > MaxResultSize {
+			return nil, fmt.Errorf("%w: result of %d bytes", ErrInvalid, len(it.Result))
+		}
+		e = e.u(it.ID).u(it.Token).b(it.Result)
+	}
+	res, err := m.propose(ctx, KindAckBatch, e)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Data) != len(items) {
+		return nil, fmt.Errorf("queue: %w: ack batch result", wal.ErrCorrupt)
+	}
+	errs := make([]error, len(items))
+	for i, s := range res.Data {
+		switch s {
+		case ackNotFound:
+			errs[i] = fmt.Errorf("%w: task %d", ErrNotFound, items[i].ID)
+		case ackLeaseLost:
+			errs[i] = fmt.Errorf("%w: task %d", ErrLeaseLost, items[i].ID)
+		case ackCanceled:
+			errs[i] = fmt.Errorf("%w: task %d", ErrCanceled, items[i].ID)
+		}
+	}
+	return errs, nil
 }
 
 // Nack returns a leased task for retry after backoff (or to the dead letters

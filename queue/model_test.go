@@ -353,9 +353,18 @@ func (r *seqRunner) step() {
 		r.steps = append(r.steps, fmt.Sprintf("%s(%d)", kind, id))
 		t, wantE := m.leased(now, id, token)
 		var err error
+		batch := false
 		switch kind {
 		case "ack":
-			err = r.qm.Ack(ctx, "m", id, token, []byte("r"))
+			if rng.IntN(2) == 0 {
+				err = r.qm.Ack(ctx, "m", id, token, []byte("r"))
+			} else {
+				batch = true // per-item failure: the record still applies (timers due run)
+				var errs []error
+				if errs, err = r.qm.AckBatch(ctx, "m", []AckItem{{ID: id, Token: token}}); err == nil {
+					err = errs[0]
+				}
+			}
 			if wantE == nil {
 				t.state, t.doneAt = stateDone, now
 				m.acked++
@@ -371,7 +380,7 @@ func (r *seqRunner) step() {
 				t.leaseExp = now + int64(m.cfg.LeaseDuration)
 			}
 		}
-		if wantE == nil {
+		if wantE == nil || batch {
 			m.due(now)
 		}
 		if !wantErr(err, wantE) {
