@@ -42,11 +42,7 @@ type DB struct {
 	// applier is owned by the commit goroutine (stage A).
 	applier applier
 	// vis tracks the last frame stage B has made visible in Pebble.
-	vis struct {
-		sync.Mutex
-		cond  *sync.Cond
-		index uint64 // protected by vis.Mutex
-	}
+	vis     visibility
 	applied atomic.Uint64 // last durable log index, for readers
 
 	cursors struct {
@@ -55,6 +51,13 @@ type DB struct {
 	}
 
 	m engineMetrics
+}
+
+// visibility tracks the last frame stage B has made visible in Pebble.
+type visibility struct {
+	sync.Mutex
+	cond  *sync.Cond
+	index uint64 // protected by the mutex
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -468,22 +471,32 @@ func (d *DB) commitLoop() {
 		if len(props) == 0 && err != nil {
 			return
 		}
-		fl := &inflight{props: slices.Clone(props), results: make([]wal.Result, len(props)), start: time.Now()}
-		clear(props)
 		if fe := d.fatal.Load(); fe != nil {
+			fl := &inflight{props: slices.Clone(props), results: make([]wal.Result, len(props))}
+			clear(props)
 			fl.err = *fe
 			writes <- fl
 			continue
 		}
 		frame.Records = frame.Records[:0]
-		for _, p := range fl.props {
+		for _, p := range props {
 			frame.Records = append(frame.Records, p.Rec)
 		}
-		frame.Time = d.opts.Now().UnixNano()
 		indexed := a.needsIndexed(&frame)
-		if indexed {
+		if indexed && d.vis.visible() < a.index {
+			// This frame must read the previous one, which stage B has not
+			// made visible yet: wait, and let the frame take in whatever
+			// arrived meanwhile.
 			d.waitVisible(a.index)
+			n := len(props)
+			props = d.batcher.TakePending(props)
+			for _, p := range props[n:] {
+				frame.Records = append(frame.Records, p.Rec)
+			}
 		}
+		fl := &inflight{props: slices.Clone(props), results: make([]wal.Result, len(props)), start: time.Now()}
+		clear(props)
+		frame.Time = d.opts.Now().UnixNano()
 		if a.retention > 0 {
 			enc, scratch, err = wal.AppendFrame(enc[:0], &frame, encOpts, scratch)
 			fl.bytes = len(enc)
@@ -529,6 +542,13 @@ func (d *DB) setFatal(err error) {
 	if d.fatal.CompareAndSwap(nil, &ferr) {
 		d.opts.Logger.Error("flowdb: commit failed; engine stopped", "err", err)
 	}
+}
+
+// visible returns the last frame stage B has made visible.
+func (v *visibility) visible() uint64 {
+	v.Lock()
+	defer v.Unlock()
+	return v.index
 }
 
 // waitVisible blocks until frame index is visible in Pebble (written by B)

@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -163,6 +164,7 @@ func (o *op) unready(t *task) error {
 func (o *op) delay(id uint64, t *task, notBefore int64) error {
 	t.state, t.notBefore = stateDelayed, notBefore
 	o.q.m.delayed++
+	o.q.timerAdded(notBefore)
 	return o.tx.Set(qkey(o.q.shard, keys.TableQueueDelayed, o.name, ts(notBefore), be64(id)), nil)
 }
 
@@ -222,6 +224,9 @@ func (o *op) retry(id uint64, t *task, seed uint64, reason string) error {
 // of each.
 func (o *op) processDue(limit int, seed uint64) error {
 	q := o.q
+	if o.now < q.dueHint {
+		return nil
+	}
 	if q.m.delayed > 0 {
 		lo := qkey(q.shard, keys.TableQueueDelayed, o.name)
 		hi := qkey(q.shard, keys.TableQueueDelayed, o.name, ts(o.now+1))
@@ -270,6 +275,28 @@ func (o *op) processDue(limit int, seed uint64) error {
 			if err := o.retry(e.id, &t, seed, "lease expired"); err != nil {
 				return err
 			}
+		}
+	}
+	return o.recomputeHint()
+}
+
+// recomputeHint sets the due hint to the earliest remaining timer.
+func (o *op) recomputeHint() error {
+	q := o.q
+	q.dueHint = math.MaxInt64
+	for _, table := range []byte{keys.TableQueueDelayed, keys.TableQueueLease} {
+		prefix := qkey(q.shard, table, o.name)
+		it, err := o.tx.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+		if err != nil {
+			return err
+		}
+		if it.First() {
+			if k := it.Key()[len(prefix):]; len(k) >= 8 {
+				q.dueHint = min(q.dueHint, keys.Int64(k[:8]))
+			}
+		}
+		if err := it.Close(); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -352,7 +379,7 @@ func (m *Manager) applyCreate(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	if err := tx.Set(qkey(shard, keys.TableQueueDef, cfg.Name), rec.Body); err != nil {
 		return wal.Result{}, err
 	}
-	q := &qstate{cfg: cfg, shard: shard, wake: make(chan struct{})}
+	q := &qstate{cfg: cfg, shard: shard, wake: make(chan struct{}), dueHint: math.MaxInt64}
 	if err := tx.Set(qkey(shard, keys.TableQueueMeta, cfg.Name), q.m.encode()); err != nil {
 		return wal.Result{}, err
 	}
@@ -558,6 +585,7 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		t.leaseExp = o.now + ld
 		t.token = xxhash.Sum64(enc(be64(tx.Index)).u64(e.id).u(t.attempts))
 		q.m.leased++
+		q.timerAdded(t.leaseExp)
 		if err := tx.Set(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(e.id)), nil); err != nil {
 			return wal.Result{}, err
 		}
@@ -644,6 +672,7 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			return wal.Result{}, err
 		}
 		t.leaseExp = o.now + ld
+		q.timerAdded(t.leaseExp)
 		if err := tx.Set(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(id)), nil); err != nil {
 			return wal.Result{}, err
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -97,7 +98,7 @@ func (m *Manager) load() error {
 				it.Close()
 				return fmt.Errorf("queue: %w: definition at %x", wal.ErrCorrupt, it.Key())
 			}
-			q := &qstate{cfg: cfg, shard: shard, wake: make(chan struct{})}
+			q := &qstate{cfg: cfg, shard: shard, wake: make(chan struct{}), dueHint: math.MinInt64}
 			v, c, err := p.Get(qkey(shard, keys.TableQueueMeta, cfg.Name))
 			if err != nil {
 				it.Close()

@@ -65,7 +65,15 @@ type qstate struct {
 	wake chan struct{}
 	// rates samples the totals for Stats (ticker only).
 	rates rateRing
+	// dueHint: no delayed task or lease is due before this time. Lowered
+	// whenever a timer is added, recomputed from the indexes after each
+	// scan; math.MinInt64 means unknown (scan). It only lets apply skip
+	// scans that would find nothing, so it changes no outcome.
+	dueHint int64
 }
+
+// timerAdded lowers the due hint for a timer at t.
+func (q *qstate) timerAdded(t int64) { q.dueHint = min(q.dueHint, t) }
 
 func (q *qstate) hotIndex(r rank) (int, bool) {
 	return slices.BinarySearchFunc(q.hot, r, func(e hotEntry, r rank) int {

@@ -165,6 +165,32 @@ func (b *Batcher) Next(dst []*Proposal) ([]*Proposal, error) {
 	}
 }
 
+// TakePending appends to dst, without blocking, up to what one frame may
+// still hold given the proposals already in dst (by count and bytes). The
+// consumer uses it to grow a frame while it waited for something else.
+func (b *Batcher) TakePending(dst []*Proposal) []*Proposal {
+	have := 0
+	for _, p := range dst {
+		have += RecordSize(&p.Rec)
+	}
+	b.mu.Lock()
+	i, bytes := 0, 0
+	for ; i < len(b.mu.pending) && len(dst)+i < b.opts.MaxRecords; i++ {
+		sz := RecordSize(&b.mu.pending[i].Rec)
+		if have+bytes+sz > b.opts.MaxFrameBytes {
+			break
+		}
+		bytes += sz
+	}
+	dst = append(dst, b.mu.pending[:i]...)
+	rest := copy(b.mu.pending, b.mu.pending[i:])
+	clear(b.mu.pending[rest:])
+	b.mu.pending = b.mu.pending[:rest]
+	b.mu.pendingBytes -= bytes
+	b.mu.Unlock()
+	return dst
+}
+
 // linger waits up to Linger for the pending set to fill.
 func (b *Batcher) linger() {
 	t := time.NewTimer(b.opts.Linger)

@@ -1,0 +1,399 @@
+// Command queuebench measures the durable task lifecycle (enqueue -> lease ->
+// ack) of flowdb against, in the same run and on the same disk:
+//
+//   - raw Pebble doing the equivalent synced writes (an enqueue batch, a
+//     lease batch and an ack batch per task group; no queue logic), and
+//   - NATS JetStream embedded in-process: a work-queue stream on file
+//     storage, a pull consumer with explicit acks, once with sync_always and
+//     once with its default sync interval.
+//
+// Producers submit one task per call; consumers lease up to 32 tasks per call
+// and acknowledge them (flowdb: one AckBatch record; raw: one batch; NATS: an
+// Ack per message, which JetStream batches on the wire). Tasks/s counts
+// tasks acknowledged from the first enqueue to the last ack; enqueue
+// latency is per call. Each scenario repeats -runs times (median), systems
+// alternating.
+//
+//	cd bench && go run ./queuebench [-runs 3] [-tasks 60000] [-dir /tmp]
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/queue"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+type result struct {
+	TasksPerS float64
+	P50, P99  time.Duration
+}
+
+// system runs one lifecycle: producers enqueue tasks, consumers drain them.
+type system interface {
+	enqueue(ctx context.Context, payload []byte) error
+	// consume leases and acks until stop is closed and nothing is left; it
+	// adds each acked task to done.
+	consume(ctx context.Context, worker int, done *atomic.Int64, total int64) error
+	close() error
+}
+
+const consumers = 8
+
+var payload = func() []byte {
+	p := make([]byte, 256)
+	for i := range p {
+		p[i] = byte('a' + i%26)
+	}
+	return p
+}()
+
+func run(sys system, producers, tasks int) (result, error) {
+	ctx := context.Background()
+	var done atomic.Int64
+	lat := make([][]time.Duration, producers)
+	errs := make(chan error, producers+consumers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := 0; c < consumers; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			if err := sys.consume(ctx, c, &done, int64(tasks)); err != nil {
+				errs <- err
+			}
+		}(c)
+	}
+	var pwg sync.WaitGroup
+	for p := 0; p < producers; p++ {
+		pwg.Add(1)
+		go func(p int) {
+			defer pwg.Done()
+			for i := p; i < tasks; i += producers {
+				t0 := time.Now()
+				if err := sys.enqueue(ctx, payload); err != nil {
+					errs <- err
+					return
+				}
+				lat[p] = append(lat[p], time.Since(t0))
+			}
+		}(p)
+	}
+	pwg.Wait()
+	wg.Wait()
+	el := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return result{}, err
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	return result{TasksPerS: float64(done.Load()) / el.Seconds(), P50: all[len(all)/2], P99: all[len(all)*99/100]}, nil
+}
+
+// ---- flowdb ----
+
+type flowSys struct {
+	d *db.DB
+	q *queue.Manager
+}
+
+func openFlow(dir string) (system, error) {
+	d, err := db.Open(dir, &db.Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
+	if err != nil {
+		return nil, err
+	}
+	q, err := queue.Attach(d, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.Create(context.Background(), queue.Config{Name: "bench", OverflowCapacity: 10_000_000}); err != nil {
+		return nil, err
+	}
+	return &flowSys{d, q}, nil
+}
+
+func (s *flowSys) enqueue(ctx context.Context, p []byte) error {
+	_, err := s.q.Enqueue(ctx, "bench", queue.Task{Payload: p})
+	return err
+}
+
+func (s *flowSys) consume(ctx context.Context, w int, done *atomic.Int64, total int64) error {
+	agent := fmt.Sprintf("c%d", w)
+	for done.Load() < total {
+		lctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		ls, err := s.q.LeaseWait(lctx, "bench", agent, 32, nil, 0)
+		cancel()
+		if err != nil && lctx.Err() == nil {
+			return err
+		}
+		if len(ls) == 0 {
+			continue
+		}
+		items := make([]queue.AckItem, len(ls))
+		for i, l := range ls {
+			items[i] = queue.AckItem{ID: l.ID, Token: l.Token}
+		}
+		errs, err := s.q.AckBatch(ctx, "bench", items)
+		if err != nil {
+			return err
+		}
+		for _, e := range errs {
+			if e != nil {
+				return e
+			}
+		}
+		done.Add(int64(len(ls)))
+	}
+	return nil
+}
+
+func (s *flowSys) close() error { s.q.Close(); return s.d.Close() }
+
+// ---- raw Pebble: the same writes, no queue logic ----
+
+type rawSys struct {
+	p     *pebble.DB
+	next  atomic.Uint64
+	ready chan uint64
+}
+
+func openRaw(dir string) (system, error) {
+	c := pebble.NewCache(64 << 20)
+	defer c.Unref()
+	p, err := pebble.Open(dir, &pebble.Options{Cache: c, FormatMajorVersion: pebble.FormatNewest, MemTableSize: 64 << 20,
+		Logger: quietLogger{}})
+	if err != nil {
+		return nil, err
+	}
+	return &rawSys{p: p, ready: make(chan uint64, 1<<22)}, nil
+}
+
+func rk(prefix byte, id uint64) []byte { return binary.BigEndian.AppendUint64([]byte{prefix}, id) }
+
+func (s *rawSys) enqueue(ctx context.Context, p []byte) error {
+	id := s.next.Add(1)
+	b := s.p.NewBatch()
+	b.Set(rk('t', id), p, nil)
+	b.Set(rk('r', id), nil, nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	s.ready <- id
+	return nil
+}
+
+func (s *rawSys) consume(ctx context.Context, w int, done *atomic.Int64, total int64) error {
+	for done.Load() < total {
+		var ids []uint64
+		select {
+		case id := <-s.ready:
+			ids = append(ids, id)
+		case <-time.After(50 * time.Millisecond):
+			continue
+		}
+		for len(ids) < 32 {
+			select {
+			case id := <-s.ready:
+				ids = append(ids, id)
+				continue
+			default:
+			}
+			break
+		}
+		lease, ack := s.p.NewBatch(), s.p.NewBatch()
+		for _, id := range ids {
+			lease.Delete(rk('r', id), nil)
+			lease.Set(rk('l', id), []byte("agent"), nil)
+			lease.Set(rk('t', id), payload, nil)
+			ack.Delete(rk('l', id), nil)
+			ack.Set(rk('d', id), nil, nil)
+			ack.Set(rk('t', id), payload, nil)
+		}
+		if err := lease.Commit(pebble.Sync); err != nil {
+			return err
+		}
+		if err := ack.Commit(pebble.Sync); err != nil {
+			return err
+		}
+		done.Add(int64(len(ids)))
+	}
+	return nil
+}
+
+func (s *rawSys) close() error { return s.p.Close() }
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)      {}
+func (quietLogger) Errorf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+func (quietLogger) Fatalf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...); os.Exit(1) }
+
+// ---- NATS JetStream ----
+
+type natsSys struct {
+	srv  *server.Server
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	cons jetstream.Consumer
+}
+
+func openNATS(dir string, syncAlways bool) (system, error) {
+	srv, err := server.NewServer(&server.Options{JetStream: true, StoreDir: dir, Port: -1, Host: "127.0.0.1",
+		SyncAlways: syncAlways, NoLog: true, NoSigs: true})
+	if err != nil {
+		return nil, err
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		return nil, fmt.Errorf("nats server not ready")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "TASKS", Subjects: []string{"tasks"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
+	if err != nil {
+		return nil, err
+	}
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "workers",
+		AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 100_000})
+	if err != nil {
+		return nil, err
+	}
+	return &natsSys{srv: srv, nc: nc, js: js, cons: cons}, nil
+}
+
+func (s *natsSys) enqueue(ctx context.Context, p []byte) error {
+	_, err := s.js.Publish(ctx, "tasks", p)
+	return err
+}
+
+func (s *natsSys) consume(ctx context.Context, w int, done *atomic.Int64, total int64) error {
+	for done.Load() < total {
+		batch, err := s.cons.Fetch(32, jetstream.FetchMaxWait(50*time.Millisecond))
+		if err != nil {
+			return err
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			if err := msg.Ack(); err != nil {
+				return err
+			}
+			n++
+		}
+		done.Add(int64(n))
+	}
+	return nil
+}
+
+func (s *natsSys) close() error {
+	s.nc.Close()
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+	return nil
+}
+
+func median(rs []result) result {
+	pick := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return result{TasksPerS: pick(func(r result) float64 { return r.TasksPerS }),
+		P50: time.Duration(pick(func(r result) float64 { return float64(r.P50) })),
+		P99: time.Duration(pick(func(r result) float64 { return float64(r.P99) }))}
+}
+
+func main() {
+	runs := flag.Int("runs", 3, "repetitions (median reported)")
+	tasks := flag.Int("tasks", 60000, "tasks per run with 64 producers (a twentieth with 1)")
+	dir := flag.String("dir", os.TempDir(), "directory for the stores")
+	only := flag.String("only", "", "run only systems whose name contains this")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	systems := []struct {
+		name string
+		open func(string) (system, error)
+	}{
+		{"flowdb", openFlow},
+		{"raw pebble", openRaw},
+		{"jetstream sync_always", func(d string) (system, error) { return openNATS(d, true) }},
+		{"jetstream default", func(d string) (system, error) { return openNATS(d, false) }},
+	}
+	fmt.Printf("queuebench: enqueue -> lease -> ack, 256 B payloads, %d consumers (lease 32, ack all), %d runs, medians\n", consumers, *runs)
+	fmt.Printf("machine: %d CPUs; stores in %s\n\n", 2, *dir)
+	fmt.Printf("%-12s %-24s %12s %10s %10s %10s\n", "producers", "system", "tasks/s", "enq p50", "enq p99", "vs flowdb")
+	for _, producers := range []int{1, 64} {
+		n := *tasks
+		if producers == 1 {
+			n = *tasks / 20
+		}
+		var base float64
+		for _, s := range systems {
+			if *only != "" && !strings.Contains(s.name, *only) {
+				continue
+			}
+			var rs []result
+			for i := 0; i < *runs; i++ {
+				d, _ := os.MkdirTemp(*dir, "queuebench-")
+				sys, err := s.open(d)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, s.name, err)
+					os.Exit(1)
+				}
+				r, err := run(sys, producers, n)
+				sys.close()
+				os.RemoveAll(d)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, s.name, err)
+					os.Exit(1)
+				}
+				rs = append(rs, r)
+			}
+			m := median(rs)
+			if s.name == "flowdb" {
+				base = m.TasksPerS
+			}
+			ratio := "-"
+			if base > 0 && s.name != "flowdb" {
+				ratio = fmt.Sprintf("%.2fx", base/m.TasksPerS)
+			}
+			fmt.Printf("%-12d %-24s %12.0f %10s %10s %10s\n", producers, s.name, m.TasksPerS,
+				m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), ratio)
+		}
+	}
+}
