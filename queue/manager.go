@@ -317,7 +317,9 @@ type Lease struct {
 // Lease hands up to n ready tasks to agent, highest priority first and FIFO
 // within a priority, skipping tasks that require capabilities caps lacks.
 // leaseFor 0 means the queue's LeaseDuration. It returns no leases (and no
-// error) when nothing is ready.
+// error) when nothing is ready. ctx is checked before the lease is proposed;
+// once proposed, Lease waits for it even if ctx ends, so that leased tasks
+// always reach the caller.
 func (m *Manager) Lease(ctx context.Context, queue, agent string, n int, caps []string, leaseFor time.Duration) ([]Lease, error) {
 	if err := m.exists(queue); err != nil {
 		return nil, err
@@ -329,7 +331,12 @@ func (m *Manager) Lease(ctx context.Context, queue, agent string, n int, caps []
 	for _, c := range caps {
 		capb = append(capb, []byte(c))
 	}
-	res, err := m.propose(ctx, KindLease, enc(nil).s(queue).s(agent).u(uint64(n)).list(capb).i(int64(leaseFor)))
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Once proposed, a lease is waited for whatever ctx does: giving up on
+	// it would strand the leased tasks, unseen, until their leases expire.
+	res, err := m.propose(context.WithoutCancel(ctx), KindLease, enc(nil).s(queue).s(agent).u(uint64(n)).list(capb).i(int64(leaseFor)))
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -94,3 +96,59 @@ func TestLifecycle(t *testing.T) {
 }
 
 var quietLog = slog.New(slog.DiscardHandler)
+
+// TestLeaseWaitNeverStrands drains a queue with consumers whose LeaseWait
+// deadlines keep expiring while leases are being proposed. A lease proposed
+// under an expiring deadline must still reach its caller: with a one-hour
+// lease, a stranded task would never be acknowledged.
+func TestLeaseWaitNeverStrands(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(t.TempDir(), &db.Options{Logger: quietLog, TTLReapInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	m, err := Attach(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Create(ctx, Config{Name: "b", LeaseDuration: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1500
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(60 * time.Second)
+	for c := 0; c < 8; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for done.Load() < n && time.Now().Before(deadline) {
+				lctx, cancel := context.WithTimeout(ctx, time.Duration(1+c)*time.Millisecond)
+				ls, err := m.LeaseWait(lctx, "b", fmt.Sprint(c), 32, nil, 0)
+				cancel()
+				if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+					t.Error(err)
+					return
+				}
+				for _, l := range ls {
+					if err := m.Ack(ctx, "b", l.ID, l.Token, nil); err != nil {
+						t.Error(err)
+						return
+					}
+					done.Add(1)
+				}
+			}
+		}(c)
+	}
+	for i := 0; i < n; i++ {
+		if _, err := m.Enqueue(ctx, "b", Task{Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if st, _ := m.Stats("b"); done.Load() != n || st.Leased != 0 {
+		t.Fatalf("acked %d of %d; %d tasks stranded in leases nobody received", done.Load(), n, st.Leased)
+	}
+}
