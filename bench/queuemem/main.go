@@ -66,7 +66,8 @@ func main() {
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
 	d, q := open(dir)
-	if err := q.Create(ctx, queue.Config{Name: "big", OverflowCapacity: *n + 1000}); err != nil {
+	// Headroom: the last 10% of capacity admits only high priorities.
+	if err := q.Create(ctx, queue.Config{Name: "big", OverflowCapacity: 2 * *n}); err != nil {
 		fail(err)
 	}
 	payload := make([]byte, 256)
