@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/wal"
@@ -102,13 +103,20 @@ func Open(dir string, opts *Options) (*DB, error) {
 		ReadOnly:           o.ReadOnly,
 		Lock:               lock,
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       64 << 20,
+		// Pebble reserves memtable memory out of the block cache, so the
+		// memtables (one active, one flushing) must stay well below it.
+		MemTableSize: memTableSize(o.CacheSize),
 		// Corruption found on a read path surfaces as that read's error (and
 		// in Check); Pebble's default would exit the process.
 		EventListener: &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
 			d.m.corruptions.Add(1)
 			o.Logger.Error("flowdb: on-disk corruption", "path", info.Path, "err", info.Details)
 		}},
+	}
+	// Bloom filters make point reads (applying queue records reads tasks by
+	// id) skip the tables that cannot hold the key.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	if o.Pebble != nil {
 		o.Pebble(po)
@@ -338,6 +346,11 @@ func (d *DB) initLogRetention() (int, error) {
 		return 0, err
 	}
 	return want, b.Commit(pebble.Sync)
+}
+
+// memTableSize is a quarter of the cache, between 4 and 64 MiB.
+func memTableSize(cache int64) uint64 {
+	return uint64(min(max(cache/4, 4<<20), 64<<20))
 }
 
 // Dir returns the directory the store was opened in.

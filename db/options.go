@@ -40,7 +40,9 @@ type Options struct {
 	// FS is the file system every engine file is written through. Default:
 	// vfs.Default (the OS). Tests pass vfs.NewCrashableMem() or an errorfs.
 	FS vfs.FS
-	// CacheSize is Pebble's block cache in bytes. Default 64 MiB.
+	// CacheSize is Pebble's block cache in bytes. Default 128 MiB. Memtables
+	// take a quarter of it each (between 4 and 64 MiB), because Pebble
+	// accounts memtable memory against the cache.
 	CacheSize int64
 	// Durability: default SyncEachCommit.
 	Durability Durability
@@ -102,7 +104,7 @@ func (o *Options) withDefaults() (Options, error) {
 		c.FS = vfs.Default
 	}
 	if c.CacheSize == 0 {
-		c.CacheSize = 64 << 20
+		c.CacheSize = 128 << 20
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/flowdb/flowdb/db"
 )
 
@@ -93,10 +94,14 @@ func openFlow(dir string) (writer, error) {
 
 // openRaw opens Pebble with the options flowdb gives it.
 func openRaw(dir string) (writer, error) {
-	c := pebble.NewCache(64 << 20)
+	c := pebble.NewCache(128 << 20) // flowdb's defaults
 	defer c.Unref()
-	p, err := pebble.Open(dir, &pebble.Options{Cache: c, FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize: 64 << 20, Logger: quietLogger{}})
+	po := &pebble.Options{Cache: c, FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize: 32 << 20, Logger: quietLogger{}}
+	for i := range po.Levels { // as flowdb configures it
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	p, err := pebble.Open(dir, po)
 	return rawWriter{p}, err
 }
 

@@ -26,12 +26,14 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/nats-io/nats-server/v2/server"
@@ -46,7 +48,9 @@ type result struct {
 
 // system runs one lifecycle: producers enqueue tasks, consumers drain them.
 type system interface {
-	enqueue(ctx context.Context, payload []byte) error
+	// enqueue submits n tasks in one call (one durable operation where the
+	// system has one).
+	enqueue(ctx context.Context, payload []byte, n int) error
 	// consume leases and acks until stop is closed and nothing is left; it
 	// adds each acked task to done.
 	consume(ctx context.Context, worker int, done *atomic.Int64, total int64) error
@@ -63,7 +67,9 @@ var payload = func() []byte {
 	return p
 }()
 
-func run(sys system, producers, tasks int) (result, error) {
+// run drives one lifecycle. batch is tasks per enqueue call; rate, if > 0,
+// paces the producers to that many tasks per second in total.
+func run(sys system, producers, tasks, batch int, rate float64) (result, error) {
 	ctx := context.Background()
 	var done atomic.Int64
 	lat := make([][]time.Duration, producers)
@@ -84,9 +90,18 @@ func run(sys system, producers, tasks int) (result, error) {
 		pwg.Add(1)
 		go func(p int) {
 			defer pwg.Done()
-			for i := p; i < tasks; i += producers {
+			calls := tasks / batch
+			var tick *time.Ticker
+			if rate > 0 {
+				tick = time.NewTicker(time.Duration(float64(time.Second) * float64(producers*batch) / rate))
+				defer tick.Stop()
+			}
+			for i := p; i < calls; i += producers {
+				if tick != nil {
+					<-tick.C
+				}
 				t0 := time.Now()
-				if err := sys.enqueue(ctx, payload); err != nil {
+				if err := sys.enqueue(ctx, payload, batch); err != nil {
 					errs <- err
 					return
 				}
@@ -128,8 +143,12 @@ func openFlow(dir string) (system, error) {
 	return &flowSys{d, q}, nil
 }
 
-func (s *flowSys) enqueue(ctx context.Context, p []byte) error {
-	_, err := s.q.Enqueue(ctx, "bench", queue.Task{Payload: p})
+func (s *flowSys) enqueue(ctx context.Context, p []byte, n int) error {
+	ts := make([]queue.Task, n)
+	for i := range ts {
+		ts[i] = queue.Task{Payload: p}
+	}
+	_, err := s.q.EnqueueBatch(ctx, "bench", ts)
 	return err
 }
 
@@ -174,10 +193,14 @@ type rawSys struct {
 }
 
 func openRaw(dir string) (system, error) {
-	c := pebble.NewCache(64 << 20)
+	c := pebble.NewCache(128 << 20) // flowdb's defaults
 	defer c.Unref()
-	p, err := pebble.Open(dir, &pebble.Options{Cache: c, FormatMajorVersion: pebble.FormatNewest, MemTableSize: 64 << 20,
-		Logger: quietLogger{}})
+	po := &pebble.Options{Cache: c, FormatMajorVersion: pebble.FormatNewest, MemTableSize: 32 << 20,
+		Logger: quietLogger{}}
+	for i := range po.Levels { // as flowdb configures it
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	p, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, err
 	}
@@ -186,15 +209,20 @@ func openRaw(dir string) (system, error) {
 
 func rk(prefix byte, id uint64) []byte { return binary.BigEndian.AppendUint64([]byte{prefix}, id) }
 
-func (s *rawSys) enqueue(ctx context.Context, p []byte) error {
-	id := s.next.Add(1)
+func (s *rawSys) enqueue(ctx context.Context, p []byte, n int) error {
 	b := s.p.NewBatch()
-	b.Set(rk('t', id), p, nil)
-	b.Set(rk('r', id), nil, nil)
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = s.next.Add(1)
+		b.Set(rk('t', ids[i]), p, nil)
+		b.Set(rk('r', ids[i]), nil, nil)
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
-	s.ready <- id
+	for _, id := range ids {
+		s.ready <- id
+	}
 	return nil
 }
 
@@ -285,9 +313,29 @@ func openNATS(dir string, syncAlways bool) (system, error) {
 	return &natsSys{srv: srv, nc: nc, js: js, cons: cons}, nil
 }
 
-func (s *natsSys) enqueue(ctx context.Context, p []byte) error {
-	_, err := s.js.Publish(ctx, "tasks", p)
-	return err
+func (s *natsSys) enqueue(ctx context.Context, p []byte, n int) error {
+	if n == 1 {
+		_, err := s.js.Publish(ctx, "tasks", p)
+		return err
+	}
+	futs := make([]jetstream.PubAckFuture, n)
+	for i := range futs {
+		f, err := s.js.PublishAsync("tasks", p)
+		if err != nil {
+			return err
+		}
+		futs[i] = f
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 func (s *natsSys) consume(ctx context.Context, w int, done *atomic.Int64, total int64) error {
@@ -334,6 +382,9 @@ func main() {
 	tasks := flag.Int("tasks", 60000, "tasks per run with 64 producers (a twentieth with 1)")
 	dir := flag.String("dir", os.TempDir(), "directory for the stores")
 	only := flag.String("only", "", "run only systems whose name contains this")
+	batch := flag.Int("batch", 1, "tasks per enqueue call")
+	rate := flag.Float64("rate", 0, "pace producers to this many tasks/s in total (0: as fast as possible)")
+	prodList := flag.String("producers", "1,64", "producer counts to run, comma-separated")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -354,10 +405,19 @@ func main() {
 		{"jetstream sync_always", func(d string) (system, error) { return openNATS(d, true) }},
 		{"jetstream default", func(d string) (system, error) { return openNATS(d, false) }},
 	}
-	fmt.Printf("queuebench: enqueue -> lease -> ack, 256 B payloads, %d consumers (lease 32, ack all), %d runs, medians\n", consumers, *runs)
+	fmt.Printf("queuebench: enqueue -> lease -> ack, 256 B payloads, %d tasks per enqueue call, %d consumers (lease 32, ack all), %d runs, medians\n",
+		*batch, consumers, *runs)
+	if *rate > 0 {
+		fmt.Printf("producers paced to %.0f tasks/s in total\n", *rate)
+	}
 	fmt.Printf("machine: %d CPUs; stores in %s\n\n", 2, *dir)
 	fmt.Printf("%-12s %-24s %12s %10s %10s %10s\n", "producers", "system", "tasks/s", "enq p50", "enq p99", "vs flowdb")
-	for _, producers := range []int{1, 64} {
+	for _, ps := range strings.Split(*prodList, ",") {
+		producers, err := strconv.Atoi(ps)
+		if err != nil || producers < 1 {
+			fmt.Fprintln(os.Stderr, "bad -producers")
+			os.Exit(2)
+		}
 		n := *tasks
 		if producers == 1 {
 			n = *tasks / 20
@@ -375,7 +435,7 @@ func main() {
 					fmt.Fprintln(os.Stderr, s.name, err)
 					os.Exit(1)
 				}
-				r, err := run(sys, producers, n)
+				r, err := run(sys, producers, n, *batch, *rate)
 				sys.close()
 				os.RemoveAll(d)
 				if err != nil {
