@@ -182,12 +182,19 @@ func (b *Batcher) TakePending(dst []*Proposal) []*Proposal {
 		}
 		bytes += sz
 	}
-	dst = append(dst, b.mu.pending[:i]...)
-	rest := copy(b.mu.pending, b.mu.pending[i:])
+	dst = b.popLocked(dst, i, bytes)
+	b.mu.Unlock()
+	return dst
+}
+
+// popLocked moves the first n pending proposals (bytes in all) to dst.
+// REQUIRES: b.mu held.
+func (b *Batcher) popLocked(dst []*Proposal, n, bytes int) []*Proposal {
+	dst = append(dst, b.mu.pending[:n]...)
+	rest := copy(b.mu.pending, b.mu.pending[n:])
 	clear(b.mu.pending[rest:])
 	b.mu.pending = b.mu.pending[:rest]
 	b.mu.pendingBytes -= bytes
-	b.mu.Unlock()
 	return dst
 }
 
@@ -222,12 +229,7 @@ func (b *Batcher) takeLocked(dst []*Proposal) []*Proposal {
 		}
 		bytes += sz
 	}
-	dst = append(dst, b.mu.pending[:i]...)
-	rest := copy(b.mu.pending, b.mu.pending[i:])
-	clear(b.mu.pending[rest:])
-	b.mu.pending = b.mu.pending[:rest]
-	b.mu.pendingBytes -= bytes
-	return dst
+	return b.popLocked(dst, i, bytes)
 }
 
 // Close stops accepting proposals. Proposals already submitted are still
