@@ -1,6 +1,7 @@
 package db
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -56,11 +57,20 @@ type TableSpec struct {
 	Check func(key, value []byte) error
 }
 
+// Checker verifies invariants that span tables (counters against indexes,
+// indexes against records). It reads the snapshot Check walks and returns
+// one error per problem found (nil or empty when sound).
+type Checker struct {
+	Name  string
+	Check func(ctx context.Context, r pebble.Reader) []error
+}
+
 // registry maps kinds and tables to their owners. It is copied on write so
 // that the apply path reads it without locks.
 type registry struct {
-	kinds  map[wal.Kind]*KindSpec
-	tables map[byte]*TableSpec
+	kinds    map[wal.Kind]*KindSpec
+	tables   map[byte]*TableSpec
+	checkers []Checker
 }
 
 type applierRegistry struct {
@@ -82,6 +92,7 @@ func (r *applierRegistry) register(k *KindSpec, t *TableSpec) error {
 		for kk, v := range old.tables {
 			next.tables[kk] = v
 		}
+		next.checkers = append(next.checkers, old.checkers...)
 	}
 	if k != nil {
 		if k.Kind == 0 || k.Apply == nil {

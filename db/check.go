@@ -40,7 +40,8 @@ const maxProblems = 1000
 // kept in the command log, that their indexes are contiguous and end at the
 // applied index; and every entry of every registered table (kv values, TTL
 // index entries, and the tables later packages register). Unknown tables are
-// damage. progress, if non-nil, is called with the number of keys seen so
+// damage. Then it runs every registered cross-table Checker on the same
+// snapshot. progress, if non-nil, is called with the number of keys seen so
 // far every 4096 keys. Check reads a consistent snapshot and may run while
 // the store is in use.
 func (d *DB) Check(ctx context.Context, progress func(keys int)) (*CheckReport, error) {
@@ -137,6 +138,11 @@ func (d *DB) Check(ctx context.Context, progress func(keys int)) (*CheckReport, 
 	}
 	if err := it.Error(); err != nil {
 		add(nil, "", "iterate: %v", err)
+	}
+	for _, c := range reg.checkers {
+		for _, err := range c.Check(ctx, snap) {
+			add(nil, c.Name, "%v", err)
+		}
 	}
 	if r.Frames > 0 {
 		switch {

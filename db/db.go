@@ -371,6 +371,16 @@ func (d *DB) Register(k KindSpec, tables ...TableSpec) error {
 	return nil
 }
 
+// RegisterChecker adds a cross-table invariant check that Check runs on its
+// snapshot.
+func (d *DB) RegisterChecker(c Checker) {
+	d.reg.mu.Lock()
+	defer d.reg.mu.Unlock()
+	old := d.reg.cur.Load()
+	next := &registry{kinds: old.kinds, tables: old.tables, checkers: append(append([]Checker(nil), old.checkers...), c)}
+	d.reg.cur.Store(next)
+}
+
 // Pebble returns the underlying Pebble store for reads. Writing to it
 // directly breaks flowdb's invariants: every mutation must be a record.
 func (d *DB) Pebble() *pebble.DB { return d.pdb }

@@ -71,6 +71,7 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 			return nil, err
 		}
 	}
+	d.RegisterChecker(m.checker())
 	if err := m.load(); err != nil {
 		return nil, err
 	}

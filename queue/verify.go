@@ -1,0 +1,143 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/keys"
+)
+
+// maxVerifyErrors caps what one verification reports.
+const maxVerifyErrors = 100
+
+// checker returns the cross-table invariant check db.Check runs: for every
+// queue, the ready, delayed, lease, dead and done indexes hold exactly one
+// entry per task in the matching state (at the matching time or rank), and
+// the counters equal what the task records add up to.
+func (m *Manager) checker() db.Checker {
+	return db.Checker{Name: "queue", Check: func(ctx context.Context, r pebble.Reader) []error {
+		var errs []error
+		report := func(format string, a ...any) {
+			if len(errs) < maxVerifyErrors {
+				errs = append(errs, fmt.Errorf(format, a...))
+			}
+		}
+		for s := 0; s < max(m.d.Placement().DataShards, 1); s++ {
+			shard := keys.FirstData + uint32(s)
+			lo, hi := keys.TableRange(shard, keys.TableQueueDef)
+			defs, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+			if err != nil {
+				return append(errs, err)
+			}
+			for ok := defs.First(); ok; ok = defs.Next() {
+				cfg, ok := decodeConfig(defs.Value())
+				if !ok {
+					continue // reported by the table check
+				}
+				verifyQueue(r, shard, cfg.Name, report)
+				if err := ctx.Err(); err != nil {
+					defs.Close()
+					return append(errs, err)
+				}
+			}
+			defs.Close()
+		}
+		return errs
+	}}
+}
+
+func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string, ...any)) {
+	scan := func(table byte, fn func(suffix, value []byte)) {
+		prefix := qkey(shard, table, name)
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+		if err != nil {
+			report("queue %q: %v", name, err)
+			return
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			fn(it.Key()[len(prefix):], it.Value())
+		}
+		if err := it.Close(); err != nil {
+			report("queue %q: %v", name, err)
+		}
+	}
+	// What the indexes must hold, from the task records.
+	want := map[byte]map[string]uint64{
+		keys.TableQueueReady: {}, keys.TableQueueDelayed: {}, keys.TableQueueLease: {},
+		keys.TableQueueDead: {}, keys.TableQueueDone: {},
+	}
+	var got meta
+	var maxID uint64
+	scan(keys.TableQueueTask, func(k, v []byte) {
+		if len(k) != 8 {
+			return
+		}
+		id := be64dec(k)
+		t, ok := decodeTask(v)
+		if !ok {
+			return // reported by the table check
+		}
+		maxID = max(maxID, id)
+		switch t.state {
+		case stateReady:
+			got.ready++
+			want[keys.TableQueueReady][string(rank{t.prio, t.seq}.suffix())] = id
+		case stateDelayed:
+			got.delayed++
+			want[keys.TableQueueDelayed][string(append(ts(t.notBefore), be64(id)...))] = id
+		case stateLeased, stateCanceled:
+			got.leased++
+			want[keys.TableQueueLease][string(append(ts(t.leaseExp), be64(id)...))] = id
+		case stateDead:
+			got.dead++
+			want[keys.TableQueueDead][string(append(ts(t.doneAt), be64(id)...))] = id
+		case stateDone:
+			got.done++
+			want[keys.TableQueueDone][string(append(ts(t.doneAt), be64(id)...))] = id
+		}
+		if t.state == stateReady || t.state == stateDelayed || t.state == stateLeased || t.state == stateCanceled {
+			got.bytes += int64(len(t.payload))
+		}
+	})
+	names := map[byte]string{keys.TableQueueReady: "ready", keys.TableQueueDelayed: "delayed",
+		keys.TableQueueLease: "lease", keys.TableQueueDead: "dead", keys.TableQueueDone: "done"}
+	for _, table := range []byte{keys.TableQueueReady, keys.TableQueueDelayed, keys.TableQueueLease, keys.TableQueueDead, keys.TableQueueDone} {
+		exp := want[table]
+		scan(table, func(k, v []byte) {
+			id, ok := exp[string(k)]
+			switch {
+			case !ok:
+				report("queue %q: %s index entry %x has no task in that state", name, names[table], k)
+			case table == keys.TableQueueReady:
+				if vid, _, vok := decodeReadyValue(v); !vok || vid != id {
+					report("queue %q: ready entry %x names task %d, the task is %d", name, k, vid, id)
+				}
+			}
+			delete(exp, string(k))
+		})
+		for k, id := range exp {
+			report("queue %q: task %d has no %s index entry (%x)", name, id, names[table], k)
+		}
+	}
+	v, c, err := r.Get(qkey(shard, keys.TableQueueMeta, name))
+	if err != nil {
+		report("queue %q: counters: %v", name, err)
+		return
+	}
+	m, ok := decodeMeta(v)
+	c.Close()
+	if !ok {
+		return // reported by the table check
+	}
+	if m.ready != got.ready || m.delayed != got.delayed || m.leased != got.leased || m.dead != got.dead ||
+		m.done != got.done || m.bytes != got.bytes {
+		report("queue %q: counters ready/delayed/leased/dead/done/bytes %d/%d/%d/%d/%d/%d, tasks add up to %d/%d/%d/%d/%d/%d",
+			name, m.ready, m.delayed, m.leased, m.dead, m.done, m.bytes,
+			got.ready, got.delayed, got.leased, got.dead, got.done, got.bytes)
+	}
+	if maxID > m.nextSeq {
+		report("queue %q: task id %d beyond the id counter %d", name, maxID, m.nextSeq)
+	}
+}
