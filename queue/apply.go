@@ -436,6 +436,7 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	bytes := q.m.bytes
 	capacity := q.cfg.capacity()
 	seen := map[string]int{}
+	staleAt := make([]int64, len(tasks)) // time of an expired stored key, to drop its index entry
 	for i, t := range tasks {
 		if len(t.idem) > 0 {
 			if j, dup := seen[string(t.idem)]; dup {
@@ -450,6 +451,9 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 				if d.ok && o.now-at < int64(q.cfg.IdempotencyWindow) {
 					ids[i] = id
 					continue
+				}
+				if d.ok {
+					staleAt[i] = at
 				}
 			} else if !errors.Is(err, pebble.ErrNotFound) {
 				return wal.Result{}, err
@@ -493,7 +497,15 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			return wal.Result{}, err
 		}
 		if len(t.idem) > 0 {
+			if staleAt[i] != 0 {
+				if err := tx.Delete(qkey(q.shard, keys.TableQueueIdemAt, o.name, ts(staleAt[i]), t.idem)); err != nil {
+					return wal.Result{}, err
+				}
+			}
 			if err := tx.Set(qkey(q.shard, keys.TableQueueIdem, o.name, t.idem), enc(be64(id)).u64(uint64(o.now))); err != nil {
+				return wal.Result{}, err
+			}
+			if err := tx.Set(qkey(q.shard, keys.TableQueueIdemAt, o.name, ts(o.now), t.idem), nil); err != nil {
 				return wal.Result{}, err
 			}
 		}
@@ -827,10 +839,63 @@ func (m *Manager) applyTick(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			*r.count--
 		}
 	}
+	if err := o.reclaimIdem(); err != nil {
+		return wal.Result{}, err
+	}
 	if err := o.refill(); err != nil {
 		return wal.Result{}, err
 	}
 	return wal.Result{}, o.end()
+}
+
+// reclaimIdem drops idempotency keys older than the window (a key re-used
+// since keeps its newer entry).
+func (o *op) reclaimIdem() error {
+	q := o.q
+	prefix := qkey(q.shard, keys.TableQueueIdemAt, o.name)
+	hi := qkey(q.shard, keys.TableQueueIdemAt, o.name, ts(o.now-int64(q.cfg.IdempotencyWindow)+1))
+	it, err := o.tx.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	type entry struct {
+		key, idem []byte
+		at        int64
+	}
+	var es []entry
+	for ok := it.First(); ok && len(es) < reclaimPerRec; ok = it.Next() {
+		k := it.Key()
+		if len(k) < len(prefix)+8 {
+			continue
+		}
+		rest := k[len(prefix):]
+		es = append(es, entry{append([]byte(nil), k...), append([]byte(nil), rest[8:]...), keys.Int64(rest[:8])})
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, e := range es {
+		if err := o.tx.Delete(e.key); err != nil {
+			return err
+		}
+		ik := qkey(q.shard, keys.TableQueueIdem, o.name, e.idem)
+		v, c, err := o.tx.Get(ik)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		d := newDec(v)
+		_, at := d.u64(), int64(d.u64())
+		c.Close()
+		if d.ok && at == e.at {
+			if err := o.tx.Delete(ik); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (m *Manager) applyDead(tx *db.Tx, rec wal.Record) (wal.Result, error) {

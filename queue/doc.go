@@ -69,6 +69,13 @@
 //	0x26 done     done-at (8 B) | id             -> (empty)
 //	0x27 idem     key                            -> id (8 B) | time (8 B)
 //	0x28 meta                                    -> counters
+//	0x29 idem_at  time (8 B) | key               -> (empty)
+//
+// Ticks reclaim done tasks after ResultRetention, dead letters after
+// DeadRetention, and idempotency keys after IdempotencyWindow. db.Check runs
+// a cross-table check (queue/verify.go): every index entry matches a task in
+// that state and vice versa, idempotency keys match their time entries, and
+// the counters equal what the task records add up to.
 //
 // Times are order-preserving int64 (keys.AppendInt64). Task ids and
 // sequence numbers share one per-queue counter.

@@ -65,6 +65,12 @@ func tableSpecs() []db.TableSpec {
 			}
 			return nil
 		}},
+		{Table: keys.TableQueueIdemAt, Name: "queue.idem_at", Check: func(k, v []byte) error {
+			if rest, ok := nameOf(k); !ok || len(rest) < 8 || len(v) != 0 {
+				return corrupt("idempotency time entry")
+			}
+			return nil
+		}},
 		{Table: keys.TableQueueMeta, Name: "queue.meta", Check: func(k, v []byte) error {
 			if _, ok := decodeMeta(v); !ok {
 				return corrupt("queue counters")
@@ -317,6 +323,7 @@ func (m *Manager) due(shard uint32, cfg Config, mm meta, now int64) bool {
 		return it.First()
 	}
 	return check(keys.TableQueueDelayed, mm.delayed, now) || check(keys.TableQueueLease, mm.leased, now) ||
+		check(keys.TableQueueIdemAt, 1, now-int64(cfg.IdempotencyWindow)) ||
 		check(keys.TableQueueDone, mm.done, now-int64(cfg.ResultRetention)) ||
 		check(keys.TableQueueDead, mm.dead, now-int64(cfg.DeadRetention))
 }

@@ -152,3 +152,41 @@ func TestLeaseWaitNeverStrands(t *testing.T) {
 		t.Fatalf("acked %d of %d; %d tasks stranded in leases nobody received", done.Load(), n, st.Leased)
 	}
 }
+
+// TestIdempotencyKeysReclaimed: keys are honoured within the window, then
+// reclaimed by a tick; a key re-used after its window keeps its new entry.
+func TestIdempotencyKeysReclaimed(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	d, m := openQ(t, vfs.NewMem(), c)
+	defer d.Close()
+	if err := m.Create(ctx, Config{Name: "q", IdempotencyWindow: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := m.Enqueue(ctx, "q", Task{IdempotencyKey: "a"})
+	b, _ := m.Enqueue(ctx, "q", Task{IdempotencyKey: "b"})
+	if again, _ := m.Enqueue(ctx, "q", Task{IdempotencyKey: "a"}); again != a {
+		t.Fatalf("within the window: id %d, want %d", again, a)
+	}
+	c.Advance(2 * time.Minute)
+	a2, _ := m.Enqueue(ctx, "q", Task{IdempotencyKey: "a"}) // after the window: a new task
+	if a2 == a {
+		t.Fatal("key honoured after its window")
+	}
+	if err := m.Tick(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := d.Check(ctx, nil)
+	if err != nil || !rep.OK() {
+		t.Fatalf("check: %v %+v", err, rep.Problems)
+	}
+	if rep.ByTable["queue.idem"] != 1 || rep.ByTable["queue.idem_at"] != 1 { // only the re-used "a"
+		t.Fatalf("idempotency entries after reclaim: %d keys, %d time entries", rep.ByTable["queue.idem"], rep.ByTable["queue.idem_at"])
+	}
+	if again, _ := m.Enqueue(ctx, "q", Task{IdempotencyKey: "a"}); again != a2 {
+		t.Fatalf("re-used key lost: %d, want %d", again, a2)
+	}
+	if nb, _ := m.Enqueue(ctx, "q", Task{IdempotencyKey: "b"}); nb == b {
+		t.Fatal("reclaimed key still honoured")
+	}
+}

@@ -121,6 +121,28 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 			report("queue %q: task %d has no %s index entry (%x)", name, id, names[table], k)
 		}
 	}
+	// Idempotency keys and their time index match one to one.
+	idemAt := map[string]bool{}
+	scan(keys.TableQueueIdemAt, func(k, _ []byte) {
+		if len(k) >= 8 {
+			idemAt[string(k)] = true
+		}
+	})
+	scan(keys.TableQueueIdem, func(k, v []byte) {
+		d := newDec(v)
+		_, at := d.u64(), int64(d.u64())
+		if !d.ok {
+			return // reported by the table check
+		}
+		tk := string(append(ts(at), k...))
+		if !idemAt[tk] {
+			report("queue %q: idempotency key %q has no time entry", name, k)
+		}
+		delete(idemAt, tk)
+	})
+	for k := range idemAt {
+		report("queue %q: idempotency time entry %x has no key", name, k)
+	}
 	v, c, err := r.Get(qkey(shard, keys.TableQueueMeta, name))
 	if err != nil {
 		report("queue %q: counters: %v", name, err)

@@ -43,6 +43,7 @@ const (
 	TableQueueDone    byte = 0x26 // queue, done-at, task id
 	TableQueueIdem    byte = 0x27 // queue, idempotency key -> task id, time
 	TableQueueMeta    byte = 0x28 // queue -> counters
+	TableQueueIdemAt  byte = 0x29 // queue, time, idempotency key (for reclaiming keys)
 )
 
 // Well-known shards.
