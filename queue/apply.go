@@ -103,9 +103,9 @@ func (o *op) getTask(id uint64) (task, bool, error) {
 	if err != nil {
 		return task{}, false, err
 	}
-	t, ok := decodeTask(v)
-	// Copy out: the batch may reuse v's memory.
-	t = cloneTask(t)
+	// Copy out once (the batch may reuse v's memory); the task's fields
+	// alias the copy.
+	t, ok := decodeTask(append([]byte(nil), v...))
 	c.Close()
 	if !ok {
 		return task{}, false, fmt.Errorf("%w: task %d of %q", wal.ErrCorrupt, id, o.name)
