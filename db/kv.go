@@ -50,18 +50,10 @@ const (
 // value header flags.
 const valHasExpiry byte = 1
 
-// kvKey appends the key of (ns, key) on shard:
+// kvKey appends the key of (ns, key) on shard; ns is a string or bytes:
 //
 //	shard | TableKV | len(ns) (1 B) | ns | key
-func kvKey(dst []byte, shard uint32, ns string, key []byte) []byte {
-	dst = keys.AppendPrefix(dst, shard, keys.TableKV)
-	dst = append(dst, byte(len(ns)))
-	dst = append(dst, ns...)
-	return append(dst, key...)
-}
-
-// kvKeyB is kvKey for a namespace held as bytes.
-func kvKeyB(dst []byte, shard uint32, ns, key []byte) []byte {
+func kvKey[N ~string | ~[]byte](dst []byte, shard uint32, ns N, key []byte) []byte {
 	dst = keys.AppendPrefix(dst, shard, keys.TableKV)
 	dst = append(dst, byte(len(ns)))
 	dst = append(dst, ns...)
@@ -403,7 +395,7 @@ func (m *kvMachine) applyBatch(tx *Tx, rec wal.Record) (wal.Result, error) {
 	for i := range m.ops {
 		o := &m.ops[i]
 		shard := tx.Placement.ShardForBytes(o.ns)
-		m.keyBuf = kvKeyB(m.keyBuf[:0], shard, o.ns, o.key)
+		m.keyBuf = kvKey(m.keyBuf[:0], shard, o.ns, o.key)
 		switch o.op {
 		case opSet:
 			hdr := 1

@@ -16,22 +16,12 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
-
-// fakeClock is a settable proposer clock.
-type fakeClock struct{ ns atomic.Int64 }
-
-func newClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func openMem(t *testing.T, fs vfs.FS, clock *fakeClock) *db.DB {
+func openMem(t *testing.T, fs vfs.FS, clock *testutil.Clock) *db.DB {
 	t.Helper()
 	o := &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1}
 	if clock != nil {
@@ -209,7 +199,7 @@ func TestScan(t *testing.T) {
 
 func TestTTL(t *testing.T) {
 	ctx := context.Background()
-	clock := newClock()
+	clock := testutil.NewClock()
 	d := openMem(t, vfs.NewMem(), clock)
 	if err := d.SetTTL(ctx, "s", []byte("short"), []byte("v"), time.Minute); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -111,25 +112,6 @@ func (o *op) getTask(id uint64) (task, bool, error) {
 		return task{}, false, fmt.Errorf("%w: task %d of %q", wal.ErrCorrupt, id, o.name)
 	}
 	return t, true, nil
-}
-
-func cloneTask(t task) task {
-	cl := func(b []byte) []byte {
-		if b == nil {
-			return nil
-		}
-		return append([]byte{}, b...)
-	}
-	cll := func(l [][]byte) [][]byte {
-		var out [][]byte
-		for _, b := range l {
-			out = append(out, cl(b))
-		}
-		return out
-	}
-	t.agent, t.idem, t.payload, t.result, t.lastErr = cl(t.agent), cl(t.idem), cl(t.payload), cl(t.result), cl(t.lastErr)
-	t.requires, t.tags = cll(t.requires), cll(t.tags)
-	return t
 }
 
 func (o *op) putTask(id uint64, t *task) error { return o.tx.Set(o.taskKey(id), t.encode(nil)) }
@@ -320,14 +302,9 @@ func (o *op) scanIDs(lo, hi []byte, limit int) ([]keyID, error) {
 		if len(k) < 8 {
 			continue
 		}
-		out = append(out, keyID{key: append([]byte(nil), k...), id: be64dec(k[len(k)-8:])})
+		out = append(out, keyID{key: append([]byte(nil), k...), id: binary.BigEndian.Uint64(k[len(k)-8:])})
 	}
 	return out, it.Close()
-}
-
-func be64dec(b []byte) uint64 {
-	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
 }
 
 // refill tops the hot set up from the overflow, in priority then FIFO order.
@@ -354,7 +331,7 @@ func (o *op) refill() error {
 			it.Close()
 			return fmt.Errorf("%w: ready entry of %q", wal.ErrCorrupt, o.name)
 		}
-		q.hot = append(q.hot, hotEntry{rank: rank{255 - k[0], be64dec(k[1:])}, id: id, requires: req})
+		q.hot = append(q.hot, hotEntry{rank: rank{255 - k[0], binary.BigEndian.Uint64(k[1:])}, id: id, requires: req})
 		need--
 	}
 	return it.Close()
@@ -573,7 +550,7 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 				return wal.Result{}, fmt.Errorf("%w: ready entry of %q", wal.ErrCorrupt, o.name)
 			}
 			if satisfies(caps, req) {
-				picked = append(picked, hotEntry{rank: rank{255 - k[0], be64dec(k[1:])}, id: id})
+				picked = append(picked, hotEntry{rank: rank{255 - k[0], binary.BigEndian.Uint64(k[1:])}, id: id})
 			}
 		}
 		if err := it.Close(); err != nil {

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -156,11 +157,11 @@ func (m *Manager) readTask(shard uint32, queue string, id uint64) (task, bool, e
 		return task{}, false, err
 	}
 	defer c.Close()
-	t, ok := decodeTask(v)
+	t, ok := decodeTask(append([]byte(nil), v...)) // fields alias the copy, not Pebble's buffer
 	if !ok {
 		return task{}, false, fmt.Errorf("%w: task %d", wal.ErrCorrupt, id)
 	}
-	return cloneTask(t), true, nil
+	return t, true, nil
 }
 
 // TaskInfo describes a stored task.
@@ -230,7 +231,7 @@ func (m *Manager) Dead(ctx context.Context, queue string, limit int) ([]TaskInfo
 	var out []TaskInfo
 	for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
 		k := it.Key()
-		id := be64dec(k[len(k)-8:])
+		id := binary.BigEndian.Uint64(k[len(k)-8:])
 		t, ok, err := m.readTask(shard, queue, id)
 		if err != nil {
 			return nil, err

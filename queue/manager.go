@@ -139,7 +139,7 @@ func loadHot(r pebble.Reader, q *qstate) error {
 			it.Close()
 			return fmt.Errorf("queue %q: %w: ready entry", q.cfg.Name, wal.ErrCorrupt)
 		}
-		q.hot = append(q.hot, hotEntry{rank: rank{255 - k[0], be64dec(k[1:])}, id: id, requires: req})
+		q.hot = append(q.hot, hotEntry{rank: rank{255 - k[0], binary.BigEndian.Uint64(k[1:])}, id: id, requires: req})
 	}
 	return it.Close()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
 
 // The model is a small, obviously-correct reference for one queue: a map of
@@ -246,7 +247,7 @@ type seqRunner struct {
 	t      *testing.T
 	seed   uint64
 	rng    *rand.Rand
-	clock  *clock
+	clock  *testutil.Clock
 	mem    *vfs.MemFS
 	d      *db.DB
 	qm     *Manager
@@ -516,7 +517,7 @@ func TestModel(t *testing.T) {
 	}
 	ops, reopens := 0, 0
 	for s := first; s < first+uint64(seqs); s++ {
-		r := &seqRunner{t: t, seed: s, rng: rand.New(rand.NewPCG(s, 1)), clock: newClock(), mem: vfs.NewCrashableMem(),
+		r := &seqRunner{t: t, seed: s, rng: rand.New(rand.NewPCG(s, 1)), clock: testutil.NewClock(), mem: vfs.NewCrashableMem(),
 			model: &model{cfg: modelCfg.withDefaults(), tasks: map[uint64]*mTask{}, idem: map[string]mIdem{}}}
 		r.open()
 		if err := r.qm.Create(context.Background(), modelCfg); err != nil {

@@ -12,19 +12,10 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
 
-type clock struct{ ns atomic.Int64 }
-
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
-func openQ(t testing.TB, fs vfs.FS, c *clock) (*db.DB, *Manager) {
+func openQ(t testing.TB, fs vfs.FS, c *testutil.Clock) (*db.DB, *Manager) {
 	t.Helper()
 	d, err := db.Open("/q", &db.Options{FS: fs, Logger: slog.New(slog.DiscardHandler), Now: c.Now, TTLReapInterval: -1})
 	if err != nil {
@@ -39,7 +30,7 @@ func openQ(t testing.TB, fs vfs.FS, c *clock) (*db.DB, *Manager) {
 
 func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
-	c := newClock()
+	c := testutil.NewClock()
 	d, m := openQ(t, vfs.NewMem(), c)
 	defer d.Close()
 	if err := m.Create(ctx, Config{Name: "jobs", HotCapacity: 2, MaxAttempts: 2, JitterFraction: -1}); err != nil {
@@ -157,7 +148,7 @@ func TestLeaseWaitNeverStrands(t *testing.T) {
 // reclaimed by a tick; a key re-used after its window keeps its new entry.
 func TestIdempotencyKeysReclaimed(t *testing.T) {
 	ctx := context.Background()
-	c := newClock()
+	c := testutil.NewClock()
 	d, m := openQ(t, vfs.NewMem(), c)
 	defer d.Close()
 	if err := m.Create(ctx, Config{Name: "q", IdempotencyWindow: time.Minute}); err != nil {

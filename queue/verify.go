@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -74,7 +75,7 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 		if len(k) != 8 {
 			return
 		}
-		id := be64dec(k)
+		id := binary.BigEndian.Uint64(k)
 		t, ok := decodeTask(v)
 		if !ok {
 			return // reported by the table check

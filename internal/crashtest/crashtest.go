@@ -31,11 +31,12 @@ type Run[A any] struct {
 	// FS is the file system the workload must use.
 	FS vfs.FS
 
-	mem  *vfs.MemFS
-	ops  atomic.Int64
-	rng  *rand.Rand
-	mu   sync.Mutex
-	acks []A // protected by mu
+	mem    *vfs.MemFS
+	ops    atomic.Int64
+	target int64
+	rng    *rand.Rand
+	mu     sync.Mutex
+	acks   []A // protected by mu
 	// Set at the crash, protected by mu.
 	crashed  bool
 	clone    *vfs.MemFS
@@ -50,7 +51,15 @@ func (r *Run[A]) Ack(a A) {
 	r.mu.Unlock()
 }
 
-// Crashed reports whether the crash point has passed; workloads stop then.
+// Done reports whether the workload should stop: the crash point has passed,
+// or the file system has seen the sweep's target number of write operations.
+// Workloads loop until Done, so a run's length is measured in file writes and
+// the sweep covers its crash points however the engine groups its writes.
+func (r *Run[A]) Done() bool {
+	return r.Crashed() || r.ops.Load() >= r.target
+}
+
+// Crashed reports whether the crash point has passed.
 func (r *Run[A]) Crashed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -81,7 +90,9 @@ func (r *Run[A]) inject(op errorfs.Op) error {
 
 // Config configures a sweep.
 type Config struct {
-	// MinPoints is the fewest crash points the sweep must cover. Default 1000.
+	// MinPoints is the fewest crash points the sweep must cover. Default
+	// 1000. Runs last (see Run.Done) until 10% more write operations than
+	// that, so the sweep covers about 1.1 x MinPoints crash points.
 	MinPoints int
 	// Variants is how many workload configurations alternate (by K). Each
 	// must run to completion once before the sweep ends. Default 1.
@@ -92,8 +103,8 @@ type Config struct {
 }
 
 // Sweep runs workload for k = 1, 2, ... and verify after every crash. The
-// workload returns normally whether or not the crash happened (it should
-// stop early once r.Crashed()). Odd K keep half of the unsynced data in the
+// workload loops until r.Done() and then returns normally, whether or not
+// the crash happened. Odd K keep half of the unsynced data in the
 // crash image. It returns the number of crash points and fails t if they
 // are fewer than MinPoints.
 func Sweep[A any](t *testing.T, cfg Config, workload func(r *Run[A]), verify func(r *Run[A])) int {
@@ -110,6 +121,7 @@ func Sweep[A any](t *testing.T, cfg Config, workload func(r *Run[A]), verify fun
 			limit, cfg.MinPoints = v, min(v, cfg.MinPoints)
 		}
 	}
+	target := int64(min(cfg.MinPoints+cfg.MinPoints/10, limit))
 	completed := make([]bool, cfg.Variants)
 	remaining := cfg.Variants
 	points := 0
@@ -119,7 +131,7 @@ func Sweep[A any](t *testing.T, cfg Config, workload func(r *Run[A]), verify fun
 			continue
 		}
 		mem := vfs.NewCrashableMem()
-		r := &Run[A]{K: k, Variant: v, mem: mem}
+		r := &Run[A]{K: k, Variant: v, mem: mem, target: target}
 		if k%2 == 1 {
 			r.rng = rand.New(rand.NewPCG(uint64(k), 7))
 		}
