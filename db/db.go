@@ -447,8 +447,11 @@ type inflight struct {
 	index   uint64
 	synced  bool // committed without a sync to wait for (NoSync durability)
 	start   time.Time
-	bytes   int
-	err     error // the frame failed before reaching Pebble
+	// Stage timings for Metrics: visibility wait and apply (A), write (B),
+	// and the time the acker waited for the fsync.
+	waitDur, applyDur, writeDur time.Duration
+	bytes                       int
+	err                         error // the frame failed before reaching Pebble
 }
 
 // pipeDepth bounds the frames between stages.
@@ -506,6 +509,7 @@ func (d *DB) commitLoop() {
 			frame.Records = append(frame.Records, p.Rec)
 		}
 		indexed := a.needsIndexed(&frame)
+		t0 := time.Now()
 		if indexed && d.vis.visible() < a.index {
 			// This frame must read the previous one, which stage B has not
 			// made visible yet: wait, and let the frame take in whatever
@@ -517,7 +521,8 @@ func (d *DB) commitLoop() {
 				frame.Records = append(frame.Records, p.Rec)
 			}
 		}
-		fl := &inflight{props: slices.Clone(props), results: make([]wal.Result, len(props)), start: time.Now()}
+		t1 := time.Now()
+		fl := &inflight{props: slices.Clone(props), results: make([]wal.Result, len(props)), start: t0, waitDur: t1.Sub(t0)}
 		clear(props)
 		frame.Time = d.opts.Now().UnixNano()
 		if a.retention > 0 {
@@ -527,6 +532,7 @@ func (d *DB) commitLoop() {
 		if err == nil {
 			err = d.applyInto(fl, &frame, enc, indexed)
 		}
+		fl.applyDur = time.Since(t1)
 		if err != nil {
 			d.setFatal(err)
 			fl.err = *d.fatal.Load()
@@ -592,9 +598,13 @@ func (d *DB) writeLoop(writes <-chan *inflight, acks chan<- *inflight, done chan
 		if fl.err == nil && fl.b != nil {
 			if fe := d.fatal.Load(); fe != nil {
 				fl.err = *fe
-			} else if err := d.writeBatch(fl); err != nil {
-				d.setFatal(err)
-				fl.err = *d.fatal.Load()
+			} else {
+				t0 := time.Now()
+				if err := d.writeBatch(fl); err != nil {
+					d.setFatal(err)
+					fl.err = *d.fatal.Load()
+				}
+				fl.writeDur = time.Since(t0)
 			}
 		}
 		d.vis.Lock()
@@ -638,7 +648,10 @@ func (d *DB) ackLoop(acks <-chan *inflight, done chan<- struct{}) {
 		}
 		if fl.b != nil {
 			if !fl.synced {
-				if serr := fl.b.SyncWait(); serr != nil && err == nil {
+				t0 := time.Now()
+				serr := fl.b.SyncWait()
+				d.m.syncNanos.Add(uint64(time.Since(t0)))
+				if serr != nil && err == nil {
 					ferr := fmt.Errorf("%w: fsync: %v", ErrFatal, serr)
 					d.fatal.CompareAndSwap(nil, &ferr)
 					d.opts.Logger.Error("flowdb: fsync failed; engine stopped", "err", serr)
@@ -668,6 +681,9 @@ func (d *DB) ackLoop(acks <-chan *inflight, done chan<- struct{}) {
 		d.m.records.Add(uint64(len(fl.props)))
 		d.m.frameBytes.Add(uint64(fl.bytes))
 		d.m.commitNanos.Add(uint64(time.Since(fl.start)))
+		d.m.waitNanos.Add(uint64(fl.waitDur))
+		d.m.applyNanos.Add(uint64(fl.applyDur))
+		d.m.writeNanos.Add(uint64(fl.writeDur))
 		for i, p := range fl.props {
 			if fl.results[i].Err != nil {
 				d.m.rejected.Add(1)

@@ -13,6 +13,10 @@ type engineMetrics struct {
 	records     atomic.Uint64
 	frameBytes  atomic.Uint64
 	commitNanos atomic.Uint64
+	waitNanos   atomic.Uint64
+	applyNanos  atomic.Uint64
+	writeNanos  atomic.Uint64
+	syncNanos   atomic.Uint64
 	rejected    atomic.Uint64
 	ttlExpired  atomic.Uint64
 	corruptions atomic.Uint64
@@ -29,8 +33,17 @@ type Metrics struct {
 	RecordsPerFrame float64 `json:"records_per_frame"`
 	// FrameBytes is the encoded size of stored frames since Open.
 	FrameBytes uint64 `json:"frame_bytes"`
-	// MeanCommit is the mean time to apply and commit one frame.
-	MeanCommit time.Duration `json:"mean_commit_ns"`
+	// MeanCommit is the mean time to apply and commit one frame, from the
+	// moment the commit loop takes it up to its fsync. Its stages:
+	// MeanVisibilityWait (a frame that reads state waits until the previous
+	// frame is in Pebble), MeanApply (the state machines), MeanWrite
+	// (Pebble's WAL write and memtable insert) and MeanSyncWait (the acker's
+	// wait for the fsync). The stages overlap across frames.
+	MeanCommit         time.Duration `json:"mean_commit_ns"`
+	MeanVisibilityWait time.Duration `json:"mean_visibility_wait_ns"`
+	MeanApply          time.Duration `json:"mean_apply_ns"`
+	MeanWrite          time.Duration `json:"mean_write_ns"`
+	MeanSyncWait       time.Duration `json:"mean_sync_wait_ns"`
 	// Rejected counts records refused by their state machine.
 	Rejected uint64 `json:"rejected"`
 	// TTLExpired counts keys reclaimed by the TTL reaper since Open.
@@ -62,6 +75,10 @@ func (d *DB) Metrics() Metrics {
 	if m.Frames > 0 {
 		m.RecordsPerFrame = float64(m.Records) / float64(m.Frames)
 		m.MeanCommit = time.Duration(d.m.commitNanos.Load() / m.Frames)
+		m.MeanVisibilityWait = time.Duration(d.m.waitNanos.Load() / m.Frames)
+		m.MeanApply = time.Duration(d.m.applyNanos.Load() / m.Frames)
+		m.MeanWrite = time.Duration(d.m.writeNanos.Load() / m.Frames)
+		m.MeanSyncWait = time.Duration(d.m.syncNanos.Load() / m.Frames)
 	}
 	if d.batcher != nil {
 		m.Pending = d.batcher.Pending()

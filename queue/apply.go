@@ -1,10 +1,12 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -94,10 +96,14 @@ func (o *op) end() error {
 	return nil
 }
 
-func (o *op) taskKey(id uint64) []byte { return qkey(o.q.shard, keys.TableQueueTask, o.name, be64(id)) }
+func (o *op) bodyKey(id uint64) []byte { return qkey(o.q.shard, keys.TableQueueTask, o.name, be64(id)) }
+func (o *op) stateKey(id uint64) []byte {
+	return qkey(o.q.shard, keys.TableQueueState, o.name, be64(id))
+}
 
+// getTask reads a task's state (not its body: see loadBody).
 func (o *op) getTask(id uint64) (task, bool, error) {
-	v, c, err := o.tx.Get(o.taskKey(id))
+	v, c, err := o.tx.Get(o.stateKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return task{}, false, nil
 	}
@@ -106,7 +112,7 @@ func (o *op) getTask(id uint64) (task, bool, error) {
 	}
 	// Copy out once (the batch may reuse v's memory); the task's fields
 	// alias the copy.
-	t, ok := decodeTask(append([]byte(nil), v...))
+	t, ok := decodeState(append([]byte(nil), v...))
 	c.Close()
 	if !ok {
 		return task{}, false, fmt.Errorf("%w: task %d of %q", wal.ErrCorrupt, id, o.name)
@@ -114,19 +120,49 @@ func (o *op) getTask(id uint64) (task, bool, error) {
 	return t, true, nil
 }
 
-func (o *op) putTask(id uint64, t *task) error { return o.tx.Set(o.taskKey(id), t.encode(nil)) }
+// loadBody fills t's body fields (priority, enqueue time, requires, tags,
+// idempotency key, payload) from its body record.
+func (o *op) loadBody(id uint64, t *task) error {
+	v, c, err := o.tx.Get(o.bodyKey(id))
+	if err != nil {
+		if errors.Is(err, pebble.ErrNotFound) {
+			err = fmt.Errorf("%w: task %d of %q has no body", wal.ErrCorrupt, id, o.name)
+		}
+		return err
+	}
+	ok := t.decodeBody(append([]byte(nil), v...))
+	c.Close()
+	if !ok {
+		return fmt.Errorf("%w: body of task %d of %q", wal.ErrCorrupt, id, o.name)
+	}
+	return nil
+}
+
+func (o *op) putState(id uint64, t *task) error { return o.tx.Set(o.stateKey(id), t.encodeState(nil)) }
+
+// deleteTask deletes both of a task's records.
+func (o *op) deleteTask(id uint64) error {
+	if err := o.tx.Delete(o.stateKey(id)); err != nil {
+		return err
+	}
+	return o.tx.Delete(o.bodyKey(id))
+}
 
 // makeReady puts task id in the ready index with a fresh seq (FIFO among
-// its priority) and the hot set if it ranks there.
+// its priority) and the hot set if it ranks there. t must hold its body.
 func (o *op) makeReady(id uint64, t *task) error {
 	q := o.q
 	q.m.nextSeq++
 	t.state, t.seq, t.notBefore = stateReady, q.m.nextSeq, 0
 	r := rank{t.prio, t.seq}
-	if err := o.tx.Set(qkey(q.shard, keys.TableQueueReady, o.name, r.suffix()), readyValue(id, t.requires)); err != nil {
+	if err := o.tx.Set(qkey(q.shard, keys.TableQueueReady, o.name, r.suffix()), readyValue(id, t.attempts, t.requires)); err != nil {
 		return err
 	}
-	q.hotAdd(hotEntry{rank: r, id: id, requires: toStrings(t.requires)}, q.overflow())
+	e := hotEntry{rank: r, id: id, attempts: t.attempts, requires: toStrings(t.requires)}
+	if t.hasBody && len(t.payload) <= hotBodyMax {
+		e.body = &hotBody{payload: t.payload, tags: t.tags}
+	}
+	q.hotAdd(e, q.overflow())
 	q.m.ready++
 	o.wake = true
 	return nil
@@ -182,24 +218,24 @@ func (o *op) retry(id uint64, t *task, seed uint64, reason string) error {
 	t.lastErr = []byte(reason)
 	t.agent = nil
 	if t.state == stateCanceled {
-		o.q.m.bytes -= int64(len(t.payload))
-		return o.tx.Delete(o.taskKey(id))
+		o.q.m.bytes -= t.size
+		return o.deleteTask(id)
 	}
 	if t.attempts >= uint64(o.q.cfg.MaxAttempts) {
 		t.state, t.doneAt = stateDead, o.now
 		o.q.m.dead++
 		o.q.m.deadSum++
-		o.q.m.bytes -= int64(len(t.payload))
+		o.q.m.bytes -= t.size
 		if err := o.tx.Set(qkey(o.q.shard, keys.TableQueueDead, o.name, ts(o.now), be64(id)), nil); err != nil {
 			return err
 		}
-		return o.putTask(id, t)
+		return o.putState(id, t)
 	}
 	o.q.m.retried++
 	if err := o.delay(id, t, o.now+int64(o.q.cfg.backoff(t.attempts, seed, id))); err != nil {
 		return err
 	}
-	return o.putTask(id, t)
+	return o.putState(id, t)
 }
 
 // processDue wakes delayed tasks and expires leases due at o.now, up to limit
@@ -228,10 +264,13 @@ func (o *op) processDue(limit int, seed uint64) error {
 			if !ok || t.state != stateDelayed {
 				continue
 			}
+			if err := o.loadBody(e.id, &t); err != nil {
+				return err
+			}
 			if err := o.makeReady(e.id, &t); err != nil {
 				return err
 			}
-			if err := o.putTask(e.id, &t); err != nil {
+			if err := o.putState(e.id, &t); err != nil {
 				return err
 			}
 		}
@@ -324,15 +363,54 @@ func (o *op) refill() error {
 		return err
 	}
 	base := len(qkey(q.shard, keys.TableQueueReady, o.name))
+	start := len(q.hot)
 	for ok := it.First(); ok && need > 0; ok = it.Next() {
-		k := it.Key()[base:]
-		id, req, ok2 := decodeReadyValue(it.Value())
-		if len(k) != 9 || !ok2 {
+		e, ok2 := hotFromReady(it.Key()[base:], it.Value())
+		if !ok2 {
 			it.Close()
 			return fmt.Errorf("%w: ready entry of %q", wal.ErrCorrupt, o.name)
 		}
-		q.hot = append(q.hot, hotEntry{rank: rank{255 - k[0], binary.BigEndian.Uint64(k[1:])}, id: id, requires: req})
+		q.hot = append(q.hot, e)
 		need--
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	return o.cacheBodies(q.hot[start:])
+}
+
+// cacheBodies loads the bodies of hot entries taken from the overflow, with
+// one iterator walking forward over the body table (their ids mostly
+// ascend, so each seek is short), so that leasing them reads nothing.
+// Bodies above hotBodyMax are left to be read by the Lease.
+func (o *op) cacheBodies(es []hotEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	prefix := qkey(o.q.shard, keys.TableQueueTask, o.name)
+	it, err := o.tx.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	key := slices.Clone(prefix)
+	for i := range es {
+		e := &es[i]
+		key = binary.BigEndian.AppendUint64(key[:len(prefix)], e.id)
+		if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
+			it.Close()
+			return fmt.Errorf("%w: task %d of %q has no body", wal.ErrCorrupt, e.id, o.name)
+		}
+		var t task
+		v := it.Value()
+		if !t.decodeBody(v) {
+			it.Close()
+			return fmt.Errorf("%w: body of task %d of %q", wal.ErrCorrupt, e.id, o.name)
+		}
+		if len(t.payload) <= hotBodyMax {
+			// One copy of the value; payload and tags alias it.
+			t.decodeBody(slices.Clone(v))
+			e.body = &hotBody{payload: t.payload, tags: t.tags}
+		}
 	}
 	return it.Close()
 }
@@ -462,7 +540,8 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		q.m.nextSeq++
 		id := q.m.nextSeq // task ids share the seq counter: unique, increasing
 		ids[i] = id
-		st := task{prio: t.prio, enq: o.now, requires: t.requires, tags: t.tags, idem: t.idem, payload: t.payload}
+		st := task{prio: t.prio, enq: o.now, requires: t.requires, tags: t.tags, idem: t.idem, payload: t.payload,
+			size: int64(len(t.payload)), hasBody: true}
 		if t.notBefore > o.now {
 			if err := o.delay(id, &st, t.notBefore); err != nil {
 				return wal.Result{}, err
@@ -470,7 +549,10 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		} else if err := o.makeReady(id, &st); err != nil {
 			return wal.Result{}, err
 		}
-		if err := o.putTask(id, &st); err != nil {
+		if err := tx.Set(o.bodyKey(id), st.encodeBody(nil)); err != nil {
+			return wal.Result{}, err
+		}
+		if err := o.putState(id, &st); err != nil {
 			return wal.Result{}, err
 		}
 		if len(t.idem) > 0 {
@@ -534,8 +616,15 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			picked = append(picked, e)
 		}
 	}
-	if uint64(len(picked)) < n && q.overflow() > 0 && len(q.hot) > 0 {
-		lo := keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name, q.hot[len(q.hot)-1].rank.suffix()))
+	// The overflow begins after the hot set's last entry (picked or not).
+	lo := qkey(q.shard, keys.TableQueueReady, o.name)
+	if len(q.hot) > 0 {
+		lo = keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name, q.hot[len(q.hot)-1].rank.suffix()))
+	}
+	q.hotRemoveIDs(picked)
+	q.m.ready -= int64(len(picked))
+	fromHot := len(picked)
+	if uint64(len(picked)) < n && q.overflow() > 0 {
 		hi := keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name))
 		it, err := tx.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
@@ -543,34 +632,35 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		}
 		base := len(qkey(q.shard, keys.TableQueueReady, o.name))
 		for ok, seen := it.First(), 0; ok && uint64(len(picked)) < n && seen < overflowScan; ok, seen = it.Next(), seen+1 {
-			k := it.Key()[base:]
-			id, req, ok2 := decodeReadyValue(it.Value())
-			if len(k) != 9 || !ok2 {
+			e, ok2 := hotFromReady(it.Key()[base:], it.Value())
+			if !ok2 {
 				it.Close()
 				return wal.Result{}, fmt.Errorf("%w: ready entry of %q", wal.ErrCorrupt, o.name)
 			}
-			if satisfies(caps, req) {
-				picked = append(picked, hotEntry{rank: rank{255 - k[0], binary.BigEndian.Uint64(k[1:])}, id: id})
+			if satisfies(caps, e.requires) {
+				picked = append(picked, e)
 			}
 		}
 		if err := it.Close(); err != nil {
 			return wal.Result{}, err
 		}
+		q.m.ready -= int64(len(picked) - fromHot)
 	}
+	// Each picked task's new state is written whole from the ready entry
+	// (rank, attempts) and its body: leasing reads no state record. The
+	// last error of an earlier attempt is not carried into the lease.
 	out := enc(nil).u(uint64(len(picked)))
 	for _, e := range picked {
-		t, ok, err := o.getTask(e.id)
-		if err != nil {
+		t := task{prio: e.rank.prio, seq: e.rank.seq}
+		if e.body != nil {
+			t.payload, t.tags = e.body.payload, e.body.tags
+		} else if err := o.loadBody(e.id, &t); err != nil {
 			return wal.Result{}, err
 		}
-		if !ok || t.state != stateReady {
-			return wal.Result{}, fmt.Errorf("%w: ready index of %q names task %d in state %d", wal.ErrCorrupt, o.name, e.id, t.state)
-		}
-		if err := o.unready(&t); err != nil {
+		t.state, t.attempts, t.agent, t.size = stateLeased, e.attempts+1, agent, int64(len(t.payload))
+		if err := tx.Delete(qkey(q.shard, keys.TableQueueReady, o.name, e.rank.suffix())); err != nil {
 			return wal.Result{}, err
 		}
-		t.attempts++
-		t.state, t.agent = stateLeased, agent
 		t.leaseExp = o.now + ld
 		t.token = xxhash.Sum64(enc(be64(tx.Index)).u64(e.id).u(t.attempts))
 		q.m.leased++
@@ -578,7 +668,7 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		if err := tx.Set(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(e.id)), nil); err != nil {
 			return wal.Result{}, err
 		}
-		if err := o.putTask(e.id, &t); err != nil {
+		if err := o.putState(e.id, &t); err != nil {
 			return wal.Result{}, err
 		}
 		out = out.u64(e.id).u(t.token).i(t.leaseExp).u(t.attempts).u(uint64(t.prio)).b(t.payload).list(t.tags)
@@ -665,7 +755,7 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		if err := tx.Set(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(id)), nil); err != nil {
 			return wal.Result{}, err
 		}
-		if err := o.putTask(id, &t); err != nil {
+		if err := o.putState(id, &t); err != nil {
 			return wal.Result{}, err
 		}
 	case KindAck:
@@ -689,13 +779,13 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			}
 		case stateLeased:
 			t.state = stateCanceled // the lease ends by Nack or expiry; Ack is refused
-			if err := o.putTask(id, &t); err != nil {
+			if err := o.putState(id, &t); err != nil {
 				return wal.Result{}, err
 			}
 		}
 		if t.state != stateCanceled {
-			q.m.bytes -= int64(len(t.payload))
-			if err := tx.Delete(o.taskKey(id)); err != nil {
+			q.m.bytes -= t.size
+			if err := o.deleteTask(id); err != nil {
 				return wal.Result{}, err
 			}
 		}
@@ -718,11 +808,11 @@ func (o *op) ack(id uint64, t *task, result []byte) error {
 	t.state, t.doneAt, t.result = stateDone, o.now, result
 	q.m.done++
 	q.m.acked++
-	q.m.bytes -= int64(len(t.payload))
+	q.m.bytes -= t.size
 	if err := o.tx.Set(qkey(q.shard, keys.TableQueueDone, o.name, ts(o.now), be64(id)), nil); err != nil {
 		return err
 	}
-	return o.putTask(id, t)
+	return o.putState(id, t)
 }
 
 func (m *Manager) applyAckBatch(tx *db.Tx, rec wal.Record) (wal.Result, error) {
@@ -810,7 +900,7 @@ func (m *Manager) applyTick(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			if err := tx.Delete(e.key); err != nil {
 				return wal.Result{}, err
 			}
-			if err := tx.Delete(o.taskKey(e.id)); err != nil {
+			if err := o.deleteTask(e.id); err != nil {
 				return wal.Result{}, err
 			}
 			*r.count--
@@ -919,17 +1009,20 @@ func (m *Manager) applyDead(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		}
 		q.m.dead--
 		if rec.Kind == KindPurge {
-			if err := tx.Delete(o.taskKey(id)); err != nil {
+			if err := o.deleteTask(id); err != nil {
 				return wal.Result{}, err
 			}
 			continue
 		}
 		t.attempts, t.doneAt, t.lastErr = 0, 0, nil
-		q.m.bytes += int64(len(t.payload))
+		q.m.bytes += t.size
+		if err := o.loadBody(id, t); err != nil {
+			return wal.Result{}, err
+		}
 		if err := o.makeReady(id, t); err != nil {
 			return wal.Result{}, err
 		}
-		if err := o.putTask(id, t); err != nil {
+		if err := o.putState(id, t); err != nil {
 			return wal.Result{}, err
 		}
 	}

@@ -98,10 +98,17 @@ const (
 	stateCanceled byte = 6 // canceled while leased: its Ack is refused
 )
 
-// task is a stored task:
+// task is a stored task, kept as two records so that a state change never
+// rewrites the payload:
 //
-//	state | priority | attempts | seq | enqueued | not-before | lease expiry |
-//	token | done-at | agent | requires | tags | idem key | payload | result | last error
+//	body  (0x21, written once at enqueue):
+//	      priority | enqueued | requires | tags | idem key | payload
+//	state (0x2A, rewritten on every change):
+//	      state | priority | attempts | seq | not-before | lease expiry |
+//	      token | done-at | payload size | agent | result | last error
+//
+// In memory a task holds both; a task read by getTask holds only its state
+// until loadBody fills the rest (hasBody).
 type task struct {
 	state, prio byte
 	attempts    uint64
@@ -111,6 +118,7 @@ type task struct {
 	leaseExp    int64
 	token       uint64
 	doneAt      int64
+	size        int64 // len(payload), kept in the state for byte accounting
 	agent       []byte
 	requires    [][]byte
 	tags        [][]byte
@@ -118,17 +126,39 @@ type task struct {
 	payload     []byte
 	result      []byte
 	lastErr     []byte
+	hasBody     bool
 }
 
-func (t *task) encode(dst []byte) []byte {
-	e := enc(dst)
-	e = append(e, t.state, t.prio)
-	e = e.u(t.attempts).u(t.seq).i(t.enq).i(t.notBefore).i(t.leaseExp).u(t.token).i(t.doneAt)
-	e = e.b(t.agent).list(t.requires).list(t.tags).b(t.idem).b(t.payload).b(t.result).b(t.lastErr)
-	return e
+func (t *task) encodeBody(dst []byte) []byte {
+	e := enc(append(dst, t.prio))
+	return e.i(t.enq).list(t.requires).list(t.tags).b(t.idem).b(t.payload)
 }
 
-func decodeTask(v []byte) (task, bool) {
+func (t *task) encodeState(dst []byte) []byte {
+	e := enc(append(dst, t.state, t.prio))
+	e = e.u(t.attempts).u(t.seq).i(t.notBefore).i(t.leaseExp).u(t.token).i(t.doneAt).i(t.size)
+	return e.b(t.agent).b(t.result).b(t.lastErr)
+}
+
+// decodeBody fills t's body fields from v (aliasing v).
+func (t *task) decodeBody(v []byte) bool {
+	if len(v) < 1 {
+		return false
+	}
+	prio := v[0]
+	d := newDec(v[1:])
+	t.enq = d.i()
+	t.requires = d.list(MaxCapabilities, MaxLabelSize)
+	t.tags = d.list(MaxTags, MaxLabelSize)
+	t.idem = d.b(MaxIdemKeySize)
+	t.payload = d.b(MaxPayloadSize)
+	t.hasBody = true
+	return d.done() && prio <= MaxPriority && (t.state == 0 || prio == t.prio) &&
+		(t.state == 0 || int64(len(t.payload)) == t.size)
+}
+
+// decodeState decodes a task's state record (aliasing v).
+func decodeState(v []byte) (task, bool) {
 	var t task
 	if len(v) < 2 {
 		return t, false
@@ -136,16 +166,13 @@ func decodeTask(v []byte) (task, bool) {
 	t.state, t.prio = v[0], v[1]
 	d := newDec(v[2:])
 	t.attempts, t.seq = d.u(), d.u()
-	t.enq, t.notBefore, t.leaseExp = d.i(), d.i(), d.i()
-	t.token, t.doneAt = d.u(), d.i()
+	t.notBefore, t.leaseExp = d.i(), d.i()
+	t.token, t.doneAt, t.size = d.u(), d.i(), d.i()
 	t.agent = d.b(MaxLabelSize)
-	t.requires = d.list(MaxCapabilities, MaxLabelSize)
-	t.tags = d.list(MaxTags, MaxLabelSize)
-	t.idem = d.b(MaxIdemKeySize)
-	t.payload = d.b(MaxPayloadSize)
 	t.result = d.b(MaxResultSize)
 	t.lastErr = d.b(1 << 16)
-	ok := d.done() && t.state >= stateReady && t.state <= stateCanceled && t.prio <= MaxPriority
+	ok := d.done() && t.state >= stateReady && t.state <= stateCanceled && t.prio <= MaxPriority &&
+		t.size >= 0 && t.size <= MaxPayloadSize
 	return t, ok
 }
 

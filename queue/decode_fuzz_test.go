@@ -5,24 +5,41 @@ import (
 	"testing"
 )
 
-// FuzzDecodeTask: arbitrary bytes never panic the task decoder, and whatever
-// decodes re-encodes to the same bytes (decode-reencode-decode).
+// FuzzDecodeTask: arbitrary bytes never panic the task decoders (state and
+// body), and whatever decodes re-encodes to the same bytes
+// (decode-reencode-decode).
 func FuzzDecodeTask(f *testing.F) {
-	f.Add((&task{state: stateReady, prio: 3, payload: []byte("x"), requires: [][]byte{[]byte("gpu")}}).encode(nil))
-	f.Add((&task{state: stateDead, attempts: 5, lastErr: []byte("boom"), doneAt: -1}).encode(nil))
+	f.Add((&task{state: stateReady, prio: 3, size: 1}).encodeState(nil))
+	f.Add((&task{state: stateDead, attempts: 5, lastErr: []byte("boom"), doneAt: -1}).encodeState(nil))
+	f.Add((&task{prio: 3, payload: []byte("x"), requires: [][]byte{[]byte("gpu")}}).encodeBody(nil))
+	f.Add(readyValue(7, 2, [][]byte{[]byte("gpu")}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		tk, ok := decodeTask(b)
-		if !ok {
-			return
+		if tk, ok := decodeState(b); ok {
+			re := tk.encodeState(nil)
+			tk2, ok := decodeState(re)
+			if !ok || !bytes.Equal(re, tk2.encodeState(nil)) {
+				t.Fatalf("state re-encode of %x differs", b)
+			}
 		}
-		re := tk.encode(nil)
-		tk2, ok := decodeTask(re)
-		if !ok || !bytes.Equal(re, tk2.encode(nil)) {
-			t.Fatalf("re-encode of %x differs", b)
+		var body task
+		if body.decodeBody(b) {
+			re := body.encodeBody(nil)
+			var b2 task
+			if !b2.decodeBody(re) || !bytes.Equal(re, b2.encodeBody(nil)) {
+				t.Fatalf("body re-encode of %x differs", b)
+			}
 		}
 		_, _ = decodeMeta(b)
 		_, _ = decodeConfig(b)
-		_, _, _ = decodeReadyValue(b)
+		if id, att, req, ok := decodeReadyValue(b); ok {
+			rb := make([][]byte, len(req))
+			for i, r := range req {
+				rb[i] = []byte(r)
+			}
+			if !bytes.Equal(readyValue(id, att, rb), b) {
+				t.Fatalf("ready value re-encode of %x differs", b)
+			}
+		}
 	})
 }

@@ -61,8 +61,9 @@
 // and len(name) | name:
 //
 //	0x20 def      -> config
-//	0x21 task     id (8 B)                       -> task (see task.encode)
-//	0x22 ready    255-priority (1 B) | seq (8 B) -> id (8 B) | required capabilities
+//	0x21 task     id (8 B)                       -> task body (immutable; task.encodeBody)
+//	0x2A state    id (8 B)                       -> task state (task.encodeState)
+//	0x22 ready    255-priority (1 B) | seq (8 B) -> id (8 B) | attempts | required capabilities
 //	0x23 delayed  not-before (8 B) | id          -> (empty)
 //	0x24 lease    expiry (8 B) | id              -> (empty)
 //	0x25 dead     dead-at (8 B) | id             -> (empty)
@@ -80,11 +81,22 @@
 // Times are order-preserving int64 (keys.AppendInt64). Task ids and
 // sequence numbers share one per-queue counter.
 //
+// A task is two records: its body (priority, enqueue time, requires, tags,
+// idempotency key, payload), written once, and its state (state, attempts,
+// times, token, payload size, agent, result, last error), rewritten on each
+// change, so a lease or an ack never rewrites the payload. A Lease writes
+// the new state whole from the ready entry and the body without reading the
+// old state; the last error of an earlier attempt is therefore shown only
+// until the task is leased again.
+//
 // # Memory
 //
-// Per queue: its config and counters, plus about 64 bytes per hot-set entry
-// (and its required capabilities): 64 KiB for the default HotCapacity of
-// 1,000. Overflow, delayed, leased, done and dead tasks cost no memory.
+// Per queue: its config and counters, plus about 80 bytes per hot-set entry,
+// its required capabilities and, for payloads up to 4 KiB, a copy of its
+// body (so that leasing from the hot set reads nothing from Pebble): about
+// 350 KiB for the default HotCapacity of 1,000 and 256-byte payloads, at
+// most about 4 MiB. Overflow, delayed, leased, done and dead tasks cost no
+// memory.
 //
 // # Concurrency
 //

@@ -42,8 +42,18 @@ func tableSpecs() []db.TableSpec {
 			if rest, ok := nameOf(k); !ok || len(rest) != 8 {
 				return corrupt("task key")
 			}
-			if _, ok := decodeTask(v); !ok {
-				return corrupt("task value")
+			var t task
+			if !t.decodeBody(v) {
+				return corrupt("task body")
+			}
+			return nil
+		}},
+		{Table: keys.TableQueueState, Name: "queue.state", Check: func(k, v []byte) error {
+			if rest, ok := nameOf(k); !ok || len(rest) != 8 {
+				return corrupt("task state key")
+			}
+			if _, ok := decodeState(v); !ok {
+				return corrupt("task state")
 			}
 			return nil
 		}},
@@ -51,7 +61,7 @@ func tableSpecs() []db.TableSpec {
 			if rest, ok := nameOf(k); !ok || len(rest) != 9 || rest[0] < 255-MaxPriority {
 				return corrupt("ready key")
 			}
-			if _, _, ok := decodeReadyValue(v); !ok {
+			if _, _, _, ok := decodeReadyValue(v); !ok {
 				return corrupt("ready value")
 			}
 			return nil
@@ -133,7 +143,7 @@ func (m *Manager) Stats(queue string) (Stats, error) {
 				return s, err
 			}
 			if it.First() {
-				if id, _, ok := decodeReadyValue(it.Value()); ok {
+				if id, _, _, ok := decodeReadyValue(it.Value()); ok {
 					if t, ok, _ := m.readTask(shard, queue, id); ok && (oldest == 0 || t.enq < oldest) {
 						oldest = t.enq
 					}
@@ -148,18 +158,38 @@ func (m *Manager) Stats(queue string) (Stats, error) {
 	return s, nil
 }
 
+// readTask reads a task's state and body from one snapshot.
 func (m *Manager) readTask(shard uint32, queue string, id uint64) (task, bool, error) {
-	v, c, err := m.d.Pebble().Get(qkey(shard, keys.TableQueueTask, queue, be64(id)))
+	snap := m.d.Pebble().NewSnapshot()
+	defer snap.Close()
+	get := func(table byte) ([]byte, error) {
+		v, c, err := snap.Get(qkey(shard, table, queue, be64(id)))
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		return append([]byte(nil), v...), nil // fields alias the copy, not Pebble's buffer
+	}
+	sv, err := get(keys.TableQueueState)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return task{}, false, nil
 	}
 	if err != nil {
 		return task{}, false, err
 	}
-	defer c.Close()
-	t, ok := decodeTask(append([]byte(nil), v...)) // fields alias the copy, not Pebble's buffer
+	t, ok := decodeState(sv)
 	if !ok {
-		return task{}, false, fmt.Errorf("%w: task %d", wal.ErrCorrupt, id)
+		return task{}, false, fmt.Errorf("%w: task %d state", wal.ErrCorrupt, id)
+	}
+	bv, err := get(keys.TableQueueTask)
+	if err != nil {
+		if errors.Is(err, pebble.ErrNotFound) {
+			err = fmt.Errorf("%w: task %d has no body", wal.ErrCorrupt, id)
+		}
+		return task{}, false, err
+	}
+	if !t.decodeBody(bv) {
+		return task{}, false, fmt.Errorf("%w: task %d body", wal.ErrCorrupt, id)
 	}
 	return t, true, nil
 }

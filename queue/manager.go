@@ -133,13 +133,12 @@ func loadHot(r pebble.Reader, q *qstate) error {
 	}
 	q.hot = q.hot[:0]
 	for ok := it.First(); ok && len(q.hot) < q.cfg.HotCapacity; ok = it.Next() {
-		k := it.Key()[len(prefix):]
-		id, req, ok2 := decodeReadyValue(it.Value())
-		if len(k) != 9 || !ok2 {
+		e, ok2 := hotFromReady(it.Key()[len(prefix):], it.Value())
+		if !ok2 {
 			it.Close()
 			return fmt.Errorf("queue %q: %w: ready entry", q.cfg.Name, wal.ErrCorrupt)
 		}
-		q.hot = append(q.hot, hotEntry{rank: rank{255 - k[0], binary.BigEndian.Uint64(k[1:])}, id: id, requires: req})
+		q.hot = append(q.hot, e)
 	}
 	return it.Close()
 }

@@ -43,13 +43,26 @@ func (r rank) less(o rank) bool {
 	return r.seq < o.seq
 }
 
-// hotEntry is one task in the in-memory hot set (about 64 bytes plus its
-// required capabilities).
+// hotEntry is one task in the in-memory hot set: about 80 bytes plus its
+// required capabilities and, when it is at most hotBodyMax bytes and was at
+// hand when the task became ready, its body (payload and tags), so that a
+// Lease of it reads nothing from Pebble. body is only a cache: a Lease
+// without it reads the same bytes from the task's body record.
 type hotEntry struct {
 	rank     rank
 	id       uint64
+	attempts uint64
 	requires []string
+	body     *hotBody
 }
+
+type hotBody struct {
+	payload []byte
+	tags    [][]byte
+}
+
+// hotBodyMax bounds the payload a hot entry caches.
+const hotBodyMax = 4 << 10
 
 // qstate is the in-memory mirror of one queue kept by apply. hot is exactly
 // the first min(HotCapacity, ready) entries of the ready index, in order; it
@@ -103,6 +116,22 @@ func (q *qstate) hotAdd(e hotEntry, overflow int64) {
 	}
 }
 
+// hotRemoveIDs removes the entries picked by a Lease (in hot-set order) in
+// one pass.
+func (q *qstate) hotRemoveIDs(picked []hotEntry) {
+	if len(picked) == 0 {
+		return
+	}
+	j := 0
+	q.hot = slices.DeleteFunc(q.hot, func(e hotEntry) bool {
+		if j < len(picked) && picked[j].rank == e.rank {
+			j++
+			return true
+		}
+		return false
+	})
+}
+
 func (q *qstate) hotRemove(r rank) {
 	if i, ok := q.hotIndex(r); ok {
 		q.hot = slices.Delete(q.hot, i, i+1)
@@ -140,16 +169,29 @@ func toStrings(b [][]byte) []string {
 	return out
 }
 
-// readyValue is the ready-index value: task id (8 B) | requires list.
-func readyValue(id uint64, requires [][]byte) []byte {
-	return enc(be64(id)).list(requires)
+// readyValue is the ready-index value: task id (8 B) | attempts | requires
+// list. It holds what a Lease needs besides the body, so that leasing a
+// ready task never reads its state record.
+func readyValue(id, attempts uint64, requires [][]byte) []byte {
+	return enc(be64(id)).u(attempts).list(requires)
 }
 
-func decodeReadyValue(v []byte) (uint64, []string, bool) {
+func decodeReadyValue(v []byte) (id, attempts uint64, requires []string, ok bool) {
 	if len(v) < 8 {
-		return 0, nil, false
+		return 0, 0, nil, false
 	}
 	d := newDec(v[8:])
+	attempts = d.u()
 	req := d.list(MaxCapabilities, MaxLabelSize)
-	return binary.BigEndian.Uint64(v), toStrings(req), d.done()
+	return binary.BigEndian.Uint64(v), attempts, toStrings(req), d.done()
+}
+
+// hotFromReady builds the hot entry of a ready-index entry (key suffix k
+// after the queue prefix, value v); its body is not cached.
+func hotFromReady(k, v []byte) (hotEntry, bool) {
+	id, attempts, req, ok := decodeReadyValue(v)
+	if len(k) != 9 || !ok {
+		return hotEntry{}, false
+	}
+	return hotEntry{rank: rank{255 - k[0], binary.BigEndian.Uint64(k[1:])}, id: id, attempts: attempts, requires: req}, true
 }

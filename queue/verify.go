@@ -71,15 +71,18 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 	}
 	var got meta
 	var maxID uint64
-	scan(keys.TableQueueTask, func(k, v []byte) {
+	states := map[uint64]task{}
+	scan(keys.TableQueueState, func(k, v []byte) {
 		if len(k) != 8 {
 			return
 		}
 		id := binary.BigEndian.Uint64(k)
-		t, ok := decodeTask(v)
+		t, ok := decodeState(v)
 		if !ok {
 			return // reported by the table check
 		}
+		t.agent, t.result, t.lastErr = nil, nil, nil // v is the iterator's
+		states[id] = t
 		maxID = max(maxID, id)
 		switch t.state {
 		case stateReady:
@@ -99,9 +102,32 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 			want[keys.TableQueueDone][string(append(ts(t.doneAt), be64(id)...))] = id
 		}
 		if t.state == stateReady || t.state == stateDelayed || t.state == stateLeased || t.state == stateCanceled {
-			got.bytes += int64(len(t.payload))
+			got.bytes += t.size
 		}
 	})
+	// Every state has its body and every body its state; they agree on
+	// priority and payload size.
+	hasBody := map[uint64]bool{}
+	scan(keys.TableQueueTask, func(k, v []byte) {
+		if len(k) != 8 {
+			return
+		}
+		id := binary.BigEndian.Uint64(k)
+		st, ok := states[id]
+		if !ok {
+			report("queue %q: task %d has a body but no state", name, id)
+			return
+		}
+		hasBody[id] = true
+		if !st.decodeBody(v) {
+			report("queue %q: task %d: body disagrees with its state (priority %d, size %d)", name, id, st.prio, st.size)
+		}
+	})
+	for id := range states {
+		if !hasBody[id] {
+			report("queue %q: task %d has a state but no body", name, id)
+		}
+	}
 	names := map[byte]string{keys.TableQueueReady: "ready", keys.TableQueueDelayed: "delayed",
 		keys.TableQueueLease: "lease", keys.TableQueueDead: "dead", keys.TableQueueDone: "done"}
 	for _, table := range []byte{keys.TableQueueReady, keys.TableQueueDelayed, keys.TableQueueLease, keys.TableQueueDead, keys.TableQueueDone} {
@@ -112,8 +138,10 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 			case !ok:
 				report("queue %q: %s index entry %x has no task in that state", name, names[table], k)
 			case table == keys.TableQueueReady:
-				if vid, _, vok := decodeReadyValue(v); !vok || vid != id {
+				if vid, att, _, vok := decodeReadyValue(v); !vok || vid != id {
 					report("queue %q: ready entry %x names task %d, the task is %d", name, k, vid, id)
+				} else if st, ok := states[id]; ok && st.attempts != att {
+					report("queue %q: ready entry of task %d says %d attempts, its state %d", name, id, att, st.attempts)
 				}
 			}
 			delete(exp, string(k))

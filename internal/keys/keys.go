@@ -35,7 +35,7 @@ const (
 	TableKVTTL byte = 0x11
 
 	TableQueueDef     byte = 0x20 // queue name -> config
-	TableQueueTask    byte = 0x21 // queue, task id -> task
+	TableQueueTask    byte = 0x21 // queue, task id -> task body (immutable)
 	TableQueueReady   byte = 0x22 // queue, 255-priority, seq -> task id
 	TableQueueDelayed byte = 0x23 // queue, not-before, task id
 	TableQueueLease   byte = 0x24 // queue, lease expiry, task id
@@ -44,6 +44,7 @@ const (
 	TableQueueIdem    byte = 0x27 // queue, idempotency key -> task id, time
 	TableQueueMeta    byte = 0x28 // queue -> counters
 	TableQueueIdemAt  byte = 0x29 // queue, time, idempotency key (for reclaiming keys)
+	TableQueueState   byte = 0x2A // queue, task id -> task state (the body is in TableQueueTask)
 )
 
 // Well-known shards.
