@@ -453,22 +453,22 @@ type enqTask struct {
 
 func decodeEnqueue(body []byte) (name []byte, tasks []enqTask, ok bool) {
 	d := newDec(body)
-	name = d.b(MaxNameSize)
-	n := d.u()
-	if !d.ok || n == 0 || n > MaxBatch || n > uint64(len(d.p)) {
+	name = d.B(MaxNameSize)
+	n := d.U()
+	if !d.OK || n == 0 || n > MaxBatch || n > uint64(len(d.P)) {
 		return nil, nil, false
 	}
-	for i := uint64(0); i < n && d.ok; i++ {
-		p := d.u()
-		t := enqTask{prio: byte(p), notBefore: d.i(), idem: d.b(MaxIdemKeySize),
-			requires: d.list(MaxCapabilities, MaxLabelSize), tags: d.list(MaxTags, MaxLabelSize),
-			payload: d.b(MaxPayloadSize)}
+	for i := uint64(0); i < n && d.OK; i++ {
+		p := d.U()
+		t := enqTask{prio: byte(p), notBefore: d.I(), idem: d.B(MaxIdemKeySize),
+			requires: d.List(MaxCapabilities, MaxLabelSize), tags: d.List(MaxTags, MaxLabelSize),
+			payload: d.B(MaxPayloadSize)}
 		if p > MaxPriority {
 			return nil, nil, false
 		}
 		tasks = append(tasks, t)
 	}
-	return name, tasks, d.done()
+	return name, tasks, d.Done()
 }
 
 func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
@@ -501,13 +501,13 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			v, c, err := tx.Get(qkey(q.shard, keys.TableQueueIdem, o.name, t.idem))
 			if err == nil {
 				d := newDec(v)
-				id, at := d.u64(), int64(d.u64())
+				id, at := d.U64(), int64(d.U64())
 				c.Close()
-				if d.ok && o.now-at < int64(q.cfg.IdempotencyWindow) {
+				if d.OK && o.now-at < int64(q.cfg.IdempotencyWindow) {
 					ids[i] = id
 					continue
 				}
-				if d.ok {
+				if d.OK {
 					staleAt[i] = at
 				}
 			} else if !errors.Is(err, pebble.ErrNotFound) {
@@ -561,7 +561,7 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 					return wal.Result{}, err
 				}
 			}
-			if err := tx.Set(qkey(q.shard, keys.TableQueueIdem, o.name, t.idem), enc(be64(id)).u64(uint64(o.now))); err != nil {
+			if err := tx.Set(qkey(q.shard, keys.TableQueueIdem, o.name, t.idem), enc(be64(id)).U64(uint64(o.now))); err != nil {
 				return wal.Result{}, err
 			}
 			if err := tx.Set(qkey(q.shard, keys.TableQueueIdemAt, o.name, ts(o.now), t.idem), nil); err != nil {
@@ -577,7 +577,7 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		if ids[i] > 1<<63 { // duplicate key inside this batch
 			ids[i] = ids[^ids[i]]
 		}
-		out = out.u64(ids[i])
+		out = out.U64(ids[i])
 	}
 	if err := o.refill(); err != nil {
 		return wal.Result{}, err
@@ -587,10 +587,10 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 
 func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := newDec(rec.Body)
-	name, agent, n := d.b(MaxNameSize), d.b(MaxLabelSize), d.u()
-	caps := d.list(MaxCapabilities, MaxLabelSize)
-	ld := d.i()
-	if !d.done() || n == 0 || n > MaxBatch || ld < 0 || len(agent) == 0 {
+	name, agent, n := d.B(MaxNameSize), d.B(MaxLabelSize), d.U()
+	caps := d.List(MaxCapabilities, MaxLabelSize)
+	ld := d.I()
+	if !d.Done() || n == 0 || n > MaxBatch || ld < 0 || len(agent) == 0 {
 		return rejected(errBadRecord)
 	}
 	m.mu.Lock()
@@ -649,7 +649,7 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	// Each picked task's new state is written whole from the ready entry
 	// (rank, attempts) and its body: leasing reads no state record. The
 	// last error of an earlier attempt is not carried into the lease.
-	out := enc(nil).u(uint64(len(picked)))
+	out := enc(nil).U(uint64(len(picked)))
 	for _, e := range picked {
 		t := task{prio: e.rank.prio, seq: e.rank.seq}
 		if e.body != nil {
@@ -662,7 +662,7 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			return wal.Result{}, err
 		}
 		t.leaseExp = o.now + ld
-		t.token = xxhash.Sum64(enc(be64(tx.Index)).u64(e.id).u(t.attempts))
+		t.token = xxhash.Sum64(enc(be64(tx.Index)).U64(e.id).U(t.attempts))
 		q.m.leased++
 		q.timerAdded(t.leaseExp)
 		if err := tx.Set(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(e.id)), nil); err != nil {
@@ -671,7 +671,7 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		if err := o.putState(e.id, &t); err != nil {
 			return wal.Result{}, err
 		}
-		out = out.u64(e.id).u(t.token).i(t.leaseExp).u(t.attempts).u(uint64(t.prio)).b(t.payload).list(t.tags)
+		out = out.U64(e.id).U(t.token).I(t.leaseExp).U(t.attempts).U(uint64(t.prio)).B(t.payload).List(t.tags)
 	}
 	if err := o.refill(); err != nil {
 		return wal.Result{}, err
@@ -698,19 +698,19 @@ func (o *op) leasedTask(id, token uint64) (task, error, error) {
 
 func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := newDec(rec.Body)
-	name, id := d.b(MaxNameSize), d.u()
+	name, id := d.B(MaxNameSize), d.U()
 	var token, seed uint64
 	var extra []byte
 	var ld int64
 	switch rec.Kind {
 	case KindExtend:
-		token, ld = d.u(), d.i()
+		token, ld = d.U(), d.I()
 	case KindAck:
-		token, extra = d.u(), d.b(MaxResultSize)
+		token, extra = d.U(), d.B(MaxResultSize)
 	case KindNack:
-		token, seed, extra = d.u(), d.u(), d.b(1<<16)
+		token, seed, extra = d.U(), d.U(), d.B(1<<16)
 	}
-	if !d.done() || ld < 0 {
+	if !d.Done() || ld < 0 {
 		return rejected(errBadRecord)
 	}
 	m.mu.Lock()
@@ -817,8 +817,8 @@ func (o *op) ack(id uint64, t *task, result []byte) error {
 
 func (m *Manager) applyAckBatch(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := newDec(rec.Body)
-	name, n := d.b(MaxNameSize), d.u()
-	if !d.ok || n == 0 || n > MaxBatch || n > uint64(len(d.p)) {
+	name, n := d.B(MaxNameSize), d.U()
+	if !d.OK || n == 0 || n > MaxBatch || n > uint64(len(d.P)) {
 		return rejected(errBadRecord)
 	}
 	type item struct {
@@ -827,9 +827,9 @@ func (m *Manager) applyAckBatch(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	}
 	items := make([]item, n)
 	for i := range items {
-		items[i] = item{d.u(), d.u(), d.b(MaxResultSize)}
+		items[i] = item{d.U(), d.U(), d.B(MaxResultSize)}
 	}
-	if !d.done() {
+	if !d.Done() {
 		return rejected(errBadRecord)
 	}
 	m.mu.Lock()
@@ -866,8 +866,8 @@ func (m *Manager) applyAckBatch(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 
 func (m *Manager) applyTick(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := newDec(rec.Body)
-	name, seed := d.b(MaxNameSize), d.u()
-	if !d.done() {
+	name, seed := d.B(MaxNameSize), d.U()
+	if !d.Done() {
 		return rejected(errBadRecord)
 	}
 	m.mu.Lock()
@@ -954,9 +954,9 @@ func (o *op) reclaimIdem() error {
 			return err
 		}
 		d := newDec(v)
-		_, at := d.u64(), int64(d.u64())
+		_, at := d.U64(), int64(d.U64())
 		c.Close()
-		if d.ok && at == e.at {
+		if d.OK && at == e.at {
 			if err := o.tx.Delete(ik); err != nil {
 				return err
 			}
@@ -967,16 +967,16 @@ func (o *op) reclaimIdem() error {
 
 func (m *Manager) applyDead(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := newDec(rec.Body)
-	name := d.b(MaxNameSize)
-	n := d.u()
-	if !d.ok || n > MaxBatch || n > uint64(len(d.p)) {
+	name := d.B(MaxNameSize)
+	n := d.U()
+	if !d.OK || n > MaxBatch || n > uint64(len(d.P)) {
 		return rejected(errBadRecord)
 	}
 	ids := make([]uint64, n)
 	for i := range ids {
-		ids[i] = d.u()
+		ids[i] = d.U()
 	}
-	if !d.done() {
+	if !d.Done() {
 		return rejected(errBadRecord)
 	}
 	m.mu.Lock()

@@ -1,90 +1,20 @@
 package queue
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/codec"
 )
 
-// enc appends fields; dec reads them and goes !ok at the first malformed one
-// (and stays so), never panicking. Together they are every record body and
-// stored value of this package.
-type enc []byte
+// enc and dec (internal/codec) encode every record body and stored value
+// of this package; dec never panics.
+type (
+	enc = codec.Enc
+	dec = codec.Dec
+)
 
-func (e enc) u(v uint64) enc   { return binary.AppendUvarint(e, v) }
-func (e enc) i(v int64) enc    { return binary.AppendVarint(e, v) }
-func (e enc) b(v []byte) enc   { return codec.AppendLenBytes(e, v) }
-func (e enc) s(v string) enc   { return codec.AppendLenBytes(e, []byte(v)) }
-func (e enc) u64(v uint64) enc { return binary.BigEndian.AppendUint64(e, v) }
-func (e enc) list(v [][]byte) enc {
-	e = e.u(uint64(len(v)))
-	for _, x := range v {
-		e = e.b(x)
-	}
-	return e
-}
-
-type dec struct {
-	p  []byte
-	ok bool
-}
-
-func newDec(p []byte) *dec { return &dec{p: p, ok: true} }
-
-func (d *dec) u() uint64 {
-	if !d.ok {
-		return 0
-	}
-	v, p, ok := codec.Uvarint(d.p)
-	d.p, d.ok = p, ok
-	return v
-}
-
-func (d *dec) i() int64 {
-	if !d.ok {
-		return 0
-	}
-	v, p, ok := codec.Varint(d.p)
-	d.p, d.ok = p, ok
-	return v
-}
-
-func (d *dec) b(max int) []byte {
-	if !d.ok {
-		return nil
-	}
-	v, p, ok := codec.LenBytes(d.p, max)
-	d.p, d.ok = p, ok
-	return v
-}
-
-func (d *dec) u64() uint64 {
-	if !d.ok || len(d.p) < 8 {
-		d.ok = false
-		return 0
-	}
-	v := binary.BigEndian.Uint64(d.p)
-	d.p = d.p[8:]
-	return v
-}
-
-func (d *dec) list(maxItems, maxLen int) [][]byte {
-	n := d.u()
-	if !d.ok || n > uint64(maxItems) || n > uint64(len(d.p)) {
-		d.ok = false
-		return nil
-	}
-	var out [][]byte
-	for i := uint64(0); i < n && d.ok; i++ {
-		out = append(out, d.b(maxLen))
-	}
-	return out
-}
-
-// done reports whether decoding consumed everything without error.
-func (d *dec) done() bool { return d.ok && len(d.p) == 0 }
+func newDec(p []byte) *dec { return codec.NewDec(p) }
 
 var errBadRecord = fmt.Errorf("%w: queue record", db.ErrBadRecord)
 
@@ -131,13 +61,13 @@ type task struct {
 
 func (t *task) encodeBody(dst []byte) []byte {
 	e := enc(append(dst, t.prio))
-	return e.i(t.enq).list(t.requires).list(t.tags).b(t.idem).b(t.payload)
+	return e.I(t.enq).List(t.requires).List(t.tags).B(t.idem).B(t.payload)
 }
 
 func (t *task) encodeState(dst []byte) []byte {
 	e := enc(append(dst, t.state, t.prio))
-	e = e.u(t.attempts).u(t.seq).i(t.notBefore).i(t.leaseExp).u(t.token).i(t.doneAt).i(t.size)
-	return e.b(t.agent).b(t.result).b(t.lastErr)
+	e = e.U(t.attempts).U(t.seq).I(t.notBefore).I(t.leaseExp).U(t.token).I(t.doneAt).I(t.size)
+	return e.B(t.agent).B(t.result).B(t.lastErr)
 }
 
 // decodeBody fills t's body fields from v (aliasing v).
@@ -147,13 +77,13 @@ func (t *task) decodeBody(v []byte) bool {
 	}
 	prio := v[0]
 	d := newDec(v[1:])
-	t.enq = d.i()
-	t.requires = d.list(MaxCapabilities, MaxLabelSize)
-	t.tags = d.list(MaxTags, MaxLabelSize)
-	t.idem = d.b(MaxIdemKeySize)
-	t.payload = d.b(MaxPayloadSize)
+	t.enq = d.I()
+	t.requires = d.List(MaxCapabilities, MaxLabelSize)
+	t.tags = d.List(MaxTags, MaxLabelSize)
+	t.idem = d.B(MaxIdemKeySize)
+	t.payload = d.B(MaxPayloadSize)
 	t.hasBody = true
-	return d.done() && prio <= MaxPriority && (t.state == 0 || prio == t.prio) &&
+	return d.Done() && prio <= MaxPriority && (t.state == 0 || prio == t.prio) &&
 		(t.state == 0 || int64(len(t.payload)) == t.size)
 }
 
@@ -165,13 +95,13 @@ func decodeState(v []byte) (task, bool) {
 	}
 	t.state, t.prio = v[0], v[1]
 	d := newDec(v[2:])
-	t.attempts, t.seq = d.u(), d.u()
-	t.notBefore, t.leaseExp = d.i(), d.i()
-	t.token, t.doneAt, t.size = d.u(), d.i(), d.i()
-	t.agent = d.b(MaxLabelSize)
-	t.result = d.b(MaxResultSize)
-	t.lastErr = d.b(1 << 16)
-	ok := d.done() && t.state >= stateReady && t.state <= stateCanceled && t.prio <= MaxPriority &&
+	t.attempts, t.seq = d.U(), d.U()
+	t.notBefore, t.leaseExp = d.I(), d.I()
+	t.token, t.doneAt, t.size = d.U(), d.I(), d.I()
+	t.agent = d.B(MaxLabelSize)
+	t.result = d.B(MaxResultSize)
+	t.lastErr = d.B(1 << 16)
+	ok := d.Done() && t.state >= stateReady && t.state <= stateCanceled && t.prio <= MaxPriority &&
 		t.size >= 0 && t.size <= MaxPayloadSize
 	return t, ok
 }
@@ -188,33 +118,33 @@ type meta struct {
 
 func (m *meta) encode() []byte {
 	var e enc
-	e = e.u(m.nextSeq).i(m.ready).i(m.delayed).i(m.leased).i(m.dead).i(m.done).i(m.bytes)
-	return e.u(m.enqueued).u(m.acked).u(m.retried).u(m.deadSum)
+	e = e.U(m.nextSeq).I(m.ready).I(m.delayed).I(m.leased).I(m.dead).I(m.done).I(m.bytes)
+	return e.U(m.enqueued).U(m.acked).U(m.retried).U(m.deadSum)
 }
 
 func decodeMeta(v []byte) (meta, bool) {
 	d := newDec(v)
-	m := meta{nextSeq: d.u(), ready: d.i(), delayed: d.i(), leased: d.i(), dead: d.i(), done: d.i(), bytes: d.i()}
-	m.enqueued, m.acked, m.retried, m.deadSum = d.u(), d.u(), d.u(), d.u()
-	return m, d.done()
+	m := meta{nextSeq: d.U(), ready: d.I(), delayed: d.I(), leased: d.I(), dead: d.I(), done: d.I(), bytes: d.I()}
+	m.enqueued, m.acked, m.retried, m.deadSum = d.U(), d.U(), d.U(), d.U()
+	return m, d.Done()
 }
 
 func encodeConfig(c Config) []byte {
 	var e enc
-	e = e.s(c.Name).i(int64(c.HotCapacity)).i(int64(c.OverflowCapacity)).i(c.MaxBytes)
-	e = e.u(uint64(c.ReserveFraction * 1e6)).u(uint64(c.HighPriority)).u(uint64(c.MaxAttempts))
-	e = e.i(int64(c.LeaseDuration)).i(int64(c.BackoffBase)).i(int64(c.BackoffMax)).i(int64(c.JitterFraction * 1e6))
-	return e.i(int64(c.ResultRetention)).i(int64(c.DeadRetention)).i(int64(c.IdempotencyWindow))
+	e = e.S(c.Name).I(int64(c.HotCapacity)).I(int64(c.OverflowCapacity)).I(c.MaxBytes)
+	e = e.U(uint64(c.ReserveFraction * 1e6)).U(uint64(c.HighPriority)).U(uint64(c.MaxAttempts))
+	e = e.I(int64(c.LeaseDuration)).I(int64(c.BackoffBase)).I(int64(c.BackoffMax)).I(int64(c.JitterFraction * 1e6))
+	return e.I(int64(c.ResultRetention)).I(int64(c.DeadRetention)).I(int64(c.IdempotencyWindow))
 }
 
 func decodeConfig(v []byte) (Config, bool) {
 	d := newDec(v)
-	c := Config{Name: string(d.b(MaxNameSize))}
-	c.HotCapacity, c.OverflowCapacity, c.MaxBytes = int(d.i()), int(d.i()), d.i()
-	c.ReserveFraction = float64(d.u()) / 1e6
-	c.HighPriority, c.MaxAttempts = int(d.u()), int(d.u())
-	c.LeaseDuration, c.BackoffBase, c.BackoffMax = dur(d.i()), dur(d.i()), dur(d.i())
-	c.JitterFraction = float64(d.i()) / 1e6
-	c.ResultRetention, c.DeadRetention, c.IdempotencyWindow = dur(d.i()), dur(d.i()), dur(d.i())
-	return c, d.done() && c.validate() == nil
+	c := Config{Name: string(d.B(MaxNameSize))}
+	c.HotCapacity, c.OverflowCapacity, c.MaxBytes = int(d.I()), int(d.I()), d.I()
+	c.ReserveFraction = float64(d.U()) / 1e6
+	c.HighPriority, c.MaxAttempts = int(d.U()), int(d.U())
+	c.LeaseDuration, c.BackoffBase, c.BackoffMax = dur(d.I()), dur(d.I()), dur(d.I())
+	c.JitterFraction = float64(d.I()) / 1e6
+	c.ResultRetention, c.DeadRetention, c.IdempotencyWindow = dur(d.I()), dur(d.I()), dur(d.I())
+	return c, d.Done() && c.validate() == nil
 }

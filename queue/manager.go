@@ -262,7 +262,7 @@ func appendTask(e enc, t Task) (enc, error) {
 	if !t.NotBefore.IsZero() {
 		nb = t.NotBefore.UnixNano()
 	}
-	return e.u(uint64(t.Priority)).i(nb).s(t.IdempotencyKey).list(lists[0]).list(lists[1]).b(t.Payload), nil
+	return e.U(uint64(t.Priority)).I(nb).S(t.IdempotencyKey).List(lists[0]).List(lists[1]).B(t.Payload), nil
 }
 
 // Enqueue adds one task and returns its id once it is durable.
@@ -283,7 +283,7 @@ func (m *Manager) EnqueueBatch(ctx context.Context, queue string, tasks []Task) 
 	if len(tasks) == 0 || len(tasks) > MaxBatch {
 		return nil, fmt.Errorf("%w: batch of %d tasks (want 1..%d)", ErrInvalid, len(tasks), MaxBatch)
 	}
-	e := enc(nil).s(queue).u(uint64(len(tasks)))
+	e := enc(nil).S(queue).U(uint64(len(tasks)))
 	var err error
 	for i, t := range tasks {
 		if e, err = appendTask(e, t); err != nil {
@@ -297,7 +297,7 @@ func (m *Manager) EnqueueBatch(ctx context.Context, queue string, tasks []Task) 
 	d := newDec(res.Data)
 	ids := make([]uint64, len(tasks))
 	for i := range ids {
-		ids[i] = d.u64()
+		ids[i] = d.U64()
 	}
 	return ids, nil
 }
@@ -336,20 +336,20 @@ func (m *Manager) Lease(ctx context.Context, queue, agent string, n int, caps []
 	}
 	// Once proposed, a lease is waited for whatever ctx does: giving up on
 	// it would strand the leased tasks, unseen, until their leases expire.
-	res, err := m.propose(context.WithoutCancel(ctx), KindLease, enc(nil).s(queue).s(agent).u(uint64(n)).list(capb).i(int64(leaseFor)))
+	res, err := m.propose(context.WithoutCancel(ctx), KindLease, enc(nil).S(queue).S(agent).U(uint64(n)).List(capb).I(int64(leaseFor)))
 	if err != nil {
 		return nil, err
 	}
 	d := newDec(res.Data)
-	cnt := d.u()
+	cnt := d.U()
 	out := make([]Lease, 0, cnt)
-	for i := uint64(0); i < cnt && d.ok; i++ {
-		l := Lease{Queue: queue, ID: d.u64(), Token: d.u(), Expires: time.Unix(0, d.i()), Attempt: int(d.u()),
-			Priority: int(d.u()), Payload: d.b(MaxPayloadSize)}
-		l.Tags = toStrings(d.list(MaxTags, MaxLabelSize))
+	for i := uint64(0); i < cnt && d.OK; i++ {
+		l := Lease{Queue: queue, ID: d.U64(), Token: d.U(), Expires: time.Unix(0, d.I()), Attempt: int(d.U()),
+			Priority: int(d.U()), Payload: d.B(MaxPayloadSize)}
+		l.Tags = toStrings(d.List(MaxTags, MaxLabelSize))
 		out = append(out, l)
 	}
-	if !d.done() {
+	if !d.Done() {
 		return nil, fmt.Errorf("queue: %w: lease result", wal.ErrCorrupt)
 	}
 	return out, nil
@@ -386,7 +386,7 @@ func (m *Manager) Extend(ctx context.Context, queue string, id, token uint64, le
 	if leaseFor < 0 {
 		return fmt.Errorf("%w: negative lease", ErrInvalid)
 	}
-	_, err := m.propose(ctx, KindExtend, enc(nil).s(queue).u(id).u(token).i(int64(leaseFor)))
+	_, err := m.propose(ctx, KindExtend, enc(nil).S(queue).U(id).U(token).I(int64(leaseFor)))
 	return err
 }
 
@@ -400,7 +400,7 @@ func (m *Manager) Ack(ctx context.Context, queue string, id, token uint64, resul
 	if len(result) > MaxResultSize {
 		return fmt.Errorf("%w: result of %d bytes", ErrInvalid, len(result))
 	}
-	_, err := m.propose(ctx, KindAck, enc(nil).s(queue).u(id).u(token).b(result))
+	_, err := m.propose(ctx, KindAck, enc(nil).S(queue).U(id).U(token).B(result))
 	return err
 }
 
@@ -422,12 +422,12 @@ func (m *Manager) AckBatch(ctx context.Context, queue string, items []AckItem) (
 	if len(items) == 0 || len(items) > MaxBatch {
 		return nil, fmt.Errorf("%w: %d acks (want 1..%d)", ErrInvalid, len(items), MaxBatch)
 	}
-	e := enc(nil).s(queue).u(uint64(len(items)))
+	e := enc(nil).S(queue).U(uint64(len(items)))
 	for _, it := range items {
 		if len(it.Result) > MaxResultSize {
 			return nil, fmt.Errorf("%w: result of %d bytes", ErrInvalid, len(it.Result))
 		}
-		e = e.u(it.ID).u(it.Token).b(it.Result)
+		e = e.U(it.ID).U(it.Token).B(it.Result)
 	}
 	res, err := m.propose(ctx, KindAckBatch, e)
 	if err != nil {
@@ -459,7 +459,7 @@ func (m *Manager) Nack(ctx context.Context, queue string, id, token uint64, reas
 	if len(reason) > 1<<16 {
 		return fmt.Errorf("%w: reason of %d bytes", ErrInvalid, len(reason))
 	}
-	_, err := m.propose(ctx, KindNack, enc(nil).s(queue).u(id).u(token).u(seed()).s(reason))
+	_, err := m.propose(ctx, KindNack, enc(nil).S(queue).U(id).U(token).U(seed()).S(reason))
 	return err
 }
 
@@ -469,7 +469,7 @@ func (m *Manager) Cancel(ctx context.Context, queue string, id uint64) error {
 	if err := m.exists(queue); err != nil {
 		return err
 	}
-	_, err := m.propose(ctx, KindCancel, enc(nil).s(queue).u(id))
+	_, err := m.propose(ctx, KindCancel, enc(nil).S(queue).U(id))
 	return err
 }
 
@@ -479,7 +479,7 @@ func (m *Manager) Tick(ctx context.Context, queue string) error {
 	if err := m.exists(queue); err != nil {
 		return err
 	}
-	_, err := m.propose(ctx, KindTick, enc(nil).s(queue).u(seed()))
+	_, err := m.propose(ctx, KindTick, enc(nil).S(queue).U(seed()))
 	return err
 }
 
@@ -500,9 +500,9 @@ func (m *Manager) deadOp(ctx context.Context, kind wal.Kind, queue string, ids [
 	if len(ids) == 0 || len(ids) > MaxBatch {
 		return fmt.Errorf("%w: %d ids", ErrInvalid, len(ids))
 	}
-	e := enc(nil).s(queue).u(uint64(len(ids)))
+	e := enc(nil).S(queue).U(uint64(len(ids)))
 	for _, id := range ids {
-		e = e.u(id)
+		e = e.U(id)
 	}
 	_, err := m.propose(ctx, kind, e)
 	return err

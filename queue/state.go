@@ -173,7 +173,7 @@ func toStrings(b [][]byte) []string {
 // list. It holds what a Lease needs besides the body, so that leasing a
 // ready task never reads its state record.
 func readyValue(id, attempts uint64, requires [][]byte) []byte {
-	return enc(be64(id)).u(attempts).list(requires)
+	return enc(be64(id)).U(attempts).List(requires)
 }
 
 func decodeReadyValue(v []byte) (id, attempts uint64, requires []string, ok bool) {
@@ -181,9 +181,9 @@ func decodeReadyValue(v []byte) (id, attempts uint64, requires []string, ok bool
 		return 0, 0, nil, false
 	}
 	d := newDec(v[8:])
-	attempts = d.u()
-	req := d.list(MaxCapabilities, MaxLabelSize)
-	return binary.BigEndian.Uint64(v), attempts, toStrings(req), d.done()
+	attempts = d.U()
+	req := d.List(MaxCapabilities, MaxLabelSize)
+	return binary.BigEndian.Uint64(v), attempts, toStrings(req), d.Done()
 }
 
 // hotFromReady builds the hot entry of a ready-index entry (key suffix k

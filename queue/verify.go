@@ -159,8 +159,8 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 	})
 	scan(keys.TableQueueIdem, func(k, v []byte) {
 		d := newDec(v)
-		_, at := d.u64(), int64(d.u64())
-		if !d.ok {
+		_, at := d.U64(), int64(d.U64())
+		if !d.OK {
 			return // reported by the table check
 		}
 		tk := string(append(ts(at), k...))
