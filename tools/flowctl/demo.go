@@ -8,10 +8,12 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/queue"
+	"github.com/flowdb/flowdb/registry"
 	"github.com/spf13/cobra"
 )
 
@@ -247,6 +249,9 @@ func runDemo(ctx context.Context, dir string, a *app) (*demoReport, error) {
 	if err := demoQueues(ctx, d, show, say); err != nil {
 		return nil, err
 	}
+	if err := demoAgents(ctx, d, show, say); err != nil {
+		return nil, err
+	}
 
 	m := d.Metrics()
 	rep.Frames, rep.Records, rep.RecordsPerFrame, rep.DiskBytes = m.Frames, m.Records, m.RecordsPerFrame, m.DiskBytes
@@ -365,6 +370,84 @@ func demoQueues(ctx context.Context, d *db.DB, show func(step), say func(string,
 		st.Acked, st.Retried, st.Dead, st.Hot+st.Overflow+st.Delayed+st.Leased)
 	if st.Hot+st.Overflow+st.Delayed+st.Leased != 0 {
 		return fmt.Errorf("queue not drained: %+v", st)
+	}
+	return nil
+}
+
+// demoAgents runs the registry part of the demo: a warm pool filled by a
+// spawner, 1,000 agents registering and heartbeating, lookups by id and by
+// capabilities, and agents that stop heartbeating turning unhealthy.
+func demoAgents(ctx context.Context, d *db.DB, show func(step), say func(string, ...any)) error {
+	var r *registry.Registry
+	var spawned atomic.Int64
+	spawner := func(ctx context.Context, pool string) error {
+		n := spawned.Add(1)
+		return r.Register(ctx, registry.AgentSpec{ID: fmt.Sprintf("%s-warm-%d", pool, n), Pool: pool,
+			Capabilities: []string{"python"}, Capacity: 4})
+	}
+	r, err := registry.Attach(d, &registry.Options{Spawner: spawner, CheckInterval: 20 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	// "browsers" starts empty: the spawner fills it to MinWarm in the
+	// background while the rest of the demo runs.
+	for _, p := range []registry.Pool{{Name: "workers", MinWarm: 8, MaxSize: 2000, RetireAfter: time.Minute},
+		{Name: "browsers", MinWarm: 4, MaxSize: 16, RetireAfter: time.Minute}} {
+		if err := r.DefinePool(ctx, p); err != nil {
+			return err
+		}
+	}
+	caps := []string{"python", "gpu", "browser", "sql", "vision"}
+	s, err := timed("register agents", "1,000 agents, 64 at a time, each one durable record", 64, 1000, func(w, i int) error {
+		c := []string{caps[i%len(caps)], caps[(i/5)%len(caps)]}
+		return r.Register(ctx, registry.AgentSpec{ID: fmt.Sprintf("agent-%04d", i), Pool: "workers",
+			Capabilities: c, Capacity: 4, HeartbeatInterval: time.Hour})
+	})
+	if err != nil {
+		return err
+	}
+	show(s)
+	s, err = timed("heartbeats", "1,000 heartbeats with load, 64 agents at a time", 64, 1000, func(w, i int) error {
+		return r.Heartbeat(ctx, fmt.Sprintf("agent-%04d", i), i%5, "ok")
+	})
+	if err != nil {
+		return err
+	}
+	show(s)
+	s, err = timed("lookup by id", "200,000 lookups from the cached view, 2 readers", 2, 200_000, func(w, i int) error {
+		_, err := r.Get(fmt.Sprintf("agent-%04d", (i*7919)%1000))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	show(s)
+	gpu := r.ByCapabilities([]string{"gpu", "python"})
+	// Ten agents with a short heartbeat interval stop heartbeating: the
+	// background loop proposes an expire record once they are 3 intervals late.
+	for i := range 10 {
+		if err := r.Register(ctx, registry.AgentSpec{ID: fmt.Sprintf("flaky-%d", i), Capacity: 1, HeartbeatInterval: 20 * time.Millisecond}); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.Unhealthy()) < 10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for r.PoolStats()[0].Warm < 4 && time.Now().Before(deadline) { // pools sort by name: browsers first
+		time.Sleep(10 * time.Millisecond)
+	}
+	ps, ws := r.PoolStats()[0], r.PoolStats()[1]
+	say("  %-20s %d agents offer gpu+python; %d agents missed their heartbeats and are unhealthy; cache hit rate %.3f\n",
+		"registry", len(gpu), len(r.Unhealthy()), r.CacheStats().HitRatio)
+	say("  %-20s warm %d, busy %d\n", "pool workers", ws.Warm, ws.Busy)
+	say("  %-20s warm %d: %d agents started by the spawner to keep %d warm\n", "pool browsers", ps.Warm, ps.Spawned, ps.MinWarm)
+	if len(r.Unhealthy()) != 10 {
+		return fmt.Errorf("expected 10 unhealthy agents, have %v", r.Unhealthy())
+	}
+	if ps.Warm < ps.MinWarm {
+		return fmt.Errorf("pool not kept warm: %+v", ps)
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/queue"
+	"github.com/flowdb/flowdb/registry"
 	"github.com/spf13/cobra"
 )
 
@@ -49,7 +50,8 @@ func main() {
 		var ue usageError
 		switch {
 		case errors.Is(err, errDamage):
-		case errors.As(err, &ue):
+		case errors.As(err, &ue) || errors.Is(err, queue.ErrInvalid) || errors.Is(err, registry.ErrInvalid):
+			// Arguments the library refused before logging anything.
 			fmt.Fprintln(os.Stderr, "flowctl:", err)
 			os.Exit(2)
 		default:
@@ -71,7 +73,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log engine events to stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.kvCmd(), a.queueCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd())
+	root.AddCommand(a.kvCmd(), a.queueCmd(), a.agentCmd(), a.poolCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd())
 	return root
 }
 
@@ -86,18 +88,30 @@ func (a *app) logger() *slog.Logger {
 type store struct {
 	*db.DB
 	Q *queue.Manager
+	R *registry.Registry
 }
 
 // Close detaches the state machines and closes the store.
 func (s *store) Close() error {
+	s.R.Close()
 	s.Q.Close()
 	return s.DB.Close()
 }
 
 // attach registers every state machine with d. The CLI runs no background
-// ticker: each queue record processes the timers due at its time.
-func attach(d *db.DB) (*queue.Manager, error) {
-	return queue.Attach(d, &queue.Options{TickInterval: -1})
+// loops: each queue record processes the timers due at its time, and
+// `agent expire` proposes the registry's expiry by hand.
+func attach(d *db.DB) (*queue.Manager, *registry.Registry, error) {
+	q, err := queue.Attach(d, &queue.Options{TickInterval: -1})
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := registry.Attach(d, &registry.Options{CheckInterval: -1})
+	if err != nil {
+		q.Close()
+		return nil, nil, err
+	}
+	return q, r, nil
 }
 
 // open opens the store at --dir. Read commands pass mustExist so a typo in
@@ -124,12 +138,12 @@ func (a *app) open(mustExist bool) (*store, error) {
 	case err != nil:
 		return nil, err
 	}
-	q, err := attach(d)
+	q, r, err := attach(d)
 	if err != nil {
 		d.Close()
 		return nil, err
 	}
-	return &store{DB: d, Q: q}, nil
+	return &store{DB: d, Q: q, R: r}, nil
 }
 
 func (a *app) printJSON(v any) error {

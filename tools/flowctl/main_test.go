@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/flowdb/flowdb/registry"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -116,7 +117,7 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if !rep.CheckOK || len(rep.Steps) != 10 || rep.Records == 0 || rep.CheckedKeys == 0 {
+	if !rep.CheckOK || len(rep.Steps) != 13 || rep.Records == 0 || rep.CheckedKeys == 0 {
 		t.Fatalf("demo report: %+v", rep)
 	}
 	for _, s := range rep.Steps {
@@ -173,5 +174,34 @@ func TestQueueCommands(t *testing.T) {
 	var ue usageError
 	if _, err := run(t, "--dir", dir, "queue", "ack", "jobs", "x", "1"); !errors.As(err, &ue) {
 		t.Fatalf("bad id: %v", err)
+	}
+}
+
+func TestAgentCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	mustRun(t, "--dir", dir, "agent", "register", "w1", "--pool", "gpu", "--caps", "py,gpu", "--capacity", "4", "--label", "zone=a")
+	mustRun(t, "--dir", dir, "agent", "register", "w2", "--caps", "py")
+	mustRun(t, "--dir", dir, "pool", "define", "gpu", "--min-warm", "1", "--max", "4")
+	mustRun(t, "--dir", dir, "agent", "heartbeat", "w1", "--load", "2", "--status", "busy")
+	var as []registry.Agent
+	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "agent", "list", "--caps", "gpu")), &as); err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 1 || as[0].ID != "w1" || as[0].Load != 2 || as[0].Labels["zone"] != "a" {
+		t.Fatalf("agent list: %+v", as)
+	}
+	var ps []registry.PoolStats
+	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "pool", "stats")), &ps); err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 1 || ps[0].Busy != 1 || ps[0].MinWarm != 1 {
+		t.Fatalf("pool stats: %+v", ps)
+	}
+	mustRun(t, "--dir", dir, "agent", "deregister", "w1")
+	if _, err := run(t, "--dir", dir, "agent", "inspect", "w1"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("inspect after deregister: %v", err)
+	}
+	if _, err := run(t, "--dir", dir, "agent", "register", "w3", "--capacity", "0"); !errors.Is(err, registry.ErrInvalid) {
+		t.Fatalf("capacity 0: %v", err)
 	}
 }

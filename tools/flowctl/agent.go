@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/flowdb/flowdb/registry"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) agentCmd() *cobra.Command {
+	c := &cobra.Command{Use: "agent", Short: "The agent registry: list, inspect, register, deregister, heartbeat, expire"}
+	c.AddCommand(a.agentListCmd(), a.agentInspectCmd(), a.agentRegisterCmd(), a.agentDeregisterCmd(),
+		a.agentHeartbeatCmd(), a.agentExpireCmd())
+	return c
+}
+
+func (a *app) agentListCmd() *cobra.Command {
+	var f registry.Filter
+	var caps string
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List agents (filters: --pool, --caps, --health)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.Health != "" && f.Health != "healthy" && f.Health != "unhealthy" {
+				return usageError{fmt.Errorf("--health must be healthy or unhealthy")}
+			}
+			s, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			f.Capabilities = splitList(caps)
+			as := s.R.List(f)
+			if a.json {
+				if as == nil {
+					as = []*registry.Agent{}
+				}
+				return a.printJSON(as)
+			}
+			fmt.Fprintf(a.out, "%-24s %-12s %-8s %8s %-24s %s\n", "ID", "POOL", "HEALTH", "LOAD", "LAST HEARTBEAT", "CAPABILITIES")
+			for _, ag := range as {
+				h := "healthy"
+				if !ag.Healthy {
+					h = "unhealthy"
+				}
+				fmt.Fprintf(a.out, "%-24s %-12s %-8s %4d/%-3d %-24s %s\n", ag.ID, ag.Pool, h, ag.Load, ag.Capacity,
+					ag.LastHeartbeat.UTC().Format(time.RFC3339), strings.Join(ag.Capabilities, ","))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&f.Pool, "pool", "", "only agents of this pool")
+	c.Flags().StringVar(&caps, "caps", "", "only agents with all of these capabilities (comma-separated)")
+	c.Flags().StringVar(&f.Health, "health", "", "healthy or unhealthy")
+	return c
+}
+
+func (a *app) agentInspectCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect ID",
+		Short: "Show one agent",
+		Args:  exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ag, err := s.R.Get(args[0])
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(ag)
+			}
+			fmt.Fprintf(a.out, "id: %s\npool: %s\ncapabilities: %s\ncapacity: %d\nload: %d\nstatus: %s\nhealthy: %v\n",
+				ag.ID, ag.Pool, strings.Join(ag.Capabilities, ","), ag.Capacity, ag.Load, ag.Status, ag.Healthy)
+			fmt.Fprintf(a.out, "heartbeat interval: %v\nregistered: %s\nlast heartbeat: %s\n", ag.HeartbeatInterval,
+				ag.Registered.UTC().Format(time.RFC3339Nano), ag.LastHeartbeat.UTC().Format(time.RFC3339Nano))
+			for k, v := range ag.Labels {
+				fmt.Fprintf(a.out, "label %s=%s\n", k, v)
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) agentRegisterCmd() *cobra.Command {
+	var spec registry.AgentSpec
+	var caps string
+	var labels []string
+	c := &cobra.Command{
+		Use:   "register ID",
+		Short: "Register an agent (or redefine a registered one)",
+		Args:  exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec.ID, spec.Capabilities = args[0], splitList(caps)
+			for _, l := range labels {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok {
+					return usageError{fmt.Errorf("label %q is not key=value", l)}
+				}
+				if spec.Labels == nil {
+					spec.Labels = map[string]string{}
+				}
+				spec.Labels[k] = v
+			}
+			s, err := a.open(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.R.Register(context.Background(), spec)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&spec.Pool, "pool", "", "warm pool")
+	f.StringVar(&caps, "caps", "", "capabilities (comma-separated)")
+	f.IntVar(&spec.Capacity, "capacity", 1, "tasks the agent may hold at once")
+	f.StringArrayVar(&labels, "label", nil, "key=value (repeatable)")
+	f.DurationVar(&spec.HeartbeatInterval, "heartbeat", 0, "heartbeat interval (default 1s)")
+	return c
+}
+
+func (a *app) agentDeregisterCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "deregister ID",
+		Short: "Remove an agent",
+		Args:  exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.R.Deregister(context.Background(), args[0])
+		},
+	}
+}
+
+func (a *app) agentHeartbeatCmd() *cobra.Command {
+	var load int
+	var status string
+	c := &cobra.Command{
+		Use:   "heartbeat ID",
+		Short: "Record a heartbeat (load and status) for an agent",
+		Args:  exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.R.Heartbeat(context.Background(), args[0], load, status)
+		},
+	}
+	c.Flags().IntVar(&load, "load", 0, "tasks the agent holds")
+	c.Flags().StringVar(&status, "status", "", "free-form status")
+	return c
+}
+
+func (a *app) agentExpireCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "expire",
+		Short: "Mark unhealthy the agents that missed their heartbeats (a running engine does this itself)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ids, err := s.R.Expire(context.Background())
+			if err != nil {
+				return err
+			}
+			if a.json {
+				if ids == nil {
+					ids = []string{}
+				}
+				return a.printJSON(ids)
+			}
+			fmt.Fprintf(a.out, "%d agents turned unhealthy: %s\n", len(ids), strings.Join(ids, ","))
+			return nil
+		},
+	}
+}
+
+func (a *app) poolCmd() *cobra.Command {
+	c := &cobra.Command{Use: "pool", Short: "Warm pools: define, list, stats"}
+	var p registry.Pool
+	def := &cobra.Command{
+		Use:   "define NAME",
+		Short: "Create or change a warm pool",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p.Name = args[0]
+			s, err := a.open(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.R.DefinePool(context.Background(), p)
+		},
+	}
+	def.Flags().IntVar(&p.MinWarm, "min-warm", 0, "healthy idle agents to keep ready")
+	def.Flags().IntVar(&p.MaxSize, "max", 0, "most healthy agents (0: unbounded)")
+	def.Flags().DurationVar(&p.RetireAfter, "retire-after", 5*time.Minute, "idle time before an agent above max is offered for retirement")
+	list := func(use, short string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  exactArgs(0, "no arguments"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				s, err := a.open(true)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				st := s.R.PoolStats()
+				if a.json {
+					if st == nil {
+						st = []registry.PoolStats{}
+					}
+					return a.printJSON(st)
+				}
+				fmt.Fprintf(a.out, "%-16s %8s %8s %6s %6s %9s %8s\n", "POOL", "MIN WARM", "MAX", "WARM", "BUSY", "UNHEALTHY", "SPAWNING")
+				for _, x := range st {
+					fmt.Fprintf(a.out, "%-16s %8d %8d %6d %6d %9d %8d\n", x.Name, x.MinWarm, x.MaxSize, x.Warm, x.Busy, x.Unhealthy, x.Spawning)
+				}
+				return nil
+			},
+		}
+	}
+	c.AddCommand(def, list("list", "List pools"), list("stats", "Warm, busy, unhealthy and spawning agents per pool"))
+	return c
+}
