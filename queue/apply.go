@@ -617,14 +617,19 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		}
 	}
 	// The overflow begins after the hot set's last entry (picked or not).
-	lo := qkey(q.shard, keys.TableQueueReady, o.name)
-	if len(q.hot) > 0 {
-		lo = keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name, q.hot[len(q.hot)-1].rank.suffix()))
+	hasLast := len(q.hot) > 0
+	var lastRank rank
+	if hasLast {
+		lastRank = q.hot[len(q.hot)-1].rank
 	}
 	q.hotRemoveIDs(picked)
 	q.m.ready -= int64(len(picked))
 	fromHot := len(picked)
 	if uint64(len(picked)) < n && q.overflow() > 0 {
+		lo := qkey(q.shard, keys.TableQueueReady, o.name)
+		if hasLast {
+			lo = keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name, lastRank.suffix()))
+		}
 		hi := keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name))
 		it, err := tx.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {

@@ -50,7 +50,7 @@ func (r *Registry) Session(ctx context.Context, kind SessionKind, id string) ([]
 	}
 	v, err := r.d.Get(ctx, ns, []byte(id))
 	if err != nil {
-		if isNotFound(err) {
+		if errors.Is(err, db.ErrNotFound) {
 			return nil, fmt.Errorf("%w: session %q", ErrNotFound, id)
 		}
 		return nil, err
@@ -73,5 +73,3 @@ func (r *Registry) CloseSession(ctx context.Context, kind SessionKind, id string
 	}
 	return r.d.Delete(ctx, ns, []byte(id))
 }
-
-func isNotFound(err error) bool { return err != nil && errors.Is(err, db.ErrNotFound) }
