@@ -42,8 +42,10 @@ func FuzzQueueRecord(f *testing.F) {
 	f.Add(uint8(7), []byte("\x01q\x07"))                                 // tick
 	f.Add(uint8(8), []byte("\x01q\x01\x02"))                             // replay
 	f.Add(uint8(0), []byte("\x01x\x04\x08\x00\x00\x00\x00\x00\x00\x00")) // create
+	f.Add(uint8(11), []byte("\x01q\x00\x01\x01\x03\x02\x02a1\x04"))      // assign
+	f.Add(uint8(12), []byte("\x01q\x02a1\x04gone\x07"))                  // release
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
-		k := queue.KindCreate + wal.Kind(kind%11)
+		k := queue.KindCreate + wal.Kind(kind%13)
 		before := d.AppliedIndex()
 		_, err := d.Propose(ctx, wal.Record{Kind: k, Body: body})
 		if err != nil && !errors.Is(err, db.ErrBadRecord) && !errors.Is(err, queue.ErrNotFound) &&

@@ -155,10 +155,10 @@ func (o *op) makeReady(id uint64, t *task) error {
 	q.m.nextSeq++
 	t.state, t.seq, t.notBefore = stateReady, q.m.nextSeq, 0
 	r := rank{t.prio, t.seq}
-	if err := o.tx.Set(qkey(q.shard, keys.TableQueueReady, o.name, r.suffix()), readyValue(id, t.attempts, t.requires)); err != nil {
+	if err := o.tx.Set(qkey(q.shard, keys.TableQueueReady, o.name, r.suffix()), readyValue(id, t.attempts, t.requires, t.affinity)); err != nil {
 		return err
 	}
-	e := hotEntry{rank: r, id: id, attempts: t.attempts, requires: toStrings(t.requires)}
+	e := hotEntry{rank: r, id: id, attempts: t.attempts, requires: toStrings(t.requires), affinity: string(t.affinity)}
 	if t.hasBody && len(t.payload) <= hotBodyMax {
 		e.body = &hotBody{payload: t.payload, tags: t.tags}
 	}
@@ -201,17 +201,57 @@ func (c Config) backoff(attempts uint64, seed, id uint64) time.Duration {
 	return b
 }
 
+// heldKey is task id's entry in the index of tasks leased to agent.
+func (o *op) heldKey(agent []byte, id uint64) []byte {
+	return qkey(o.q.shard, keys.TableQueueHeld, o.name, []byte{byte(len(agent))}, agent, be64(id))
+}
+
+// lease leases the ready task e (already out of the hot set and the ready
+// counter) to agent for ld: its new state is written whole from the entry
+// (rank, attempts) and its body, so leasing reads no state record. The last
+// error of an earlier attempt is not carried into the lease.
+func (o *op) lease(e hotEntry, agent []byte, ld int64) (task, error) {
+	q, tx := o.q, o.tx
+	t := task{prio: e.rank.prio, seq: e.rank.seq}
+	if e.body != nil {
+		t.payload, t.tags = e.body.payload, e.body.tags
+	} else if err := o.loadBody(e.id, &t); err != nil {
+		return t, err
+	}
+	t.state, t.attempts, t.agent, t.size = stateLeased, e.attempts+1, agent, int64(len(t.payload))
+	if err := tx.Delete(qkey(q.shard, keys.TableQueueReady, o.name, e.rank.suffix())); err != nil {
+		return t, err
+	}
+	t.leaseExp = o.now + ld
+	t.token = xxhash.Sum64(enc(be64(tx.Index)).U64(e.id).U(t.attempts))
+	q.m.leased++
+	q.timerAdded(t.leaseExp)
+	if err := tx.Set(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(e.id)), nil); err != nil {
+		return t, err
+	}
+	if err := tx.Set(o.heldKey(agent, e.id), nil); err != nil {
+		return t, err
+	}
+	o.m.held.add(q, string(agent), 1)
+	return t, o.putState(e.id, &t)
+}
+
 // endLease takes a leased (or canceled-while-leased) task out of the lease
-// index.
+// index and its agent's held index.
 func (o *op) endLease(id uint64, t *task) error {
 	o.q.m.leased--
+	o.m.held.add(o.q, string(t.agent), -1)
+	if err := o.tx.Delete(o.heldKey(t.agent, id)); err != nil {
+		return err
+	}
 	return o.tx.Delete(qkey(o.q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(id)))
 }
 
 // retry returns a task whose lease ended without an Ack: to the delayed set
-// after backoff, or to the dead letters after MaxAttempts. A task canceled
-// while leased is dropped instead.
-func (o *op) retry(id uint64, t *task, seed uint64, reason string) error {
+// after backoff (or, when immediate, straight to the ready set), or to the
+// dead letters after MaxAttempts. A task canceled while leased is dropped
+// instead.
+func (o *op) retry(id uint64, t *task, seed uint64, reason string, immediate bool) error {
 	if err := o.endLease(id, t); err != nil {
 		return err
 	}
@@ -232,7 +272,14 @@ func (o *op) retry(id uint64, t *task, seed uint64, reason string) error {
 		return o.putState(id, t)
 	}
 	o.q.m.retried++
-	if err := o.delay(id, t, o.now+int64(o.q.cfg.backoff(t.attempts, seed, id))); err != nil {
+	if immediate {
+		if err := o.loadBody(id, t); err != nil {
+			return err
+		}
+		if err := o.makeReady(id, t); err != nil {
+			return err
+		}
+	} else if err := o.delay(id, t, o.now+int64(o.q.cfg.backoff(t.attempts, seed, id))); err != nil {
 		return err
 	}
 	return o.putState(id, t)
@@ -293,7 +340,7 @@ func (o *op) processDue(limit int, seed uint64) error {
 				}
 				continue
 			}
-			if err := o.retry(e.id, &t, seed, "lease expired"); err != nil {
+			if err := o.retry(e.id, &t, seed, "lease expired", false); err != nil {
 				return err
 			}
 		}
@@ -446,6 +493,7 @@ type enqTask struct {
 	prio      byte
 	notBefore int64
 	idem      []byte
+	affinity  []byte
 	requires  [][]byte
 	tags      [][]byte
 	payload   []byte
@@ -462,7 +510,7 @@ func decodeEnqueue(body []byte) (name []byte, tasks []enqTask, ok bool) {
 		p := d.U()
 		t := enqTask{prio: byte(p), notBefore: d.I(), idem: d.B(MaxIdemKeySize),
 			requires: d.List(MaxCapabilities, MaxLabelSize), tags: d.List(MaxTags, MaxLabelSize),
-			payload: d.B(MaxPayloadSize)}
+			affinity: d.B(MaxLabelSize), payload: d.B(MaxPayloadSize)}
 		if p > MaxPriority {
 			return nil, nil, false
 		}
@@ -540,7 +588,7 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		q.m.nextSeq++
 		id := q.m.nextSeq // task ids share the seq counter: unique, increasing
 		ids[i] = id
-		st := task{prio: t.prio, enq: o.now, requires: t.requires, tags: t.tags, idem: t.idem, payload: t.payload,
+		st := task{prio: t.prio, enq: o.now, requires: t.requires, tags: t.tags, idem: t.idem, affinity: t.affinity, payload: t.payload,
 			size: int64(len(t.payload)), hasBody: true}
 		if t.notBefore > o.now {
 			if err := o.delay(id, &st, t.notBefore); err != nil {
@@ -651,32 +699,13 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		}
 		q.m.ready -= int64(len(picked) - fromHot)
 	}
-	// Each picked task's new state is written whole from the ready entry
-	// (rank, attempts) and its body: leasing reads no state record. The
-	// last error of an earlier attempt is not carried into the lease.
 	out := enc(nil).U(uint64(len(picked)))
 	for _, e := range picked {
-		t := task{prio: e.rank.prio, seq: e.rank.seq}
-		if e.body != nil {
-			t.payload, t.tags = e.body.payload, e.body.tags
-		} else if err := o.loadBody(e.id, &t); err != nil {
+		t, err := o.lease(e, agent, ld)
+		if err != nil {
 			return wal.Result{}, err
 		}
-		t.state, t.attempts, t.agent, t.size = stateLeased, e.attempts+1, agent, int64(len(t.payload))
-		if err := tx.Delete(qkey(q.shard, keys.TableQueueReady, o.name, e.rank.suffix())); err != nil {
-			return wal.Result{}, err
-		}
-		t.leaseExp = o.now + ld
-		t.token = xxhash.Sum64(enc(be64(tx.Index)).U64(e.id).U(t.attempts))
-		q.m.leased++
-		q.timerAdded(t.leaseExp)
-		if err := tx.Set(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(e.id)), nil); err != nil {
-			return wal.Result{}, err
-		}
-		if err := o.putState(e.id, &t); err != nil {
-			return wal.Result{}, err
-		}
-		out = out.U64(e.id).U(t.token).I(t.leaseExp).U(t.attempts).U(uint64(t.prio)).B(t.payload).List(t.tags)
+		out = appendLease(out, e.id, &t)
 	}
 	if err := o.refill(); err != nil {
 		return wal.Result{}, err
@@ -768,7 +797,7 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			return wal.Result{}, err
 		}
 	case KindNack:
-		if err := o.retry(id, &t, seed, string(extra)); err != nil {
+		if err := o.retry(id, &t, seed, string(extra), false); err != nil {
 			return wal.Result{}, err
 		}
 	case KindCancel:

@@ -32,7 +32,7 @@ const (
 // rewrites the payload:
 //
 //	body  (0x21, written once at enqueue):
-//	      priority | enqueued | requires | tags | idem key | payload
+//	      priority | enqueued | requires | tags | idem key | affinity | payload
 //	state (0x2A, rewritten on every change):
 //	      state | priority | attempts | seq | not-before | lease expiry |
 //	      token | done-at | payload size | agent | result | last error
@@ -53,6 +53,7 @@ type task struct {
 	requires    [][]byte
 	tags        [][]byte
 	idem        []byte
+	affinity    []byte
 	payload     []byte
 	result      []byte
 	lastErr     []byte
@@ -61,7 +62,7 @@ type task struct {
 
 func (t *task) encodeBody(dst []byte) []byte {
 	e := enc(append(dst, t.prio))
-	return e.I(t.enq).List(t.requires).List(t.tags).B(t.idem).B(t.payload)
+	return e.I(t.enq).List(t.requires).List(t.tags).B(t.idem).B(t.affinity).B(t.payload)
 }
 
 func (t *task) encodeState(dst []byte) []byte {
@@ -81,6 +82,7 @@ func (t *task) decodeBody(v []byte) bool {
 	t.requires = d.List(MaxCapabilities, MaxLabelSize)
 	t.tags = d.List(MaxTags, MaxLabelSize)
 	t.idem = d.B(MaxIdemKeySize)
+	t.affinity = d.B(MaxLabelSize)
 	t.payload = d.B(MaxPayloadSize)
 	t.hasBody = true
 	return d.Done() && prio <= MaxPriority && (t.state == 0 || prio == t.prio) &&

@@ -61,7 +61,7 @@ func tableSpecs() []db.TableSpec {
 			if rest, ok := nameOf(k); !ok || len(rest) != 9 || rest[0] < 255-MaxPriority {
 				return corrupt("ready key")
 			}
-			if _, _, _, ok := decodeReadyValue(v); !ok {
+			if _, ok := decodeReadyValue(v); !ok {
 				return corrupt("ready value")
 			}
 			return nil
@@ -79,6 +79,13 @@ func tableSpecs() []db.TableSpec {
 		{Table: keys.TableQueueIdemAt, Name: "queue.idem_at", Check: func(k, v []byte) error {
 			if rest, ok := nameOf(k); !ok || len(rest) < 8 || len(v) != 0 {
 				return corrupt("idempotency time entry")
+			}
+			return nil
+		}},
+		{Table: keys.TableQueueHeld, Name: "queue.held", Check: func(k, v []byte) error {
+			rest, ok := nameOf(k)
+			if _, aok := heldAgent(rest); !ok || !aok || len(v) != 0 {
+				return corrupt("held entry")
 			}
 			return nil
 		}},
@@ -143,8 +150,8 @@ func (m *Manager) Stats(queue string) (Stats, error) {
 				return s, err
 			}
 			if it.First() {
-				if id, _, _, ok := decodeReadyValue(it.Value()); ok {
-					if t, ok, _ := m.readTask(shard, queue, id); ok && (oldest == 0 || t.enq < oldest) {
+				if re, ok := decodeReadyValue(it.Value()); ok {
+					if t, ok, _ := m.readTask(shard, queue, re.id); ok && (oldest == 0 || t.enq < oldest) {
 						oldest = t.enq
 					}
 				}

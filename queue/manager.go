@@ -33,6 +33,7 @@ type Manager struct {
 
 	mu     sync.Mutex         // protects queues and every qstate
 	queues map[string]*qstate // by name
+	held   heldCounts         // tasks leased to each agent (written under mu)
 
 	stop chan struct{}
 	done chan struct{}
@@ -61,6 +62,8 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 		{Kind: KindReplay, Name: "queue.replay", Reads: true, Apply: m.applyDead},
 		{Kind: KindPurge, Name: "queue.purge", Reads: true, Apply: m.applyDead},
 		{Kind: KindAckBatch, Name: "queue.ackbatch", Reads: true, Apply: m.applyAckBatch},
+		{Kind: KindAssign, Name: "queue.assign", Reads: true, Apply: m.applyAssign},
+		{Kind: KindRelease, Name: "queue.release", Reads: true, Apply: m.applyRelease},
 	}
 	for i, k := range kinds {
 		var tables []db.TableSpec
@@ -115,6 +118,10 @@ func (m *Manager) load() error {
 				it.Close()
 				return err
 			}
+			if err := m.loadHeld(p, q); err != nil {
+				it.Close()
+				return err
+			}
 			m.queues[cfg.Name] = q
 		}
 		if err := it.Close(); err != nil {
@@ -141,6 +148,32 @@ func loadHot(r pebble.Reader, q *qstate) error {
 		q.hot = append(q.hot, e)
 	}
 	return it.Close()
+}
+
+// loadHeld counts the held index: the tasks leased to each agent.
+func (m *Manager) loadHeld(r pebble.Reader, q *qstate) error {
+	prefix := qkey(q.shard, keys.TableQueueHeld, q.cfg.Name)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		agent, ok := heldAgent(it.Key()[len(prefix):])
+		if !ok {
+			it.Close()
+			return fmt.Errorf("queue %q: %w: held entry", q.cfg.Name, wal.ErrCorrupt)
+		}
+		m.held.add(q, agent, 1)
+	}
+	return it.Close()
+}
+
+// heldAgent parses a held-index key suffix: len(agent) | agent | id (8 B).
+func heldAgent(k []byte) (string, bool) {
+	if len(k) < 1 || k[0] == 0 || int(k[0]) > MaxLabelSize || len(k) != 1+int(k[0])+8 {
+		return "", false
+	}
+	return string(k[1 : 1+k[0]]), true
 }
 
 // Close stops the ticker. It does not close the DB.
@@ -233,6 +266,10 @@ type Task struct {
 	Requires []string
 	// Tags are stored with the task and returned with its lease.
 	Tags []string
+	// Affinity, if set, asks the scheduler (sched.Dispatch) to prefer the
+	// agent that last ran a task with the same key (at most MaxLabelSize
+	// bytes).
+	Affinity string
 }
 
 func appendTask(e enc, t Task) (enc, error) {
@@ -246,6 +283,8 @@ func appendTask(e enc, t Task) (enc, error) {
 		return bad("payload of %d bytes > %d", len(t.Payload), MaxPayloadSize)
 	case len(t.IdempotencyKey) > MaxIdemKeySize:
 		return bad("idempotency key of %d bytes", len(t.IdempotencyKey))
+	case len(t.Affinity) > MaxLabelSize:
+		return bad("affinity key of %d bytes", len(t.Affinity))
 	case len(t.Requires) > MaxCapabilities || len(t.Tags) > MaxTags:
 		return bad("too many capabilities or tags")
 	}
@@ -262,7 +301,7 @@ func appendTask(e enc, t Task) (enc, error) {
 	if !t.NotBefore.IsZero() {
 		nb = t.NotBefore.UnixNano()
 	}
-	return e.U(uint64(t.Priority)).I(nb).S(t.IdempotencyKey).List(lists[0]).List(lists[1]).B(t.Payload), nil
+	return e.U(uint64(t.Priority)).I(nb).S(t.IdempotencyKey).List(lists[0]).List(lists[1]).S(t.Affinity).B(t.Payload), nil
 }
 
 // Enqueue adds one task and returns its id once it is durable.
@@ -304,7 +343,9 @@ func (m *Manager) EnqueueBatch(ctx context.Context, queue string, tasks []Task) 
 
 // Lease is a task handed to an agent.
 type Lease struct {
-	Queue    string
+	Queue string
+	// Agent is set on leases returned by Assign.
+	Agent    string `json:",omitempty"`
 	ID       uint64
 	Token    uint64
 	Expires  time.Time
@@ -342,12 +383,9 @@ func (m *Manager) Lease(ctx context.Context, queue, agent string, n int, caps []
 	}
 	d := newDec(res.Data)
 	cnt := d.U()
-	out := make([]Lease, 0, cnt)
+	out := make([]Lease, 0, min(cnt, MaxBatch))
 	for i := uint64(0); i < cnt && d.OK; i++ {
-		l := Lease{Queue: queue, ID: d.U64(), Token: d.U(), Expires: time.Unix(0, d.I()), Attempt: int(d.U()),
-			Priority: int(d.U()), Payload: d.B(MaxPayloadSize)}
-		l.Tags = toStrings(d.List(MaxTags, MaxLabelSize))
-		out = append(out, l)
+		out = append(out, decodeLease(d, queue))
 	}
 	if !d.Done() {
 		return nil, fmt.Errorf("queue: %w: lease result", wal.ErrCorrupt)

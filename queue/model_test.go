@@ -27,6 +27,7 @@ type mTask struct {
 	notBefore, leaseExp      int64
 	doneAt                   int64
 	requires                 []string
+	agent                    string
 }
 
 type mIdem struct {
@@ -188,7 +189,7 @@ func (m *model) enqueue(now int64, ts []mEnq) ([]uint64, error) {
 	return ids, nil
 }
 
-func (m *model) lease(now int64, n int, caps []string, ld time.Duration) []*mTask {
+func (m *model) lease(now int64, agent string, n int, caps []string, ld time.Duration) []*mTask {
 	m.due(now)
 	if ld == 0 {
 		ld = m.cfg.LeaseDuration
@@ -208,9 +209,66 @@ func (m *model) lease(now int64, n int, caps []string, ld time.Duration) []*mTas
 	}
 	for _, t := range picked {
 		t.attempts++
-		t.state, t.leaseExp = stateLeased, now+int64(ld)
+		t.state, t.leaseExp, t.agent = stateLeased, now+int64(ld), agent
 	}
 	return picked
+}
+
+// held counts the tasks leased to agent.
+func (m *model) held(agent string) int {
+	n := 0
+	for _, t := range m.tasks {
+		if (t.state == stateLeased || t.state == stateCanceled) && t.agent == agent {
+			n++
+		}
+	}
+	return n
+}
+
+// assign applies one assign record: each item leases its task if the task is
+// still ready at the candidate's rank and the agent holds fewer than cap.
+func (m *model) assign(now int64, as []Assignment) []error {
+	m.due(now)
+	errs := make([]error, len(as))
+	for i, a := range as {
+		t := m.tasks[a.Task.ID]
+		switch {
+		case t == nil || t.state != stateReady || t.seq != a.Task.seq || t.prio != a.Task.Priority:
+			errs[i] = ErrNotReady
+		case m.held(a.Agent) >= a.Capacity:
+			errs[i] = ErrAtCapacity
+		default:
+			t.attempts++
+			t.state, t.leaseExp, t.agent = stateLeased, now+int64(m.cfg.LeaseDuration), a.Agent
+		}
+	}
+	return errs
+}
+
+// release returns agent's tasks (by id) to the ready set at once. No record
+// is proposed for an agent that holds nothing (so no timers run).
+func (m *model) release(now int64, agent string) int {
+	if m.held(agent) == 0 {
+		return 0
+	}
+	m.due(now)
+	n := 0
+	for _, t := range m.sorted(func(t *mTask) bool {
+		return (t.state == stateLeased || t.state == stateCanceled) && t.agent == agent
+	}, byTime(func(t *mTask) int64 { return int64(t.id) })) {
+		n++
+		switch {
+		case t.state == stateCanceled:
+			delete(m.tasks, t.id)
+		case t.attempts >= uint64(m.cfg.MaxAttempts):
+			t.state, t.doneAt = stateDead, now
+			m.deadSum++
+		default:
+			m.retried++
+			m.makeReady(t)
+		}
+	}
+	return n
 }
 
 func (m *model) leased(now int64, id, token uint64) (*mTask, error) {
@@ -238,6 +296,8 @@ func (m *model) tick(now int64) {
 
 // ---- the test -------------------------------------------------------------
 
+var agents = []string{"a1", "a2", "a3"}
+
 var modelCfg = Config{Name: "m", HotCapacity: 3, OverflowCapacity: 5, ReserveFraction: 0.25, HighPriority: 7,
 	MaxAttempts: 2, LeaseDuration: 10 * time.Second, BackoffBase: time.Second, BackoffMax: 4 * time.Second,
 	JitterFraction: -1, ResultRetention: 30 * time.Second, DeadRetention: 60 * time.Second,
@@ -254,6 +314,7 @@ type seqRunner struct {
 	model  *model
 	steps  []string
 	reopen int
+	stale  []Candidate // candidates of an earlier assign step, to assign again
 }
 
 func (r *seqRunner) fail(format string, args ...any) {
@@ -329,9 +390,10 @@ func (r *seqRunner) step() {
 		if rng.IntN(3) == 0 {
 			ld = time.Duration(1+rng.IntN(20)) * time.Second
 		}
-		r.steps = append(r.steps, fmt.Sprintf("lease(%d,%v,%v)", n, caps, ld))
-		want := m.lease(now, n, caps, ld)
-		ls, err := r.qm.Lease(ctx, "m", "agent", n, caps, ld)
+		agent := agents[rng.IntN(len(agents))]
+		r.steps = append(r.steps, fmt.Sprintf("lease(%s,%d,%v,%v)", agent, n, caps, ld))
+		want := m.lease(now, agent, n, caps, ld)
+		ls, err := r.qm.Lease(ctx, "m", agent, n, caps, ld)
 		if err != nil || len(ls) != len(want) {
 			r.fail("got %d leases (%v), model %d", len(ls), err, len(want))
 		}
@@ -437,7 +499,63 @@ func (r *seqRunner) step() {
 		if !wantErr(err, wantE) {
 			r.fail("got %v, model %v", err, wantE)
 		}
-	case op < 97:
+	case op < 93:
+		// Push dispatch: assign fresh (and sometimes stale or repeated)
+		// candidates to random agents with small capacities.
+		cands, err := r.qm.Ready("m", 1+rng.IntN(4), nil)
+		if err != nil {
+			r.fail("ready: %v", err)
+		}
+		if len(r.stale) > 0 && rng.IntN(3) == 0 {
+			cands = append(cands, r.stale[rng.IntN(len(r.stale))])
+		}
+		if len(cands) > 0 && rng.IntN(4) == 0 {
+			cands = append(cands, cands[0])
+		}
+		r.stale = cands
+		if len(cands) == 0 {
+			r.steps = append(r.steps, "assign(none ready)")
+			break
+		}
+		var as []Assignment
+		var desc []string
+		for _, c := range cands {
+			a := Assignment{Task: c, Agent: agents[rng.IntN(len(agents))], Capacity: 1 + rng.IntN(3)}
+			as = append(as, a)
+			desc = append(desc, fmt.Sprintf("%d->%s/%d", c.ID, a.Agent, a.Capacity))
+		}
+		r.steps = append(r.steps, fmt.Sprintf("assign%v", desc))
+		want := m.assign(now, as)
+		ls, errs, err := r.qm.Assign(ctx, "m", 0, as)
+		if err != nil {
+			r.fail("assign: %v", err)
+		}
+		j := 0
+		for i := range as {
+			if !wantErr(errs[i], want[i]) {
+				r.fail("assignment %d: got %v, model %v", i, errs[i], want[i])
+			}
+			if want[i] == nil {
+				t := m.tasks[as[i].Task.ID]
+				if l := ls[j]; l.ID != t.id || l.Agent != as[i].Agent || l.Attempt != int(t.attempts) {
+					r.fail("assignment %d: lease %+v, model task %d attempt %d", i, l, t.id, t.attempts)
+				}
+				t.token = ls[j].Token
+				j++
+			}
+		}
+		if j != len(ls) {
+			r.fail("%d leases for %d successful assignments", len(ls), j)
+		}
+	case op < 95:
+		agent := agents[rng.IntN(len(agents))]
+		r.steps = append(r.steps, fmt.Sprintf("release(%s)", agent))
+		want := m.release(now, agent)
+		n, err := r.qm.Release(ctx, agent, "gone")
+		if err != nil || n != want {
+			r.fail("released %d (%v), model %d", n, err, want)
+		}
+	case op < 98:
 		adv := time.Duration(rng.IntN(12000)) * time.Millisecond
 		r.steps = append(r.steps, fmt.Sprintf("advance(%v)", adv))
 		r.clock.Advance(adv)
@@ -488,6 +606,11 @@ func (r *seqRunner) compare(full bool) {
 	}
 	if !slices.Equal(hotIDs, wantHot) {
 		r.fail("hot set %v, model %v", hotIDs, wantHot)
+	}
+	for _, a := range agents {
+		if got, want := r.qm.Held(a), m.held(a); got != want {
+			r.fail("agent %s holds %d tasks, model %d", a, got, want)
+		}
 	}
 	if !full {
 		return

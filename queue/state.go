@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowdb/flowdb/internal/keys"
@@ -53,6 +55,7 @@ type hotEntry struct {
 	id       uint64
 	attempts uint64
 	requires []string
+	affinity string
 	body     *hotBody
 }
 
@@ -83,6 +86,42 @@ type qstate struct {
 	// scan; math.MinInt64 means unknown (scan). It only lets apply skip
 	// scans that would find nothing, so it changes no outcome.
 	dueHint int64
+	// held counts the tasks of this queue leased to each agent (entries of
+	// the held index); it tells Release which queues to visit.
+	held map[string]int
+}
+
+// heldCounts counts the tasks leased to each agent across all queues: the
+// entries of every queue's held index. Apply (the only writer, under
+// Manager.mu) keeps it and uses it to enforce the capacity an assign record
+// carries; the scheduler reads it without locks, so the counters are atomic
+// and an agent's entry is dropped when it reaches zero.
+type heldCounts struct{ total sync.Map } // agent -> *atomic.Int64
+
+// add changes agent's count in q and in total by d.
+// REQUIRES: Manager.mu held.
+func (h *heldCounts) add(q *qstate, agent string, d int) {
+	if q.held == nil {
+		q.held = map[string]int{}
+	}
+	if q.held[agent] += d; q.held[agent] == 0 {
+		delete(q.held, agent)
+	}
+	v, ok := h.total.Load(agent)
+	if !ok {
+		v, _ = h.total.LoadOrStore(agent, new(atomic.Int64))
+	}
+	if v.(*atomic.Int64).Add(int64(d)) == 0 {
+		h.total.Delete(agent)
+	}
+}
+
+// get returns the number of tasks leased to agent.
+func (h *heldCounts) get(agent string) int {
+	if v, ok := h.total.Load(agent); ok {
+		return int(v.(*atomic.Int64).Load())
+	}
+	return 0
 }
 
 // timerAdded lowers the due hint for a timer at t.
@@ -170,28 +209,37 @@ func toStrings(b [][]byte) []string {
 }
 
 // readyValue is the ready-index value: task id (8 B) | attempts | requires
-// list. It holds what a Lease needs besides the body, so that leasing a
+// list | affinity key. It holds what a Lease needs besides the body, so that leasing a
 // ready task never reads its state record.
-func readyValue(id, attempts uint64, requires [][]byte) []byte {
-	return enc(be64(id)).U(attempts).List(requires)
+func readyValue(id, attempts uint64, requires [][]byte, affinity []byte) []byte {
+	return enc(be64(id)).U(attempts).List(requires).B(affinity)
 }
 
-func decodeReadyValue(v []byte) (id, attempts uint64, requires []string, ok bool) {
+// readyEntry is a decoded ready-index value.
+type readyEntry struct {
+	id, attempts uint64
+	requires     []string
+	affinity     string
+}
+
+func decodeReadyValue(v []byte) (readyEntry, bool) {
 	if len(v) < 8 {
-		return 0, 0, nil, false
+		return readyEntry{}, false
 	}
 	d := newDec(v[8:])
-	attempts = d.U()
-	req := d.List(MaxCapabilities, MaxLabelSize)
-	return binary.BigEndian.Uint64(v), attempts, toStrings(req), d.Done()
+	e := readyEntry{id: binary.BigEndian.Uint64(v), attempts: d.U()}
+	e.requires = toStrings(d.List(MaxCapabilities, MaxLabelSize))
+	e.affinity = string(d.B(MaxLabelSize))
+	return e, d.Done()
 }
 
 // hotFromReady builds the hot entry of a ready-index entry (key suffix k
 // after the queue prefix, value v); its body is not cached.
 func hotFromReady(k, v []byte) (hotEntry, bool) {
-	id, attempts, req, ok := decodeReadyValue(v)
+	r, ok := decodeReadyValue(v)
 	if len(k) != 9 || !ok {
 		return hotEntry{}, false
 	}
-	return hotEntry{rank: rank{255 - k[0], binary.BigEndian.Uint64(k[1:])}, id: id, attempts: attempts, requires: req}, true
+	return hotEntry{rank: rank{255 - k[0], binary.BigEndian.Uint64(k[1:])}, id: r.id, attempts: r.attempts,
+		requires: r.requires, affinity: r.affinity}, true
 }
