@@ -103,7 +103,23 @@ func (r *Registry) applyDeregister(tx *db.Tx, rec wal.Record) (wal.Result, error
 	r.cache.Invalidate(id)
 	r.capCache.InvalidateAll()
 	r.tend.forget(id)
+	r.notifyGone(tx, []string{id})
 	return wal.Result{N: 1}, nil
+}
+
+// notifyGone calls the OnUnhealthy listeners with ids once tx is durable.
+func (r *Registry) notifyGone(tx *db.Tx, ids []string) {
+	r.unhealthyMu.Lock()
+	fns := slices.Clone(r.onUnhealthy)
+	r.unhealthyMu.Unlock()
+	if len(fns) == 0 {
+		return
+	}
+	tx.AfterCommit(func() {
+		for _, fn := range fns {
+			go fn(ids)
+		}
+	})
 }
 
 func (r *Registry) applyHeartbeat(tx *db.Tx, rec wal.Record) (wal.Result, error) {
@@ -162,14 +178,7 @@ func (r *Registry) applyExpire(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		}
 	}
 	if len(ids) > 0 {
-		r.unhealthyMu.Lock()
-		fns := slices.Clone(r.onUnhealthy)
-		r.unhealthyMu.Unlock()
-		tx.AfterCommit(func() {
-			for _, fn := range fns {
-				go fn(ids)
-			}
-		})
+		r.notifyGone(tx, ids)
 	}
 	return wal.Result{N: uint64(len(ids)), Data: codec.Enc(nil).Strings(ids)}, nil
 }

@@ -15,8 +15,9 @@
 //     agent is overdue by the proposer's clock. The decision itself is taken
 //     in apply on the record's time and the multiplier carried in the
 //     record, so replicas and replays agree. OnUnhealthy listeners hear of
-//     each newly unhealthy agent once the record is durable (the queue
-//     scheduler releases the agent's leases through queue records).
+//     each newly unhealthy or deregistered agent once the record is durable
+//     (the scheduler, package sched, releases the agent's leases through
+//     queue records).
 //   - Lookups (Get, ByCapabilities, ByPool, List) are served from an
 //     in-memory view that apply keeps, fronted for Get and ByCapabilities
 //     by an otter cache (github.com/maypok86/otter/v2). Registration,

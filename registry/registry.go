@@ -432,8 +432,10 @@ func (r *Registry) DeletePool(ctx context.Context, name string) error {
 }
 
 // OnUnhealthy registers fn to be called, on its own goroutine, with the ids
-// of agents an expire record has just made unhealthy (after the record is
-// durable). The queue scheduler uses it to release their leases.
+// of agents an expire record has just made unhealthy, or of an agent just
+// deregistered (after the record is durable): agents that can no longer do
+// their work. The scheduler (package sched) uses it to release their
+// leases.
 func (r *Registry) OnUnhealthy(fn func(ids []string)) {
 	r.unhealthyMu.Lock()
 	r.onUnhealthy = append(r.onUnhealthy, fn)

@@ -1,0 +1,62 @@
+// Package sched is flowdb's load-aware scheduler: Dispatch assigns a
+// queue's ready tasks to the agents of the registry (push), alongside agents
+// that Lease for themselves (pull).
+//
+// # Contract
+//
+//   - Capability match first: a task goes only to a healthy agent that has
+//     every capability the task requires.
+//   - Then affinity: a task with an affinity key (queue.Task.Affinity) goes
+//     to the agent that last ran a task with that key, if that agent is
+//     healthy, fit and has room. The affinity table is per process (an
+//     otter cache of Options.AffinityEntries keys); losing it costs only
+//     locality.
+//   - Then load: PowerOfTwo (default) samples two eligible agents and takes
+//     the one with the lower load, tasks held / capacity; after four
+//     samples that find no room it takes the least loaded agent with room.
+//     RoundRobin (the baseline) takes the next agent with room in id order.
+//   - Never beyond capacity: the proposer counts what each agent holds
+//     (queue.Manager.Held, across all queues, pull leases included) plus
+//     what its own proposals in flight give it; apply checks again, against
+//     the capacity carried in the assign record, and refuses an assignment
+//     that would exceed it (ErrAtCapacity). A pull Lease is not
+//     capacity-checked: an agent that pulls decides its own load, and the
+//     dispatcher counts what it pulled.
+//   - The proposer decides; only the outcome is logged: one queue assign
+//     record per Dispatch, applied by the queue's apply like any record, so
+//     a crash, a restart or a replica never loses or duplicates an
+//     assignment. A task already taken when the record applies is skipped
+//     (ErrNotReady) and stays where it is.
+//   - Dispatch returns the leases with their agents; delivering them is the
+//     caller's (a lease that is never delivered expires, and the task is
+//     retried).
+//   - An agent that turns unhealthy (missed heartbeats) or deregisters has
+//     its leases released through queue release records: each task returns
+//     to its queue's ready set at once (the lease still counts as an
+//     attempt). The release is triggered by the registry's OnUnhealthy
+//     notification; a reconcile pass at New and every ReconcileInterval
+//     catches any it missed (a crash between the expire record and the
+//     release, or a Dispatch decided just before the agent turned
+//     unhealthy) for registered unhealthy agents. Agents that lease
+//     without ever registering are never released (their leases expire).
+//
+// # Determinism
+//
+// Nothing in the scheduler runs inside apply: the random choices, the
+// affinity table and the pending counts are the proposer's. What apply sees
+// is the assign record: task, rank, agent and capacity, checked against
+// replicated state only.
+//
+// # Memory
+//
+// The affinity table (up to AffinityEntries keys, about 100 bytes each),
+// plus, while a Dispatch is in flight, its tasks and agents.
+//
+// # Concurrency
+//
+// A Scheduler is safe for concurrent use. Decisions are serialized by
+// Scheduler.mu (microseconds per task); the assign records of concurrent
+// Dispatch calls are in flight together, and never name the same task.
+// Close stops the reconcile loop and waits for releases in progress; it
+// must precede closing the queue manager, the registry and the DB.
+package sched
