@@ -14,6 +14,7 @@ import (
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
+	"github.com/flowdb/flowdb/sched"
 	"github.com/spf13/cobra"
 )
 
@@ -246,10 +247,15 @@ func runDemo(ctx context.Context, dir string, a *app) (*demoReport, error) {
 	show(step{Name: "forget agent", What: "DeletePrefix of agent-07's 400 memories, durable", Ops: 1,
 		Seconds: time.Since(t0).Seconds(), OpsPerS: 1 / time.Since(t0).Seconds()})
 
-	if err := demoQueues(ctx, d, show, say); err != nil {
+	qm, err := queue.Attach(d, nil)
+	if err != nil {
 		return nil, err
 	}
-	if err := demoAgents(ctx, d, show, say); err != nil {
+	defer qm.Close()
+	if err := demoQueues(ctx, qm, show, say); err != nil {
+		return nil, err
+	}
+	if err := demoAgents(ctx, d, qm, show, say); err != nil {
 		return nil, err
 	}
 
@@ -272,12 +278,7 @@ func runDemo(ctx context.Context, dir string, a *app) (*demoReport, error) {
 
 // demoQueues runs the task-queue part of the demo: producers, agents that
 // lease and ack, failures that retry into the dead-letter queue.
-func demoQueues(ctx context.Context, d *db.DB, show func(step), say func(string, ...any)) error {
-	qm, err := queue.Attach(d, nil)
-	if err != nil {
-		return err
-	}
-	defer qm.Close()
+func demoQueues(ctx context.Context, qm *queue.Manager, show func(step), say func(string, ...any)) error {
 	cfg := queue.Config{Name: "agent-tasks", HotCapacity: 1000, OverflowCapacity: 100_000,
 		MaxAttempts: 2, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond}
 	if err := qm.Create(ctx, cfg); err != nil {
@@ -377,7 +378,7 @@ func demoQueues(ctx context.Context, d *db.DB, show func(step), say func(string,
 // demoAgents runs the registry part of the demo: a warm pool filled by a
 // spawner, 1,000 agents registering and heartbeating, lookups by id and by
 // capabilities, and agents that stop heartbeating turning unhealthy.
-func demoAgents(ctx context.Context, d *db.DB, show func(step), say func(string, ...any)) error {
+func demoAgents(ctx context.Context, d *db.DB, qm *queue.Manager, show func(step), say func(string, ...any)) error {
 	var r *registry.Registry
 	var spawned atomic.Int64
 	spawner := func(ctx context.Context, pool string) error {
@@ -448,6 +449,108 @@ func demoAgents(ctx context.Context, d *db.DB, show func(step), say func(string,
 	}
 	if ps.Warm < ps.MinWarm {
 		return fmt.Errorf("pool not kept warm: %+v", ps)
+	}
+	return demoDispatch(ctx, qm, r, show, say)
+}
+
+// demoDispatch pushes tasks to the registered agents with the scheduler:
+// capability match, affinity, least loaded by power-of-two-choices, never
+// beyond capacity; then an agent leaves and its tasks go to others.
+func demoDispatch(ctx context.Context, qm *queue.Manager, r *registry.Registry, show func(step), say func(string, ...any)) error {
+	s, err := sched.New(qm, r, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := qm.Create(ctx, queue.Config{Name: "dispatch", HotCapacity: 2000, OverflowCapacity: 100_000}); err != nil {
+		return err
+	}
+	caps := []string{"python", "gpu", "browser", "sql", "vision"}
+	const total = 20_000
+	batch := make([]queue.Task, 0, 1000)
+	for i := range total {
+		t := queue.Task{Payload: []byte(fmt.Sprintf("job-%d", i)), Requires: []string{caps[i%len(caps)]}}
+		if i%4 == 0 {
+			t.Affinity = fmt.Sprintf("conversation-%d", i%500)
+		}
+		if batch = append(batch, t); len(batch) == cap(batch) {
+			if _, err := qm.EnqueueBatch(ctx, "dispatch", batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	// Rounds: dispatch until every agent is full (or nothing is ready),
+	// then the agents finish their tasks (one AckBatch per 1,000).
+	t0 := time.Now()
+	assigned, rounds := 0, 0
+	var fullBalance float64
+	var fullHeld, fullCap int
+	for assigned < total {
+		var held []queue.Lease
+		for {
+			ls, err := s.Dispatch(ctx, "dispatch", 512)
+			if err != nil {
+				return err
+			}
+			if len(ls) == 0 {
+				break
+			}
+			held = append(held, ls...)
+		}
+		if len(held) == 0 {
+			return fmt.Errorf("dispatch stalled with %d of %d tasks assigned", assigned, total)
+		}
+		if rounds == 0 {
+			st := s.Stats()
+			fullBalance, fullHeld, fullCap = st.Balance, st.Held, st.Capacity
+		}
+		assigned += len(held)
+		rounds++
+		for len(held) > 0 {
+			n := min(len(held), 1000)
+			items := make([]queue.AckItem, n)
+			for i, l := range held[:n] {
+				items[i] = queue.AckItem{ID: l.ID, Token: l.Token}
+			}
+			if _, err := qm.AckBatch(ctx, "dispatch", items); err != nil {
+				return err
+			}
+			held = held[n:]
+		}
+	}
+	el := time.Since(t0)
+	st := s.Stats()
+	show(step{Name: "dispatch + ack", What: fmt.Sprintf("%d tasks pushed to %d agents by capability, affinity and load in %d rounds; one assign record per 512",
+		total, st.Agents, rounds), Ops: total, Seconds: el.Seconds(), OpsPerS: float64(total) / el.Seconds()})
+	say("  %-20s first round: %d tasks held of %d capacity, balance (min/max utilization) %.2f; affinity kept %d of %d keyed tasks on their agent\n",
+		"scheduler", fullHeld, fullCap, fullBalance, st.AffinityHits, st.AffinityHits+st.AffinityMisses)
+	// An agent leaves holding work: its tasks return through release
+	// records and are dispatched to others.
+	if _, err := qm.EnqueueBatch(ctx, "dispatch", []queue.Task{{Payload: []byte("a")}, {Payload: []byte("b")}, {Payload: []byte("c")}}); err != nil {
+		return err
+	}
+	ls, err := s.Dispatch(ctx, "dispatch", 3)
+	if err != nil || len(ls) == 0 {
+		return fmt.Errorf("dispatch: %v %v", ls, err)
+	}
+	leaving := ls[0].Agent
+	n := qm.Held(leaving)
+	if err := r.Deregister(ctx, leaving); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for qm.Held(leaving) > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	again, err := s.Dispatch(ctx, "dispatch", 3)
+	if err != nil {
+		return err
+	}
+	say("  %-20s %s deregistered holding %d task(s): released to the queue and dispatched to %d other agent(s)\n",
+		"agent leaves", leaving, n, len(again))
+	if qm.Held(leaving) != 0 || len(again) != n {
+		return fmt.Errorf("the tasks of %s were not released and re-dispatched (%d held, %d re-dispatched)", leaving, qm.Held(leaving), len(again))
 	}
 	return nil
 }

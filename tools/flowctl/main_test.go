@@ -117,7 +117,7 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if !rep.CheckOK || len(rep.Steps) != 13 || rep.Records == 0 || rep.CheckedKeys == 0 {
+	if !rep.CheckOK || len(rep.Steps) != 14 || rep.Records == 0 || rep.CheckedKeys == 0 {
 		t.Fatalf("demo report: %+v", rep)
 	}
 	for _, s := range rep.Steps {
@@ -203,5 +203,20 @@ func TestAgentCommands(t *testing.T) {
 	}
 	if _, err := run(t, "--dir", dir, "agent", "register", "w3", "--capacity", "0"); !errors.Is(err, registry.ErrInvalid) {
 		t.Fatalf("capacity 0: %v", err)
+	}
+	// sched stats: w2 (capacity 1) pulls one of two tasks.
+	mustRun(t, "--dir", dir, "queue", "create", "jobs")
+	mustRun(t, "--dir", dir, "queue", "enqueue", "jobs", "a")
+	mustRun(t, "--dir", dir, "queue", "enqueue", "jobs", "b")
+	mustRun(t, "--dir", dir, "queue", "lease", "jobs", "--agent", "w2")
+	var ss schedStatsOut
+	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "sched", "stats")), &ss); err != nil {
+		t.Fatal(err)
+	}
+	if ss.Agents != 1 || ss.Capacity != 1 || ss.Held != 1 || ss.UtilMax != 1 || ss.Ready["jobs"] != 1 {
+		t.Fatalf("sched stats: %+v", ss)
+	}
+	if out := mustRun(t, "--dir", dir, "sched", "stats"); !strings.Contains(out, "balance 1.00") {
+		t.Fatalf("sched stats:\n%s", out)
 	}
 }
