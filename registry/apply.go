@@ -62,6 +62,7 @@ func (r *Registry) put(tx *db.Tx, a *Agent, invalidate bool) error {
 	if invalidate {
 		r.cache.Invalidate(a.ID)
 		r.capCache.InvalidateAll()
+		r.gen.Add(1)
 	}
 	return nil
 }
@@ -102,6 +103,7 @@ func (r *Registry) applyDeregister(tx *db.Tx, rec wal.Record) (wal.Result, error
 	r.unindex(a)
 	r.cache.Invalidate(id)
 	r.capCache.InvalidateAll()
+	r.gen.Add(1)
 	r.tend.forget(id)
 	r.notifyGone(tx, []string{id})
 	return wal.Result{N: 1}, nil

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -204,6 +205,9 @@ type Registry struct {
 
 	cache    *otter.Cache[string, *Agent]
 	capCache *otter.Cache[string, []*Agent]
+	// gen counts the changes that alter which agents a capability query
+	// returns (registration, deregistration, health).
+	gen atomic.Uint64
 	counter  *stats.Counter
 
 	unhealthyMu sync.Mutex
@@ -461,6 +465,11 @@ func (r *Registry) Get(id string) (*Agent, error) {
 	r.cache.Set(id, a)
 	return a, nil
 }
+
+// Generation changes whenever a registration, deregistration or health
+// change may have changed what ByCapabilities and ByPool return; a caller
+// may keep their results while it stays the same.
+func (r *Registry) Generation() uint64 { return r.gen.Load() }
 
 // ByCapabilities returns the healthy agents that offer every capability in
 // caps, sorted by id (all healthy agents for none).

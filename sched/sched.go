@@ -115,6 +115,7 @@ type Scheduler struct {
 	inflight map[uint64]bool // task ids in a proposed assignment, per process
 	pending  map[string]int  // agent -> tasks in proposed assignments
 	rr       map[string]int  // round-robin cursor per capability set
+	groups   map[string]*group
 	st       Stats
 
 	stop, done chan struct{}
@@ -125,7 +126,7 @@ type Scheduler struct {
 // deregistered agents to release their leases, reconciles once, and starts
 // the reconcile loop. Close it before q, r and their DB.
 func New(q *queue.Manager, r *registry.Registry, o *Options) (*Scheduler, error) {
-	s := &Scheduler{q: q, r: r, inflight: map[uint64]bool{}, pending: map[string]int{}, rr: map[string]int{},
+	s := &Scheduler{q: q, r: r, inflight: map[uint64]bool{}, pending: map[string]int{}, rr: map[string]int{}, groups: map[string]*group{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if o != nil {
 		s.opts = *o
@@ -324,10 +325,11 @@ func (s *Scheduler) decide(queueName string, max int) ([]queue.Assignment, error
 	if err != nil {
 		return nil, err
 	}
-	// Per Dispatch: the eligible agents of each capability set (sorted by
-	// id) and each agent's load, read once.
-	eligible := map[string]*group{}
+	// Per Dispatch: the load of each agent looked at, read once. The
+	// eligible agents of each capability set come from the registry's
+	// cached lists (rebuilt only when the registry changes).
 	loads := map[string]*pick{}
+	groups := map[string]*group{}
 	full := map[string]bool{} // capability sets with no room left
 	get := func(a *registry.Agent) *pick {
 		p := loads[a.ID]
@@ -344,15 +346,10 @@ func (s *Scheduler) decide(queueName string, max int) ([]queue.Assignment, error
 			s.st.NoAgent++
 			continue
 		}
-		g := eligible[key]
+		g := groups[key]
 		if g == nil {
-			g = &group{}
-			for _, a := range s.r.ByCapabilities(c.Requires) {
-				g.ps = append(g.ps, get(a))
-				g.total += a.Capacity
-				g.cum = append(g.cum, g.total)
-			}
-			eligible[key] = g
+			g = s.group(key, c.Requires)
+			groups[key] = g
 		}
 		var p *pick
 		if c.Affinity != "" {
@@ -370,7 +367,7 @@ func (s *Scheduler) decide(queueName string, max int) ([]queue.Assignment, error
 			}
 		}
 		if p == nil {
-			p = s.choose(key, g)
+			p = s.choose(key, g, get)
 		}
 		if p == nil {
 			full[key] = true
@@ -385,26 +382,49 @@ func (s *Scheduler) decide(queueName string, max int) ([]queue.Assignment, error
 	return out, nil
 }
 
-// group is the agents eligible for one capability set, with their
-// cumulative capacities for weighted sampling.
+// group is the healthy agents eligible for one capability set (the
+// registry's list, sorted by id), with their cumulative capacities for
+// weighted sampling.
 type group struct {
-	ps    []*pick
-	cum   []int
-	total int
+	gen    uint64 // registry generation of agents
+	agents []*registry.Agent
+	cum    []int
+	total  int
+}
+
+// group returns the eligible agents of a capability set, from the cache
+// while the registry's generation is unchanged.
+// REQUIRES: s.mu held.
+func (s *Scheduler) group(key string, requires []string) *group {
+	gen := s.r.Generation()
+	if g := s.groups[key]; g != nil && g.gen == gen {
+		return g
+	}
+	as := s.r.ByCapabilities(requires)
+	g := &group{agents: as, cum: make([]int, len(as)), gen: gen}
+	for i, a := range as {
+		g.total += a.Capacity
+		g.cum[i] = g.total
+	}
+	if len(s.groups) > 4096 {
+		clear(s.groups)
+	}
+	s.groups[key] = g
+	return g
 }
 
 // sample draws an agent with probability proportional to its capacity.
-func (g *group) sample(rng *rand.Rand) *pick {
+func (g *group) sample(rng *rand.Rand) *registry.Agent {
 	x := rng.IntN(g.total)
 	i, _ := slices.BinarySearch(g.cum, x+1)
-	return g.ps[i]
+	return g.agents[i]
 }
 
-// choose picks an agent with room in g by the policy, or nil.
+// choose picks an agent with room in g by the policy, or nil; get returns
+// an agent's load for this Dispatch.
 // REQUIRES: s.mu held.
-func (s *Scheduler) choose(key string, g *group) *pick {
-	ps := g.ps
-	n := len(ps)
+func (s *Scheduler) choose(key string, g *group, get func(*registry.Agent) *pick) *pick {
+	n := len(g.agents)
 	if n == 0 {
 		return nil
 	}
@@ -412,7 +432,7 @@ func (s *Scheduler) choose(key string, g *group) *pick {
 	if s.opts.Policy == RoundRobin {
 		start := s.rr[key] % n
 		for i := range n {
-			if p := ps[(start+i)%n]; room(p) {
+			if p := get(g.agents[(start+i)%n]); room(p) {
 				s.rr[key] = (start + i + 1) % n
 				return p
 			}
@@ -424,7 +444,7 @@ func (s *Scheduler) choose(key string, g *group) *pick {
 	// large one whenever both draws are small agents); when sampling keeps
 	// hitting full agents, the least loaded agent with room, by a scan.
 	for range 4 {
-		a, b := g.sample(s.rng), g.sample(s.rng)
+		a, b := get(g.sample(s.rng)), get(g.sample(s.rng))
 		switch ra, rb := room(a), room(b); {
 		case ra && rb:
 			// a.load/a.cap <= b.load/b.cap without division.
@@ -439,8 +459,8 @@ func (s *Scheduler) choose(key string, g *group) *pick {
 		}
 	}
 	var best *pick
-	for _, p := range ps {
-		if room(p) && (best == nil || p.load*best.a.Capacity < best.load*p.a.Capacity) {
+	for _, a := range g.agents {
+		if p := get(a); room(p) && (best == nil || p.load*best.a.Capacity < best.load*p.a.Capacity) {
 			best = p
 		}
 	}
