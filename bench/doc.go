@@ -4,8 +4,17 @@
 //
 // Programs:
 //
-//	go run ./kvbench     durable Set throughput and latency, flowdb against
-//	                     raw Pebble doing the same writes with the same sync
+//	go run ./kvbench        durable Set throughput and latency, flowdb against
+//	                        raw Pebble doing the same writes with the same sync
+//	go run ./queuebench     task lifecycle (enqueue, lease, ack) against raw
+//	                        Pebble and NATS JetStream
+//	go run ./queuemem       1,000,000 queued tasks: rate, RSS, reopen time
+//	go run ./registrybench  registry lookups against a map+RWMutex
+//	go run ./dispatchbench  push dispatch: durable assignments/s and
+//	                        steady-state balance, power-of-two-choices
+//	                        against round-robin
+//	go run ./erlmcpbench    erlmcp v2.1's four core micro-operations in Go
+//	                        and on the BEAM (core_ops.escript) in one run
 //
 // Every program measures its peer in the same run, repeats each scenario
 // (-runs, default 5) alternating which system goes first, and reports

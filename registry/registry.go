@@ -207,8 +207,8 @@ type Registry struct {
 	capCache *otter.Cache[string, []*Agent]
 	// gen counts the changes that alter which agents a capability query
 	// returns (registration, deregistration, health).
-	gen atomic.Uint64
-	counter  *stats.Counter
+	gen     atomic.Uint64
+	counter *stats.Counter
 
 	unhealthyMu sync.Mutex
 	onUnhealthy []func(ids []string)

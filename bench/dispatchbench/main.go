@@ -96,7 +96,7 @@ func open(policy sched.Policy) *store {
 			defer wg.Done()
 			for i := w; i < *nAgents; i += 64 {
 				spec := registry.AgentSpec{ID: fmt.Sprintf("agent-%05d", i), Capacity: 8 * (1 + i%4),
-					Capabilities: slices.Sorted(slices.Values([]string{caps[i%4], caps[(i/4+1+i%4)%4]})),
+					Capabilities:      slices.Sorted(slices.Values([]string{caps[i%4], caps[(i/4+1+i%4)%4]})),
 					HeartbeatInterval: time.Hour}
 				spec.Capabilities = slices.Compact(spec.Capabilities)
 				if err := st.r.Register(ctx, spec); err != nil {
