@@ -30,6 +30,12 @@
 //   - Dispatch returns the leases with their agents; delivering them is the
 //     caller's (a lease that is never delivered expires, and the task is
 //     retried).
+//   - Dispatch considers the queue's hot set only (its first HotCapacity
+//     ready tasks, in dispatch order); overflow tasks wait until they enter
+//     it. A hot set full of tasks that no healthy agent can run therefore
+//     blocks the tasks behind it: size HotCapacity for the mix of
+//     requirements, or let such agents Lease (which looks up to 4,096
+//     entries past the hot set).
 //   - An agent that turns unhealthy (missed heartbeats) or deregisters has
 //     its leases released through queue release records: each task returns
 //     to its queue's ready set at once (the lease still counts as an

@@ -49,6 +49,7 @@ var (
 	warm    = flag.Int("warm", 20, "warm-up rounds of the steady state")
 	service = flag.Int("service", 4, "rounds each task runs in the steady state")
 	hot     = flag.Int("hot", 4096, "queue HotCapacity (Dispatch picks from the hot set)")
+	reqFrac = flag.Float64("requires", 0.25, "fraction of tasks that require one capability")
 	batch   = flag.Int("batch", 512, "assignments per Dispatch (one assign record)")
 	only    = flag.String("only", "", "throughput or steady (default both)")
 	cpuprof = flag.String("cpuprofile", "", "write a CPU profile of the throughput measurement")
@@ -131,7 +132,7 @@ func (st *store) enqueue(n int, rng *rand.Rand) {
 	}
 	for range n {
 		t := queue.Task{Payload: make([]byte, 128)}
-		if rng.IntN(4) == 0 {
+		if rng.Float64() < *reqFrac {
 			t.Requires = []string{caps[rng.IntN(len(caps))]}
 		}
 		if rng.IntN(10) == 0 {
