@@ -1,0 +1,230 @@
+package quant
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Errors. Every rejected input gets one of these (wrapped), matched with
+// errors.Is.
+var (
+	// ErrDimension: a vector or code of the wrong length, or a dimension
+	// outside 1..MaxDim.
+	ErrDimension = errors.New("quant: wrong dimension")
+	// ErrNotFinite: a NaN or ±Inf component.
+	ErrNotFinite = errors.New("quant: NaN or infinite component")
+	// ErrSample: a training sample that is empty or ragged.
+	ErrSample = errors.New("quant: bad training sample")
+	// ErrCorrupt: encoded quantizer parameters that do not decode.
+	ErrCorrupt = errors.New("quant: corrupt parameters")
+)
+
+// MaxDim bounds a quantizer's dimension: below it the int32 kernels cannot
+// overflow (32,768 × 255² < 2³¹).
+const MaxDim = 32_768
+
+// Range chooses how the quantization range is shared across dimensions.
+type Range uint8
+
+const (
+	// PerDimension: a range (min, max) per dimension. The default: see the
+	// package documentation for the measurement behind it.
+	PerDimension Range = iota
+	// Global: one range for every dimension.
+	Global
+)
+
+func (r Range) String() string {
+	if r == Global {
+		return "global"
+	}
+	return "per-dimension"
+}
+
+// Options configures Train.
+type Options struct {
+	// Range: PerDimension (default) or Global.
+	Range Range
+	// Clip is the fraction of sample values clipped at each tail before the
+	// range is taken (0: plain min and max; 0.001 ignores the lowest and
+	// highest 0.1%). Values outside the range saturate to the end codes.
+	Clip float64
+}
+
+// Quantizer maps float32 vectors to int8 codes, per dimension d:
+//
+//	code_d = clamp(round((x_d - min_d) / scale_d) - 128, -128, 127)
+//	x_d   ≈ min_d + scale_d * (code_d + 128)
+//
+// Under Global every min_d and scale_d are equal. A Quantizer is immutable
+// and safe for concurrent use.
+type Quantizer struct {
+	rng     Range
+	min     []float32
+	scale   []float32
+	inv     []float32 // 1/scale
+	uniform bool      // every scale_d equal (symmetric kernels are exact affine maps)
+	m2      float32   // Σ min_d²
+}
+
+// Train fits a quantizer to a sample of vectors (all of one dimension).
+func Train(sample [][]float32, o Options) (*Quantizer, error) {
+	if len(sample) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrSample)
+	}
+	dim := len(sample[0])
+	if dim < 1 || dim > MaxDim {
+		return nil, fmt.Errorf("%w: %d", ErrDimension, dim)
+	}
+	if o.Clip < 0 || o.Clip >= 0.5 || math.IsNaN(o.Clip) {
+		return nil, fmt.Errorf("%w: clip %v not in [0, 0.5)", ErrSample, o.Clip)
+	}
+	if o.Range != Global && o.Range != PerDimension {
+		return nil, fmt.Errorf("%w: range %d", ErrSample, o.Range)
+	}
+	for i, v := range sample {
+		if len(v) != dim {
+			return nil, fmt.Errorf("%w: vector %d has %d dimensions, want %d", ErrSample, i, len(v), dim)
+		}
+		if err := CheckFinite(v); err != nil {
+			return nil, fmt.Errorf("vector %d: %w", i, err)
+		}
+	}
+	lo, hi := make([]float32, dim), make([]float32, dim)
+	if o.Range == Global {
+		all := make([]float32, 0, len(sample)*dim)
+		for _, v := range sample {
+			all = append(all, v...)
+		}
+		l, h := quantiles(all, o.Clip)
+		for d := range dim {
+			lo[d], hi[d] = l, h
+		}
+	} else {
+		col := make([]float32, len(sample))
+		for d := range dim {
+			for i, v := range sample {
+				col[i] = v[d]
+			}
+			lo[d], hi[d] = quantiles(col, o.Clip)
+		}
+	}
+	scale := make([]float32, dim)
+	for d := range dim {
+		scale[d] = (hi[d] - lo[d]) / 255
+		if !(scale[d] > 0) || math.IsInf(float64(1/scale[d]), 0) {
+			scale[d] = 1 // a constant dimension: every value encodes exactly to code -128
+		}
+	}
+	return newQuantizer(o.Range, lo, scale)
+}
+
+// quantiles returns the clip and 1-clip quantiles of xs (reordering xs).
+func quantiles(xs []float32, clip float64) (float32, float32) {
+	if clip == 0 {
+		return slices.Min(xs), slices.Max(xs)
+	}
+	slices.Sort(xs)
+	k := int(clip * float64(len(xs)))
+	return xs[k], xs[len(xs)-1-k]
+}
+
+func newQuantizer(r Range, lo, scale []float32) (*Quantizer, error) {
+	q := &Quantizer{rng: r, min: lo, scale: scale, inv: make([]float32, len(scale)), uniform: true}
+	for d, s := range scale {
+		hi := float64(lo[d]) + 255*float64(s)
+		if !(s > 0) || math.IsInf(float64(1/s), 0) || math.IsNaN(float64(lo[d])) || math.IsInf(float64(lo[d]), 0) ||
+			math.IsInf(float64(float32(hi)), 0) {
+			return nil, fmt.Errorf("%w: dimension %d: min %v scale %v", ErrCorrupt, d, lo[d], s)
+		}
+		q.inv[d] = 1 / s
+		q.m2 += lo[d] * lo[d]
+		if s != scale[0] {
+			q.uniform = false
+		}
+	}
+	return q, nil
+}
+
+// CheckFinite returns ErrNotFinite if v has a NaN or infinite component.
+func CheckFinite(v []float32) error {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("%w: component %d is %v", ErrNotFinite, i, x)
+		}
+	}
+	return nil
+}
+
+// Dim is the dimension.
+func (q *Quantizer) Dim() int { return len(q.min) }
+
+// Range is the range mode the quantizer was trained with.
+func (q *Quantizer) Range() Range { return q.rng }
+
+// Encode appends the code of v to dst. v must have Dim components and be
+// finite (see CheckFinite); components outside the trained range saturate.
+func (q *Quantizer) Encode(dst []int8, v []float32) ([]int8, error) {
+	if len(v) != len(q.min) {
+		return dst, fmt.Errorf("%w: %d components, want %d", ErrDimension, len(v), len(q.min))
+	}
+	if err := CheckFinite(v); err != nil {
+		return dst, err
+	}
+	for d, x := range v {
+		c := math.Round(float64((x-q.min[d])*q.inv[d])) - 128
+		dst = append(dst, int8(max(-128, min(127, c))))
+	}
+	return dst, nil
+}
+
+// Decode appends the approximate vector of code c to dst.
+func (q *Quantizer) Decode(dst []float32, c []int8) ([]float32, error) {
+	if len(c) != len(q.min) {
+		return dst, fmt.Errorf("%w: code of %d, want %d", ErrDimension, len(c), len(q.min))
+	}
+	for d, x := range c {
+		dst = append(dst, q.min[d]+q.scale[d]*float32(int32(x)+128))
+	}
+	return dst, nil
+}
+
+// MarshalBinary encodes the parameters (they travel in records, so that
+// every replica quantizes identically):
+//
+//	version (1) | range (1) | dim (4) | min (4·dim) | scale (4·dim)
+//
+// little-endian IEEE 754 floats.
+func (q *Quantizer) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 6+8*len(q.min))
+	b = append(b, 1, byte(q.rng))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(q.min)))
+	for _, x := range q.min {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+	}
+	for _, x := range q.scale {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+	}
+	return b, nil
+}
+
+// Unmarshal decodes parameters written by MarshalBinary. It never panics;
+// bad bytes get ErrCorrupt.
+func Unmarshal(b []byte) (*Quantizer, error) {
+	if len(b) < 6 || b[0] != 1 || (Range(b[1]) != Global && Range(b[1]) != PerDimension) {
+		return nil, fmt.Errorf("%w: header", ErrCorrupt)
+	}
+	dim := binary.LittleEndian.Uint32(b[2:])
+	if dim < 1 || dim > MaxDim || uint64(len(b)) != 6+8*uint64(dim) {
+		return nil, fmt.Errorf("%w: dimension %d in %d bytes", ErrCorrupt, dim, len(b))
+	}
+	lo, scale := make([]float32, dim), make([]float32, dim)
+	for d := range lo {
+		lo[d] = math.Float32frombits(binary.LittleEndian.Uint32(b[6+4*d:]))
+		scale[d] = math.Float32frombits(binary.LittleEndian.Uint32(b[6+4*(int(dim)+d):]))
+	}
+	return newQuantizer(Range(b[1]), lo, scale)
+}

@@ -1,0 +1,256 @@
+package quant
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func randVecs(rng *rand.Rand, n, dim int, spread func(d int) float32) [][]float32 {
+	vs := make([][]float32, n)
+	for i := range vs {
+		vs[i] = make([]float32, dim)
+		for d := range vs[i] {
+			vs[i][d] = float32(rng.NormFloat64()) * spread(d)
+		}
+	}
+	return vs
+}
+
+func naiveL2(a, b []int8) int32 {
+	var s int32
+	for i := range a {
+		d := int32(a[i]) - int32(b[i])
+		s += d * d
+	}
+	return s
+}
+
+func naiveDot(a, b []int8) int32 {
+	var s int32
+	for i := range a {
+		s += int32(a[i]) * int32(b[i])
+	}
+	return s
+}
+
+// TestKernelsMatchReference: every kernel equals a plain loop, on random
+// codes and on the extremes, at every length up to 67 (all tails).
+func TestKernelsMatchReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n <= 67; n++ {
+		for trial := range 20 {
+			a, b := make([]int8, n), make([]int8, n)
+			q, u := make([]float32, n), make([]float32, n)
+			for i := range a {
+				switch trial {
+				case 0:
+					a[i], b[i] = -128, 127
+				case 1:
+					a[i], b[i] = -128, -128
+				default:
+					a[i], b[i] = int8(rng.IntN(256)-128), int8(rng.IntN(256)-128)
+				}
+				q[i], u[i] = float32(rng.NormFloat64()*50), float32(rng.NormFloat64())
+			}
+			if got, want := L2Int8(a, b), naiveL2(a, b); got != want {
+				t.Fatalf("L2Int8 n=%d: %d, want %d", n, got, want)
+			}
+			if got, want := DotInt8(a, b), naiveDot(a, b); got != want {
+				t.Fatalf("DotInt8 n=%d: %d, want %d", n, got, want)
+			}
+			var l2, dot, wl2 float64
+			for i := range a {
+				d := float64(q[i]) - float64(b[i])
+				l2 += d * d
+				wl2 += float64(u[i]*u[i]) * d * d
+				dot += float64(u[i]) * float64(b[i])
+			}
+			w := make([]float32, n)
+			for i := range w {
+				w[i] = u[i] * u[i]
+			}
+			if got := L2F32Int8(q, b); !approx(float64(got), l2) {
+				t.Fatalf("L2F32Int8 n=%d: %v, want %v", n, got, l2)
+			}
+			if got := WeightedL2F32Int8(q, w, b); !approx(float64(got), wl2) {
+				t.Fatalf("WeightedL2F32Int8 n=%d: %v, want %v", n, got, wl2)
+			}
+			if got := DotF32Int8(u, b); !approx(float64(got), dot) {
+				t.Fatalf("DotF32Int8 n=%d: %v, want %v", n, got, dot)
+			}
+		}
+	}
+	// The int32 accumulators hold the worst case at MaxDim.
+	a, b := make([]int8, MaxDim), make([]int8, MaxDim)
+	for i := range a {
+		a[i], b[i] = -128, 127
+	}
+	if got := L2Int8(a, b); got != int32(MaxDim)*255*255 {
+		t.Fatalf("L2Int8 at MaxDim: %d", got)
+	}
+}
+
+func approx(got, want float64) bool {
+	return math.Abs(got-want) <= 1e-4*math.Max(1, math.Abs(want))
+}
+
+// TestEncodeDecode: decoding is within half a step of every in-range
+// component; out-of-range components saturate.
+func TestEncodeDecode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, r := range []Range{Global, PerDimension} {
+		sample := randVecs(rng, 500, 33, func(d int) float32 { return float32(1 + d) })
+		q, err := Train(sample, Options{Range: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range sample[:50] {
+			c, err := q.Encode(nil, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, _ := q.Decode(nil, c)
+			for d := range v {
+				if diff := math.Abs(float64(back[d] - v[d])); diff > float64(q.scale[d])/2*1.0001 {
+					t.Fatalf("%v dim %d: %v decoded as %v (step %v)", r, d, v[d], back[d], q.scale[d])
+				}
+			}
+		}
+		big := make([]float32, 33)
+		for d := range big {
+			big[d] = 1e6 * float32(1-2*(d%2))
+		}
+		c, _ := q.Encode(nil, big)
+		for d, x := range c {
+			if (d%2 == 0 && x != 127) || (d%2 == 1 && x != -128) {
+				t.Fatalf("%v: out-of-range component %d encoded as %d", r, d, x)
+			}
+		}
+	}
+}
+
+// TestDistancesMatchDecoded: symmetric and asymmetric distances equal the
+// exact distances of the decoded vectors (up to float rounding), for every
+// metric, with uniform and per-dimension scales.
+func TestDistancesMatchDecoded(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, r := range []Range{Global, PerDimension} {
+		sample := randVecs(rng, 300, 40, func(d int) float32 { return 0.1 + float32(d%5) })
+		q, err := Train(sample, Options{Range: r, Clip: 0.001})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []Metric{L2, InnerProduct, Cosine} {
+			for i := 0; i+1 < 40; i += 2 {
+				ca, _ := q.Encode(nil, sample[i])
+				cb, _ := q.Encode(nil, sample[i+1])
+				da, _ := q.Decode(nil, ca)
+				db, _ := q.Decode(nil, cb)
+				want := float64(m.Exact(da, db))
+				got := float64(q.Distance(m, ca, q.Side(ca), cb, q.Side(cb)))
+				if math.Abs(got-want) > 1e-3*math.Max(1, math.Abs(want)) {
+					t.Fatalf("%v %v symmetric: %v, decoded vectors give %v", r, m, got, want)
+				}
+				qq, err := q.Prepare(m, sample[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = float64(m.Exact(sample[i], db))
+				if got := float64(qq.Distance(cb)); math.Abs(got-want) > 1e-3*math.Max(1, math.Abs(want)) {
+					t.Fatalf("%v %v asymmetric: %v, exact against the decoded vector %v", r, m, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestBadInput: every rejected input has a typed error.
+func TestBadInput(t *testing.T) {
+	nan := float32(math.NaN())
+	inf := float32(math.Inf(1))
+	cases := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"empty sample", trainErr(nil, Options{}), ErrSample},
+		{"ragged sample", trainErr([][]float32{{1, 2}, {1}}, Options{}), ErrSample},
+		{"bad clip", trainErr([][]float32{{1}}, Options{Clip: 0.5}), ErrSample},
+		{"NaN in sample", trainErr([][]float32{{1, nan}}, Options{}), ErrNotFinite},
+		{"zero dims", trainErr([][]float32{{}}, Options{}), ErrDimension},
+	}
+	q, err := Train([][]float32{{0, 1}, {1, 0}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, e1 := q.Encode(nil, []float32{1})
+	_, e2 := q.Encode(nil, []float32{1, inf})
+	_, e3 := q.Decode(nil, []int8{1, 2, 3})
+	_, e4 := q.Prepare(L2, []float32{nan, 0})
+	_, e5 := q.Prepare(Cosine, []float32{0})
+	_, e6 := Unmarshal([]byte{1, 0, 2, 0, 0, 0})
+	cases = append(cases, []struct {
+		name string
+		err  error
+		want error
+	}{{"encode dim", e1, ErrDimension}, {"encode inf", e2, ErrNotFinite}, {"decode dim", e3, ErrDimension},
+		{"prepare NaN", e4, ErrNotFinite}, {"prepare dim", e5, ErrDimension}, {"short params", e6, ErrCorrupt}}...)
+	for _, c := range cases {
+		if !errors.Is(c.err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, c.err, c.want)
+		}
+	}
+}
+
+func trainErr(s [][]float32, o Options) error {
+	_, err := Train(s, o)
+	return err
+}
+
+// TestMarshalRoundTrip: parameters survive the record encoding exactly.
+func TestMarshalRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, r := range []Range{Global, PerDimension} {
+		q, err := Train(randVecs(rng, 100, 17, func(int) float32 { return 2 }), Options{Range: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := q.MarshalBinary()
+		q2, err := Unmarshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b2, _ := q2.MarshalBinary()
+		if string(b) != string(b2) || q2.Range() != r || q2.uniform != q.uniform {
+			t.Fatalf("%v: round trip differs", r)
+		}
+	}
+}
+
+// FuzzUnmarshal: arbitrary bytes never panic Unmarshal; what decodes
+// re-encodes to the same bytes and encodes vectors without error.
+func FuzzUnmarshal(f *testing.F) {
+	q, _ := Train([][]float32{{0, 1, 2}, {3, 4, 5}}, Options{Range: PerDimension})
+	b, _ := q.MarshalBinary()
+	f.Add(b)
+	f.Add([]byte{1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 128, 63})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, err := Unmarshal(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		b2, _ := q.MarshalBinary()
+		if string(b2) != string(b) {
+			t.Fatalf("re-encode differs")
+		}
+		v := make([]float32, q.Dim())
+		if _, err := q.Encode(nil, v); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
