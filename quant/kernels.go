@@ -1,11 +1,49 @@
 package quant
 
-// Portable distance kernels. Each processes four components per step; they
-// are the reference the tests hold every other implementation to.
+// Distance kernels. The exported functions call the fastest implementation
+// this CPU and build have (simd_amd64.go, with GOEXPERIMENT=simd on an
+// AVX2 machine); the portable ones below, four components per step, are the
+// default and the reference every test holds the others to.
+
+var (
+	l2Int8            = l2Int8Generic
+	dotInt8           = dotInt8Generic
+	l2F32Int8         = l2F32Int8Generic
+	weightedL2F32Int8 = weightedL2F32Int8Generic
+	dotF32Int8        = dotF32Int8Generic
+	l2F32             = l2F32Generic
+	dotF32            = dotF32Generic
+)
 
 // L2Int8 returns Σ (a_i - b_i)², accumulated in int32 (exact for
 // len ≤ MaxDim). a and b must have the same length.
-func L2Int8(a, b []int8) int32 {
+func L2Int8(a, b []int8) int32 { return l2Int8(a, b) }
+
+// DotInt8 returns Σ a_i·b_i, accumulated in int32. a and b must have the
+// same length.
+func DotInt8(a, b []int8) int32 { return dotInt8(a, b) }
+
+// L2F32Int8 returns Σ (q_i - c_i)² for a float32 query already mapped to
+// code space (asymmetric distance). q and c must have the same length.
+func L2F32Int8(q []float32, c []int8) float32 { return l2F32Int8(q, c) }
+
+// WeightedL2F32Int8 returns Σ w_i (q_i - c_i)².
+func WeightedL2F32Int8(q, w []float32, c []int8) float32 { return weightedL2F32Int8(q, w, c) }
+
+// DotF32Int8 returns Σ u_i·c_i.
+func DotF32Int8(u []float32, c []int8) float32 { return dotF32Int8(u, c) }
+
+// L2F32 returns the squared L2 distance of two float32 vectors (the
+// re-ranking kernel).
+func L2F32(a, b []float32) float32 { return l2F32(a, b) }
+
+// DotF32 returns the inner product of two float32 vectors.
+func DotF32(a, b []float32) float32 { return dotF32(a, b) }
+
+// Impl names the kernel implementation in use: "generic" or "avx2".
+var Impl = "generic"
+
+func l2Int8Generic(a, b []int8) int32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 int32
 	i := 0
@@ -26,9 +64,7 @@ func L2Int8(a, b []int8) int32 {
 	return s0 + s1 + s2 + s3
 }
 
-// DotInt8 returns Σ a_i·b_i, accumulated in int32. a and b must have the
-// same length.
-func DotInt8(a, b []int8) int32 {
+func dotInt8Generic(a, b []int8) int32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 int32
 	i := 0
@@ -53,9 +89,7 @@ func SumInt8(a []int8) int32 {
 	return s
 }
 
-// L2F32Int8 returns Σ (q_i - c_i)² for a float32 query already mapped to
-// code space (asymmetric distance). q and c must have the same length.
-func L2F32Int8(q []float32, c []int8) float32 {
+func l2F32Int8Generic(q []float32, c []int8) float32 {
 	c = c[:len(q)]
 	var s0, s1, s2, s3 float32
 	i := 0
@@ -76,8 +110,7 @@ func L2F32Int8(q []float32, c []int8) float32 {
 	return s0 + s1 + s2 + s3
 }
 
-// WeightedL2F32Int8 returns Σ w_i (q_i - c_i)².
-func WeightedL2F32Int8(q, w []float32, c []int8) float32 {
+func weightedL2F32Int8Generic(q, w []float32, c []int8) float32 {
 	c, w = c[:len(q)], w[:len(q)]
 	var s0, s1 float32
 	i := 0
@@ -94,8 +127,7 @@ func WeightedL2F32Int8(q, w []float32, c []int8) float32 {
 	return s0 + s1
 }
 
-// DotF32Int8 returns Σ u_i·c_i.
-func DotF32Int8(u []float32, c []int8) float32 {
+func dotF32Int8Generic(u []float32, c []int8) float32 {
 	c = c[:len(u)]
 	var s0, s1, s2, s3 float32
 	i := 0
@@ -111,9 +143,7 @@ func DotF32Int8(u []float32, c []int8) float32 {
 	return s0 + s1 + s2 + s3
 }
 
-// L2F32 returns the squared L2 distance of two float32 vectors (the
-// re-ranking kernel).
-func L2F32(a, b []float32) float32 {
+func l2F32Generic(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32
 	i := 0
@@ -134,8 +164,7 @@ func L2F32(a, b []float32) float32 {
 	return s0 + s1 + s2 + s3
 }
 
-// DotF32 returns the inner product of two float32 vectors.
-func DotF32(a, b []float32) float32 {
+func dotF32Generic(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32
 	i := 0

@@ -38,6 +38,7 @@ func naiveDot(a, b []int8) int32 {
 // TestKernelsMatchReference: every kernel equals a plain loop, on random
 // codes and on the extremes, at every length up to 67 (all tails).
 func TestKernelsMatchReference(t *testing.T) {
+	t.Logf("kernels: %s", Impl)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for n := 0; n <= 67; n++ {
 		for trial := range 20 {
@@ -54,11 +55,29 @@ func TestKernelsMatchReference(t *testing.T) {
 				}
 				q[i], u[i] = float32(rng.NormFloat64()*50), float32(rng.NormFloat64())
 			}
-			if got, want := L2Int8(a, b), naiveL2(a, b); got != want {
-				t.Fatalf("L2Int8 n=%d: %d, want %d", n, got, want)
+			// The active implementation (AVX2 under GOEXPERIMENT=simd) and
+			// the portable one, both against plain loops.
+			if got, want := L2Int8(a, b), naiveL2(a, b); got != want || l2Int8Generic(a, b) != want {
+				t.Fatalf("L2Int8 n=%d: %d (generic %d), want %d", n, got, l2Int8Generic(a, b), want)
 			}
-			if got, want := DotInt8(a, b), naiveDot(a, b); got != want {
-				t.Fatalf("DotInt8 n=%d: %d, want %d", n, got, want)
+			if got, want := DotInt8(a, b), naiveDot(a, b); got != want || dotInt8Generic(a, b) != want {
+				t.Fatalf("DotInt8 n=%d: %d (generic %d), want %d", n, got, dotInt8Generic(a, b), want)
+			}
+			var fl2, fdot float64
+			for i := range q {
+				d := float64(q[i]) - float64(u[i])
+				fl2 += d * d
+				fdot += float64(q[i]) * float64(u[i])
+			}
+			for _, f := range []func(a, b []float32) float32{L2F32, l2F32Generic} {
+				if got := f(q, u); !approx(float64(got), fl2) {
+					t.Fatalf("L2F32 n=%d: %v, want %v", n, got, fl2)
+				}
+			}
+			for _, f := range []func(a, b []float32) float32{DotF32, dotF32Generic} {
+				if got := f(q, u); !approx(float64(got), fdot) {
+					t.Fatalf("DotF32 n=%d: %v, want %v", n, got, fdot)
+				}
 			}
 			var l2, dot, wl2 float64
 			for i := range a {
@@ -71,14 +90,20 @@ func TestKernelsMatchReference(t *testing.T) {
 			for i := range w {
 				w[i] = u[i] * u[i]
 			}
-			if got := L2F32Int8(q, b); !approx(float64(got), l2) {
-				t.Fatalf("L2F32Int8 n=%d: %v, want %v", n, got, l2)
+			for _, f := range []func([]float32, []int8) float32{L2F32Int8, l2F32Int8Generic} {
+				if got := f(q, b); !approx(float64(got), l2) {
+					t.Fatalf("L2F32Int8 n=%d: %v, want %v", n, got, l2)
+				}
 			}
-			if got := WeightedL2F32Int8(q, w, b); !approx(float64(got), wl2) {
-				t.Fatalf("WeightedL2F32Int8 n=%d: %v, want %v", n, got, wl2)
+			for _, f := range []func(q, w []float32, c []int8) float32{WeightedL2F32Int8, weightedL2F32Int8Generic} {
+				if got := f(q, w, b); !approx(float64(got), wl2) {
+					t.Fatalf("WeightedL2F32Int8 n=%d: %v, want %v", n, got, wl2)
+				}
 			}
-			if got := DotF32Int8(u, b); !approx(float64(got), dot) {
-				t.Fatalf("DotF32Int8 n=%d: %v, want %v", n, got, dot)
+			for _, f := range []func([]float32, []int8) float32{DotF32Int8, dotF32Int8Generic} {
+				if got := f(u, b); !approx(float64(got), dot) {
+					t.Fatalf("DotF32Int8 n=%d: %v, want %v", n, got, dot)
+				}
 			}
 		}
 	}
