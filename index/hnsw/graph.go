@@ -1,0 +1,499 @@
+package hnsw
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/flowdb/flowdb/quant"
+)
+
+// Errors.
+var (
+	ErrDimension = quant.ErrDimension
+	ErrNotFinite = quant.ErrNotFinite
+	// ErrZeroVector: a zero vector under cosine.
+	ErrZeroVector = errors.New("hnsw: zero vector under cosine")
+	// ErrInvalid: a bad parameter (k <= 0, M < 2, ...).
+	ErrInvalid = errors.New("hnsw: invalid argument")
+	// ErrNotFound: no live vector with that id.
+	ErrNotFound = errors.New("hnsw: not found")
+)
+
+// Params are a graph's construction parameters.
+type Params struct {
+	Dim    int
+	Metric quant.Metric
+	// M is the number of neighbors per node above level 0 (2·M at level
+	// 0). Default 16.
+	M int
+	// EfConstruction is the candidate list size while inserting. Default
+	// 200.
+	EfConstruction int
+}
+
+func (p Params) withDefaults() Params {
+	if p.M == 0 {
+		p.M = 16
+	}
+	if p.EfConstruction == 0 {
+		p.EfConstruction = 200
+	}
+	return p
+}
+
+func (p Params) validate() error {
+	switch {
+	case p.Dim < 1 || p.Dim > quant.MaxDim:
+		return fmt.Errorf("%w: dimension %d", ErrInvalid, p.Dim)
+	case p.M < 2 || p.M > 256:
+		return fmt.Errorf("%w: M %d not in 2..256", ErrInvalid, p.M)
+	case p.EfConstruction < 1 || p.EfConstruction > 10_000:
+		return fmt.Errorf("%w: efConstruction %d", ErrInvalid, p.EfConstruction)
+	case p.Metric > quant.Cosine:
+		return fmt.Errorf("%w: metric %d", ErrInvalid, p.Metric)
+	}
+	return nil
+}
+
+// maxLevel caps node levels (a level is drawn from the id's hash).
+const maxLevel = 16
+
+// node is one vector in the graph.
+type node struct {
+	id      uint64
+	level   int
+	links   [][]uint32 // per level, neighbor slots
+	deleted bool
+}
+
+// Graph is an HNSW graph over int8 codes. Every change is a deterministic
+// function of the operations applied to it, in order: a node's level comes
+// from the hash of its id, distances come from the quantizer (whose
+// parameters are fixed before the first insert), and ties break on slot
+// order, so two graphs that apply the same operations are identical
+// (Marshal). Insert and Delete take the write lock; Search the read lock.
+type Graph struct {
+	p  Params
+	q  *quant.Quantizer
+	mL float64
+
+	mu    sync.RWMutex
+	nodes []node
+	codes []int8 // slot*dim
+	slot  map[uint64]uint32
+	entry int32 // entry point slot, -1 when empty
+	live  int
+}
+
+// NewGraph returns an empty graph quantizing with q.
+func NewGraph(p Params, q *quant.Quantizer) (*Graph, error) {
+	p = p.withDefaults()
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	if q.Dim() != p.Dim {
+		return nil, fmt.Errorf("%w: quantizer of %d dims for a graph of %d", ErrDimension, q.Dim(), p.Dim)
+	}
+	return &Graph{p: p, q: q, mL: 1 / math.Log(float64(p.M)), slot: map[uint64]uint32{}, entry: -1}, nil
+}
+
+// Len is the number of live vectors.
+func (g *Graph) Len() int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.live
+}
+
+// levelOf draws a node's level from the hash of its id: floor(-ln(u)·mL)
+// with u uniform in (0, 1].
+func (g *Graph) levelOf(id uint64) int {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], id)
+	u := (float64(xxhash.Sum64(b[:])>>11) + 1) / (1 << 53)
+	return min(int(-math.Log(u)*g.mL), maxLevel)
+}
+
+// Prepare checks v and returns the vector the graph stores for it (a
+// normalized copy under cosine).
+func (g *Graph) Prepare(v []float32) ([]float32, error) {
+	if len(v) != g.p.Dim {
+		return nil, fmt.Errorf("%w: %d components, want %d", ErrDimension, len(v), g.p.Dim)
+	}
+	if err := quant.CheckFinite(v); err != nil {
+		return nil, err
+	}
+	if g.p.Metric != quant.Cosine {
+		return v, nil
+	}
+	n := math.Sqrt(float64(quant.DotF32(v, v)))
+	if n == 0 {
+		return nil, ErrZeroVector
+	}
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(float64(x) / n)
+	}
+	return out, nil
+}
+
+func (g *Graph) code(s uint32) []int8 { return g.codes[int(s)*g.p.Dim : int(s+1)*g.p.Dim] }
+
+// cand is a slot at a distance.
+type cand struct {
+	d float32
+	s uint32
+}
+
+func less(a, b cand) bool { return a.d < b.d || (a.d == b.d && a.s < b.s) }
+
+type minHeap []cand
+
+func (h minHeap) Len() int           { return len(h) }
+func (h minHeap) Less(i, j int) bool { return less(h[i], h[j]) }
+func (h minHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *minHeap) Push(x any)        { *h = append(*h, x.(cand)) }
+func (h *minHeap) Pop() any          { o := *h; x := o[len(o)-1]; *h = o[:len(o)-1]; return x }
+
+type maxHeap []cand
+
+func (h maxHeap) Len() int           { return len(h) }
+func (h maxHeap) Less(i, j int) bool { return less(h[j], h[i]) }
+func (h maxHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *maxHeap) Push(x any)        { *h = append(*h, x.(cand)) }
+func (h *maxHeap) Pop() any          { o := *h; x := o[len(o)-1]; *h = o[:len(o)-1]; return x }
+
+// searchLayer returns up to ef nearest slots to the query (dist) at level
+// lv, starting from eps, sorted nearest first. Deleted nodes are traversed
+// (they keep the graph connected) and returned; callers filter them.
+func (g *Graph) searchLayer(dist func(uint32) float32, eps []cand, ef, lv int, visited map[uint32]bool) []cand {
+	var cands minHeap
+	var best maxHeap
+	for _, e := range eps {
+		visited[e.s] = true
+		heap.Push(&cands, e)
+		heap.Push(&best, e)
+		if best.Len() > ef {
+			heap.Pop(&best)
+		}
+	}
+	for cands.Len() > 0 {
+		c := heap.Pop(&cands).(cand)
+		if best.Len() >= ef && less(best[0], c) {
+			break
+		}
+		ls := g.nodes[c.s].links
+		if lv >= len(ls) {
+			continue // a deleted node (unreachable once repaired)
+		}
+		for _, n := range ls[lv] {
+			if visited[n] {
+				continue
+			}
+			visited[n] = true
+			nc := cand{dist(n), n}
+			if best.Len() < ef || less(nc, best[0]) {
+				heap.Push(&cands, nc)
+				heap.Push(&best, nc)
+				if best.Len() > ef {
+					heap.Pop(&best)
+				}
+			}
+		}
+	}
+	out := make([]cand, best.Len())
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = heap.Pop(&best).(cand)
+	}
+	return out
+}
+
+// between is the distance between two stored nodes (symmetric, on codes).
+func (g *Graph) between(a, b uint32) float32 {
+	ca, cb := g.code(a), g.code(b)
+	return g.q.Distance(g.p.Metric, ca, g.q.Side(ca), cb, g.q.Side(cb))
+}
+
+// selectNeighbors is the HNSW heuristic (Malkov & Yashunin, algorithm 4):
+// take candidates nearest first, keeping one only if it is closer to the
+// base than to every neighbor kept so far; cs is sorted nearest first.
+func (g *Graph) selectNeighbors(cs []cand, m int) []cand {
+	if len(cs) <= m {
+		return cs
+	}
+	out := make([]cand, 0, m)
+	for _, c := range cs {
+		if len(out) == m {
+			break
+		}
+		keep := true
+		for _, o := range out {
+			if g.between(c.s, o.s) < c.d {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (g *Graph) maxLinks(lv int) int {
+	if lv == 0 {
+		return 2 * g.p.M
+	}
+	return g.p.M
+}
+
+// Insert adds (or replaces) the vector v under id. v is checked and, under
+// cosine, normalized; its code is what the graph keeps.
+func (g *Graph) Insert(id uint64, v []float32) error {
+	v, err := g.Prepare(v)
+	if err != nil {
+		return err
+	}
+	code, err := g.q.Encode(nil, v)
+	if err != nil {
+		return err
+	}
+	pq, err := g.q.Prepare(g.p.Metric, v)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s, ok := g.slot[id]; ok && !g.nodes[s].deleted {
+		g.deleteLocked(s)
+	}
+	s := uint32(len(g.nodes))
+	lvl := g.levelOf(id)
+	g.nodes = append(g.nodes, node{id: id, level: lvl, links: make([][]uint32, lvl+1)})
+	g.codes = append(g.codes, code...)
+	g.slot[id] = s
+	g.live++
+	if g.entry < 0 {
+		g.entry = int32(s)
+		return nil
+	}
+	dist := func(n uint32) float32 { return pq.Distance(g.code(n)) }
+	ep := []cand{{dist(uint32(g.entry)), uint32(g.entry)}}
+	top := g.nodes[g.entry].level
+	for lv := top; lv > lvl; lv-- {
+		ep = g.searchLayer(dist, ep, 1, lv, map[uint32]bool{})[:1]
+	}
+	for lv := min(top, lvl); lv >= 0; lv-- {
+		cs := g.searchLayer(dist, ep, g.p.EfConstruction, lv, map[uint32]bool{})
+		nb := g.selectNeighbors(cs, g.p.M)
+		links := make([]uint32, len(nb))
+		for i, c := range nb {
+			links[i] = c.s
+		}
+		g.nodes[s].links[lv] = links
+		for _, c := range nb {
+			g.link(c.s, s, c.d, lv)
+		}
+		ep = cs
+	}
+	if lvl > top {
+		g.entry = int32(s)
+	}
+	return nil
+}
+
+// link adds s to n's neighbors at lv (d is their distance), pruning n's
+// list with the heuristic when it overflows.
+func (g *Graph) link(n, s uint32, d float32, lv int) {
+	ls := g.nodes[n].links[lv]
+	if len(ls) < g.maxLinks(lv) {
+		g.nodes[n].links[lv] = append(ls, s)
+		return
+	}
+	cs := make([]cand, 0, len(ls)+1)
+	cs = append(cs, cand{d, s})
+	for _, o := range ls {
+		cs = append(cs, cand{g.between(n, o), o})
+	}
+	slices.SortFunc(cs, func(a, b cand) int {
+		if less(a, b) {
+			return -1
+		}
+		return 1
+	})
+	nb := g.selectNeighbors(cs, g.maxLinks(lv))
+	out := ls[:0]
+	for _, c := range nb {
+		out = append(out, c.s)
+	}
+	g.nodes[n].links[lv] = out
+}
+
+// Delete removes id, repairing its neighbors' links so that the graph
+// stays navigable: each neighbor that linked to it is offered the deleted
+// node's other neighbors, chosen by the same heuristic.
+func (g *Graph) Delete(id uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, ok := g.slot[id]
+	if !ok || g.nodes[s].deleted {
+		return fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	g.deleteLocked(s)
+	return nil
+}
+
+func (g *Graph) deleteLocked(s uint32) {
+	dn := &g.nodes[s]
+	dn.deleted = true
+	delete(g.slot, dn.id)
+	g.live--
+	for lv, ls := range dn.links {
+		for _, n := range ls {
+			if g.nodes[n].deleted {
+				continue
+			}
+			g.repair(n, s, lv)
+		}
+	}
+	// Nodes that link to s without s linking back: found by a scan of the
+	// level's lists (links are not symmetric after pruning).
+	for n := range g.nodes {
+		nn := &g.nodes[n]
+		if nn.deleted || nn.level < 0 {
+			continue
+		}
+		for lv := 0; lv <= min(nn.level, dn.level); lv++ {
+			if slices.Contains(nn.links[lv], s) {
+				g.repair(uint32(n), s, lv)
+			}
+		}
+	}
+	dn.links = nil
+	if g.entry == int32(s) {
+		g.entry = -1
+		best := -1
+		for n := range g.nodes {
+			if !g.nodes[n].deleted && g.nodes[n].level > best {
+				best, g.entry = g.nodes[n].level, int32(n)
+			}
+		}
+	}
+}
+
+// repair replaces s in n's links at lv with the best of n's other
+// neighbors and s's live neighbors.
+func (g *Graph) repair(n, s uint32, lv int) {
+	ls := g.nodes[n].links[lv]
+	if !slices.Contains(ls, s) {
+		return
+	}
+	seen := map[uint32]bool{n: true, s: true}
+	var cs []cand
+	add := func(o uint32) {
+		if !seen[o] && !g.nodes[o].deleted {
+			seen[o] = true
+			cs = append(cs, cand{g.between(n, o), o})
+		}
+	}
+	for _, o := range ls {
+		add(o)
+	}
+	if lv < len(g.nodes[s].links) {
+		for _, o := range g.nodes[s].links[lv] {
+			add(o)
+		}
+	}
+	slices.SortFunc(cs, func(a, b cand) int {
+		if less(a, b) {
+			return -1
+		}
+		return 1
+	})
+	nb := g.selectNeighbors(cs, g.maxLinks(lv))
+	out := make([]uint32, len(nb))
+	for i, c := range nb {
+		out[i] = c.s
+	}
+	g.nodes[n].links[lv] = out
+}
+
+// Result is one search hit.
+type Result struct {
+	ID       uint64
+	Distance float32
+}
+
+// Search returns the k nearest live vectors to query by the quantized
+// (asymmetric) distance, exploring ef candidates (ef < k means k), nearest
+// first, among those allow accepts (nil accepts all).
+func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) ([]Result, error) {
+	if k <= 0 {
+		return nil, fmt.Errorf("%w: k %d", ErrInvalid, k)
+	}
+	v, err := g.Prepare(query)
+	if err != nil {
+		return nil, err
+	}
+	pq, err := g.q.Prepare(g.p.Metric, v)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.entry < 0 {
+		return nil, nil
+	}
+	dist := func(n uint32) float32 { return pq.Distance(g.code(n)) }
+	ep := []cand{{dist(uint32(g.entry)), uint32(g.entry)}}
+	for lv := g.nodes[g.entry].level; lv > 0; lv-- {
+		ep = g.searchLayer(dist, ep, 1, lv, map[uint32]bool{})[:1]
+	}
+	cs := g.searchLayer(dist, ep, max(ef, k), 0, map[uint32]bool{})
+	out := make([]Result, 0, k)
+	for _, c := range cs {
+		n := &g.nodes[c.s]
+		if n.deleted || (allow != nil && !allow(n.id)) {
+			continue
+		}
+		out = append(out, Result{n.id, c.d})
+		if len(out) == k {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Marshal encodes the whole graph (nodes, links, codes, entry point) in a
+// canonical form: two graphs that applied the same operations marshal to
+// the same bytes.
+func (g *Graph) Marshal() []byte {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	b := binary.AppendVarint(nil, int64(g.entry))
+	b = binary.AppendUvarint(b, uint64(len(g.nodes)))
+	for _, n := range g.nodes {
+		b = binary.AppendUvarint(b, n.id)
+		b = binary.AppendUvarint(b, uint64(n.level))
+		if n.deleted {
+			b = append(b, 1)
+			continue
+		}
+		b = append(b, 0)
+		for _, ls := range n.links {
+			b = binary.AppendUvarint(b, uint64(len(ls)))
+			for _, s := range ls {
+				b = binary.AppendUvarint(b, uint64(s))
+			}
+		}
+	}
+	for _, c := range g.codes {
+		b = append(b, byte(c))
+	}
+	return b
+}
