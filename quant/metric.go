@@ -136,10 +136,7 @@ func (q *Quantizer) Prepare(m Metric, v []float32) (*Query, error) {
 		if q.uniform {
 			qq.factor = q.scale[0] * q.scale[0]
 		} else {
-			qq.w = make([]float32, len(v))
-			for d, s := range q.scale {
-				qq.w[d] = s * s
-			}
+			qq.w = q.w2
 		}
 		return qq, nil
 	}
@@ -152,6 +149,37 @@ func (q *Quantizer) Prepare(m Metric, v []float32) (*Query, error) {
 	}
 	qq.c += 128 * su
 	return qq, nil
+}
+
+// PrepareCode prepares the vector a code stands for as a query: the
+// asymmetric distance from it to another code is the distance between the
+// two decoded vectors (the symmetric distance), through the faster
+// asymmetric kernels. The code must have Dim components.
+func (q *Quantizer) PrepareCode(m Metric, c []int8) *Query {
+	qq := &Query{m: m}
+	if m == L2 {
+		// In code space a decoded vector is its code exactly.
+		qq.x = make([]float32, len(c))
+		for d, x := range c {
+			qq.x[d] = float32(x)
+		}
+		if q.uniform {
+			qq.factor = q.scale[0] * q.scale[0]
+		} else {
+			qq.w = q.w2
+		}
+		return qq
+	}
+	qq.u = make([]float32, len(c))
+	var su float32
+	for d, x := range c {
+		v := q.min[d] + q.scale[d]*float32(int32(x)+128)
+		qq.u[d] = v * q.scale[d]
+		su += qq.u[d]
+		qq.c += v * q.min[d]
+	}
+	qq.c += 128 * su
+	return qq
 }
 
 // Distance is the metric's distance from the query to the vector code c

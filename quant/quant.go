@@ -68,6 +68,7 @@ type Quantizer struct {
 	inv     []float32 // 1/scale
 	uniform bool      // every scale_d equal (symmetric kernels are exact affine maps)
 	m2      float32   // Σ min_d²
+	w2      []float32 // scale_d², the L2 weights (shared, read-only)
 }
 
 // Train fits a quantizer to a sample of vectors (all of one dimension).
@@ -133,7 +134,8 @@ func quantiles(xs []float32, clip float64) (float32, float32) {
 }
 
 func newQuantizer(r Range, lo, scale []float32) (*Quantizer, error) {
-	q := &Quantizer{rng: r, min: lo, scale: scale, inv: make([]float32, len(scale)), uniform: true}
+	q := &Quantizer{rng: r, min: lo, scale: scale, inv: make([]float32, len(scale)), uniform: true,
+		w2: make([]float32, len(scale))}
 	for d, s := range scale {
 		hi := float64(lo[d]) + 255*float64(s)
 		if !(s > 0) || math.IsInf(float64(1/s), 0) || math.IsNaN(float64(lo[d])) || math.IsInf(float64(lo[d]), 0) ||
@@ -141,6 +143,7 @@ func newQuantizer(r Range, lo, scale []float32) (*Quantizer, error) {
 			return nil, fmt.Errorf("%w: dimension %d: min %v scale %v", ErrCorrupt, d, lo[d], s)
 		}
 		q.inv[d] = 1 / s
+		q.w2[d] = s * s
 		q.m2 += lo[d] * lo[d]
 		if s != scale[0] {
 			q.uniform = false

@@ -178,6 +178,9 @@ func TestDistancesMatchDecoded(t *testing.T) {
 				if math.Abs(got-want) > 1e-3*math.Max(1, math.Abs(want)) {
 					t.Fatalf("%v %v symmetric: %v, decoded vectors give %v", r, m, got, want)
 				}
+				if got := float64(q.PrepareCode(m, ca).Distance(cb)); math.Abs(got-want) > 1e-3*math.Max(1, math.Abs(want)) {
+					t.Fatalf("%v %v PrepareCode: %v, decoded vectors give %v", r, m, got, want)
+				}
 				qq, err := q.Prepare(m, sample[i])
 				if err != nil {
 					t.Fatal(err)

@@ -1,7 +1,6 @@
 package hnsw
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -152,39 +151,105 @@ type cand struct {
 
 func less(a, b cand) bool { return a.d < b.d || (a.d == b.d && a.s < b.s) }
 
-type minHeap []cand
+// pq is a binary heap of candidates; before(a, b) puts a nearer the top.
+type pq struct {
+	h   []cand
+	max bool // a max-heap (farthest on top) instead of a min-heap
+}
 
-func (h minHeap) Len() int           { return len(h) }
-func (h minHeap) Less(i, j int) bool { return less(h[i], h[j]) }
-func (h minHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *minHeap) Push(x any)        { *h = append(*h, x.(cand)) }
-func (h *minHeap) Pop() any          { o := *h; x := o[len(o)-1]; *h = o[:len(o)-1]; return x }
+func (q *pq) before(a, b cand) bool {
+	if q.max {
+		return less(b, a)
+	}
+	return less(a, b)
+}
 
-type maxHeap []cand
+func (q *pq) push(c cand) {
+	q.h = append(q.h, c)
+	for i := len(q.h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q.before(q.h[i], q.h[p]) {
+			break
+		}
+		q.h[i], q.h[p] = q.h[p], q.h[i]
+		i = p
+	}
+}
 
-func (h maxHeap) Len() int           { return len(h) }
-func (h maxHeap) Less(i, j int) bool { return less(h[j], h[i]) }
-func (h maxHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *maxHeap) Push(x any)        { *h = append(*h, x.(cand)) }
-func (h *maxHeap) Pop() any          { o := *h; x := o[len(o)-1]; *h = o[:len(o)-1]; return x }
+func (q *pq) pop() cand {
+	top := q.h[0]
+	last := len(q.h) - 1
+	q.h[0] = q.h[last]
+	q.h = q.h[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && q.before(q.h[l], q.h[m]) {
+			m = l
+		}
+		if r < last && q.before(q.h[r], q.h[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q.h[i], q.h[m] = q.h[m], q.h[i]
+		i = m
+	}
+	return top
+}
+
+// visits marks visited slots for one search: a slot is visited when its
+// mark equals the current stamp, so starting a new search is O(1).
+type visits struct {
+	marks []uint32
+	stamp uint32
+}
+
+var visitPool = sync.Pool{New: func() any { return &visits{} }}
+
+// newVisits returns a cleared visit set for n slots (release it with
+// visitPool.Put).
+func newVisits(n int) *visits {
+	v := visitPool.Get().(*visits)
+	if len(v.marks) < n {
+		v.marks = append(v.marks, make([]uint32, n-len(v.marks))...)
+	}
+	v.stamp++
+	if v.stamp == 0 { // wrapped: clear
+		clear(v.marks)
+		v.stamp = 1
+	}
+	return v
+}
+
+// visit marks s and reports whether it was unvisited.
+func (v *visits) visit(s uint32) bool {
+	if v.marks[s] == v.stamp {
+		return false
+	}
+	v.marks[s] = v.stamp
+	return true
+}
 
 // searchLayer returns up to ef nearest slots to the query (dist) at level
 // lv, starting from eps, sorted nearest first. Deleted nodes are traversed
 // (they keep the graph connected) and returned; callers filter them.
-func (g *Graph) searchLayer(dist func(uint32) float32, eps []cand, ef, lv int, visited map[uint32]bool) []cand {
-	var cands minHeap
-	var best maxHeap
+func (g *Graph) searchLayer(dist func(uint32) float32, eps []cand, ef, lv int) []cand {
+	vis := newVisits(len(g.nodes))
+	defer visitPool.Put(vis)
+	cands := pq{h: make([]cand, 0, 2*ef)}
+	best := pq{h: make([]cand, 0, ef+1), max: true}
 	for _, e := range eps {
-		visited[e.s] = true
-		heap.Push(&cands, e)
-		heap.Push(&best, e)
-		if best.Len() > ef {
-			heap.Pop(&best)
+		vis.visit(e.s)
+		cands.push(e)
+		best.push(e)
+		if len(best.h) > ef {
+			best.pop()
 		}
 	}
-	for cands.Len() > 0 {
-		c := heap.Pop(&cands).(cand)
-		if best.Len() >= ef && less(best[0], c) {
+	for len(cands.h) > 0 {
+		c := cands.pop()
+		if len(best.h) >= ef && less(best.h[0], c) {
 			break
 		}
 		ls := g.nodes[c.s].links
@@ -192,32 +257,29 @@ func (g *Graph) searchLayer(dist func(uint32) float32, eps []cand, ef, lv int, v
 			continue // a deleted node (unreachable once repaired)
 		}
 		for _, n := range ls[lv] {
-			if visited[n] {
+			if !vis.visit(n) {
 				continue
 			}
-			visited[n] = true
 			nc := cand{dist(n), n}
-			if best.Len() < ef || less(nc, best[0]) {
-				heap.Push(&cands, nc)
-				heap.Push(&best, nc)
-				if best.Len() > ef {
-					heap.Pop(&best)
+			if len(best.h) < ef || less(nc, best.h[0]) {
+				cands.push(nc)
+				best.push(nc)
+				if len(best.h) > ef {
+					best.pop()
 				}
 			}
 		}
 	}
-	out := make([]cand, best.Len())
+	out := make([]cand, len(best.h))
 	for i := len(out) - 1; i >= 0; i-- {
-		out[i] = heap.Pop(&best).(cand)
+		out[i] = best.pop()
 	}
 	return out
 }
 
-// between is the distance between two stored nodes (symmetric, on codes).
-func (g *Graph) between(a, b uint32) float32 {
-	ca, cb := g.code(a), g.code(b)
-	return g.q.Distance(g.p.Metric, ca, g.q.Side(ca), cb, g.q.Side(cb))
-}
+// from prepares a stored node as a query: distances from it to other
+// nodes are the distances between their decoded vectors.
+func (g *Graph) from(s uint32) *quant.Query { return g.q.PrepareCode(g.p.Metric, g.code(s)) }
 
 // selectNeighbors is the HNSW heuristic (Malkov & Yashunin, algorithm 4):
 // take candidates nearest first, keeping one only if it is closer to the
@@ -227,19 +289,22 @@ func (g *Graph) selectNeighbors(cs []cand, m int) []cand {
 		return cs
 	}
 	out := make([]cand, 0, m)
+	kept := make([]*quant.Query, 0, m)
 	for _, c := range cs {
 		if len(out) == m {
 			break
 		}
 		keep := true
-		for _, o := range out {
-			if g.between(c.s, o.s) < c.d {
+		code := g.code(c.s)
+		for _, k := range kept {
+			if k.Distance(code) < c.d {
 				keep = false
 				break
 			}
 		}
 		if keep {
 			out = append(out, c)
+			kept = append(kept, g.from(c.s))
 		}
 	}
 	return out
@@ -286,10 +351,10 @@ func (g *Graph) Insert(id uint64, v []float32) error {
 	ep := []cand{{dist(uint32(g.entry)), uint32(g.entry)}}
 	top := g.nodes[g.entry].level
 	for lv := top; lv > lvl; lv-- {
-		ep = g.searchLayer(dist, ep, 1, lv, map[uint32]bool{})[:1]
+		ep = g.searchLayer(dist, ep, 1, lv)[:1]
 	}
 	for lv := min(top, lvl); lv >= 0; lv-- {
-		cs := g.searchLayer(dist, ep, g.p.EfConstruction, lv, map[uint32]bool{})
+		cs := g.searchLayer(dist, ep, g.p.EfConstruction, lv)
 		nb := g.selectNeighbors(cs, g.p.M)
 		links := make([]uint32, len(nb))
 		for i, c := range nb {
@@ -317,8 +382,9 @@ func (g *Graph) link(n, s uint32, d float32, lv int) {
 	}
 	cs := make([]cand, 0, len(ls)+1)
 	cs = append(cs, cand{d, s})
+	qn := g.from(n)
 	for _, o := range ls {
-		cs = append(cs, cand{g.between(n, o), o})
+		cs = append(cs, cand{qn.Distance(g.code(o)), o})
 	}
 	slices.SortFunc(cs, func(a, b cand) int {
 		if less(a, b) {
@@ -395,10 +461,11 @@ func (g *Graph) repair(n, s uint32, lv int) {
 	}
 	seen := map[uint32]bool{n: true, s: true}
 	var cs []cand
+	qn := g.from(n)
 	add := func(o uint32) {
 		if !seen[o] && !g.nodes[o].deleted {
 			seen[o] = true
-			cs = append(cs, cand{g.between(n, o), o})
+			cs = append(cs, cand{qn.Distance(g.code(o)), o})
 		}
 	}
 	for _, o := range ls {
@@ -452,9 +519,9 @@ func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) (
 	dist := func(n uint32) float32 { return pq.Distance(g.code(n)) }
 	ep := []cand{{dist(uint32(g.entry)), uint32(g.entry)}}
 	for lv := g.nodes[g.entry].level; lv > 0; lv-- {
-		ep = g.searchLayer(dist, ep, 1, lv, map[uint32]bool{})[:1]
+		ep = g.searchLayer(dist, ep, 1, lv)[:1]
 	}
-	cs := g.searchLayer(dist, ep, max(ef, k), 0, map[uint32]bool{})
+	cs := g.searchLayer(dist, ep, max(ef, k), 0)
 	out := make([]Result, 0, k)
 	for _, c := range cs {
 		n := &g.nodes[c.s]
