@@ -88,6 +88,9 @@ type Graph struct {
 	slot  map[uint64]uint32
 	entry int32 // entry point slot, -1 when empty
 	live  int
+	// dirty holds the slots changed since the last TakeDirty (a set; read
+	// out sorted), so that a collection persists exactly what changed.
+	dirty map[uint32]struct{}
 }
 
 // NewGraph returns an empty graph quantizing with q.
@@ -99,7 +102,8 @@ func NewGraph(p Params, q *quant.Quantizer) (*Graph, error) {
 	if q.Dim() != p.Dim {
 		return nil, fmt.Errorf("%w: quantizer of %d dims for a graph of %d", ErrDimension, q.Dim(), p.Dim)
 	}
-	return &Graph{p: p, q: q, mL: 1 / math.Log(float64(p.M)), slot: map[uint64]uint32{}, entry: -1}, nil
+	return &Graph{p: p, q: q, mL: 1 / math.Log(float64(p.M)), slot: map[uint64]uint32{}, entry: -1,
+		dirty: map[uint32]struct{}{}}, nil
 }
 
 // Len is the number of live vectors.
@@ -340,6 +344,7 @@ func (g *Graph) Insert(id uint64, v []float32) error {
 	s := uint32(len(g.nodes))
 	lvl := g.levelOf(id)
 	g.nodes = append(g.nodes, node{id: id, level: lvl, links: make([][]uint32, lvl+1)})
+	g.dirty[s] = struct{}{}
 	g.codes = append(g.codes, code...)
 	g.slot[id] = s
 	g.live++
@@ -378,6 +383,7 @@ func (g *Graph) link(n, s uint32, d float32, lv int) {
 	ls := g.nodes[n].links[lv]
 	if len(ls) < g.maxLinks(lv) {
 		g.nodes[n].links[lv] = append(ls, s)
+		g.dirty[n] = struct{}{}
 		return
 	}
 	cs := make([]cand, 0, len(ls)+1)
@@ -398,6 +404,7 @@ func (g *Graph) link(n, s uint32, d float32, lv int) {
 		out = append(out, c.s)
 	}
 	g.nodes[n].links[lv] = out
+	g.dirty[n] = struct{}{}
 }
 
 // Delete removes id, repairing its neighbors' links so that the graph
@@ -417,6 +424,7 @@ func (g *Graph) Delete(id uint64) error {
 func (g *Graph) deleteLocked(s uint32) {
 	dn := &g.nodes[s]
 	dn.deleted = true
+	g.dirty[s] = struct{}{}
 	delete(g.slot, dn.id)
 	g.live--
 	for lv, ls := range dn.links {
@@ -488,6 +496,7 @@ func (g *Graph) repair(n, s uint32, lv int) {
 		out[i] = c.s
 	}
 	g.nodes[n].links[lv] = out
+	g.dirty[n] = struct{}{}
 }
 
 // Result is one search hit.
@@ -536,15 +545,15 @@ func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) (
 	return out, nil
 }
 
-// Marshal encodes the whole graph (nodes, links, codes, entry point) in a
-// canonical form: two graphs that applied the same operations marshal to
+// Marshal encodes the whole graph (nodes, links, live nodes' codes, entry
+// point) in a canonical form: two graphs that applied the same operations marshal to
 // the same bytes.
 func (g *Graph) Marshal() []byte {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	b := binary.AppendVarint(nil, int64(g.entry))
 	b = binary.AppendUvarint(b, uint64(len(g.nodes)))
-	for _, n := range g.nodes {
+	for i, n := range g.nodes {
 		b = binary.AppendUvarint(b, n.id)
 		b = binary.AppendUvarint(b, uint64(n.level))
 		if n.deleted {
@@ -558,9 +567,125 @@ func (g *Graph) Marshal() []byte {
 				b = binary.AppendUvarint(b, uint64(s))
 			}
 		}
-	}
-	for _, c := range g.codes {
-		b = append(b, byte(c))
+		for _, c := range g.code(uint32(i)) {
+			b = append(b, byte(c))
+		}
 	}
 	return b
+}
+
+// TakeDirty returns the slots changed since the last call, sorted, and
+// forgets them. REQUIRES: no concurrent Insert or Delete.
+func (g *Graph) TakeDirty() []uint32 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]uint32, 0, len(g.dirty))
+	for s := range g.dirty {
+		out = append(out, s)
+	}
+	clear(g.dirty)
+	slices.Sort(out)
+	return out
+}
+
+// Entry is the entry point slot (-1 when the graph is empty).
+func (g *Graph) Entry() int32 {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.entry
+}
+
+// EncodeNode encodes the node at slot s:
+//
+//	id (8) | level (1) | deleted (1) | code (Dim) | per level: n | n slots (4 each)
+//
+// A deleted node keeps only its id and level.
+func (g *Graph) EncodeNode(s uint32) []byte {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	n := &g.nodes[s]
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 10+g.p.Dim+4*3*g.p.M), n.id)
+	if n.deleted {
+		return append(b, byte(n.level), 1)
+	}
+	b = append(b, byte(n.level), 0)
+	for _, c := range g.code(s) {
+		b = append(b, byte(c))
+	}
+	for _, ls := range n.links {
+		b = binary.AppendUvarint(b, uint64(len(ls)))
+		for _, l := range ls {
+			b = binary.BigEndian.AppendUint32(b, l)
+		}
+	}
+	return b
+}
+
+// ErrCorrupt reports stored graph data that does not decode.
+var ErrCorrupt = errors.New("hnsw: corrupt graph data")
+
+// Restore rebuilds a graph from its encoded nodes, in slot order, and its
+// entry point. It never panics on bad bytes (ErrCorrupt).
+func Restore(p Params, q *quant.Quantizer, entry int32, nodes [][]byte) (*Graph, error) {
+	g, err := NewGraph(p, q)
+	if err != nil {
+		return nil, err
+	}
+	dim := g.p.Dim
+	g.nodes = make([]node, len(nodes))
+	g.codes = make([]int8, len(nodes)*dim)
+	for s, b := range nodes {
+		if len(b) < 10 || b[8] > maxLevel || b[9] > 1 {
+			return nil, fmt.Errorf("%w: node %d header", ErrCorrupt, s)
+		}
+		n := node{id: binary.BigEndian.Uint64(b), level: int(b[8]), deleted: b[9] == 1}
+		if n.deleted {
+			if len(b) != 10 {
+				return nil, fmt.Errorf("%w: deleted node %d", ErrCorrupt, s)
+			}
+			g.nodes[s] = n
+			continue
+		}
+		rest := b[10:]
+		if len(rest) < dim {
+			return nil, fmt.Errorf("%w: node %d code", ErrCorrupt, s)
+		}
+		for i, c := range rest[:dim] {
+			g.codes[s*dim+i] = int8(c)
+		}
+		rest = rest[dim:]
+		n.links = make([][]uint32, n.level+1)
+		for lv := range n.links {
+			cnt, k := binary.Uvarint(rest)
+			if k <= 0 || cnt > uint64(g.maxLinks(lv)) || uint64(len(rest)-k) < 4*cnt {
+				return nil, fmt.Errorf("%w: node %d links", ErrCorrupt, s)
+			}
+			rest = rest[k:]
+			ls := make([]uint32, cnt)
+			for i := range ls {
+				ls[i] = binary.BigEndian.Uint32(rest[4*i:])
+				if int(ls[i]) >= len(nodes) {
+					return nil, fmt.Errorf("%w: node %d links to slot %d", ErrCorrupt, s, ls[i])
+				}
+			}
+			rest = rest[4*cnt:]
+			n.links[lv] = ls
+		}
+		if len(rest) != 0 {
+			return nil, fmt.Errorf("%w: node %d trailing bytes", ErrCorrupt, s)
+		}
+		if _, dup := g.slot[n.id]; dup {
+			return nil, fmt.Errorf("%w: id %d live twice", ErrCorrupt, n.id)
+		}
+		g.nodes[s] = n
+		g.slot[n.id] = uint32(s)
+		g.live++
+	}
+	if entry < -1 || int(entry) >= len(nodes) || (entry >= 0 && g.nodes[entry].deleted) || (entry < 0 && g.live > 0) {
+		return nil, fmt.Errorf("%w: entry point %d", ErrCorrupt, entry)
+	}
+	// Links may only point at live nodes or at deleted ones (traversal skips
+	// their links): both are in range, checked above.
+	g.entry = entry
+	return g, nil
 }

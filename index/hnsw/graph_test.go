@@ -284,3 +284,62 @@ func searchErr(g *Graph, q []float32, k int) error {
 	_, err := g.Search(q, k, 10, nil)
 	return err
 }
+
+// TestRestore: encoding every node and restoring gives the same graph
+// (Marshal) and the same search results.
+func TestRestore(t *testing.T) {
+	vs := clustered(8, 1200, 10, 16)
+	g := build(t, Params{Dim: 16, Metric: quant.L2}, vs, seqIDs(len(vs)))
+	for i := 0; i < 100; i++ {
+		if err := g.Delete(uint64(3*i + 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodes := make([][]byte, len(g.nodes))
+	for s := range nodes {
+		nodes[s] = g.EncodeNode(uint32(s))
+	}
+	r, err := Restore(g.p, g.q, g.Entry(), nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(g.Marshal(), r.Marshal()) || r.Len() != g.Len() {
+		t.Fatal("restored graph differs")
+	}
+	for _, q := range clustered(9, 20, 10, 16) {
+		a, _ := g.Search(q, 10, 50, nil)
+		b, _ := r.Search(q, 10, 50, nil)
+		if !slices.Equal(a, b) {
+			t.Fatalf("search differs after restore: %v vs %v", a, b)
+		}
+	}
+	// Damage is reported, never a panic.
+	bad := slices.Clone(nodes)
+	bad[5] = bad[5][:len(bad[5])-1]
+	if _, err := Restore(g.p, g.q, g.Entry(), bad); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated node: %v", err)
+	}
+}
+
+// FuzzRestore: arbitrary node bytes never panic Restore.
+func FuzzRestore(f *testing.F) {
+	vs := clustered(10, 50, 3, 4)
+	q, _ := quant.Train(vs, quant.Options{})
+	g, _ := NewGraph(Params{Dim: 4, Metric: quant.L2, M: 4}, q)
+	for i, v := range vs {
+		g.Insert(uint64(i), v)
+	}
+	f.Add(g.EncodeNode(0), g.EncodeNode(1))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		r, err := Restore(Params{Dim: 4, Metric: quant.L2, M: 4}, q, 0, [][]byte{a, b})
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatal(err)
+			}
+			return
+		}
+		if _, err := r.Search([]float32{1, 2, 3, 4}, 3, 10, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
