@@ -1,16 +1,32 @@
 // Package hnsw is flowdb's vector index: an HNSW graph (Malkov & Yashunin)
 // over int8 codes (package quant).
 //
-// # Status
+// # Collections
 //
-// This package holds the in-memory graph: insert (and replace), delete
-// with neighbor repair, k-nearest search by the asymmetric quantized
-// distance with an optional id filter, and a canonical encoding (Marshal).
-// Collections on top of it (records through the write path, persistence in
-// Pebble with float32 re-ranking, roaring-bitmap filters, flowctl vec) are
-// not built yet.
+// A Manager (Attach) keeps named collections through db's one write path.
+// Create, Upsert (a batch: all or none) and Delete are records; apply
+// stores each float32 vector and its tags in Pebble and changes the graph,
+// and writes back exactly the graph nodes the record changed. Until a
+// collection holds TrainSize vectors (default 1,000) it has no graph and
+// Search is exact over the stored vectors; then the proposer trains the
+// quantizer on the first TrainSize vectors by id and proposes a train
+// record carrying its parameters, whose apply builds the graph from the
+// stored vectors in id order. Search traverses the graph on int8 codes and
+// re-ranks the max(ef, k) candidates with the float32 vectors read from
+// Pebble, returning exact distances and tags. On open the graph is loaded
+// from its node and code tables, without a rebuild.
 //
-// # Invariants
+// Not built yet: quantization off, roaring-bitmap tag filters (the graph
+// search takes an id predicate), flowctl vec.
+//
+// # Tables (a collection's data shard, placed by name)
+//
+//	0x40 def   name             -> config | quantizer parameters | entry slot
+//	0x41 vec   name | id (8)    -> float32 vector (LE, normalized under cosine) | tags
+//	0x42 node  name | slot (4)  -> id | level | deleted | links per level
+//	0x43 code  name | slot (4)  -> int8 code (live nodes)
+//
+// # Graph invariants
 //
 //   - Deterministic: a node's level is floor(-ln(u)/ln(M)) with u drawn from
 //     the xxhash of its id; the quantizer is fixed before the first insert;

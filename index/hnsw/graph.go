@@ -124,14 +124,16 @@ func (g *Graph) levelOf(id uint64) int {
 
 // Prepare checks v and returns the vector the graph stores for it (a
 // normalized copy under cosine).
-func (g *Graph) Prepare(v []float32) ([]float32, error) {
-	if len(v) != g.p.Dim {
-		return nil, fmt.Errorf("%w: %d components, want %d", ErrDimension, len(v), g.p.Dim)
+func (g *Graph) Prepare(v []float32) ([]float32, error) { return prepare(g.p.Dim, g.p.Metric, v) }
+
+func prepare(dim int, m quant.Metric, v []float32) ([]float32, error) {
+	if len(v) != dim {
+		return nil, fmt.Errorf("%w: %d components, want %d", ErrDimension, len(v), dim)
 	}
 	if err := quant.CheckFinite(v); err != nil {
 		return nil, err
 	}
-	if g.p.Metric != quant.Cosine {
+	if m != quant.Cosine {
 		return v, nil
 	}
 	n := math.Sqrt(float64(quant.DotF32(v, v)))
@@ -595,23 +597,28 @@ func (g *Graph) Entry() int32 {
 	return g.entry
 }
 
-// EncodeNode encodes the node at slot s:
+// Code returns a copy of the code at slot s.
+func (g *Graph) Code(s uint32) []int8 {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return slices.Clone(g.code(s))
+}
+
+// EncodeNode encodes the node at slot s (its code is stored apart: it
+// never changes, while links change as neighbors arrive):
 //
-//	id (8) | level (1) | deleted (1) | code (Dim) | per level: n | n slots (4 each)
+//	id (8) | level (1) | deleted (1) | per level: n | n slots (4 each)
 //
 // A deleted node keeps only its id and level.
 func (g *Graph) EncodeNode(s uint32) []byte {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	n := &g.nodes[s]
-	b := binary.BigEndian.AppendUint64(make([]byte, 0, 10+g.p.Dim+4*3*g.p.M), n.id)
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 10+4*3*g.p.M), n.id)
 	if n.deleted {
 		return append(b, byte(n.level), 1)
 	}
 	b = append(b, byte(n.level), 0)
-	for _, c := range g.code(s) {
-		b = append(b, byte(c))
-	}
 	for _, ls := range n.links {
 		b = binary.AppendUvarint(b, uint64(len(ls)))
 		for _, l := range ls {
@@ -624,9 +631,10 @@ func (g *Graph) EncodeNode(s uint32) []byte {
 // ErrCorrupt reports stored graph data that does not decode.
 var ErrCorrupt = errors.New("hnsw: corrupt graph data")
 
-// Restore rebuilds a graph from its encoded nodes, in slot order, and its
-// entry point. It never panics on bad bytes (ErrCorrupt).
-func Restore(p Params, q *quant.Quantizer, entry int32, nodes [][]byte) (*Graph, error) {
+// Restore rebuilds a graph from its encoded nodes and their codes (nil for
+// deleted nodes), in slot order, and its entry point. It never panics on
+// bad bytes (ErrCorrupt).
+func Restore(p Params, q *quant.Quantizer, entry int32, nodes, codes [][]byte) (*Graph, error) {
 	g, err := NewGraph(p, q)
 	if err != nil {
 		return nil, err
@@ -647,13 +655,12 @@ func Restore(p Params, q *quant.Quantizer, entry int32, nodes [][]byte) (*Graph,
 			continue
 		}
 		rest := b[10:]
-		if len(rest) < dim {
+		if s >= len(codes) || len(codes[s]) != dim {
 			return nil, fmt.Errorf("%w: node %d code", ErrCorrupt, s)
 		}
-		for i, c := range rest[:dim] {
+		for i, c := range codes[s] {
 			g.codes[s*dim+i] = int8(c)
 		}
-		rest = rest[dim:]
 		n.links = make([][]uint32, n.level+1)
 		for lv := range n.links {
 			cnt, k := binary.Uvarint(rest)

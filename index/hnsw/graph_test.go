@@ -296,10 +296,16 @@ func TestRestore(t *testing.T) {
 		}
 	}
 	nodes := make([][]byte, len(g.nodes))
+	codes := make([][]byte, len(g.nodes))
 	for s := range nodes {
 		nodes[s] = g.EncodeNode(uint32(s))
+		if !g.nodes[s].deleted {
+			for _, c := range g.Code(uint32(s)) {
+				codes[s] = append(codes[s], byte(c))
+			}
+		}
 	}
-	r, err := Restore(g.p, g.q, g.Entry(), nodes)
+	r, err := Restore(g.p, g.q, g.Entry(), nodes, codes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +322,7 @@ func TestRestore(t *testing.T) {
 	// Damage is reported, never a panic.
 	bad := slices.Clone(nodes)
 	bad[5] = bad[5][:len(bad[5])-1]
-	if _, err := Restore(g.p, g.q, g.Entry(), bad); !errors.Is(err, ErrCorrupt) {
+	if _, err := Restore(g.p, g.q, g.Entry(), bad, codes); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("truncated node: %v", err)
 	}
 }
@@ -329,9 +335,16 @@ func FuzzRestore(f *testing.F) {
 	for i, v := range vs {
 		g.Insert(uint64(i), v)
 	}
-	f.Add(g.EncodeNode(0), g.EncodeNode(1))
-	f.Fuzz(func(t *testing.T, a, b []byte) {
-		r, err := Restore(Params{Dim: 4, Metric: quant.L2, M: 4}, q, 0, [][]byte{a, b})
+	code := func(s uint32) []byte {
+		var b []byte
+		for _, c := range g.Code(s) {
+			b = append(b, byte(c))
+		}
+		return b
+	}
+	f.Add(g.EncodeNode(0), g.EncodeNode(1), code(0))
+	f.Fuzz(func(t *testing.T, a, b, c []byte) {
+		r, err := Restore(Params{Dim: 4, Metric: quant.L2, M: 4}, q, 0, [][]byte{a, b}, [][]byte{c, c})
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatal(err)

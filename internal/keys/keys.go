@@ -49,6 +49,11 @@ const (
 
 	TableAgent byte = 0x30 // agent id -> agent (catalog shard)
 	TablePool  byte = 0x31 // pool name -> pool config (catalog shard)
+
+	TableVecDef    byte = 0x40 // collection -> config | quantizer | entry point
+	TableVecVector byte = 0x41 // collection, id (8) -> float32 vector | tags
+	TableVecNode   byte = 0x42 // collection, slot (4) -> graph node (links)
+	TableVecCode   byte = 0x43 // collection, slot (4) -> int8 code
 )
 
 // Well-known shards.

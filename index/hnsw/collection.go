@@ -1,0 +1,779 @@
+package hnsw
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/codec"
+	"github.com/flowdb/flowdb/internal/keys"
+	"github.com/flowdb/flowdb/quant"
+	"github.com/flowdb/flowdb/wal"
+)
+
+// Record kinds of vector collections (wal kinds 300-399). Their values are
+// part of the log format.
+const (
+	KindCreate wal.Kind = 300
+	KindInsert wal.Kind = 301
+	KindDelete wal.Kind = 302
+	KindTrain  wal.Kind = 303
+)
+
+// Table tags of vector collections (allocated in internal/keys).
+const (
+	TableDef  = keys.TableVecDef
+	TableVec  = keys.TableVecVector
+	TableNode = keys.TableVecNode
+	TableCode = keys.TableVecCode
+)
+
+// More errors.
+var (
+	// ErrNoCollection: an unknown collection.
+	ErrNoCollection = errors.New("hnsw: no such collection")
+	// ErrExists: a collection of that name exists with another config.
+	ErrExists = errors.New("hnsw: collection exists")
+)
+
+// Limits.
+const (
+	MaxNameSize = 128
+	MaxTags     = 32
+	MaxTagSize  = 128
+	MaxBatch    = 10_000
+)
+
+// Config describes a collection. Zero fields take the defaults.
+type Config struct {
+	Name   string       `json:"name"`
+	Dim    int          `json:"dim"`
+	Metric quant.Metric `json:"metric"`
+	// M (default 16) and EfConstruction (default 200): see Params.
+	M              int `json:"m"`
+	EfConstruction int `json:"ef_construction"`
+	// Ef is the default search ef (default 64).
+	Ef int `json:"ef"`
+	// TrainSize is how many vectors the quantizer is trained on: the graph
+	// is built once the collection holds that many (default 1,000); until
+	// then search is exact over the stored vectors.
+	TrainSize int `json:"train_size"`
+}
+
+func (c Config) withDefaults() Config {
+	p := Params{Dim: c.Dim, Metric: c.Metric, M: c.M, EfConstruction: c.EfConstruction}.withDefaults()
+	c.M, c.EfConstruction = p.M, p.EfConstruction
+	if c.Ef == 0 {
+		c.Ef = 64
+	}
+	if c.TrainSize == 0 {
+		c.TrainSize = 1000
+	}
+	return c
+}
+
+func (c Config) params() Params {
+	return Params{Dim: c.Dim, Metric: c.Metric, M: c.M, EfConstruction: c.EfConstruction}
+}
+
+func (c Config) validate() error {
+	if c.Name == "" || len(c.Name) > MaxNameSize {
+		return fmt.Errorf("%w: collection name of %d bytes", ErrInvalid, len(c.Name))
+	}
+	if c.Ef < 1 || c.Ef > 10_000 || c.TrainSize < 1 || c.TrainSize > 1_000_000 {
+		return fmt.Errorf("%w: ef %d, train size %d", ErrInvalid, c.Ef, c.TrainSize)
+	}
+	return c.params().validate()
+}
+
+func encodeConfig(c Config) codec.Enc {
+	return codec.Enc(nil).S(c.Name).U(uint64(c.Dim)).U(uint64(c.Metric)).U(uint64(c.M)).U(uint64(c.EfConstruction)).
+		U(uint64(c.Ef)).U(uint64(c.TrainSize))
+}
+
+func decodeConfig(d *codec.Dec) Config {
+	return Config{Name: d.S(MaxNameSize), Dim: int(d.U()), Metric: quant.Metric(d.U()), M: int(d.U()),
+		EfConstruction: int(d.U()), Ef: int(d.U()), TrainSize: int(d.U())}
+}
+
+// coll is one collection's in-memory state, kept by apply.
+type coll struct {
+	cfg   Config
+	shard uint32
+	g     *Graph // nil until the quantizer is trained
+	qb    []byte // quantizer parameters (MarshalBinary), nil until trained
+	count int    // stored (live) vectors
+}
+
+// Manager owns the vector collections of one DB. It is safe for concurrent
+// use.
+type Manager struct {
+	d     *db.DB
+	mu    sync.RWMutex // guards colls and each coll's fields (the graph has its own lock)
+	colls map[string]*coll
+}
+
+// Attach registers the collection record kinds and tables with d and loads
+// every collection (graph included) from Pebble. Call it once per DB.
+func Attach(d *db.DB) (*Manager, error) {
+	m := &Manager{d: d, colls: map[string]*coll{}}
+	kinds := []db.KindSpec{
+		{Kind: KindCreate, Name: "vec.create", Reads: true, Apply: m.applyCreate},
+		{Kind: KindInsert, Name: "vec.insert", Reads: true, Apply: m.applyInsert},
+		{Kind: KindDelete, Name: "vec.delete", Reads: true, Apply: m.applyDelete},
+		{Kind: KindTrain, Name: "vec.train", Reads: true, Apply: m.applyTrain},
+	}
+	for i, k := range kinds {
+		var tables []db.TableSpec
+		if i == 0 {
+			tables = tableSpecs()
+		}
+		if err := d.Register(k, tables...); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.load(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func tableSpecs() []db.TableSpec {
+	ok := func(k, v []byte) error { return nil }
+	return []db.TableSpec{
+		{Table: TableDef, Name: "vec.def", Check: func(k, v []byte) error {
+			if _, _, _, err := decodeDef(v); err != nil {
+				return err
+			}
+			return nil
+		}},
+		{Table: TableVec, Name: "vec.vector", Check: ok},
+		{Table: TableNode, Name: "vec.node", Check: ok},
+		{Table: TableCode, Name: "vec.code", Check: ok},
+	}
+}
+
+// ckey builds shard | table | len(name) | name | suffix.
+func ckey(shard uint32, table byte, name string, suffix []byte) []byte {
+	k := keys.AppendPrefix(make([]byte, 0, 16+len(name)+len(suffix)), shard, table)
+	k = append(k, byte(len(name)))
+	k = append(k, name...)
+	return append(k, suffix...)
+}
+
+func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// def value: config | quantizer bytes | entry point + 1.
+func encodeDef(c *coll) []byte {
+	e := encodeConfig(c.cfg).B(c.qb)
+	entry := int64(-1)
+	if c.g != nil {
+		entry = int64(c.g.Entry())
+	}
+	return e.I(entry)
+}
+
+func decodeDef(v []byte) (Config, *quant.Quantizer, int32, error) {
+	d := codec.NewDec(v)
+	cfg := decodeConfig(d)
+	qb := d.B(1 << 20)
+	entry := d.I()
+	if !d.Done() || cfg.validate() != nil || entry < -1 || entry > math.MaxInt32 {
+		return cfg, nil, 0, fmt.Errorf("%w: collection definition", ErrCorrupt)
+	}
+	if len(qb) == 0 {
+		return cfg, nil, int32(entry), nil
+	}
+	q, err := quant.Unmarshal(qb)
+	if err != nil || q.Dim() != cfg.Dim {
+		return cfg, nil, 0, fmt.Errorf("%w: quantizer of %q", ErrCorrupt, cfg.Name)
+	}
+	return cfg, q, int32(entry), nil
+}
+
+// encodeVec is a stored vector: dim float32 (LE) | tags.
+func encodeVec(v []float32, tags [][]byte) []byte {
+	b := make([]byte, 0, 4*len(v)+8)
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+	}
+	return codec.Enc(b).List(tags)
+}
+
+func decodeVec(b []byte, dim int) ([]float32, []string, bool) {
+	if len(b) < 4*dim {
+		return nil, nil, false
+	}
+	v := make([]float32, dim)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	d := codec.NewDec(b[4*dim:])
+	tags := d.Strings(MaxTags, MaxTagSize)
+	return v, tags, d.Done()
+}
+
+func (m *Manager) load() error {
+	p := m.d.Pebble()
+	for s := 0; s < max(m.d.Placement().DataShards, 1); s++ {
+		shard := keys.FirstData + uint32(s)
+		lo, hi := keys.TableRange(shard, TableDef)
+		it, err := p.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			cfg, q, entry, err := decodeDef(it.Value())
+			if err != nil {
+				it.Close()
+				return err
+			}
+			c := &coll{cfg: cfg, shard: shard}
+			if q != nil {
+				c.qb, _ = q.MarshalBinary()
+				if c.g, err = m.loadGraph(p, c, q, entry); err != nil {
+					it.Close()
+					return err
+				}
+				c.count = c.g.Len()
+			} else {
+				c.count, err = countPrefix(p, ckey(shard, TableVec, cfg.Name, nil))
+				if err != nil {
+					it.Close()
+					return err
+				}
+			}
+			m.colls[cfg.Name] = c
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func countPrefix(r pebble.Reader, prefix []byte) (int, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n, it.Close()
+}
+
+// loadGraph reads the node and code tables, in slot order.
+func (m *Manager) loadGraph(r pebble.Reader, c *coll, q *quant.Quantizer, entry int32) (*Graph, error) {
+	read := func(table byte) ([][]byte, error) {
+		prefix := ckey(c.shard, table, c.cfg.Name, nil)
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+		if err != nil {
+			return nil, err
+		}
+		var out [][]byte
+		for ok := it.First(); ok; ok = it.Next() {
+			k := it.Key()[len(prefix):]
+			if len(k) != 4 {
+				it.Close()
+				return nil, fmt.Errorf("%w: slot key of %q", ErrCorrupt, c.cfg.Name)
+			}
+			s := int(binary.BigEndian.Uint32(k))
+			if s < len(out) || s > 1<<31 {
+				it.Close()
+				return nil, fmt.Errorf("%w: slot %d of %q", ErrCorrupt, s, c.cfg.Name)
+			}
+			for len(out) < s {
+				out = append(out, nil)
+			}
+			out = append(out, slices.Clone(it.Value()))
+		}
+		return out, it.Close()
+	}
+	nodes, err := read(TableNode)
+	if err != nil {
+		return nil, err
+	}
+	codes, err := read(TableCode)
+	if err != nil {
+		return nil, err
+	}
+	return Restore(c.cfg.params(), q, entry, nodes, codes)
+}
+
+func rejected(err error) (wal.Result, error) { return wal.Result{Err: err}, nil }
+
+var errBadRecord = fmt.Errorf("%w: vector record", db.ErrBadRecord)
+
+// persist writes the graph nodes changed by the current record, their
+// codes (new nodes) and the definition (entry point).
+// REQUIRES: m.mu held for writing.
+func (m *Manager) persist(tx *db.Tx, c *coll) error {
+	if c.g != nil {
+		for _, s := range c.g.TakeDirty() {
+			nb := c.g.EncodeNode(s)
+			if err := tx.Set(ckey(c.shard, TableNode, c.cfg.Name, be32(s)), nb); err != nil {
+				return err
+			}
+			ck := ckey(c.shard, TableCode, c.cfg.Name, be32(s))
+			if nb[9] == 1 { // deleted: its code goes
+				if err := tx.Delete(ck); err != nil {
+					return err
+				}
+				continue
+			}
+			code := c.g.Code(s)
+			cb := make([]byte, len(code))
+			for i, x := range code {
+				cb[i] = byte(x)
+			}
+			if err := tx.Set(ck, cb); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Set(ckey(c.shard, TableDef, c.cfg.Name, nil), encodeDef(c))
+}
+
+func (m *Manager) applyCreate(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	d := codec.NewDec(rec.Body)
+	cfg := decodeConfig(d)
+	if !d.Done() || cfg.validate() != nil {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.colls[cfg.Name]; c != nil {
+		if c.cfg != cfg {
+			return rejected(fmt.Errorf("%w: %q", ErrExists, cfg.Name))
+		}
+		return wal.Result{}, nil
+	}
+	c := &coll{cfg: cfg, shard: tx.Placement.ShardFor(cfg.Name)}
+	if err := m.persist(tx, c); err != nil {
+		return wal.Result{}, err
+	}
+	m.colls[cfg.Name] = c
+	return wal.Result{N: 1}, nil
+}
+
+type insItem struct {
+	id   uint64
+	v    []float32
+	tags [][]byte
+}
+
+func decodeInsert(body []byte) (string, []insItem, bool) {
+	d := codec.NewDec(body)
+	name, dim, n := d.S(MaxNameSize), d.U(), d.U()
+	if !d.OK || dim == 0 || dim > quant.MaxDim || n == 0 || n > MaxBatch || n*dim*4 > uint64(len(d.P)) {
+		return "", nil, false
+	}
+	items := make([]insItem, n)
+	for i := range items {
+		items[i].id = d.U64()
+		raw := d.B(4 * int(dim))
+		if len(raw) != 4*int(dim) {
+			return "", nil, false
+		}
+		items[i].v = make([]float32, dim)
+		for j := range items[i].v {
+			items[i].v[j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
+		}
+		items[i].tags = d.List(MaxTags, MaxTagSize)
+	}
+	return name, items, d.Done()
+}
+
+func (m *Manager) applyInsert(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	name, items, ok := decodeInsert(rec.Body)
+	if !ok {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.colls[name]
+	if c == nil {
+		return rejected(fmt.Errorf("%w: %q", ErrNoCollection, name))
+	}
+	// Validate every vector before changing anything: a batch applies whole
+	// or not at all.
+	prepared := make([][]float32, len(items))
+	for i, it := range items {
+		v, err := prepare(c.cfg.Dim, c.cfg.Metric, it.v)
+		if err != nil {
+			return rejected(fmt.Errorf("vector %d (id %d): %w", i, it.id, err))
+		}
+		prepared[i] = v
+	}
+	for i, it := range items {
+		vk := ckey(c.shard, TableVec, name, be64(it.id))
+		_, cl, err := tx.Get(vk)
+		switch {
+		case err == nil:
+			cl.Close() // a replacement: the count is unchanged
+		case errors.Is(err, pebble.ErrNotFound):
+			c.count++
+		default:
+			return wal.Result{}, err
+		}
+		if err := tx.Set(vk, encodeVec(prepared[i], it.tags)); err != nil {
+			return wal.Result{}, err
+		}
+		if c.g != nil {
+			if err := c.g.Insert(it.id, prepared[i]); err != nil {
+				return wal.Result{}, err
+			}
+		}
+	}
+	return wal.Result{N: uint64(len(items))}, m.persist(tx, c)
+}
+
+func (m *Manager) applyDelete(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	d := codec.NewDec(rec.Body)
+	name, n := d.S(MaxNameSize), d.U()
+	if !d.OK || n == 0 || n > MaxBatch || n > uint64(len(d.P)) {
+		return rejected(errBadRecord)
+	}
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = d.U64()
+	}
+	if !d.Done() {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.colls[name]
+	if c == nil {
+		return rejected(fmt.Errorf("%w: %q", ErrNoCollection, name))
+	}
+	var done uint64
+	for _, id := range ids {
+		vk := ckey(c.shard, TableVec, name, be64(id))
+		_, cl, err := tx.Get(vk)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue // absent: nothing to delete
+		}
+		if err != nil {
+			return wal.Result{}, err
+		}
+		cl.Close()
+		if err := tx.Delete(vk); err != nil {
+			return wal.Result{}, err
+		}
+		c.count--
+		done++
+		if c.g != nil {
+			if err := c.g.Delete(id); err != nil {
+				return wal.Result{}, err
+			}
+		}
+	}
+	return wal.Result{N: done}, m.persist(tx, c)
+}
+
+func (m *Manager) applyTrain(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	d := codec.NewDec(rec.Body)
+	name, qb := d.S(MaxNameSize), d.B(1<<20)
+	if !d.Done() {
+		return rejected(errBadRecord)
+	}
+	q, err := quant.Unmarshal(qb)
+	if err != nil {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.colls[name]
+	if c == nil {
+		return rejected(fmt.Errorf("%w: %q", ErrNoCollection, name))
+	}
+	if c.g != nil {
+		return wal.Result{}, nil // trained already: the first train record wins
+	}
+	if q.Dim() != c.cfg.Dim {
+		return rejected(errBadRecord)
+	}
+	g, err := NewGraph(c.cfg.params(), q)
+	if err != nil {
+		return rejected(err)
+	}
+	// Build from the stored vectors in id order.
+	prefix := ckey(c.shard, TableVec, name, nil)
+	it, err := tx.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+	if err != nil {
+		return wal.Result{}, err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		id := binary.BigEndian.Uint64(it.Key()[len(prefix):])
+		v, _, ok := decodeVec(it.Value(), c.cfg.Dim)
+		if !ok {
+			it.Close()
+			return wal.Result{}, fmt.Errorf("%w: vector %d of %q", ErrCorrupt, id, name)
+		}
+		if err := g.Insert(id, v); err != nil {
+			it.Close()
+			return wal.Result{}, err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return wal.Result{}, err
+	}
+	c.g, c.qb = g, qb
+	return wal.Result{N: 1}, m.persist(tx, c)
+}
+
+// ---- the API ---------------------------------------------------------------
+
+func (m *Manager) propose(ctx context.Context, kind wal.Kind, body []byte) (wal.Result, error) {
+	return m.d.Propose(ctx, wal.Record{Kind: kind, Body: body})
+}
+
+// Create creates a collection (idempotent for the same config).
+func (m *Manager) Create(ctx context.Context, c Config) error {
+	c = c.withDefaults()
+	if err := c.validate(); err != nil {
+		return err
+	}
+	_, err := m.propose(ctx, KindCreate, encodeConfig(c))
+	return err
+}
+
+func (m *Manager) get(name string) (*coll, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c := m.colls[name]
+	if c == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNoCollection, name)
+	}
+	return c, nil
+}
+
+// Vector is a vector to insert.
+type Vector struct {
+	ID     uint64
+	Values []float32
+	Tags   []string
+}
+
+// Upsert inserts vectors, replacing any with the same id, in one record (all
+// or none). Once the collection holds TrainSize vectors, the quantizer is
+// trained on the first TrainSize of them (by id) and the graph built.
+func (m *Manager) Upsert(ctx context.Context, name string, vs []Vector) error {
+	c, err := m.get(name)
+	if err != nil {
+		return err
+	}
+	if len(vs) == 0 || len(vs) > MaxBatch {
+		return fmt.Errorf("%w: batch of %d", ErrInvalid, len(vs))
+	}
+	e := codec.Enc(nil).S(name).U(uint64(c.cfg.Dim)).U(uint64(len(vs)))
+	for i, v := range vs {
+		if _, err := prepare(c.cfg.Dim, c.cfg.Metric, v.Values); err != nil {
+			return fmt.Errorf("vector %d (id %d): %w", i, v.ID, err)
+		}
+		if len(v.Tags) > MaxTags {
+			return fmt.Errorf("%w: %d tags", ErrInvalid, len(v.Tags))
+		}
+		raw := make([]byte, 0, 4*len(v.Values))
+		for _, x := range v.Values {
+			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(x))
+		}
+		tags := make([][]byte, len(v.Tags))
+		for j, t := range v.Tags {
+			if t == "" || len(t) > MaxTagSize {
+				return fmt.Errorf("%w: tag of %d bytes", ErrInvalid, len(t))
+			}
+			tags[j] = []byte(t)
+		}
+		e = e.U64(v.ID).B(raw).List(tags)
+	}
+	if _, err := m.propose(ctx, KindInsert, e); err != nil {
+		return err
+	}
+	return m.maybeTrain(ctx, name)
+}
+
+// maybeTrain trains the quantizer once the collection is big enough: the
+// proposer reads the sample and trains; the parameters travel in a train
+// record, so every replica builds the same graph.
+func (m *Manager) maybeTrain(ctx context.Context, name string) error {
+	m.mu.RLock()
+	c := m.colls[name]
+	need := c != nil && c.g == nil && c.count >= c.cfg.TrainSize
+	m.mu.RUnlock()
+	if !need {
+		return nil
+	}
+	prefix := ckey(c.shard, TableVec, name, nil)
+	it, err := m.d.Pebble().NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	var sample [][]float32
+	for ok := it.First(); ok && len(sample) < c.cfg.TrainSize; ok = it.Next() {
+		if v, _, ok := decodeVec(it.Value(), c.cfg.Dim); ok {
+			sample = append(sample, v)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	q, err := quant.Train(sample, quant.Options{})
+	if err != nil {
+		return err
+	}
+	qb, _ := q.MarshalBinary()
+	_, err = m.propose(ctx, KindTrain, codec.Enc(nil).S(name).B(qb))
+	return err
+}
+
+// Delete removes vectors by id (absent ids are ignored); it returns how
+// many it removed.
+func (m *Manager) Delete(ctx context.Context, name string, ids []uint64) (int, error) {
+	if _, err := m.get(name); err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 || len(ids) > MaxBatch {
+		return 0, fmt.Errorf("%w: %d ids", ErrInvalid, len(ids))
+	}
+	e := codec.Enc(nil).S(name).U(uint64(len(ids)))
+	for _, id := range ids {
+		e = e.U64(id)
+	}
+	res, err := m.propose(ctx, KindDelete, e)
+	return int(res.N), err
+}
+
+// Hit is a search result.
+type Hit struct {
+	ID       uint64   `json:"id"`
+	Distance float32  `json:"distance"`
+	Tags     []string `json:"tags,omitempty"`
+}
+
+// SearchOptions tune Search. Zero fields take the collection's defaults.
+type SearchOptions struct {
+	// Ef is the candidate list size (default the collection's Ef).
+	Ef int
+}
+
+// Search returns the k nearest vectors to query, nearest first, with
+// their exact distances and tags: the graph is traversed on int8 codes and
+// the max(ef, k) candidates re-ranked with the float32 vectors stored in
+// Pebble. Before the quantizer is trained the search is exact.
+func (m *Manager) Search(ctx context.Context, name string, query []float32, k int, o SearchOptions) ([]Hit, error) {
+	c, err := m.get(name)
+	if err != nil {
+		return nil, err
+	}
+	if k <= 0 {
+		return nil, fmt.Errorf("%w: k %d", ErrInvalid, k)
+	}
+	qv, err := prepare(c.cfg.Dim, c.cfg.Metric, query)
+	if err != nil {
+		return nil, err
+	}
+	ef := o.Ef
+	if ef == 0 {
+		ef = c.cfg.Ef
+	}
+	m.mu.RLock()
+	g := c.g
+	m.mu.RUnlock()
+	r := m.d.Pebble()
+	var hits []Hit
+	if g == nil {
+		prefix := ckey(c.shard, TableVec, name, nil)
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+		if err != nil {
+			return nil, err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			v, tags, ok := decodeVec(it.Value(), c.cfg.Dim)
+			if !ok {
+				continue
+			}
+			hits = append(hits, Hit{binary.BigEndian.Uint64(it.Key()[len(prefix):]), c.cfg.Metric.Exact(qv, v), tags})
+		}
+		if err := it.Close(); err != nil {
+			return nil, err
+		}
+	} else {
+		cands, err := g.Search(qv, max(ef, k), max(ef, k), nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, cd := range cands {
+			val, cl, err := r.Get(ckey(c.shard, TableVec, name, be64(cd.ID)))
+			if errors.Is(err, pebble.ErrNotFound) {
+				continue // deleted since the traversal
+			}
+			if err != nil {
+				return nil, err
+			}
+			v, tags, ok := decodeVec(val, c.cfg.Dim)
+			cl.Close()
+			if ok {
+				hits = append(hits, Hit{cd.ID, c.cfg.Metric.Exact(qv, v), tags})
+			}
+		}
+	}
+	sort.Slice(hits, func(i, j int) bool {
+		if hits[i].Distance != hits[j].Distance {
+			return hits[i].Distance < hits[j].Distance
+		}
+		return hits[i].ID < hits[j].ID
+	})
+	return hits[:min(k, len(hits))], nil
+}
+
+// Stats describes a collection.
+type Stats struct {
+	Config  Config `json:"config"`
+	Vectors int    `json:"vectors"`
+	Trained bool   `json:"trained"`
+}
+
+// Stats returns a collection's config and size.
+func (m *Manager) Stats(name string) (Stats, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c := m.colls[name]
+	if c == nil {
+		return Stats{}, fmt.Errorf("%w: %q", ErrNoCollection, name)
+	}
+	return Stats{Config: c.cfg, Vectors: c.count, Trained: c.g != nil}, nil
+}
+
+// Collections lists the collection names, sorted.
+func (m *Manager) Collections() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, 0, len(m.colls))
+	for n := range m.colls {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// graphBytes is the canonical encoding of a collection's graph (tests).
+func (m *Manager) graphBytes(name string) []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if c := m.colls[name]; c != nil && c.g != nil {
+		return c.g.Marshal()
+	}
+	return nil
+}

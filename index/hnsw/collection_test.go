@@ -1,0 +1,235 @@
+package hnsw
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/keys"
+	"github.com/flowdb/flowdb/quant"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func openColl(t testing.TB, fs vfs.FS) (*db.DB, *Manager) {
+	t.Helper()
+	d, err := db.Open("/v", &db.Options{FS: fs, Logger: quiet, TTLReapInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Attach(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, m
+}
+
+// ops applies a fixed mix of operations: batches of upserts past the
+// training threshold, replacements, deletes.
+func ops(t testing.TB, m *Manager, vs [][]float32) {
+	t.Helper()
+	ctx := context.Background()
+	if err := m.Create(ctx, Config{Name: "mem", Dim: len(vs[0]), Metric: quant.L2, TrainSize: 400}); err != nil {
+		t.Fatal(err)
+	}
+	for lo := 0; lo < len(vs); lo += 100 {
+		var batch []Vector
+		for i := lo; i < min(lo+100, len(vs)); i++ {
+			batch = append(batch, Vector{ID: uint64(i + 1), Values: vs[i], Tags: []string{[]string{"a", "b"}[i%2]}})
+		}
+		if err := m.Upsert(ctx, "mem", batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Upsert(ctx, "mem", []Vector{{ID: 5, Values: vs[9]}}); err != nil { // replace
+		t.Fatal(err)
+	}
+	var del []uint64
+	for i := 10; i < 200; i += 7 {
+		del = append(del, uint64(i))
+	}
+	if n, err := m.Delete(ctx, "mem", del); err != nil || n != len(del) {
+		t.Fatalf("deleted %d (%v), want %d", n, err, len(del))
+	}
+}
+
+func tableDump(t testing.TB, d *db.DB) []byte {
+	t.Helper()
+	var out []byte
+	for _, table := range []byte{TableDef, TableVec, TableNode, TableCode} {
+		lo, hi := keys.TableRange(keys.FirstData, table)
+		it, err := d.Pebble().NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			out = append(append(out, it.Key()...), it.Value()...)
+		}
+		it.Close()
+	}
+	return out
+}
+
+// TestCollectionDeterministic: two stores that apply the same operations
+// hold byte-identical collection tables and graphs.
+func TestCollectionDeterministic(t *testing.T) {
+	vs := clustered(11, 1200, 10, 24)
+	var dumps, graphs [][]byte
+	for range 2 {
+		d, m := openColl(t, vfs.NewMem())
+		ops(t, m, vs)
+		dumps = append(dumps, tableDump(t, d))
+		graphs = append(graphs, m.graphBytes("mem"))
+		d.Close()
+	}
+	if len(graphs[0]) == 0 || !bytes.Equal(graphs[0], graphs[1]) {
+		t.Fatal("graphs differ (or no graph was built)")
+	}
+	if !bytes.Equal(dumps[0], dumps[1]) {
+		t.Fatal("collection tables differ")
+	}
+}
+
+// TestCollectionPersistence: the graph, vectors and tags survive a reopen
+// and a crash (acknowledged writes are durable) and load without a
+// rebuild; searches answer the same.
+func TestCollectionPersistence(t *testing.T) {
+	vs := clustered(12, 1500, 12, 32)
+	fs := vfs.NewCrashableMem()
+	d, m := openColl(t, fs)
+	ops(t, m, vs)
+	before := m.graphBytes("mem")
+	queries := clustered(13, 20, 12, 32)
+	var want [][]Hit
+	for _, q := range queries {
+		h, err := m.Search(context.Background(), "mem", q, 10, SearchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, h)
+	}
+	st, _ := m.Stats("mem")
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{})
+	d.Close()
+	for _, f := range []vfs.FS{fs, crashed} {
+		d2, m2 := openColl(t, f)
+		if !bytes.Equal(m2.graphBytes("mem"), before) {
+			t.Fatal("graph differs after reopen")
+		}
+		if st2, _ := m2.Stats("mem"); st2 != st || !st2.Trained {
+			t.Fatalf("stats %+v, before %+v", st2, st)
+		}
+		for i, q := range queries {
+			h, err := m2.Search(context.Background(), "mem", q, 10, SearchOptions{})
+			if err != nil || !slices.EqualFunc(h, want[i], func(a, b Hit) bool {
+				return a.ID == b.ID && a.Distance == b.Distance && slices.Equal(a.Tags, b.Tags)
+			}) {
+				t.Fatalf("query %d after reopen: %v %v, want %v", i, h, err, want[i])
+			}
+		}
+		d2.Close()
+	}
+}
+
+// TestCollectionSearch: re-ranked search finds each stored vector as its own
+// nearest neighbor, never returns deleted ids or duplicates, and is exact
+// before training.
+func TestCollectionSearch(t *testing.T) {
+	vs := clustered(14, 1000, 10, 16)
+	d, m := openColl(t, vfs.NewMem())
+	defer d.Close()
+	ctx := context.Background()
+	if err := m.Create(ctx, Config{Name: "c", Dim: 16, Metric: quant.Cosine, TrainSize: 500}); err != nil {
+		t.Fatal(err)
+	}
+	// Before training: exact.
+	var batch []Vector
+	for i := range 300 {
+		batch = append(batch, Vector{ID: uint64(i), Values: vs[i]})
+	}
+	if err := m.Upsert(ctx, "c", batch); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := m.Stats("c"); st.Trained || st.Vectors != 300 {
+		t.Fatalf("stats %+v", st)
+	}
+	h, err := m.Search(ctx, "c", vs[7], 3, SearchOptions{})
+	if err != nil || h[0].ID != 7 || math.Abs(float64(h[0].Distance)) > 1e-6 {
+		t.Fatalf("exact search: %v %v", h, err)
+	}
+	batch = batch[:0]
+	for i := 300; i < len(vs); i++ {
+		batch = append(batch, Vector{ID: uint64(i), Values: vs[i]})
+	}
+	if err := m.Upsert(ctx, "c", batch); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := m.Stats("c"); !st.Trained || st.Vectors != len(vs) {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, err := m.Delete(ctx, "c", []uint64{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for i := 4; i < len(vs); i += 10 {
+		h, err := m.Search(ctx, "c", vs[i], 10, SearchOptions{})
+		if err != nil || len(h) != 10 {
+			t.Fatalf("search %d: %d hits, %v", i, len(h), err)
+		}
+		seen := map[uint64]bool{}
+		for _, x := range h {
+			if seen[x.ID] || x.ID == 1 || x.ID == 2 || x.ID == 3 {
+				t.Fatalf("bad hit %d in %v", x.ID, h)
+			}
+			seen[x.ID] = true
+		}
+		if h[0].ID == uint64(i) {
+			found++
+		}
+	}
+	if found < 95*len(vs)/1000 {
+		t.Fatalf("a stored vector was its own nearest neighbor %d times of %d", found, len(vs)/10)
+	}
+}
+
+// TestCollectionBadInput: typed errors, and nothing changes.
+func TestCollectionBadInput(t *testing.T) {
+	d, m := openColl(t, vfs.NewMem())
+	defer d.Close()
+	ctx := context.Background()
+	if err := m.Create(ctx, Config{Name: "c", Dim: 4, Metric: quant.Cosine}); err != nil {
+		t.Fatal(err)
+	}
+	nan := float32(math.NaN())
+	for _, c := range []struct {
+		err, want error
+	}{
+		{m.Upsert(ctx, "nope", []Vector{{ID: 1, Values: []float32{1, 2, 3, 4}}}), ErrNoCollection},
+		{m.Upsert(ctx, "c", []Vector{{ID: 1, Values: []float32{1, 2, 3}}}), ErrDimension},
+		{m.Upsert(ctx, "c", []Vector{{ID: 1, Values: []float32{1, nan, 3, 4}}}), ErrNotFinite},
+		{m.Upsert(ctx, "c", []Vector{{ID: 1, Values: []float32{0, 0, 0, 0}}}), ErrZeroVector},
+		{m.Create(ctx, Config{Name: "c", Dim: 5, Metric: quant.Cosine}), ErrExists},
+		{m.Create(ctx, Config{Name: "", Dim: 5}), ErrInvalid},
+		{searchErrC(m, "c", []float32{1, 2, 3, 4}, 0), ErrInvalid},
+		{searchErrC(m, "nope", []float32{1, 2, 3, 4}, 1), ErrNoCollection},
+	} {
+		if !errors.Is(c.err, c.want) {
+			t.Errorf("%v, want %v", c.err, c.want)
+		}
+	}
+	if st, _ := m.Stats("c"); st.Vectors != 0 {
+		t.Fatalf("rejected inputs stored %d vectors", st.Vectors)
+	}
+}
+
+func searchErrC(m *Manager, name string, q []float32, k int) error {
+	_, err := m.Search(context.Background(), name, q, k, SearchOptions{})
+	return err
+}
