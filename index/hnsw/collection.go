@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/RoaringBitmap/roaring/v2/roaring64"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/codec"
@@ -33,6 +34,7 @@ const (
 	TableVec  = keys.TableVecVector
 	TableNode = keys.TableVecNode
 	TableCode = keys.TableVecCode
+	TableTag  = keys.TableVecTag
 )
 
 // More errors.
@@ -110,6 +112,46 @@ type coll struct {
 	g     *Graph // nil until the quantizer is trained
 	qb    []byte // quantizer parameters (MarshalBinary), nil until trained
 	count int    // stored (live) vectors
+	tags  map[string]*roaring64.Bitmap
+}
+
+func (c *coll) tag(t string) *roaring64.Bitmap {
+	if c.tags == nil {
+		c.tags = map[string]*roaring64.Bitmap{}
+	}
+	b := c.tags[t]
+	if b == nil {
+		b = roaring64.New()
+		c.tags[t] = b
+	}
+	return b
+}
+
+func tagKey(shard uint32, name string, tag []byte, id uint64) []byte {
+	return ckey(shard, TableTag, name, binary.BigEndian.AppendUint64(append([]byte{byte(len(tag))}, tag...), id))
+}
+
+// setTags replaces id's tags (old -> new) in the index and the bitmaps.
+// REQUIRES: m.mu held for writing.
+func (c *coll) setTags(tx *db.Tx, id uint64, old []string, new [][]byte) error {
+	for _, t := range old {
+		if err := tx.Delete(tagKey(c.shard, c.cfg.Name, []byte(t), id)); err != nil {
+			return err
+		}
+		if b := c.tags[t]; b != nil {
+			b.Remove(id)
+			if b.IsEmpty() {
+				delete(c.tags, t)
+			}
+		}
+	}
+	for _, t := range new {
+		if err := tx.Set(tagKey(c.shard, c.cfg.Name, t, id), nil); err != nil {
+			return err
+		}
+		c.tag(string(t)).Add(id)
+	}
+	return nil
 }
 
 // Manager owns the vector collections of one DB. It is safe for concurrent
@@ -157,6 +199,7 @@ func tableSpecs() []db.TableSpec {
 		{Table: TableVec, Name: "vec.vector", Check: ok},
 		{Table: TableNode, Name: "vec.node", Check: ok},
 		{Table: TableCode, Name: "vec.code", Check: ok},
+		{Table: TableTag, Name: "vec.tag", Check: ok},
 	}
 }
 
@@ -251,6 +294,10 @@ func (m *Manager) load() error {
 					return err
 				}
 			}
+			if err := loadTags(p, c); err != nil {
+				it.Close()
+				return err
+			}
 			m.colls[cfg.Name] = c
 		}
 		if err := it.Close(); err != nil {
@@ -258,6 +305,24 @@ func (m *Manager) load() error {
 		}
 	}
 	return nil
+}
+
+// loadTags rebuilds the tag bitmaps from the tag index.
+func loadTags(r pebble.Reader, c *coll) error {
+	prefix := ckey(c.shard, TableTag, c.cfg.Name, nil)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()[len(prefix):]
+		if len(k) < 1 || len(k) != 1+int(k[0])+8 {
+			it.Close()
+			return fmt.Errorf("%w: tag entry of %q", ErrCorrupt, c.cfg.Name)
+		}
+		c.tag(string(k[1 : 1+k[0]])).Add(binary.BigEndian.Uint64(k[1+k[0]:]))
+	}
+	return it.Close()
 }
 
 func countPrefix(r pebble.Reader, prefix []byte) (int, error) {
@@ -417,16 +482,21 @@ func (m *Manager) applyInsert(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	}
 	for i, it := range items {
 		vk := ckey(c.shard, TableVec, name, be64(it.id))
-		_, cl, err := tx.Get(vk)
+		old, cl, err := tx.Get(vk)
+		var oldTags []string
 		switch {
-		case err == nil:
-			cl.Close() // a replacement: the count is unchanged
+		case err == nil: // a replacement: the count is unchanged
+			_, oldTags, _ = decodeVec(old, c.cfg.Dim)
+			cl.Close()
 		case errors.Is(err, pebble.ErrNotFound):
 			c.count++
 		default:
 			return wal.Result{}, err
 		}
 		if err := tx.Set(vk, encodeVec(prepared[i], it.tags)); err != nil {
+			return wal.Result{}, err
+		}
+		if err := c.setTags(tx, it.id, oldTags, it.tags); err != nil {
 			return wal.Result{}, err
 		}
 		if c.g != nil {
@@ -460,15 +530,19 @@ func (m *Manager) applyDelete(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	var done uint64
 	for _, id := range ids {
 		vk := ckey(c.shard, TableVec, name, be64(id))
-		_, cl, err := tx.Get(vk)
+		old, cl, err := tx.Get(vk)
 		if errors.Is(err, pebble.ErrNotFound) {
 			continue // absent: nothing to delete
 		}
 		if err != nil {
 			return wal.Result{}, err
 		}
+		_, oldTags, _ := decodeVec(old, c.cfg.Dim)
 		cl.Close()
 		if err := tx.Delete(vk); err != nil {
+			return wal.Result{}, err
+		}
+		if err := c.setTags(tx, id, oldTags, nil); err != nil {
 			return wal.Result{}, err
 		}
 		c.count--
@@ -666,12 +740,24 @@ type Hit struct {
 type SearchOptions struct {
 	// Ef is the candidate list size (default the collection's Ef).
 	Ef int
+	// Tags, if set, restrict the search to vectors that carry every one
+	// of them.
+	Tags []string
 }
+
+// ExactFilterMax is the largest filtered set searched by an exact scan
+// (each allowed vector read and compared) rather than through the graph.
+const ExactFilterMax = 2048
 
 // Search returns the k nearest vectors to query, nearest first, with
 // their exact distances and tags: the graph is traversed on int8 codes and
 // the max(ef, k) candidates re-ranked with the float32 vectors stored in
-// Pebble. Before the quantizer is trained the search is exact.
+// Pebble. Before the quantizer is trained the search is exact. With a tag
+// filter, a small allowed set (at most ExactFilterMax) is scanned exactly;
+// a larger one is searched through the graph with ef widened by the
+// filter's selectivity, and scanned exactly if that finds fewer than
+// min(k, allowed) vectors. It never returns fewer than min(k, matching
+// vectors) results, nor an id twice.
 func (m *Manager) Search(ctx context.Context, name string, query []float32, k int, o SearchOptions) ([]Hit, error) {
 	c, err := m.get(name)
 	if err != nil {
@@ -689,11 +775,53 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 		ef = c.cfg.Ef
 	}
 	m.mu.RLock()
-	g := c.g
+	g, count := c.g, c.count
+	var allowed *roaring64.Bitmap
+	for i, t := range o.Tags {
+		b := c.tags[t]
+		switch {
+		case b == nil:
+			allowed = roaring64.New()
+		case i == 0:
+			allowed = b.Clone()
+		default:
+			allowed.And(b)
+		}
+		if allowed.IsEmpty() {
+			break
+		}
+	}
 	m.mu.RUnlock()
 	r := m.d.Pebble()
 	var hits []Hit
-	if g == nil {
+	exactOver := func(ids *roaring64.Bitmap) error {
+		hits = hits[:0]
+		it := ids.Iterator()
+		for it.HasNext() {
+			id := it.Next()
+			val, cl, err := r.Get(ckey(c.shard, TableVec, name, be64(id)))
+			if errors.Is(err, pebble.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			v, tags, ok := decodeVec(val, c.cfg.Dim)
+			cl.Close()
+			if ok {
+				hits = append(hits, Hit{id, c.cfg.Metric.Exact(qv, v), tags})
+			}
+		}
+		return nil
+	}
+	switch {
+	case allowed != nil && allowed.IsEmpty():
+		return []Hit{}, nil
+	case allowed != nil && (g == nil || allowed.GetCardinality() <= ExactFilterMax):
+		if err := exactOver(allowed); err != nil {
+			return nil, err
+		}
+	case g == nil:
 		prefix := ckey(c.shard, TableVec, name, nil)
 		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 		if err != nil {
@@ -709,8 +837,16 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 		if err := it.Close(); err != nil {
 			return nil, err
 		}
-	} else {
-		cands, err := g.Search(qv, max(ef, k), max(ef, k), nil)
+	default:
+		width := max(ef, k)
+		var allow func(uint64) bool
+		if allowed != nil {
+			allow = allowed.Contains
+			// Widen by the selectivity: about width allowed vectors among
+			// the candidates.
+			width = min(width*count/max(int(allowed.GetCardinality()), 1)+width, 4*ExactFilterMax)
+		}
+		cands, err := g.Search(qv, width, width, allow)
 		if err != nil {
 			return nil, err
 		}
@@ -726,6 +862,11 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 			cl.Close()
 			if ok {
 				hits = append(hits, Hit{cd.ID, c.cfg.Metric.Exact(qv, v), tags})
+			}
+		}
+		if allowed != nil && uint64(len(hits)) < min(uint64(k), allowed.GetCardinality()) {
+			if err := exactOver(allowed); err != nil { // the graph fell short: scan
+				return nil, err
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -63,7 +64,7 @@ func ops(t testing.TB, m *Manager, vs [][]float32) {
 func tableDump(t testing.TB, d *db.DB) []byte {
 	t.Helper()
 	var out []byte
-	for _, table := range []byte{TableDef, TableVec, TableNode, TableCode} {
+	for _, table := range []byte{TableDef, TableVec, TableNode, TableCode, TableTag} {
 		lo, hi := keys.TableRange(keys.FirstData, table)
 		it, err := d.Pebble().NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
@@ -125,6 +126,10 @@ func TestCollectionPersistence(t *testing.T) {
 		}
 		if st2, _ := m2.Stats("mem"); st2 != st || !st2.Trained {
 			t.Fatalf("stats %+v, before %+v", st2, st)
+		}
+		// The tag bitmaps are rebuilt from the tag index.
+		if h, err := m2.Search(context.Background(), "mem", vs[102], 5, SearchOptions{Tags: []string{"a"}}); err != nil || len(h) != 5 || h[0].ID != 103 {
+			t.Fatalf("filtered search after reopen: %v %v", h, err)
 		}
 		for i, q := range queries {
 			h, err := m2.Search(context.Background(), "mem", q, 10, SearchOptions{})
@@ -232,4 +237,96 @@ func TestCollectionBadInput(t *testing.T) {
 func searchErrC(m *Manager, name string, q []float32, k int) error {
 	_, err := m.Search(context.Background(), name, q, k, SearchOptions{})
 	return err
+}
+
+// TestFilteredSearch: filters matching 0.1% to 100% of the vectors return
+// min(k, matches) results, all matching, no duplicates, and agree with
+// brute force over the matching vectors (exactly when the set is small).
+func TestFilteredSearch(t *testing.T) {
+	const n = 5000
+	vs := clustered(15, n, 20, 16)
+	d, m := openColl(t, vfs.NewMem())
+	defer d.Close()
+	ctx := context.Background()
+	if err := m.Create(ctx, Config{Name: "f", Dim: 16, Metric: quant.L2, TrainSize: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	mods := []int{1000, 100, 10, 2, 1} // 0.1%, 1%, 10%, 50%, 100%
+	for lo := 0; lo < n; lo += 500 {
+		var batch []Vector
+		for i := lo; i < lo+500; i++ {
+			var tags []string
+			for _, md := range mods {
+				if i%md == 0 {
+					tags = append(tags, "m"+strconv.Itoa(md))
+				}
+			}
+			batch = append(batch, Vector{ID: uint64(i), Values: vs[i], Tags: tags})
+		}
+		if err := m.Upsert(ctx, "f", batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queries := clustered(16, 20, 20, 16)
+	for _, md := range mods {
+		tag := "m" + strconv.Itoa(md)
+		matches := (n + md - 1) / md
+		hit, total := 0, 0
+		for _, q := range queries {
+			res, err := m.Search(ctx, "f", q, 10, SearchOptions{Tags: []string{tag}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) != min(10, matches) {
+				t.Fatalf("%s: %d results, want %d", tag, len(res), min(10, matches))
+			}
+			var exact []Hit
+			for i := 0; i < n; i += md {
+				exact = append(exact, Hit{ID: uint64(i), Distance: quant.L2.Exact(q, vs[i])})
+			}
+			slices.SortFunc(exact, func(a, b Hit) int {
+				if a.Distance < b.Distance {
+					return -1
+				}
+				return 1
+			})
+			want := map[uint64]bool{}
+			for _, h := range exact[:min(10, len(exact))] {
+				want[h.ID] = true
+			}
+			seen := map[uint64]bool{}
+			for _, h := range res {
+				if int(h.ID)%md != 0 || seen[h.ID] || !slices.Contains(h.Tags, tag) {
+					t.Fatalf("%s: bad result %+v", tag, h)
+				}
+				seen[h.ID] = true
+				if want[h.ID] {
+					hit++
+				}
+			}
+			total += len(res)
+		}
+		recall := float64(hit) / float64(total)
+		t.Logf("filter %s (%d of %d vectors): recall@10 %.3f", tag, matches, n, recall)
+		floor := 0.95
+		if matches <= ExactFilterMax {
+			floor = 1
+		}
+		if recall < floor {
+			t.Fatalf("%s: recall %.3f below %.2f", tag, recall, floor)
+		}
+	}
+	// An unknown tag matches nothing; replacing a vector moves its tags.
+	if res, err := m.Search(ctx, "f", queries[0], 10, SearchOptions{Tags: []string{"nope"}}); err != nil || len(res) != 0 {
+		t.Fatalf("unknown tag: %v %v", res, err)
+	}
+	if err := m.Upsert(ctx, "f", []Vector{{ID: 0, Values: vs[0], Tags: []string{"moved"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := m.Search(ctx, "f", vs[0], 10, SearchOptions{Tags: []string{"moved"}}); len(res) != 1 || res[0].ID != 0 {
+		t.Fatalf("moved tag: %v", res)
+	}
+	if res, _ := m.Search(ctx, "f", vs[0], 1, SearchOptions{Tags: []string{"m1000"}}); len(res) != 1 || res[0].ID == 0 {
+		t.Fatalf("old tag still finds the replaced vector: %v", res)
+	}
 }

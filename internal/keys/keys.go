@@ -54,6 +54,7 @@ const (
 	TableVecVector byte = 0x41 // collection, id (8) -> float32 vector | tags
 	TableVecNode   byte = 0x42 // collection, slot (4) -> graph node (links)
 	TableVecCode   byte = 0x43 // collection, slot (4) -> int8 code
+	TableVecTag    byte = 0x44 // collection, len(tag) | tag | id (8) (tag index)
 )
 
 // Well-known shards.
