@@ -26,6 +26,7 @@ const (
 	KindInsert wal.Kind = 301
 	KindDelete wal.Kind = 302
 	KindTrain  wal.Kind = 303
+	KindDrop   wal.Kind = 304
 )
 
 // Table tags of vector collections (allocated in internal/keys).
@@ -171,6 +172,7 @@ func Attach(d *db.DB) (*Manager, error) {
 		{Kind: KindInsert, Name: "vec.insert", Reads: true, Apply: m.applyInsert},
 		{Kind: KindDelete, Name: "vec.delete", Reads: true, Apply: m.applyDelete},
 		{Kind: KindTrain, Name: "vec.train", Reads: true, Apply: m.applyTrain},
+		{Kind: KindDrop, Name: "vec.drop", Apply: m.applyDrop},
 	}
 	for i, k := range kinds {
 		var tables []db.TableSpec
@@ -917,4 +919,62 @@ func (m *Manager) graphBytes(name string) []byte {
 		return c.g.Marshal()
 	}
 	return nil
+}
+
+func (m *Manager) applyDrop(tx *db.Tx, rec wal.Record) (wal.Result, error) {
+	d := codec.NewDec(rec.Body)
+	name := d.S(MaxNameSize)
+	if !d.Done() {
+		return rejected(errBadRecord)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.colls[name]
+	if c == nil {
+		return rejected(fmt.Errorf("%w: %q", ErrNoCollection, name))
+	}
+	for _, table := range []byte{TableDef, TableVec, TableNode, TableCode, TableTag} {
+		prefix := ckey(c.shard, table, name, nil)
+		if table == TableDef {
+			if err := tx.Delete(prefix); err != nil {
+				return wal.Result{}, err
+			}
+			continue
+		}
+		if err := tx.DeleteRange(prefix, keys.PrefixEnd(prefix)); err != nil {
+			return wal.Result{}, err
+		}
+	}
+	delete(m.colls, name)
+	return wal.Result{N: 1}, nil
+}
+
+// Drop deletes a collection and everything in it.
+func (m *Manager) Drop(ctx context.Context, name string) error {
+	if _, err := m.get(name); err != nil {
+		return err
+	}
+	_, err := m.propose(ctx, KindDrop, codec.Enc(nil).S(name))
+	return err
+}
+
+// Get returns the stored vector (normalized under cosine) and tags of id.
+func (m *Manager) Get(name string, id uint64) (Vector, error) {
+	c, err := m.get(name)
+	if err != nil {
+		return Vector{}, err
+	}
+	val, cl, err := m.d.Pebble().Get(ckey(c.shard, TableVec, name, be64(id)))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Vector{}, fmt.Errorf("%w: vector %d in %q", ErrNotFound, id, name)
+	}
+	if err != nil {
+		return Vector{}, err
+	}
+	defer cl.Close()
+	v, tags, ok := decodeVec(val, c.cfg.Dim)
+	if !ok {
+		return Vector{}, fmt.Errorf("%w: vector %d of %q", ErrCorrupt, id, name)
+	}
+	return Vector{ID: id, Values: v, Tags: tags}, nil
 }

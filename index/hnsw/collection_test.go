@@ -330,3 +330,31 @@ func TestFilteredSearch(t *testing.T) {
 		t.Fatalf("old tag still finds the replaced vector: %v", res)
 	}
 }
+
+// TestGetAndDrop: Get returns what was stored; Drop removes every key of
+// the collection, and it is gone after a reopen.
+func TestGetAndDrop(t *testing.T) {
+	fs := vfs.NewMem()
+	d, m := openColl(t, fs)
+	vs := clustered(17, 600, 5, 8)
+	ops(t, m, vs)
+	v, err := m.Get("mem", 3)
+	if err != nil || !slices.Equal(v.Values, vs[2]) || !slices.Equal(v.Tags, []string{"a"}) {
+		t.Fatalf("get: %+v %v", v, err)
+	}
+	if _, err := m.Get("mem", 10); !errors.Is(err, ErrNotFound) { // deleted by ops
+		t.Fatalf("get deleted: %v", err)
+	}
+	if err := m.Drop(context.Background(), "mem"); err != nil {
+		t.Fatal(err)
+	}
+	if dump := tableDump(t, d); len(dump) != 0 {
+		t.Fatalf("drop left %d bytes of keys", len(dump))
+	}
+	d.Close()
+	d, m = openColl(t, fs)
+	defer d.Close()
+	if _, err := m.Stats("mem"); !errors.Is(err, ErrNoCollection) || len(m.Collections()) != 0 {
+		t.Fatalf("after drop and reopen: %v %v", err, m.Collections())
+	}
+}

@@ -152,7 +152,7 @@ func (a *app) restoreCmd() *cobra.Command {
 			}
 			p, done := a.progress("restore")
 			rep, err := db.Restore(context.Background(), from, a.dir,
-				&db.RestoreOptions{Attach: func(d *db.DB) error { _, _, err := attach(d); return err }}, p)
+				&db.RestoreOptions{Attach: func(d *db.DB) error { _, err := attach(d); return err }}, p)
 			done()
 			if err != nil {
 				return err

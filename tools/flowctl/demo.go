@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/quant"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
 	"github.com/flowdb/flowdb/sched"
@@ -256,6 +258,9 @@ func runDemo(ctx context.Context, dir string, a *app) (*demoReport, error) {
 		return nil, err
 	}
 	if err := demoAgents(ctx, d, qm, show, say); err != nil {
+		return nil, err
+	}
+	if err := demoVectors(ctx, d, show, say); err != nil {
 		return nil, err
 	}
 
@@ -553,4 +558,80 @@ func demoDispatch(ctx context.Context, qm *queue.Manager, r *registry.Registry, 
 		return fmt.Errorf("the tasks of %s were not released and re-dispatched (%d held, %d re-dispatched)", leaving, qm.Held(leaving), len(again))
 	}
 	return nil
+}
+
+// demoVectors runs the vector-memory part of the demo: agents remember
+// 64-dimension embeddings (clustered, as real ones are), then recall the
+// nearest, with and without a filter on the agent's tag.
+func demoVectors(ctx context.Context, d *db.DB, show func(step), say func(string, ...any)) error {
+	vm, err := hnsw.Attach(d)
+	if err != nil {
+		return err
+	}
+	const dim, n, agents = 64, 5000, 10
+	if err := vm.Create(ctx, hnsw.Config{Name: "memories", Dim: dim, Metric: quant.Cosine, TrainSize: 1000}); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(42, 7))
+	centers := make([][]float32, 25)
+	for i := range centers {
+		centers[i] = make([]float32, dim)
+		for j := range centers[i] {
+			centers[i][j] = float32(rng.NormFloat64())
+		}
+	}
+	embed := func() []float32 {
+		c := centers[rng.IntN(len(centers))]
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = c[j] + 0.3*float32(rng.NormFloat64())
+		}
+		return v
+	}
+	vs := make([]hnsw.Vector, n)
+	for i := range vs {
+		vs[i] = hnsw.Vector{ID: uint64(i), Values: embed(), Tags: []string{fmt.Sprintf("agent-%02d", i%agents)}}
+	}
+	s, err := timed("remember", "5,000 64-dim memories in batches of 250, each batch one durable record; graph built at 1,000", 1, n/250,
+		func(w, i int) error { return vm.Upsert(ctx, "memories", vs[i*250:(i+1)*250]) })
+	if err != nil {
+		return err
+	}
+	s.Ops, s.OpsPerS = n, float64(n)/s.Seconds
+	show(s)
+	queries := make([][]float32, 1000)
+	for i := range queries {
+		queries[i] = embed()
+	}
+	s, err = timed("recall", "1,000 top-10 searches (int8 graph, float32 re-rank), 2 readers", 2, len(queries), func(w, i int) error {
+		_, err := vm.Search(ctx, "memories", queries[i], 10, hnsw.SearchOptions{})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	show(s)
+	self, err := vm.Search(ctx, "memories", vs[1234].Values, 1, hnsw.SearchOptions{})
+	if err != nil {
+		return err
+	}
+	mine, err := vm.Search(ctx, "memories", queries[0], 5, hnsw.SearchOptions{Tags: []string{"agent-03"}})
+	if err != nil {
+		return err
+	}
+	say("  %-20s memory 1234 recalls itself first: %v; agent-03's 5 nearest memories: %d, all its own: %v\n",
+		"vector memory", len(self) == 1 && self[0].ID == 1234, len(mine), allTagged(mine, "agent-03"))
+	if len(self) != 1 || self[0].ID != 1234 || len(mine) != 5 || !allTagged(mine, "agent-03") {
+		return fmt.Errorf("vector recall went wrong: %v %v", self, mine)
+	}
+	return nil
+}
+
+func allTagged(hs []hnsw.Hit, tag string) bool {
+	for _, h := range hs {
+		if !slices.Contains(h.Tags, tag) {
+			return false
+		}
+	}
+	return true
 }

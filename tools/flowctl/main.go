@@ -23,6 +23,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/quant"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
 	"github.com/spf13/cobra"
@@ -50,7 +52,9 @@ func main() {
 		var ue usageError
 		switch {
 		case errors.Is(err, errDamage):
-		case errors.As(err, &ue) || errors.Is(err, queue.ErrInvalid) || errors.Is(err, registry.ErrInvalid):
+		case errors.As(err, &ue) || errors.Is(err, queue.ErrInvalid) || errors.Is(err, registry.ErrInvalid) ||
+			errors.Is(err, hnsw.ErrInvalid) || errors.Is(err, quant.ErrDimension) || errors.Is(err, quant.ErrNotFinite) ||
+			errors.Is(err, hnsw.ErrZeroVector):
 			// Arguments the library refused before logging anything.
 			fmt.Fprintln(os.Stderr, "flowctl:", err)
 			os.Exit(2)
@@ -73,7 +77,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log engine events to stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.kvCmd(), a.queueCmd(), a.agentCmd(), a.poolCmd(), a.schedCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd())
+	root.AddCommand(a.kvCmd(), a.queueCmd(), a.agentCmd(), a.poolCmd(), a.schedCmd(), a.vecCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd())
 	return root
 }
 
@@ -89,6 +93,7 @@ type store struct {
 	*db.DB
 	Q *queue.Manager
 	R *registry.Registry
+	V *hnsw.Manager
 }
 
 // Close detaches the state machines and closes the store.
@@ -101,17 +106,23 @@ func (s *store) Close() error {
 // attach registers every state machine with d. The CLI runs no background
 // loops: each queue record processes the timers due at its time, and
 // `agent expire` proposes the registry's expiry by hand.
-func attach(d *db.DB) (*queue.Manager, *registry.Registry, error) {
+func attach(d *db.DB) (*store, error) {
 	q, err := queue.Attach(d, &queue.Options{TickInterval: -1})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	r, err := registry.Attach(d, &registry.Options{CheckInterval: -1})
 	if err != nil {
 		q.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return q, r, nil
+	v, err := hnsw.Attach(d)
+	if err != nil {
+		r.Close()
+		q.Close()
+		return nil, err
+	}
+	return &store{DB: d, Q: q, R: r, V: v}, nil
 }
 
 // open opens the store at --dir. Read commands pass mustExist so a typo in
@@ -138,12 +149,12 @@ func (a *app) open(mustExist bool) (*store, error) {
 	case err != nil:
 		return nil, err
 	}
-	q, r, err := attach(d)
+	s, err := attach(d)
 	if err != nil {
 		d.Close()
 		return nil, err
 	}
-	return &store{DB: d, Q: q, R: r}, nil
+	return s, nil
 }
 
 func (a *app) printJSON(v any) error {

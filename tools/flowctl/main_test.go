@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/flowdb/flowdb/registry"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/quant"
+	"github.com/flowdb/flowdb/registry"
 )
 
 // run executes flowctl with args in-process and returns stdout.
@@ -117,7 +122,7 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if !rep.CheckOK || len(rep.Steps) != 14 || rep.Records == 0 || rep.CheckedKeys == 0 {
+	if !rep.CheckOK || len(rep.Steps) != 16 || rep.Records == 0 || rep.CheckedKeys == 0 {
 		t.Fatalf("demo report: %+v", rep)
 	}
 	for _, s := range rep.Steps {
@@ -218,5 +223,67 @@ func TestAgentCommands(t *testing.T) {
 	}
 	if out := mustRun(t, "--dir", dir, "sched", "stats"); !strings.Contains(out, "balance 1.00") {
 		t.Fatalf("sched stats:\n%s", out)
+	}
+}
+
+// TestVecCommands: create, import (JSON lines and IDX), search (with a tag
+// filter), get, delete, stats, list, drop; bad input exits 2.
+func TestVecCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	tmp := t.TempDir()
+	mustRun(t, "--dir", dir, "vec", "create", "mem", "--dim", "3", "--metric", "cosine", "--train", "50")
+	var jl strings.Builder
+	for i := range 120 {
+		tag := []string{"x", "y"}[i%2]
+		fmt.Fprintf(&jl, "{\"id\":%d,\"vector\":[%d,%d,1],\"tags\":[%q]}\n", i, i%7+1, i%11, tag)
+	}
+	jpath := filepath.Join(tmp, "v.jsonl")
+	if err := os.WriteFile(jpath, []byte(jl.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "--dir", dir, "vec", "import", "mem", jpath)
+	var st hnsw.Stats
+	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "vec", "stats", "mem")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Vectors != 120 || !st.Trained {
+		t.Fatalf("stats %+v", st)
+	}
+	var hits []hnsw.Hit
+	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "vec", "search", "mem", "[3,4,1]", "--k", "5", "--tags", "y")), &hits); err != nil {
+		t.Fatal(err)
+	}
+	if len(hits) != 5 {
+		t.Fatalf("search: %+v", hits)
+	}
+	for _, h := range hits {
+		if h.ID%2 != 1 || h.Tags[0] != "y" {
+			t.Fatalf("filtered search returned %+v", h)
+		}
+	}
+	if out := mustRun(t, "--dir", dir, "vec", "get", "mem", "2"); !strings.Contains(out, "tags    x") {
+		t.Fatalf("get:\n%s", out)
+	}
+	mustRun(t, "--dir", dir, "vec", "delete", "mem", "2", "4")
+	if _, err := run(t, "--dir", dir, "vec", "get", "mem", "2"); !errors.Is(err, hnsw.ErrNotFound) {
+		t.Fatalf("get deleted: %v", err)
+	}
+	// IDX: a tiny 2-image, 2x2 file.
+	idx := []byte{0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8}
+	ipath := filepath.Join(tmp, "t-idx3-ubyte")
+	if err := os.WriteFile(ipath, idx, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "--dir", dir, "vec", "create", "img", "--dim", "4")
+	mustRun(t, "--dir", dir, "vec", "import", "img", ipath)
+	if out := mustRun(t, "--dir", dir, "vec", "list"); !strings.Contains(out, "img") || !strings.Contains(out, "mem") {
+		t.Fatalf("list:\n%s", out)
+	}
+	if _, err := run(t, "--dir", dir, "vec", "search", "mem", "[1,2]"); !errors.Is(err, quant.ErrDimension) {
+		t.Fatalf("wrong dimension: %v", err)
+	}
+	mustRun(t, "--dir", dir, "vec", "drop", "img")
+	if _, err := run(t, "--dir", dir, "vec", "stats", "img"); !errors.Is(err, hnsw.ErrNoCollection) {
+		t.Fatalf("stats after drop: %v", err)
 	}
 }
