@@ -53,9 +53,10 @@
 //
 // The portable kernels (kernels.go) are the default. Built with
 // GOEXPERIMENT=simd on a CPU with AVX2 and FMA, simd_amd64.go replaces them
-// with kernels written with Go's experimental simd/archsimd package (Impl
-// says which are in use); the tests hold both to the same plain-loop
-// reference in that build. BenchmarkKernels (go test -bench Kernels
+// with kernels written with Go's experimental simd/archsimd package, and on
+// a CPU with AVX-512 the asymmetric ones with sixteen-lane variants (Impl
+// says which are in use); the tests hold every variant the CPU can run to
+// the same plain-loop reference in that build. BenchmarkKernels (go test -bench Kernels
 // ./quant; add GOEXPERIMENT=simd for AVX2), ns/op, median of 3, portable /
 // AVX2, on a 2-core Intel Xeon VM (shared, noisy):
 //

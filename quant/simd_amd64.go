@@ -5,7 +5,8 @@ package quant
 import "simd/archsimd"
 
 // AVX2 kernels through Go's experimental SIMD package, used when the build
-// has GOEXPERIMENT=simd and the CPU has AVX2. Integer kernels widen 16
+// has GOEXPERIMENT=simd and the CPU has AVX2 (and, for the asymmetric
+// kernels, AVX-512 variants with sixteen lanes when the CPU has it). Integer kernels widen 16
 // codes to int16 and multiply-add pairs into eight int32 lanes (VPMADDWD);
 // float kernels fuse multiply and add over eight lanes. Tails run the
 // portable loop.
@@ -18,6 +19,59 @@ func init() {
 	l2F32Int8, weightedL2F32Int8, dotF32Int8 = l2F32Int8AVX2, weightedL2F32Int8AVX2, dotF32Int8AVX2
 	l2F32, dotF32 = l2F32AVX2, dotF32AVX2
 	Impl = "avx2"
+	if archsimd.X86.AVX512() {
+		// Sixteen float lanes for the asymmetric kernels of search and build.
+		l2F32Int8, weightedL2F32Int8, dotF32Int8 = l2F32Int8AVX512, weightedL2F32Int8AVX512, dotF32Int8AVX512
+		Impl = "avx2+avx512"
+	}
+}
+
+func sumF32x16(v archsimd.Float32x16) float32 {
+	var a [16]float32
+	v.Store(&a)
+	archsimd.ClearAVXUpperBits()
+	var s float32
+	for i := 0; i < 16; i += 4 {
+		s += (a[i] + a[i+1]) + (a[i+2] + a[i+3])
+	}
+	return s
+}
+
+// codes16x converts c[i:i+16] to sixteen float32 lanes.
+func codes16x(c []int8, i int) archsimd.Float32x16 {
+	return archsimd.LoadInt8x16Slice(c[i:]).ExtendToInt32().ConvertToFloat32()
+}
+
+func l2F32Int8AVX512(q []float32, c []int8) float32 {
+	c = c[:len(q)]
+	var acc archsimd.Float32x16
+	i := 0
+	for ; i+16 <= len(q); i += 16 {
+		d := archsimd.LoadFloat32x16Slice(q[i:]).Sub(codes16x(c, i))
+		acc = d.MulAdd(d, acc)
+	}
+	return sumF32x16(acc) + l2F32Int8Generic(q[i:], c[i:])
+}
+
+func weightedL2F32Int8AVX512(q, w []float32, c []int8) float32 {
+	c, w = c[:len(q)], w[:len(q)]
+	var acc archsimd.Float32x16
+	i := 0
+	for ; i+16 <= len(q); i += 16 {
+		d := archsimd.LoadFloat32x16Slice(q[i:]).Sub(codes16x(c, i))
+		acc = d.Mul(d).MulAdd(archsimd.LoadFloat32x16Slice(w[i:]), acc)
+	}
+	return sumF32x16(acc) + weightedL2F32Int8Generic(q[i:], w[i:], c[i:])
+}
+
+func dotF32Int8AVX512(u []float32, c []int8) float32 {
+	c = c[:len(u)]
+	var acc archsimd.Float32x16
+	i := 0
+	for ; i+16 <= len(u); i += 16 {
+		acc = archsimd.LoadFloat32x16Slice(u[i:]).MulAdd(codes16x(c, i), acc)
+	}
+	return sumF32x16(acc) + dotF32Int8Generic(u[i:], c[i:])
 }
 
 func sumI32(v archsimd.Int32x8) int32 {
