@@ -501,10 +501,14 @@ func (m *Manager) applyInsert(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		if err := c.setTags(tx, it.id, oldTags, it.tags); err != nil {
 			return wal.Result{}, err
 		}
-		if c.g != nil {
-			if err := c.g.Insert(it.id, prepared[i]); err != nil {
-				return wal.Result{}, err
-			}
+	}
+	if c.g != nil {
+		ids := make([]uint64, len(items))
+		for i, it := range items {
+			ids[i] = it.id
+		}
+		if err := c.g.InsertBatch(ids, prepared); err != nil {
+			return wal.Result{}, err
 		}
 	}
 	return wal.Result{N: uint64(len(items))}, m.persist(tx, c)
@@ -590,6 +594,8 @@ func (m *Manager) applyTrain(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	if err != nil {
 		return wal.Result{}, err
 	}
+	var ids []uint64
+	var vs [][]float32
 	for ok := it.First(); ok; ok = it.Next() {
 		id := binary.BigEndian.Uint64(it.Key()[len(prefix):])
 		v, _, ok := decodeVec(it.Value(), c.cfg.Dim)
@@ -597,12 +603,12 @@ func (m *Manager) applyTrain(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			it.Close()
 			return wal.Result{}, fmt.Errorf("%w: vector %d of %q", ErrCorrupt, id, name)
 		}
-		if err := g.Insert(id, v); err != nil {
-			it.Close()
-			return wal.Result{}, err
-		}
+		ids, vs = append(ids, id), append(vs, v)
 	}
 	if err := it.Close(); err != nil {
+		return wal.Result{}, err
+	}
+	if err := g.InsertBatch(ids, vs); err != nil {
 		return wal.Result{}, err
 	}
 	c.g, c.qb = g, qb

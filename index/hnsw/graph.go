@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -340,11 +341,17 @@ func (g *Graph) Insert(id uint64, v []float32) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.insertLocked(prepped{id: id, code: code, pq: pq, lvl: g.levelOf(id)})
+	return nil
+}
+
+// insertLocked inserts one prepared vector. REQUIRES: g.mu held for writing.
+func (g *Graph) insertLocked(p prepped) {
+	id, code, pq, lvl := p.id, p.code, p.pq, p.lvl
 	if s, ok := g.slot[id]; ok && !g.nodes[s].deleted {
 		g.deleteLocked(s)
 	}
 	s := uint32(len(g.nodes))
-	lvl := g.levelOf(id)
 	g.nodes = append(g.nodes, node{id: id, level: lvl, links: make([][]uint32, lvl+1)})
 	g.dirty[s] = struct{}{}
 	g.codes = append(g.codes, code...)
@@ -352,7 +359,7 @@ func (g *Graph) Insert(id uint64, v []float32) error {
 	g.live++
 	if g.entry < 0 {
 		g.entry = int32(s)
-		return nil
+		return
 	}
 	dist := func(n uint32) float32 { return pq.Distance(g.code(n)) }
 	ep := []cand{{dist(uint32(g.entry)), uint32(g.entry)}}
@@ -376,7 +383,6 @@ func (g *Graph) Insert(id uint64, v []float32) error {
 	if lvl > top {
 		g.entry = int32(s)
 	}
-	return nil
 }
 
 // link adds s to n's neighbors at lv (d is their distance), pruning n's
@@ -695,4 +701,162 @@ func Restore(p Params, q *quant.Quantizer, entry int32, nodes, codes [][]byte) (
 	// their links): both are in range, checked above.
 	g.entry = entry
 	return g, nil
+}
+
+// batchStep is the sub-batch InsertBatch searches in parallel: its vectors
+// find their candidates in the graph as it stood before the sub-batch, and
+// each other in phase B.
+const batchStep = 128
+
+// prepped is a vector ready to insert.
+type prepped struct {
+	id   uint64
+	code []int8
+	pq   *quant.Query
+	lvl  int
+}
+
+func (g *Graph) prep(id uint64, v []float32) (prepped, error) {
+	v, err := g.Prepare(v)
+	if err != nil {
+		return prepped{}, err
+	}
+	code, err := g.q.Encode(nil, v)
+	if err != nil {
+		return prepped{}, err
+	}
+	pq, err := g.q.Prepare(g.p.Metric, v)
+	if err != nil {
+		return prepped{}, err
+	}
+	return prepped{id: id, code: code, pq: pq, lvl: g.levelOf(id)}, nil
+}
+
+// InsertBatch inserts vectors (all checked first: on a bad one nothing is
+// inserted), deterministically: in sub-batches of batchStep, each vector's
+// neighbor candidates are searched in parallel in the graph as it stood
+// before the sub-batch (phase A, read-only), then the vectors are linked in
+// order (phase B), each also considering the sub-batch's earlier vectors.
+// The result depends only on the graph and the batch, never on the number
+// of goroutines or their timing. A sub-batch that replaces a live id, or
+// repeats one, is inserted one vector at a time.
+func (g *Graph) InsertBatch(ids []uint64, vs [][]float32) error {
+	if len(ids) != len(vs) {
+		return fmt.Errorf("%w: %d ids for %d vectors", ErrInvalid, len(ids), len(vs))
+	}
+	ps := make([]prepped, len(ids))
+	for i := range ids {
+		p, err := g.prep(ids[i], vs[i])
+		if err != nil {
+			return fmt.Errorf("vector %d (id %d): %w", i, ids[i], err)
+		}
+		ps[i] = p
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for lo := 0; lo < len(ps); lo += batchStep {
+		sub := ps[lo:min(lo+batchStep, len(ps))]
+		seen := make(map[uint64]bool, len(sub))
+		simple := true
+		for _, p := range sub {
+			if s, ok := g.slot[p.id]; (ok && !g.nodes[s].deleted) || seen[p.id] {
+				simple = false
+			}
+			seen[p.id] = true
+		}
+		if !simple {
+			for _, p := range sub {
+				g.insertLocked(p)
+			}
+			continue
+		}
+		g.insertSub(sub)
+	}
+	return nil
+}
+
+// insertSub inserts a sub-batch of new ids (phase A in parallel, phase B in
+// order). REQUIRES: g.mu held for writing.
+func (g *Graph) insertSub(sub []prepped) {
+	// Phase A: candidates per vector and level, from the graph as it is.
+	cands := make([][][]cand, len(sub))
+	if g.entry >= 0 {
+		workers := min(runtime.GOMAXPROCS(0), len(sub))
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(sub); i += workers {
+					cands[i] = g.candidates(sub[i])
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	// Phase B: link in order.
+	first := uint32(len(g.nodes))
+	for i, p := range sub {
+		s := uint32(len(g.nodes))
+		g.nodes = append(g.nodes, node{id: p.id, level: p.lvl, links: make([][]uint32, p.lvl+1)})
+		g.dirty[s] = struct{}{}
+		g.codes = append(g.codes, p.code...)
+		g.slot[p.id] = s
+		g.live++
+		if g.entry < 0 {
+			g.entry = int32(s)
+			continue
+		}
+		top := g.nodes[g.entry].level
+		for lv := min(top, p.lvl); lv >= 0; lv-- {
+			var cs []cand
+			if lv < len(cands[i]) {
+				cs = append(cs, cands[i][lv]...)
+			}
+			for j := first; j < s; j++ { // the sub-batch's earlier vectors
+				if g.nodes[j].level >= lv {
+					cs = append(cs, cand{p.pq.Distance(g.code(j)), j})
+				}
+			}
+			slices.SortFunc(cs, func(a, b cand) int {
+				if less(a, b) {
+					return -1
+				}
+				return 1
+			})
+			if len(cs) > g.p.EfConstruction {
+				cs = cs[:g.p.EfConstruction]
+			}
+			nb := g.selectNeighbors(cs, g.p.M)
+			links := make([]uint32, len(nb))
+			for k, c := range nb {
+				links[k] = c.s
+			}
+			g.nodes[s].links[lv] = links
+			for _, c := range nb {
+				g.link(c.s, s, c.d, lv)
+			}
+		}
+		if p.lvl > top {
+			g.entry = int32(s)
+		}
+	}
+}
+
+// candidates searches p's neighbor candidates per level (index = level, up
+// to min(p.lvl, top)) in the graph. Read-only: safe to run in parallel
+// while the caller holds the write lock and changes nothing.
+func (g *Graph) candidates(p prepped) [][]cand {
+	dist := func(n uint32) float32 { return p.pq.Distance(g.code(n)) }
+	ep := []cand{{dist(uint32(g.entry)), uint32(g.entry)}}
+	top := g.nodes[g.entry].level
+	for lv := top; lv > p.lvl; lv-- {
+		ep = g.searchLayer(dist, ep, 1, lv)[:1]
+	}
+	out := make([][]cand, min(top, p.lvl)+1)
+	for lv := min(top, p.lvl); lv >= 0; lv-- {
+		out[lv] = g.searchLayer(dist, ep, g.p.EfConstruction, lv)
+		ep = out[lv]
+	}
+	return out
 }
