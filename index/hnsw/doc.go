@@ -41,9 +41,11 @@
 //     candidate order breaks distance ties on slot number; no map order or
 //     clock enters a decision. Two graphs that apply the same operations in
 //     the same order marshal to identical bytes (TestDeterministic), on the
-//     same build: the float kernels' summation order differs between the
-//     portable and the AVX2 implementations, so replicas must run the same
-//     build.
+//     same build and CPU features: the float kernels' summation order
+//     differs between the portable, AVX2 and AVX-512 implementations
+//     (chosen by build tag and CPU), so for now replicas must run the same
+//     build on CPUs with the same features. Replication needs apply to use
+//     one kernel fixed per collection; this is not done yet.
 //   - Neighbors per node: at most M above level 0 and 2·M at level 0,
 //     chosen by the HNSW heuristic (a candidate is kept only if it is closer
 //     to the node than to every neighbor kept so far).
