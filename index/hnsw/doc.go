@@ -49,10 +49,12 @@
 //   - Neighbors per node: at most M above level 0 and 2·M at level 0,
 //     chosen by the HNSW heuristic (a candidate is kept only if it is closer
 //     to the node than to every neighbor kept so far).
-//   - Delete repairs: every live node that linked to the deleted one is
-//     offered the deleted node's neighbors and re-selects with the
-//     heuristic, so recall does not decay under churn (TestChurn). A
-//     deleted node's slot is not reused.
+//   - Delete repairs: the deleted node's neighbors, and their neighbors
+//     that linked to it, are offered the deleted node's neighbors and
+//     re-select with the heuristic, so recall does not decay under churn
+//     (TestChurn). A delete costs O(M²) distance evaluations, not a scan; a
+//     link that repair misses is stepped over by every search. A deleted
+//     node's slot is not reused.
 //   - Search never returns a deleted vector or the same id twice.
 //
 // # Memory

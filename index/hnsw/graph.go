@@ -239,8 +239,8 @@ func (v *visits) visit(s uint32) bool {
 }
 
 // searchLayer returns up to ef nearest slots to the query (dist) at level
-// lv, starting from eps, sorted nearest first. Deleted nodes are traversed
-// (they keep the graph connected) and returned; callers filter them.
+// lv, starting from eps, sorted nearest first. Links to deleted nodes are
+// stepped over; an entry in eps is never deleted.
 func (g *Graph) searchLayer(dist func(uint32) float32, eps []cand, ef, lv int) []cand {
 	vis := newVisits(len(g.nodes))
 	defer visitPool.Put(vis)
@@ -264,8 +264,8 @@ func (g *Graph) searchLayer(dist func(uint32) float32, eps []cand, ef, lv int) [
 			continue // a deleted node (unreachable once repaired)
 		}
 		for _, n := range ls[lv] {
-			if !vis.visit(n) {
-				continue
+			if !vis.visit(n) || g.nodes[n].deleted {
+				continue // a dangling link to a deleted node: step over it
 			}
 			nc := cand{dist(n), n}
 			if len(best.h) < ef || less(nc, best.h[0]) {
@@ -443,17 +443,28 @@ func (g *Graph) deleteLocked(s uint32) {
 			g.repair(n, s, lv)
 		}
 	}
-	// Nodes that link to s without s linking back: found by a scan of the
-	// level's lists (links are not symmetric after pruning).
-	for n := range g.nodes {
-		nn := &g.nodes[n]
-		if nn.deleted || nn.level < 0 {
-			continue
-		}
-		for lv := 0; lv <= min(nn.level, dn.level); lv++ {
-			if slices.Contains(nn.links[lv], s) {
-				g.repair(uint32(n), s, lv)
+	// Nodes that link to s without s linking back (links are not symmetric
+	// after pruning) are looked for among s's neighbors' neighbors, where
+	// nearly all of them are: a delete costs O(M²), not a scan of the graph.
+	// One that is missed keeps a link to a deleted node, which search steps
+	// over; it costs that node one neighbor slot until its list is next
+	// pruned or repaired.
+	for lv, ls := range dn.links {
+		var near []uint32
+		seen := map[uint32]bool{s: true}
+		for _, n := range ls {
+			if lv >= len(g.nodes[n].links) {
+				continue
 			}
+			for _, m := range g.nodes[n].links[lv] {
+				if !seen[m] && !g.nodes[m].deleted {
+					seen[m] = true
+					near = append(near, m)
+				}
+			}
+		}
+		for _, m := range near {
+			g.repair(m, s, lv)
 		}
 	}
 	dn.links = nil
