@@ -802,22 +802,27 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 	m.mu.RUnlock()
 	r := m.d.Pebble()
 	var hits []Hit
+	// rank reads id's stored vector and adds it with its exact distance
+	// (an id deleted since it was picked is skipped).
+	rank := func(id uint64) error {
+		val, cl, err := r.Get(ckey(c.shard, TableVec, name, be64(id)))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		if v, tags, ok := decodeVec(val, c.cfg.Dim); ok {
+			hits = append(hits, Hit{id, c.cfg.Metric.Exact(qv, v), tags})
+		}
+		return nil
+	}
 	exactOver := func(ids *roaring64.Bitmap) error {
 		hits = hits[:0]
-		it := ids.Iterator()
-		for it.HasNext() {
-			id := it.Next()
-			val, cl, err := r.Get(ckey(c.shard, TableVec, name, be64(id)))
-			if errors.Is(err, pebble.ErrNotFound) {
-				continue
-			}
-			if err != nil {
+		for it := ids.Iterator(); it.HasNext(); {
+			if err := rank(it.Next()); err != nil {
 				return err
-			}
-			v, tags, ok := decodeVec(val, c.cfg.Dim)
-			cl.Close()
-			if ok {
-				hits = append(hits, Hit{id, c.cfg.Metric.Exact(qv, v), tags})
 			}
 		}
 		return nil
@@ -859,17 +864,8 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 			return nil, err
 		}
 		for _, cd := range cands {
-			val, cl, err := r.Get(ckey(c.shard, TableVec, name, be64(cd.ID)))
-			if errors.Is(err, pebble.ErrNotFound) {
-				continue // deleted since the traversal
-			}
-			if err != nil {
+			if err := rank(cd.ID); err != nil {
 				return nil, err
-			}
-			v, tags, ok := decodeVec(val, c.cfg.Dim)
-			cl.Close()
-			if ok {
-				hits = append(hits, Hit{cd.ID, c.cfg.Metric.Exact(qv, v), tags})
 			}
 		}
 		if allowed != nil && uint64(len(hits)) < min(uint64(k), allowed.GetCardinality()) {

@@ -158,6 +158,16 @@ type cand struct {
 
 func less(a, b cand) bool { return a.d < b.d || (a.d == b.d && a.s < b.s) }
 
+// sortCands sorts candidates nearest first (ties by slot).
+func sortCands(cs []cand) {
+	slices.SortFunc(cs, func(a, b cand) int {
+		if less(a, b) {
+			return -1
+		}
+		return 1
+	})
+}
+
 // pq is a binary heap of candidates; before(a, b) puts a nearer the top.
 type pq struct {
 	h   []cand
@@ -327,21 +337,13 @@ func (g *Graph) maxLinks(lv int) int {
 // Insert adds (or replaces) the vector v under id. v is checked and, under
 // cosine, normalized; its code is what the graph keeps.
 func (g *Graph) Insert(id uint64, v []float32) error {
-	v, err := g.Prepare(v)
-	if err != nil {
-		return err
-	}
-	code, err := g.q.Encode(nil, v)
-	if err != nil {
-		return err
-	}
-	pq, err := g.q.Prepare(g.p.Metric, v)
+	p, err := g.prep(id, v)
 	if err != nil {
 		return err
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.insertLocked(prepped{id: id, code: code, pq: pq, lvl: g.levelOf(id)})
+	g.insertLocked(p)
 	return nil
 }
 
@@ -400,12 +402,7 @@ func (g *Graph) link(n, s uint32, d float32, lv int) {
 	for _, o := range ls {
 		cs = append(cs, cand{qn.Distance(g.code(o)), o})
 	}
-	slices.SortFunc(cs, func(a, b cand) int {
-		if less(a, b) {
-			return -1
-		}
-		return 1
-	})
+	sortCands(cs)
 	nb := g.selectNeighbors(cs, g.maxLinks(lv))
 	out := ls[:0]
 	for _, c := range nb {
@@ -503,12 +500,7 @@ func (g *Graph) repair(n, s uint32, lv int) {
 			add(o)
 		}
 	}
-	slices.SortFunc(cs, func(a, b cand) int {
-		if less(a, b) {
-			return -1
-		}
-		return 1
-	})
+	sortCands(cs)
 	nb := g.selectNeighbors(cs, g.maxLinks(lv))
 	out := make([]uint32, len(nb))
 	for i, c := range nb {
@@ -829,12 +821,7 @@ func (g *Graph) insertSub(sub []prepped) {
 					cs = append(cs, cand{p.pq.Distance(g.code(j)), j})
 				}
 			}
-			slices.SortFunc(cs, func(a, b cand) int {
-				if less(a, b) {
-					return -1
-				}
-				return 1
-			})
+			sortCands(cs)
 			if len(cs) > g.p.EfConstruction {
 				cs = cs[:g.p.EfConstruction]
 			}
