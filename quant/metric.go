@@ -1,6 +1,9 @@
 package quant
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Metric is a distance; smaller is closer for every metric.
 type Metric uint8
@@ -106,17 +109,80 @@ func (q *Quantizer) Distance(m Metric, a []int8, sa Side, b []int8, sb Side) flo
 	return m.FromDot(acc)
 }
 
+// Term is the per-code value the graph keeps beside a code: under L2 its
+// Norm (for the asymmetric Query), for inner products its own part of the
+// symmetric product, Σ min_d·scale_d·(c_d+128) + 128·Σ scale_d²·c_d.
+func (q *Quantizer) Term(m Metric, c []int8) float64 {
+	if m == L2 {
+		return q.Norm(c)
+	}
+	var p, pw float64
+	for d, x := range c {
+		p += float64(q.ms[d] * float64(int32(x)+128))
+		pw += float64(q.w2[d]) * float64(x) // exact
+	}
+	return p + float64(128*pw)
+}
+
+// SymDistance is the metric's distance between the vectors two codes stand
+// for (symmetric), given their Terms, with the scale² weights as integers
+// (L2: 7 bits, inner products: 8 bits at 784 dims): one exact integer
+// kernel, no preparation.
+//
+//	L2:            step·Σ W_d (a_d - b_d)²
+//	inner product: constant + Term(a) + Term(b) + step·Σ W_d·a_d·b_d
+//
+// A dimension whose weight is below half a step counts for nothing in the
+// integer sum; its share of any distance is under 1/256 of the largest
+// dimension's. Used between graph nodes (neighbor selection), where
+// queries use the exact asymmetric Query.
+func (q *Quantizer) SymDistance(m Metric, a []int8, ta float64, b []int8, tb float64) float32 {
+	if m == L2 {
+		return float32(q.sl2 * float64(WeightedL2Int8(q.wl2, a, b)))
+	}
+	x := float64(q.sdot * float64(WeightedDotInt8(q.wdot, a, b)))
+	return m.FromDot(float32(q.symConstant + ta + tb + x))
+}
+
 // Query is a float32 query prepared for asymmetric distances to codes (the
-// query is not quantized). It is not safe for concurrent use.
+// query is not quantized to int8). Its per-component multipliers are held
+// as int16 at a step s of max|multiplier|/I16Max(Dim) (a relative error
+// below 5e-5 of the largest), so the distance is one exact integer kernel,
+// DotI16Int8, plus scalar float64 arithmetic in a fixed order:
+//
+//	L2 (code space, w_d = scale_d², x_d the query's code-space value):
+//	  Σ w_d (x_d - c_d)² = Σ w_d x_d² + Norm(c) - 2·s·DotI16Int8(round(w·x/s), c)
+//	inner product (u_d = v_d·scale_d):
+//	  Σ v_d·dec_d = Σ v_d·min_d + 128·Σ u_d + s·DotI16Int8(round(u/s), c)
+//
+// Every implementation of the kernel returns the same integer, and the
+// float steps are written so that no compiler may fuse them (explicit
+// conversions), so a distance is the same on every CPU and build: graphs
+// built from the same records are identical across replicas. A Query is
+// immutable after Prepare and safe for concurrent use.
 type Query struct {
-	m Metric
-	// L2: the query in code space, x_d = (v_d - min_d)/scale_d - 128, and
-	// the weights scale_d² (a single factor when uniform).
-	x, w   []float32
-	factor float32
-	// Inner product: u_d = v_d·scale_d and the constant Σ v_d·min_d + 128·Σu_d.
-	u []float32
-	c float32
+	m  Metric
+	q  []int16
+	s  float64   // the multipliers' step
+	a  float64   // L2: Σ w_d x_d²; inner product: Σ v_d·min_d + 128·Σ u_d
+	w2 []float32 // L2 weights (Norm of codes passed without one)
+}
+
+// quantize sets qq.q and qq.s from the multipliers.
+func (qq *Query) quantize(mult []float64) {
+	var mx float64
+	for _, x := range mult {
+		mx = max(mx, math.Abs(x))
+	}
+	qq.q = make([]int16, len(mult))
+	if mx == 0 {
+		return
+	}
+	lim := float64(I16Max(len(mult)))
+	qq.s = mx / lim
+	for d, x := range mult {
+		qq.q[d] = int16(max(-lim, min(lim, math.Round(x/qq.s))))
+	}
 }
 
 // Prepare prepares v (of Dim components, finite) for asymmetric distances.
@@ -127,69 +193,86 @@ func (q *Quantizer) Prepare(m Metric, v []float32) (*Query, error) {
 	if err := CheckFinite(v); err != nil {
 		return nil, err
 	}
-	qq := &Query{m: m}
+	qq := &Query{m: m, w2: q.w2}
+	mult := make([]float64, len(v))
 	if m == L2 {
-		qq.x = make([]float32, len(v))
 		for d, x := range v {
-			qq.x[d] = (x-q.min[d])*q.inv[d] - 128
+			// x in code space, rounded before each step (no fusion).
+			xd := float64(float64(float64(x)-float64(q.min[d]))*float64(q.inv[d])) - 128
+			wx := float64(float64(q.w2[d]) * xd)
+			mult[d] = wx
+			qq.a += float64(wx * xd)
 		}
-		if q.uniform {
-			qq.factor = q.scale[0] * q.scale[0]
-		} else {
-			qq.w = q.w2
+	} else {
+		var su float64
+		for d, x := range v {
+			u := float64(float64(x) * float64(q.scale[d]))
+			mult[d] = u
+			su += u
+			qq.a += float64(float64(x) * float64(q.min[d]))
 		}
-		return qq, nil
+		qq.a += float64(128 * su)
 	}
-	qq.u = make([]float32, len(v))
-	var su float32
-	for d, x := range v {
-		qq.u[d] = x * q.scale[d]
-		su += qq.u[d]
-		qq.c += x * q.min[d]
-	}
-	qq.c += 128 * su
+	qq.quantize(mult)
 	return qq, nil
 }
 
 // PrepareCode prepares the vector a code stands for as a query: the
 // asymmetric distance from it to another code is the distance between the
-// two decoded vectors (the symmetric distance), through the faster
-// asymmetric kernels. The code must have Dim components.
+// two decoded vectors (the symmetric distance), through the asymmetric
+// kernel. The code must have Dim components.
 func (q *Quantizer) PrepareCode(m Metric, c []int8) *Query {
-	qq := &Query{m: m}
+	qq := &Query{m: m, w2: q.w2}
+	mult := make([]float64, len(c))
 	if m == L2 {
 		// In code space a decoded vector is its code exactly.
-		qq.x = make([]float32, len(c))
 		for d, x := range c {
-			qq.x[d] = float32(x)
+			mult[d] = float64(q.w2[d]) * float64(x) // exact
 		}
-		if q.uniform {
-			qq.factor = q.scale[0] * q.scale[0]
-		} else {
-			qq.w = q.w2
+		qq.a = q.Norm(c)
+	} else {
+		var su float64
+		for d, x := range c {
+			v := float64(float64(q.min[d]) + float64(float64(q.scale[d])*float64(int32(x)+128)))
+			u := float64(v * float64(q.scale[d]))
+			mult[d] = u
+			su += u
+			qq.a += float64(v * float64(q.min[d]))
 		}
-		return qq
+		qq.a += float64(128 * su)
 	}
-	qq.u = make([]float32, len(c))
-	var su float32
-	for d, x := range c {
-		v := q.min[d] + q.scale[d]*float32(int32(x)+128)
-		qq.u[d] = v * q.scale[d]
-		su += qq.u[d]
-		qq.c += v * q.min[d]
-	}
-	qq.c += 128 * su
+	qq.quantize(mult)
 	return qq
 }
 
-// Distance is the metric's distance from the query to the vector code c
-// stands for.
-func (qq *Query) Distance(c []int8) float32 {
-	switch {
-	case qq.m != L2:
-		return qq.m.FromDot(qq.c + DotF32Int8(qq.u, c))
-	case qq.w == nil:
-		return qq.factor * L2F32Int8(qq.x, c)
+// Norm is Σ scale_d²·c_d², the code's own term of the L2 distance in code
+// space; a graph keeps it per code and passes it to DistanceNorm. Each
+// product is exact in float64, so the sum is the same everywhere.
+func (q *Quantizer) Norm(c []int8) float64 { return norm(q.w2, c) }
+
+func norm(w2 []float32, c []int8) float64 {
+	var n float64
+	for d, x := range c {
+		n += float64(w2[d]) * float64(int32(x)*int32(x))
 	}
-	return WeightedL2F32Int8(qq.x, qq.w, c)
+	return n
+}
+
+// Distance is the metric's distance from the query to the vector code c
+// stands for (under L2 it computes c's Norm; DistanceNorm takes it).
+func (qq *Query) Distance(c []int8) float32 {
+	var n float64
+	if qq.m == L2 {
+		n = norm(qq.w2, c)
+	}
+	return qq.DistanceNorm(c, n)
+}
+
+// DistanceNorm is Distance given the code's Norm (ignored unless L2).
+func (qq *Query) DistanceNorm(c []int8, norm float64) float32 {
+	dot := float64(qq.s * float64(DotI16Int8(qq.q, c)))
+	if qq.m == L2 {
+		return float32(qq.a + norm - float64(2*dot))
+	}
+	return qq.m.FromDot(float32(qq.a + dot))
 }

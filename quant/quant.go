@@ -69,6 +69,14 @@ type Quantizer struct {
 	uniform bool      // every scale_d equal (symmetric kernels are exact affine maps)
 	m2      float32   // Σ min_d²
 	w2      []float32 // scale_d², the L2 weights (shared, read-only)
+	// Symmetric (code to code) distances: the weights scale_d² as integers
+	// at a step, for L2 (≤ WMaxL2) and inner products (≤ WMaxDot); the
+	// per-dimension min_d·scale_d; and the inner product's constant
+	// Σ min_d² + 128²·Σ scale_d².
+	wl2, wdot   []int16
+	sl2, sdot   float64
+	ms          []float64
+	symConstant float64
 }
 
 // Train fits a quantizer to a sample of vectors (all of one dimension).
@@ -149,7 +157,32 @@ func newQuantizer(r Range, lo, scale []float32) (*Quantizer, error) {
 			q.uniform = false
 		}
 	}
+	q.wl2, q.sl2 = intWeights(q.w2, WMaxL2(len(scale)))
+	q.wdot, q.sdot = intWeights(q.w2, WMaxDot(len(scale)))
+	q.ms = make([]float64, len(scale))
+	var sw float64
+	for d := range scale {
+		q.ms[d] = float64(lo[d]) * float64(scale[d]) // exact
+		q.symConstant += float64(lo[d]) * float64(lo[d])
+		sw += float64(q.w2[d])
+	}
+	q.symConstant += float64(16384 * sw)
 	return q, nil
+}
+
+// intWeights maps weights to integers in 0..wmax at one step, rounding to
+// nearest: w_d ≈ step·W_d. Scalar code, so the same on every machine.
+func intWeights(w []float32, wmax int32) ([]int16, float64) {
+	var mx float64
+	for _, x := range w {
+		mx = max(mx, float64(x))
+	}
+	out := make([]int16, len(w))
+	step := mx / float64(wmax)
+	for d, x := range w {
+		out[d] = int16(min(float64(wmax), math.Round(float64(x)/step)))
+	}
+	return out, step
 }
 
 // CheckFinite returns ErrNotFinite if v has a NaN or infinite component.

@@ -63,6 +63,36 @@ func TestKernelsMatchReference(t *testing.T) {
 			if got, want := DotInt8(a, b), naiveDot(a, b); got != want || dotInt8Generic(a, b) != want {
 				t.Fatalf("DotInt8 n=%d: %d (generic %d), want %d", n, got, dotInt8Generic(a, b), want)
 			}
+			qi := make([]int16, n)
+			lim := I16Max(n)
+			var wantI int32
+			for i := range qi {
+				qi[i] = int16(rng.Int32N(2*lim+1) - lim)
+				if trial == 0 {
+					qi[i] = int16(-lim)
+				}
+				wantI += int32(qi[i]) * int32(b[i])
+			}
+			if got := DotI16Int8(qi, b); got != wantI || dotI16Int8Generic(qi, b) != wantI {
+				t.Fatalf("DotI16Int8 n=%d: %d (generic %d), want %d", n, got, dotI16Int8Generic(qi, b), wantI)
+			}
+			wl, wd := make([]int16, n), make([]int16, n)
+			var wantL2, wantDot int64
+			for i := range wl {
+				wl[i], wd[i] = int16(rng.Int32N(WMaxL2(n)+1)), int16(rng.Int32N(WMaxDot(n)+1))
+				if trial == 0 {
+					wl[i], wd[i] = int16(WMaxL2(n)), int16(WMaxDot(n))
+				}
+				dd := int64(a[i]) - int64(b[i])
+				wantL2 += int64(wl[i]) * dd * dd
+				wantDot += int64(wd[i]) * int64(a[i]) * int64(b[i])
+			}
+			if got := WeightedL2Int8(wl, a, b); got != wantL2 || wl2Int8Generic(wl, a, b) != wantL2 {
+				t.Fatalf("WeightedL2Int8 n=%d: %d, want %d", n, got, wantL2)
+			}
+			if got := WeightedDotInt8(wd, a, b); got != wantDot || wdotInt8Generic(wd, a, b) != wantDot {
+				t.Fatalf("WeightedDotInt8 n=%d: %d, want %d", n, got, wantDot)
+			}
 			var fl2, fdot float64
 			for i := range q {
 				d := float64(q[i]) - float64(u[i])
@@ -114,6 +144,24 @@ func TestKernelsMatchReference(t *testing.T) {
 	}
 	if got := L2Int8(a, b); got != int32(MaxDim)*255*255 {
 		t.Fatalf("L2Int8 at MaxDim: %d", got)
+	}
+	wl, wd := make([]int16, MaxDim), make([]int16, MaxDim)
+	for i := range wl {
+		wl[i], wd[i] = int16(WMaxL2(MaxDim)), int16(WMaxDot(MaxDim))
+	}
+	if got := WeightedL2Int8(wl, a, b); got != int64(MaxDim)*int64(WMaxL2(MaxDim))*255*255 {
+		t.Fatalf("WeightedL2Int8 at MaxDim: %d", got)
+	}
+	if got := WeightedDotInt8(wd, a, a); got != int64(MaxDim)*int64(WMaxDot(MaxDim))*128*128 {
+		t.Fatalf("WeightedDotInt8 at MaxDim: %d", got)
+	}
+	qi := make([]int16, MaxDim)
+	for i := range qi {
+		qi[i] = int16(-I16Max(MaxDim))
+		a[i] = -128
+	}
+	if got := DotI16Int8(qi, a); int64(got) != int64(MaxDim)*int64(I16Max(MaxDim))*128 {
+		t.Fatalf("DotI16Int8 at MaxDim: %d", got)
 	}
 }
 
@@ -178,15 +226,41 @@ func TestDistancesMatchDecoded(t *testing.T) {
 				if math.Abs(got-want) > 1e-3*math.Max(1, math.Abs(want)) {
 					t.Fatalf("%v %v symmetric: %v, decoded vectors give %v", r, m, got, want)
 				}
-				if got := float64(q.PrepareCode(m, ca).Distance(cb)); math.Abs(got-want) > 1e-3*math.Max(1, math.Abs(want)) {
-					t.Fatalf("%v %v PrepareCode: %v, decoded vectors give %v", r, m, got, want)
+				// A Query's multipliers are int16 at step s: each of the
+				// Σ|c_d| units of the kernel's sum is off by at most s/2
+				// (twice that under L2's -2·dot), on top of float rounding.
+				var l1 float64
+				for _, x := range cb {
+					l1 += math.Abs(float64(x))
+				}
+				bound := func(qq *Query) float64 { return qq.s*l1 + 1e-4*math.Max(1, math.Abs(want)) }
+				// SymDistance: integer weights off by at most half a step
+				// each, times Σ(a-b)² (L2) or Σ|a·b| (inner products).
+				var sq, ab float64
+				for d := range ca {
+					x := float64(ca[d]) - float64(cb[d])
+					sq += x * x
+					ab += math.Abs(float64(ca[d]) * float64(cb[d]))
+				}
+				symBound := q.sl2/2*sq + 1e-4*math.Max(1, math.Abs(want))
+				if m != L2 {
+					symBound = q.sdot/2*ab + 1e-4*math.Max(1, math.Abs(want))
+				}
+				if got := float64(q.SymDistance(m, ca, q.Term(m, ca), cb, q.Term(m, cb))); math.Abs(got-want) > symBound {
+					t.Fatalf("%v %v SymDistance: %v, decoded vectors give %v (bound %v)", r, m, got, want, symBound)
+				}
+				if qq := q.PrepareCode(m, ca); math.Abs(float64(qq.Distance(cb))-want) > bound(qq) {
+					t.Fatalf("%v %v PrepareCode: %v, decoded vectors give %v", r, m, qq.Distance(cb), want)
 				}
 				qq, err := q.Prepare(m, sample[i])
 				if err != nil {
 					t.Fatal(err)
 				}
 				want = float64(m.Exact(sample[i], db))
-				if got := float64(qq.Distance(cb)); math.Abs(got-want) > 1e-3*math.Max(1, math.Abs(want)) {
+				if got := float64(qq.Distance(cb)); math.Abs(got-want) > bound(qq) {
+					t.Fatalf("%v %v asymmetric: %v, exact against the decoded vector %v (bound %v)", r, m, got, want, bound(qq))
+				}
+				if got := float64(qq.Distance(cb)); math.Abs(got-want) > 2e-3*math.Max(1, math.Abs(want)) {
 					t.Fatalf("%v %v asymmetric: %v, exact against the decoded vector %v", r, m, got, want)
 				}
 			}

@@ -46,5 +46,49 @@ func TestSIMDVariants(t *testing.T) {
 			}
 		}
 	}
+	if avx512 {
+		for n := 0; n <= 100; n++ {
+			a, b := make([]float32, n), make([]float32, n)
+			for i := range a {
+				a[i], b[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			}
+			if !approx(float64(l2F32AVX512(a, b)), float64(l2F32Generic(a, b))) || !approx(float64(dotF32AVX512(a, b)), float64(dotF32Generic(a, b))) {
+				t.Fatalf("float32 AVX-512 kernels n=%d differ", n)
+			}
+		}
+	}
+	// The integer kernel is exact: every variant equals the portable one
+	// bit for bit, which is what makes Query distances (and so graphs) the
+	// same on every CPU.
+	for n := 0; n <= 100; n++ {
+		q, c := make([]int16, n), make([]int8, n)
+		lim := I16Max(n)
+		for i := range q {
+			q[i], c[i] = int16(rng.Int32N(2*lim+1)-lim), int8(rng.IntN(256)-128)
+		}
+		a, wl, wd := make([]int8, n), make([]int16, n), make([]int16, n)
+		for i := range a {
+			a[i], wl[i], wd[i] = int8(rng.IntN(256)-128), int16(rng.Int32N(WMaxL2(n)+1)), int16(rng.Int32N(WMaxDot(n)+1))
+		}
+		for _, k := range []struct {
+			name string
+			fn   func([]int16, []int8, []int8) int64
+			ref  func([]int16, []int8, []int8) int64
+			w    []int16
+			ok   bool
+		}{{"wl2Int8AVX2", wl2Int8AVX2, wl2Int8Generic, wl, avx2}, {"wl2Int8AVX512", wl2Int8AVX512, wl2Int8Generic, wl, avx512},
+			{"wdotInt8AVX2", wdotInt8AVX2, wdotInt8Generic, wd, avx2}, {"wdotInt8AVX512", wdotInt8AVX512, wdotInt8Generic, wd, avx512}} {
+			if k.ok && k.fn(k.w, a, c) != k.ref(k.w, a, c) {
+				t.Fatalf("%s n=%d: %d, want %d", k.name, n, k.fn(k.w, a, c), k.ref(k.w, a, c))
+			}
+		}
+		want := dotI16Int8Generic(q, c)
+		if avx2 && dotI16Int8AVX2(q, c) != want {
+			t.Fatalf("dotI16Int8AVX2 n=%d: %d, want %d", n, dotI16Int8AVX2(q, c), want)
+		}
+		if avx512 && dotI16Int8AVX512(q, c) != want {
+			t.Fatalf("dotI16Int8AVX512 n=%d: %d, want %d", n, dotI16Int8AVX512(q, c), want)
+		}
+	}
 	t.Logf("AVX2 %v, AVX-512 %v, in use: %s", avx2, avx512, Impl)
 }
