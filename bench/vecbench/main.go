@@ -5,47 +5,68 @@
 // efConstruction, in the same run. hnswlib runs from /usr/bin/python3
 // (python3-hnswlib) through hnswlib_peer.py beside this file.
 //
-// Reported per ef: single-threaded queries/s and recall@10 against brute
-// force; build time; bytes per vector of the graph in RAM (Go heap growth
-// over the build divided by the vectors; the float32 originals, which a
-// collection keeps in Pebble, are outside it). flowdb ranks by the int8
-// distance and re-ranks the ef candidates with the float32 originals (here
-// from memory).
+// Each of -runs runs builds and sweeps flowdb's graph, then hnswlib's;
+// the medians are reported, with flowdb's queries/s over hnswlib's. Per
+// ef: single-threaded queries/s and recall@10 against brute force; build
+// time (flowdb: InsertBatch in batches of 1,000 as a collection's apply
+// does, candidates searched on GOMAXPROCS goroutines; hnswlib: -threads);
+// bytes per vector of the graph in RAM (Go heap growth over the build
+// divided by the vectors; the float32 originals, which a collection keeps
+// in Pebble, are outside it). The graph sweep re-ranks the best -rerank·k
+// candidates with the float32 originals held in memory.
 //
-//	cd bench && go run ./vecbench [-queries 1000] [-m 16] [-efc 200] [-efs 16,32,64,128,256] [-metric l2,cosine]
+// With -collection (default on) it also builds a real collection once
+// (db.Open, hnsw.Attach, durable upserts of 1,000), reopens it (timed), and
+// sweeps Manager.Search, which re-ranks from Pebble: the figure a user of
+// the library sees, with the store's block cache (-cache MiB; default
+// db's 128) deciding how many of those reads hit memory.
+//
+//	cd bench && GOEXPERIMENT=simd go run ./vecbench [-runs 3] [-queries 1000] [-m 16] [-efc 200] [-efs 16,32,64,128] [-metric l2,cosine] [-cache 0] [-compact]
 package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
 	"github.com/flowdb/flowdb/internal/vecio"
 	"github.com/flowdb/flowdb/quant"
 )
 
 var (
-	dir      = flag.String("data", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST directory (apt-get install dataset-fashion-mnist)")
-	nQueries = flag.Int("queries", 1000, "queries (from the test set)")
-	nBase    = flag.Int("base", 0, "base vectors (0: all 60,000)")
-	m        = flag.Int("m", 16, "M")
-	efc      = flag.Int("efc", 200, "efConstruction")
-	efsFlag  = flag.String("efs", "16,32,64,128,256", "search ef sweep")
-	metrics  = flag.String("metric", "l2,cosine", "metrics to run")
-	noPeer   = flag.Bool("no-hnswlib", false, "skip hnswlib")
-	threads  = flag.Int("threads", 2, "hnswlib build threads")
+	dir       = flag.String("data", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST directory (apt-get install dataset-fashion-mnist)")
+	nQueries  = flag.Int("queries", 1000, "queries (from the test set)")
+	nBase     = flag.Int("base", 0, "base vectors (0: all 60,000)")
+	m         = flag.Int("m", 16, "M")
+	efc       = flag.Int("efc", 200, "efConstruction")
+	efsFlag   = flag.String("efs", "16,32,64,128,256", "search ef sweep")
+	metrics   = flag.String("metric", "l2,cosine", "metrics to run")
+	noPeer    = flag.Bool("no-hnswlib", false, "skip hnswlib")
+	threads   = flag.Int("threads", 2, "hnswlib build threads")
+	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the search sweep")
+	buildprof = flag.String("buildprofile", "", "write a CPU profile of the build")
+	runs      = flag.Int("runs", 1, "runs (each a flowdb build and sweep, then hnswlib's); medians are reported")
+	rerank    = flag.Int("rerank", 2, "re-rank the best rerank·k of the ef candidates (at least k, at most ef), as a collection does by default")
+	collprof  = flag.String("collprofile", "", "write a CPU profile of the collection's search sweep")
+	cacheMB   = flag.Int64("cache", 0, "the collection store's block cache in MiB (0: db's default, 128)")
+	compact   = flag.Bool("compact", false, "compact the collection store after the build (before the reopen)")
+	coll      = flag.Bool("collection", true, "also measure a collection (db.Open, hnsw.Attach): durable build, search with re-ranking from Pebble, reopen")
 )
 
 func load(name string, limit int) [][]float32 {
@@ -146,7 +167,176 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 	}
 	wg.Wait()
 
+	var mine [][]run
+	var peers []peer
+	var builds []float64
+	var bytesPer float64
+	for r := range *runs {
+		g, build, bp := buildGraph(metric, base, r == 0)
+		builds, bytesPer = append(builds, build), bp
+		mine = append(mine, sweep(g, metric, queries, pb, gt, efs, prep, r == 0))
+		g = nil
+		if !*noPeer {
+			peers = append(peers, runPeer(metric, len(queries), efs))
+		}
+	}
+	med := func(xs []float64) float64 {
+		xs = slices.Clone(xs)
+		slices.Sort(xs)
+		if len(xs) == 0 {
+			return 0
+		}
+		return xs[len(xs)/2]
+	}
+	var p peer
+	var peerBuilds []float64
+	for _, pr := range peers {
+		peerBuilds = append(peerBuilds, pr.BuildS)
+		p.Bytes = pr.Bytes
+	}
+	p.BuildS = med(peerBuilds)
+	var cr collRun
+	if *coll {
+		cr = collection(metric, base, queries, gt, efs)
+	}
+	fmt.Printf("\n%s (median of %d runs; flowdb and hnswlib alternate): flowdb build %.1fs (batches of 1,000, candidates searched on %d goroutines), %.0f bytes/vector in RAM; hnswlib build %.1fs (%d threads), %d bytes/vector at level 0\n",
+		metric, *runs, med(builds), runtime.GOMAXPROCS(0), bytesPer, p.BuildS, *threads, p.Bytes)
+	fmt.Printf("  %5s %14s %10s %14s %10s %8s\n", "ef", "flowdb qps", "recall@10", "hnswlib qps", "recall@10", "ratio")
+	for i, ef := range efs {
+		var q, pq []float64
+		for r := range mine {
+			q = append(q, mine[r][i].QPS)
+		}
+		var precall float64
+		for _, pr := range peers {
+			pq = append(pq, pr.Runs[i].QPS)
+			precall = pr.Runs[i].Recall
+		}
+		ratio := 0.0
+		if len(pq) > 0 {
+			ratio = med(q) / med(pq)
+		}
+		fmt.Printf("  %5d %14.0f %10.4f %14.0f %10.4f %8.2f\n", ef, med(q), mine[0][i].Recall, med(pq), precall, ratio)
+	}
+	if !*coll {
+		return
+	}
+	fmt.Printf("  collection (one run): %d vectors upserted in durable records of 1,000 in %.1fs; reopen (db.Open + hnsw.Attach) %v; search through Manager.Search (k 10, ef candidates re-ranked from Pebble):\n",
+		len(base), cr.build, cr.open.Round(time.Millisecond))
+	fmt.Printf("  %5s %14s %10s %14s %8s\n", "ef", "flowdb qps", "recall@10", "hnswlib qps", "ratio")
+	for i, ef := range efs {
+		var pq []float64
+		for _, pr := range peers {
+			pq = append(pq, pr.Runs[i].QPS)
+		}
+		ratio := 0.0
+		if len(pq) > 0 {
+			ratio = cr.runs[i].QPS / med(pq)
+		}
+		fmt.Printf("  %5d %14.0f %10.4f %14.0f %8.2f\n", ef, cr.runs[i].QPS, cr.runs[i].Recall, med(pq), ratio)
+	}
+}
+
+type collRun struct {
+	build float64
+	open  time.Duration
+	runs  []run
+}
+
+// collection builds the data set as a user would (a store, a collection,
+// durable upserts of 1,000), searches it through Manager.Search, and times
+// a reopen.
+func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs []int) collRun {
+	dir, err := os.MkdirTemp("", "vecbench-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	quiet := slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+	opts := func() *db.Options { return &db.Options{Logger: quiet, CacheSize: *cacheMB << 20} }
+	d, err := db.Open(dir, opts())
+	if err != nil {
+		log.Fatal(err)
+	}
+	vm, err := hnsw.Attach(d)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg := hnsw.Config{Name: "fm", Dim: len(base[0]), Metric: metric, M: *m, EfConstruction: *efc, TrainSize: min(10_000, len(base))}
+	if err := vm.Create(ctx, cfg); err != nil {
+		log.Fatal(err)
+	}
+	var cr collRun
+	t0 := time.Now()
+	for lo := 0; lo < len(base); lo += 1000 {
+		batch := make([]hnsw.Vector, 0, 1000)
+		for i := lo; i < min(lo+1000, len(base)); i++ {
+			batch = append(batch, hnsw.Vector{ID: uint64(i), Values: base[i]})
+		}
+		if err := vm.Upsert(ctx, "fm", batch); err != nil {
+			log.Fatal(err)
+		}
+	}
+	cr.build = time.Since(t0).Seconds()
+	if *compact {
+		if err := d.Pebble().Compact(ctx, []byte{0}, []byte{0xff, 0xff, 0xff, 0xff, 0xff}, true); err != nil {
+			log.Fatal(err)
+		}
+	}
+	d.Close()
+	t0 = time.Now()
+	if d, err = db.Open(dir, opts()); err != nil {
+		log.Fatal(err)
+	}
+	if vm, err = hnsw.Attach(d); err != nil {
+		log.Fatal(err)
+	}
+	cr.open = time.Since(t0)
+	defer d.Close()
+	if *collprof != "" {
+		f, err := os.Create(*collprof)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	for _, ef := range efs {
+		t0 := time.Now()
+		hits := 0
+		for i, qv := range queries {
+			res, err := vm.Search(ctx, "fm", qv, 10, hnsw.SearchOptions{Ef: ef})
+			if err != nil {
+				log.Fatal(err)
+			}
+			for _, r := range res {
+				if slices.Contains(gt[i], int(r.ID)) {
+					hits++
+				}
+			}
+		}
+		cr.runs = append(cr.runs, run{ef, float64(len(queries)) / time.Since(t0).Seconds(), float64(hits) / float64(10*len(queries))})
+	}
+	return cr
+}
+
+// buildGraph builds the graph as a collection's apply does (InsertBatch in
+// records of 1,000) and measures its heap (first run only).
+func buildGraph(metric quant.Metric, base [][]float32, first bool) (*hnsw.Graph, float64, float64) {
 	h0 := heap()
+	pb := base
+	if metric == quant.Cosine {
+		pb = make([][]float32, 0, 10_000)
+		for _, v := range base[:min(len(base), 10_000)] {
+			n := math.Sqrt(float64(quant.DotF32(v, v)))
+			out := make([]float32, len(v))
+			for i, x := range v {
+				out[i] = float32(float64(x) / n)
+			}
+			pb = append(pb, out)
+		}
+	}
 	q, err := quant.Train(pb[:min(len(pb), 10_000)], quant.Options{})
 	if err != nil {
 		log.Fatal(err)
@@ -154,6 +344,14 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 	g, err := hnsw.NewGraph(hnsw.Params{Dim: len(base[0]), Metric: metric, M: *m, EfConstruction: *efc}, q)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *buildprof != "" && first {
+		f, err := os.Create(*buildprof)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	t0 := time.Now()
 	ids := make([]uint64, len(base))
@@ -166,26 +364,41 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 			log.Fatal(err)
 		}
 	}
-	build := time.Since(t0)
-	bytesPer := float64(heap()-h0) / float64(len(base))
+	build := time.Since(t0).Seconds()
+	return g, build, float64(heap()-h0) / float64(len(base))
+}
 
-	var mine []run
+// sweep searches every query at each ef, single-threaded, re-ranking the
+// ef candidates with the float32 originals (from memory here).
+func sweep(g *hnsw.Graph, metric quant.Metric, queries, pb [][]float32, gt [][]int, efs []int, prep func([]float32) []float32, first bool) []run {
+	if *cpuprof != "" && first {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	var out []run
 	for _, ef := range efs {
 		t0 := time.Now()
 		hits := 0
 		for i, qv := range queries {
-			res, err := g.Search(qv, ef, ef, nil)
+			res, err := g.Search(qv, max(10, min(ef, *rerank*10)), ef, nil)
 			if err != nil {
 				log.Fatal(err)
 			}
-			// Re-rank the candidates with the float32 originals.
+			// Re-rank the candidates with the float32 originals (each
+			// distance computed once).
 			pq := prep(qv)
+			for j := range res {
+				res[j].Distance = metric.Exact(pq, pb[res[j].ID])
+			}
 			slices.SortFunc(res, func(a, b hnsw.Result) int {
-				da, db := metric.Exact(pq, pb[a.ID]), metric.Exact(pq, pb[b.ID])
 				switch {
-				case da < db:
+				case a.Distance < b.Distance:
 					return -1
-				case da > db:
+				case a.Distance > b.Distance:
 					return 1
 				}
 				return 0
@@ -197,35 +410,29 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 			}
 		}
 		el := time.Since(t0)
-		mine = append(mine, run{ef, float64(len(queries)) / el.Seconds(), float64(hits) / float64(10*len(queries))})
+		out = append(out, run{ef, float64(len(queries)) / el.Seconds(), float64(hits) / float64(10*len(queries))})
+	}
+	return out
+}
+
+// runPeer builds and sweeps hnswlib once.
+func runPeer(metric quant.Metric, nq int, efs []int) peer {
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "hnswlib_peer.py")
+	var efList []string
+	for _, e := range efs {
+		efList = append(efList, fmt.Sprint(e))
+	}
+	cmd := exec.Command("/usr/bin/python3", script, *dir, fmt.Sprint(*nBase), fmt.Sprint(nq), fmt.Sprint(*m), fmt.Sprint(*efc),
+		fmt.Sprint(*threads), metric.String(), strings.Join(efList, ","))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	if err := cmd.Run(); err != nil {
+		log.Fatalf("hnswlib: %v (apt-get install python3-hnswlib)", err)
 	}
 	var p peer
-	if !*noPeer {
-		_, file, _, _ := runtime.Caller(0)
-		script := filepath.Join(filepath.Dir(file), "hnswlib_peer.py")
-		var efList []string
-		for _, e := range efs {
-			efList = append(efList, fmt.Sprint(e))
-		}
-		cmd := exec.Command("/usr/bin/python3", script, *dir, fmt.Sprint(*nBase), fmt.Sprint(len(queries)), fmt.Sprint(*m), fmt.Sprint(*efc),
-			fmt.Sprint(*threads), metric.String(), strings.Join(efList, ","))
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, os.Stderr
-		if err := cmd.Run(); err != nil {
-			log.Fatalf("hnswlib: %v (apt-get install python3-hnswlib)", err)
-		}
-		if err := json.Unmarshal(out.Bytes(), &p); err != nil {
-			log.Fatalf("hnswlib output: %v: %s", err, out.String())
-		}
+	if err := json.Unmarshal(out.Bytes(), &p); err != nil {
+		log.Fatalf("hnswlib output: %v: %s", err, out.String())
 	}
-	fmt.Printf("\n%s: flowdb build %.1fs (batches of 1,000, candidates searched on %d goroutines), %.0f bytes/vector in RAM; hnswlib build %.1fs (%d threads), %d bytes/vector at level 0\n",
-		metric, build.Seconds(), runtime.GOMAXPROCS(0), bytesPer, p.BuildS, *threads, p.Bytes)
-	fmt.Printf("  %5s %14s %10s %14s %10s\n", "ef", "flowdb qps", "recall@10", "hnswlib qps", "recall@10")
-	for i, r := range mine {
-		var pr run
-		if i < len(p.Runs) {
-			pr = p.Runs[i]
-		}
-		fmt.Printf("  %5d %14.0f %10.4f %14.0f %10.4f\n", r.EF, r.QPS, r.Recall, pr.QPS, pr.Recall)
-	}
+	return p
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/RoaringBitmap/roaring/v2/roaring64"
@@ -68,6 +67,11 @@ type Config struct {
 	// is built once the collection holds that many (default 1,000); until
 	// then search is exact over the stored vectors.
 	TrainSize int `json:"train_size"`
+	// Float turns quantization off: the graph keeps the float32 vectors in
+	// RAM (4·Dim bytes per vector instead of Dim), its distances are exact
+	// so nothing is re-ranked, and it is built from the first insert (no
+	// quantizer, TrainSize unused). Default false: int8 codes.
+	Float bool `json:"float,omitempty"`
 }
 
 func (c Config) withDefaults() Config {
@@ -97,13 +101,25 @@ func (c Config) validate() error {
 }
 
 func encodeConfig(c Config) codec.Enc {
+	var float uint64
+	if c.Float {
+		float = 1
+	}
 	return codec.Enc(nil).S(c.Name).U(uint64(c.Dim)).U(uint64(c.Metric)).U(uint64(c.M)).U(uint64(c.EfConstruction)).
-		U(uint64(c.Ef)).U(uint64(c.TrainSize))
+		U(uint64(c.Ef)).U(uint64(c.TrainSize)).U(float)
 }
 
 func decodeConfig(d *codec.Dec) Config {
-	return Config{Name: d.S(MaxNameSize), Dim: int(d.U()), Metric: quant.Metric(d.U()), M: int(d.U()),
+	c := Config{Name: d.S(MaxNameSize), Dim: int(d.U()), Metric: quant.Metric(d.U()), M: int(d.U()),
 		EfConstruction: int(d.U()), Ef: int(d.U()), TrainSize: int(d.U())}
+	switch d.U() {
+	case 0:
+	case 1:
+		c.Float = true
+	default:
+		d.OK = false
+	}
+	return c
 }
 
 // coll is one collection's in-memory state, kept by apply.
@@ -113,6 +129,7 @@ type coll struct {
 	g     *Graph // nil until the quantizer is trained
 	qb    []byte // quantizer parameters (MarshalBinary), nil until trained
 	count int    // stored (live) vectors
+	coded uint32 // slots below this have their code stored (a code never changes)
 	tags  map[string]*roaring64.Bitmap
 }
 
@@ -163,16 +180,19 @@ type Manager struct {
 	colls map[string]*coll
 }
 
+// applyErrors are the errors vector records are rejected with.
+var applyErrors = []error{ErrNoCollection, ErrExists, ErrZeroVector, ErrInvalid, ErrNotFound, ErrDimension, ErrNotFinite, ErrCorrupt}
+
 // Attach registers the collection record kinds and tables with d and loads
 // every collection (graph included) from Pebble. Call it once per DB.
 func Attach(d *db.DB) (*Manager, error) {
 	m := &Manager{d: d, colls: map[string]*coll{}}
 	kinds := []db.KindSpec{
-		{Kind: KindCreate, Name: "vec.create", Reads: true, Apply: m.applyCreate},
-		{Kind: KindInsert, Name: "vec.insert", Reads: true, Apply: m.applyInsert},
-		{Kind: KindDelete, Name: "vec.delete", Reads: true, Apply: m.applyDelete},
-		{Kind: KindTrain, Name: "vec.train", Reads: true, Apply: m.applyTrain},
-		{Kind: KindDrop, Name: "vec.drop", Apply: m.applyDrop},
+		{Kind: KindCreate, Name: "vec.create", Reads: true, Apply: m.applyCreate, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindInsert, Name: "vec.insert", Reads: true, Apply: m.applyInsert, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindDelete, Name: "vec.delete", Reads: true, Apply: m.applyDelete, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindTrain, Name: "vec.train", Reads: true, Apply: m.applyTrain, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindDrop, Name: "vec.drop", Apply: m.applyDrop, Route: db.RouteByName, Errors: applyErrors},
 	}
 	for i, k := range kinds {
 		var tables []db.TableSpec
@@ -186,6 +206,7 @@ func Attach(d *db.DB) (*Manager, error) {
 	if err := m.load(); err != nil {
 		return nil, err
 	}
+	d.OnShardReload(m.reloadShard)
 	return m, nil
 }
 
@@ -267,9 +288,31 @@ func decodeVec(b []byte, dim int) ([]float32, []string, bool) {
 }
 
 func (m *Manager) load() error {
-	p := m.d.Pebble()
 	for s := 0; s < max(m.d.Placement().DataShards, 1); s++ {
-		shard := keys.FirstData + uint32(s)
+		if err := m.loadShard(keys.FirstData + uint32(s)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reloadShard rebuilds the collections of shard after a Raft snapshot
+// replaced its keys (db.OnShardReload; every shard's apply is stopped).
+func (m *Manager) reloadShard(shard uint32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, c := range m.colls {
+		if c.shard == shard {
+			delete(m.colls, name)
+		}
+	}
+	return m.loadShard(shard)
+}
+
+// loadShard loads the collections of one shard.
+func (m *Manager) loadShard(shard uint32) error {
+	p := m.d.Pebble()
+	{
 		lo, hi := keys.TableRange(shard, TableDef)
 		it, err := p.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
@@ -282,12 +325,16 @@ func (m *Manager) load() error {
 				return err
 			}
 			c := &coll{cfg: cfg, shard: shard}
-			if q != nil {
-				c.qb, _ = q.MarshalBinary()
+			if q != nil || cfg.Float {
+				if q != nil {
+					c.qb, _ = q.MarshalBinary()
+				}
 				if c.g, err = m.loadGraph(p, c, q, entry); err != nil {
 					it.Close()
 					return err
 				}
+				c.coded = uint32(c.g.Slots())
+
 				c.count = c.g.Len()
 			} else {
 				c.count, err = countPrefix(p, ckey(shard, TableVec, cfg.Name, nil))
@@ -339,7 +386,9 @@ func countPrefix(r pebble.Reader, prefix []byte) (int, error) {
 	return n, it.Close()
 }
 
-// loadGraph reads the node and code tables, in slot order.
+// loadGraph reads the node and code tables, in slot order; with
+// quantization off (nil q) the vectors come from the vector table instead
+// of codes.
 func (m *Manager) loadGraph(r pebble.Reader, c *coll, q *quant.Quantizer, entry int32) (*Graph, error) {
 	read := func(table byte) ([][]byte, error) {
 		prefix := ckey(c.shard, table, c.cfg.Name, nil)
@@ -370,11 +419,46 @@ func (m *Manager) loadGraph(r pebble.Reader, c *coll, q *quant.Quantizer, entry 
 	if err != nil {
 		return nil, err
 	}
-	codes, err := read(TableCode)
+	var codes [][]byte
+	if q != nil {
+		codes, err = read(TableCode)
+	} else {
+		codes, err = m.liveVectors(r, c, nodes)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return Restore(c.cfg.params(), q, entry, nodes, codes)
+}
+
+// liveVectors returns, per slot, the stored float32 vector (4·Dim bytes)
+// of each live node: the vector table read in one pass, matched to slots
+// by id. Restore checks what is missing.
+func (m *Manager) liveVectors(r pebble.Reader, c *coll, nodes [][]byte) ([][]byte, error) {
+	slotOf := make(map[uint64]int, len(nodes))
+	for s, b := range nodes {
+		if len(b) >= 10 && b[9] == 0 {
+			slotOf[binary.BigEndian.Uint64(b)] = s
+		}
+	}
+	out := make([][]byte, len(nodes))
+	prefix := ckey(c.shard, TableVec, c.cfg.Name, nil)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	width := 4 * c.cfg.Dim
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()[len(prefix):]
+		if len(k) != 8 || len(it.Value()) < width {
+			it.Close()
+			return nil, fmt.Errorf("%w: vector entry of %q", ErrCorrupt, c.cfg.Name)
+		}
+		if s, ok := slotOf[binary.BigEndian.Uint64(k)]; ok {
+			out[s] = slices.Clone(it.Value()[:width])
+		}
+	}
+	return out, it.Close()
 }
 
 func rejected(err error) (wal.Result, error) { return wal.Result{Err: err}, nil }
@@ -391,12 +475,18 @@ func (m *Manager) persist(tx *db.Tx, c *coll) error {
 			if err := tx.Set(ckey(c.shard, TableNode, c.cfg.Name, be32(s)), nb); err != nil {
 				return err
 			}
+			if !c.g.Quantized() {
+				continue // the vector table holds its vector
+			}
 			ck := ckey(c.shard, TableCode, c.cfg.Name, be32(s))
 			if nb[9] == 1 { // deleted: its code goes
 				if err := tx.Delete(ck); err != nil {
 					return err
 				}
 				continue
+			}
+			if s < c.coded {
+				continue // its code is stored; only its links changed
 			}
 			code := c.g.Code(s)
 			cb := make([]byte, len(code))
@@ -407,6 +497,7 @@ func (m *Manager) persist(tx *db.Tx, c *coll) error {
 				return err
 			}
 		}
+		c.coded = uint32(c.g.Slots())
 	}
 	return tx.Set(ckey(c.shard, TableDef, c.cfg.Name, nil), encodeDef(c))
 }
@@ -426,6 +517,13 @@ func (m *Manager) applyCreate(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		return wal.Result{}, nil
 	}
 	c := &coll{cfg: cfg, shard: tx.Placement.ShardFor(cfg.Name)}
+	if cfg.Float {
+		g, err := NewGraph(cfg.params(), nil)
+		if err != nil {
+			return rejected(err)
+		}
+		c.g = g
+	}
 	if err := m.persist(tx, c); err != nil {
 		return wal.Result{}, err
 	}
@@ -581,7 +679,7 @@ func (m *Manager) applyTrain(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	if c.g != nil {
 		return wal.Result{}, nil // trained already: the first train record wins
 	}
-	if q.Dim() != c.cfg.Dim {
+	if q.Dim() != c.cfg.Dim || c.cfg.Float {
 		return rejected(errBadRecord)
 	}
 	g, err := NewGraph(c.cfg.params(), q)
@@ -751,6 +849,13 @@ type SearchOptions struct {
 	// Tags, if set, restrict the search to vectors that carry every one
 	// of them.
 	Tags []string
+	// Rerank is how many of the ef candidates, best first by the int8
+	// distance, are re-ranked with the float32 vectors read from Pebble
+	// (at least k, at most ef). Default 2·k: on Fashion-MNIST re-ranking
+	// 2·k, 3·k or all ef candidates gave the same recall@10 to four
+	// decimals at ef 16 to 128 (bench/vecbench -rerank), and each
+	// re-ranked candidate costs a Pebble read.
+	Rerank int
 }
 
 // ExactFilterMax is the largest filtered set searched by an exact scan
@@ -758,13 +863,13 @@ type SearchOptions struct {
 const ExactFilterMax = 2048
 
 // Search returns the k nearest vectors to query, nearest first, with
-// their exact distances and tags: the graph is traversed on int8 codes and
-// the max(ef, k) candidates re-ranked with the float32 vectors stored in
-// Pebble. Before the quantizer is trained the search is exact. With a tag
-// filter, a small allowed set (at most ExactFilterMax) is scanned exactly;
-// a larger one is searched through the graph with ef widened by the
-// filter's selectivity, and scanned exactly if that finds fewer than
-// min(k, allowed) vectors. It never returns fewer than min(k, matching
+// their exact distances and tags: the graph is traversed on int8 codes
+// with max(ef, k) candidates, and the best Rerank of them (default 2·k)
+// re-ranked with the float32 vectors stored in Pebble. Before the
+// quantizer is trained the search is exact. With a tag filter, a small
+// allowed set (at most ExactFilterMax) is scanned exactly; a larger one is
+// searched through the graph with ef widened by the filter's selectivity,
+// and scanned exactly if that finds fewer than min(k, allowed) vectors. It never returns fewer than min(k, matching
 // vectors) results, nor an id twice.
 func (m *Manager) Search(ctx context.Context, name string, query []float32, k int, o SearchOptions) ([]Hit, error) {
 	c, err := m.get(name)
@@ -801,27 +906,49 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 	}
 	m.mu.RUnlock()
 	r := m.d.Pebble()
-	var hits []Hit
-	// rank reads id's stored vector and adds it with its exact distance
-	// (an id deleted since it was picked is skipped).
-	rank := func(id uint64) error {
-		val, cl, err := r.Get(ckey(c.shard, TableVec, name, be64(id)))
-		if errors.Is(err, pebble.ErrNotFound) {
-			return nil
+	prefix := ckey(c.shard, TableVec, name, nil)
+	// Candidates are ranked by the exact distance to their stored vector;
+	// tags stay raw until the k results are known.
+	type ranked struct {
+		id   uint64
+		d    float32
+		tags []byte
+	}
+	var hits []ranked
+	scratch := make([]float32, c.cfg.Dim)
+	add := func(id uint64, val []byte) {
+		if len(val) < 4*c.cfg.Dim {
+			return
 		}
-		if err != nil {
-			return err
+		for i := range scratch {
+			scratch[i] = math.Float32frombits(binary.LittleEndian.Uint32(val[4*i:]))
 		}
-		defer cl.Close()
-		if v, tags, ok := decodeVec(val, c.cfg.Dim); ok {
-			hits = append(hits, Hit{id, c.cfg.Metric.Exact(qv, v), tags})
+		// The value is the iterator's until it moves: keep a copy of the tags.
+		hits = append(hits, ranked{id, c.cfg.Metric.Exact(qv, scratch), slices.Clone(val[4*c.cfg.Dim:])})
+	}
+	// rankIDs reads the stored vectors of ids (point reads, which skip
+	// levels by their bloom filters) and ranks them; an id deleted since it
+	// was picked is skipped.
+	key := slices.Clone(prefix)
+	rankIDs := func(ids ...uint64) error {
+		for _, id := range ids {
+			key = binary.BigEndian.AppendUint64(key[:len(prefix)], id)
+			val, cl, err := r.Get(key)
+			if errors.Is(err, pebble.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			add(id, val)
+			cl.Close()
 		}
 		return nil
 	}
 	exactOver := func(ids *roaring64.Bitmap) error {
 		hits = hits[:0]
-		for it := ids.Iterator(); it.HasNext(); {
-			if err := rank(it.Next()); err != nil {
+		for bi := ids.Iterator(); bi.HasNext(); {
+			if err := rankIDs(bi.Next()); err != nil {
 				return err
 			}
 		}
@@ -835,17 +962,12 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 			return nil, err
 		}
 	case g == nil:
-		prefix := ckey(c.shard, TableVec, name, nil)
 		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 		if err != nil {
 			return nil, err
 		}
 		for ok := it.First(); ok; ok = it.Next() {
-			v, tags, ok := decodeVec(it.Value(), c.cfg.Dim)
-			if !ok {
-				continue
-			}
-			hits = append(hits, Hit{binary.BigEndian.Uint64(it.Key()[len(prefix):]), c.cfg.Metric.Exact(qv, v), tags})
+			add(binary.BigEndian.Uint64(it.Key()[len(prefix):]), it.Value())
 		}
 		if err := it.Close(); err != nil {
 			return nil, err
@@ -859,12 +981,20 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 			// the candidates.
 			width = min(width*count/max(int(allowed.GetCardinality()), 1)+width, 4*ExactFilterMax)
 		}
-		cands, err := g.Search(qv, width, width, allow)
+		take := o.Rerank // int8 distances: re-rank the best
+		if take <= 0 {
+			take = 2 * k
+		}
+		take = min(max(take, k), width)
+		if !g.Quantized() {
+			take = k // exact already: read only the results' tags
+		}
+		cands, err := g.Search(qv, take, width, allow)
 		if err != nil {
 			return nil, err
 		}
 		for _, cd := range cands {
-			if err := rank(cd.ID); err != nil {
+			if err := rankIDs(cd.ID); err != nil {
 				return nil, err
 			}
 		}
@@ -874,13 +1004,28 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 			}
 		}
 	}
-	sort.Slice(hits, func(i, j int) bool {
-		if hits[i].Distance != hits[j].Distance {
-			return hits[i].Distance < hits[j].Distance
+	slices.SortFunc(hits, func(a, b ranked) int {
+		switch {
+		case a.d < b.d:
+			return -1
+		case a.d > b.d:
+			return 1
+		case a.id < b.id:
+			return -1
+		case a.id > b.id:
+			return 1
 		}
-		return hits[i].ID < hits[j].ID
+		return 0
 	})
-	return hits[:min(k, len(hits))], nil
+	out := make([]Hit, min(k, len(hits)))
+	for i := range out {
+		d := codec.NewDec(hits[i].tags)
+		out[i] = Hit{ID: hits[i].id, Distance: hits[i].d, Tags: d.Strings(MaxTags, MaxTagSize)}
+		if !d.Done() {
+			return nil, fmt.Errorf("%w: vector %d of %q", ErrCorrupt, hits[i].id, name)
+		}
+	}
+	return out, nil
 }
 
 // Stats describes a collection.

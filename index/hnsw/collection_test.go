@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
@@ -34,10 +35,17 @@ func openColl(t testing.TB, fs vfs.FS) (*db.DB, *Manager) {
 
 // ops applies a fixed mix of operations: batches of upserts past the
 // training threshold, replacements, deletes.
-func ops(t testing.TB, m *Manager, vs [][]float32) {
+func ops(t testing.TB, m *Manager, vs [][]float32) { opsWith(t, m, vs, false) }
+
+// opsWith is ops on a collection with quantization off (float) or on.
+func opsWith(t testing.TB, m *Manager, vs [][]float32, float bool) {
+	opsMetric(t, m, vs, float, quant.L2)
+}
+
+func opsMetric(t testing.TB, m *Manager, vs [][]float32, float bool, metric quant.Metric) {
 	t.Helper()
 	ctx := context.Background()
-	if err := m.Create(ctx, Config{Name: "mem", Dim: len(vs[0]), Metric: quant.L2, TrainSize: 400}); err != nil {
+	if err := m.Create(ctx, Config{Name: "mem", Dim: len(vs[0]), Metric: metric, TrainSize: 400, Float: float}); err != nil {
 		t.Fatal(err)
 	}
 	for lo := 0; lo < len(vs); lo += 100 {
@@ -81,11 +89,17 @@ func tableDump(t testing.TB, d *db.DB) []byte {
 // TestCollectionDeterministic: two stores that apply the same operations
 // hold byte-identical collection tables and graphs.
 func TestCollectionDeterministic(t *testing.T) {
+	for _, float := range []bool{false, true} {
+		t.Run(fmt.Sprintf("float=%v", float), func(t *testing.T) { testCollectionDeterministic(t, float) })
+	}
+}
+
+func testCollectionDeterministic(t *testing.T, float bool) {
 	vs := clustered(11, 1200, 10, 24)
 	var dumps, graphs [][]byte
 	for range 2 {
 		d, m := openColl(t, vfs.NewMem())
-		ops(t, m, vs)
+		opsWith(t, m, vs, float)
 		dumps = append(dumps, tableDump(t, d))
 		graphs = append(graphs, m.graphBytes("mem"))
 		d.Close()
@@ -98,14 +112,50 @@ func TestCollectionDeterministic(t *testing.T) {
 	}
 }
 
+// TestCollectionDeterministicAcrossKernels: a store whose kernels are the
+// portable ones and one with the fastest this CPU has (AVX2 or AVX-512
+// under GOEXPERIMENT=simd) hold byte-identical quantized collections after
+// the same records, under L2 and cosine (whose normalization apply stores).
+func TestCollectionDeterministicAcrossKernels(t *testing.T) {
+	vs := clustered(21, 1000, 10, 40)
+	for _, metric := range []quant.Metric{quant.L2, quant.Cosine} {
+		var dumps [][]byte
+		for _, portable := range []bool{false, true} {
+			quant.UsePortable(portable)
+			d, m := openColl(t, vfs.NewMem())
+			opsMetric(t, m, vs, false, metric)
+			dumps = append(dumps, tableDump(t, d))
+			d.Close()
+			quant.UsePortable(false)
+		}
+		if !bytes.Equal(dumps[0], dumps[1]) {
+			t.Fatalf("%v: collections built with the %s and portable kernels differ", metric, quant.Impl)
+		}
+	}
+}
+
 // TestCollectionPersistence: the graph, vectors and tags survive a reopen
 // and a crash (acknowledged writes are durable) and load without a
 // rebuild; searches answer the same.
 func TestCollectionPersistence(t *testing.T) {
+	for _, float := range []bool{false, true} {
+		t.Run(fmt.Sprintf("float=%v", float), func(t *testing.T) { testCollectionPersistence(t, float) })
+	}
+}
+
+func testCollectionPersistence(t *testing.T, float bool) {
 	vs := clustered(12, 1500, 12, 32)
 	fs := vfs.NewCrashableMem()
 	d, m := openColl(t, fs)
-	ops(t, m, vs)
+	opsWith(t, m, vs, float)
+	if float {
+		// Quantization off: no quantizer, no codes stored (the vector
+		// table is the graph's source on open).
+		if lo, hi := keys.TableRange(keys.FirstData, TableCode); countRange(t, d, lo, hi) != 0 {
+			t.Fatal("codes stored with quantization off")
+		}
+	}
+
 	before := m.graphBytes("mem")
 	queries := clustered(13, 20, 12, 32)
 	var want [][]Hit
@@ -243,12 +293,18 @@ func searchErrC(m *Manager, name string, q []float32, k int) error {
 // min(k, matches) results, all matching, no duplicates, and agree with
 // brute force over the matching vectors (exactly when the set is small).
 func TestFilteredSearch(t *testing.T) {
+	for _, float := range []bool{false, true} {
+		t.Run(fmt.Sprintf("float=%v", float), func(t *testing.T) { testFilteredSearch(t, float) })
+	}
+}
+
+func testFilteredSearch(t *testing.T, float bool) {
 	const n = 5000
 	vs := clustered(15, n, 20, 16)
 	d, m := openColl(t, vfs.NewMem())
 	defer d.Close()
 	ctx := context.Background()
-	if err := m.Create(ctx, Config{Name: "f", Dim: 16, Metric: quant.L2, TrainSize: 1000}); err != nil {
+	if err := m.Create(ctx, Config{Name: "f", Dim: 16, Metric: quant.L2, TrainSize: 1000, Float: float}); err != nil {
 		t.Fatal(err)
 	}
 	mods := []int{1000, 100, 10, 2, 1} // 0.1%, 1%, 10%, 50%, 100%
@@ -357,4 +413,18 @@ func TestGetAndDrop(t *testing.T) {
 	if _, err := m.Stats("mem"); !errors.Is(err, ErrNoCollection) || len(m.Collections()) != 0 {
 		t.Fatalf("after drop and reopen: %v %v", err, m.Collections())
 	}
+}
+
+func countRange(t testing.TB, d *db.DB, lo, hi []byte) int {
+	t.Helper()
+	it, err := d.Pebble().NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n
 }

@@ -11,9 +11,10 @@
 // Search is exact over the stored vectors; then the proposer trains the
 // quantizer on the first TrainSize vectors by id and proposes a train
 // record carrying its parameters, whose apply builds the graph from the
-// stored vectors in id order. Search traverses the graph on int8 codes and
-// re-ranks the max(ef, k) candidates with the float32 vectors read from
-// Pebble, returning exact distances and tags. On open the graph is loaded
+// stored vectors in id order. Search traverses the graph on int8 codes with
+// max(ef, k) candidates and re-ranks the best SearchOptions.Rerank of them
+// (default 2·k) with the float32 vectors read from Pebble, returning exact
+// distances and tags. On open the graph is loaded
 // from its node and code tables, without a rebuild.
 //
 // Filters: each tag keeps a roaring bitmap of the ids that carry it
@@ -24,14 +25,20 @@
 // scan if the graph yields fewer than min(k, allowed). TestFilteredSearch
 // covers filters matching 0.1% to 100% against brute force.
 //
-// Not built yet: quantization off, flowctl vec.
+// Quantization off (Config.Float): the graph keeps the float32 vectors
+// themselves, so its distances are exact and Search reads only the k
+// results' tags from Pebble; there is no quantizer and no training step
+// (the graph is built from the first insert), and no code table (on open
+// the vectors load from the vector table). It costs 4·Dim bytes per vector
+// in RAM instead of Dim: the choice for small collections, or for data the
+// int8 codes describe badly.
 //
 // # Tables (a collection's data shard, placed by name)
 //
 //	0x40 def   name             -> config | quantizer parameters | entry slot
 //	0x41 vec   name | id (8)    -> float32 vector (LE, normalized under cosine) | tags
 //	0x42 node  name | slot (4)  -> id | level | deleted | links per level
-//	0x43 code  name | slot (4)  -> int8 code (live nodes)
+//	0x43 code  name | slot (4)  -> int8 code (live nodes; none with quantization off)
 //	0x44 tag   name | len(tag) | tag | id (8)  (tag index)
 //
 // # Graph invariants
@@ -40,12 +47,15 @@
 //     the xxhash of its id; the quantizer is fixed before the first insert;
 //     candidate order breaks distance ties on slot number; no map order or
 //     clock enters a decision. Two graphs that apply the same operations in
-//     the same order marshal to identical bytes (TestDeterministic), on the
-//     same build and CPU features: the float kernels' summation order
-//     differs between the portable, AVX2 and AVX-512 implementations
-//     (chosen by build tag and CPU), so for now replicas must run the same
-//     build on CPUs with the same features. Replication needs apply to use
-//     one kernel fixed per collection; this is not done yet.
+//     the same order marshal to identical bytes (TestDeterministic), on any
+//     CPU and build: a quantized graph's distances come from an exact
+//     integer kernel and scalar float64 steps (see quant's doc), and apply
+//     normalizes cosine vectors with a scalar sum, so the portable, AVX2 and
+//     AVX-512 builds agree (TestDeterministicAcrossKernels,
+//     TestCollectionDeterministicAcrossKernels). A graph with quantization
+//     off uses the float32 kernels, whose summation order differs between
+//     implementations: its replicas must run the same build on CPUs with
+//     the same features.
 //   - Neighbors per node: at most M above level 0 and 2·M at level 0,
 //     chosen by the HNSW heuristic (a candidate is kept only if it is closer
 //     to the node than to every neighbor kept so far).
@@ -59,12 +69,17 @@
 //
 // # Memory
 //
-// Per live vector: its code (Dim bytes), a node (about 64 bytes) and its
-// links (4 bytes each: up to 2·M at level 0, M per level above; on average
-// about 2·M + M/(M-1) links); a map entry from id to slot (about 40 bytes).
-// At 784 dims and M = 16: about 784 + 64 + 4·33 + 40 ≈ 1,020 bytes;
-// bench/vecbench measured 1,035-1,050 bytes per vector of Go heap on
-// Fashion-MNIST (float32 alone would be 3,136; those stay in Pebble).
+// Per slot (live or deleted): its code (Dim bytes) and Term (4 bytes), its
+// level-0 link record (a count and 2·M slots: 4·(2·M+1) bytes), a node (48
+// bytes: id, level, upper-level links header); per node above level 0
+// (1/M of them), M links per level; per live vector a map entry from id to
+// slot (about 40 bytes). Codes, vectors and link records live in chunked
+// slabs of 1,024 slots, so growth neither copies them nor leaves more than
+// half a chunk unused. At 784 dims and M = 16: 784 + 4 + 132 + 48 + 40 +
+// about 8 ≈ 1,016 bytes; bench/vecbench measured 1,043 bytes per vector of
+// Go heap on Fashion-MNIST under L2 and cosine (float32 alone would be
+// 3,136; those stay in Pebble). With quantization off the code is
+// replaced by the float32 vector: 4·Dim + about 230 bytes.
 //
 // # Concurrency
 //

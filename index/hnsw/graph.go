@@ -64,28 +64,37 @@ func (p Params) validate() error {
 // maxLevel caps node levels (a level is drawn from the id's hash).
 const maxLevel = 16
 
-// node is one vector in the graph.
+// node is one vector in the graph. Its level-0 links live in the graph's
+// flat l0 array (one fixed-size record per slot, so that search reads a
+// node's neighbors with one memory access); up holds levels 1..level.
 type node struct {
 	id      uint64
 	level   int
-	links   [][]uint32 // per level, neighbor slots
+	up      [][]uint32 // up[lv-1]: neighbor slots at level lv
 	deleted bool
 }
 
-// Graph is an HNSW graph over int8 codes. Every change is a deterministic
-// function of the operations applied to it, in order: a node's level comes
-// from the hash of its id, distances come from the quantizer (whose
-// parameters are fixed before the first insert), and ties break on slot
+// Graph is an HNSW graph over int8 codes, or over float32 vectors when it
+// has no quantizer. Every change is a deterministic function of the
+// operations applied to it, in order: a node's level comes from the hash of
+// its id, distances come from the quantizer (whose parameters are fixed
+// before the first insert) or the float32 vectors, and ties break on slot
 // order, so two graphs that apply the same operations are identical
 // (Marshal). Insert and Delete take the write lock; Search the read lock.
 type Graph struct {
 	p  Params
-	q  *quant.Quantizer
+	q  *quant.Quantizer // nil: quantization off, the graph keeps vecs
 	mL float64
 
 	mu    sync.RWMutex
 	nodes []node
-	codes []int8 // slot*dim
+	codes slab[int8] // per slot: its code (quantized)
+	terms []float32  // per slot: the code's Term (quantized)
+	// l0 holds each slot's level-0 links: stride 2·M+1 words, a count
+	// then up to 2·M slots. A deleted slot's count is 0.
+	l0    slab[uint32]
+	dead  []uint64      // bitset of deleted slots (search's hot loop reads it, not the nodes)
+	vecs  slab[float32] // per slot: its vector (quantization off)
 	slot  map[uint64]uint32
 	entry int32 // entry point slot, -1 when empty
 	live  int
@@ -94,17 +103,20 @@ type Graph struct {
 	dirty map[uint32]struct{}
 }
 
-// NewGraph returns an empty graph quantizing with q.
+// NewGraph returns an empty graph quantizing with q, or, with a nil q, one
+// that keeps the float32 vectors themselves (quantization off: exact
+// distances, 4·Dim bytes per vector instead of Dim).
 func NewGraph(p Params, q *quant.Quantizer) (*Graph, error) {
 	p = p.withDefaults()
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	if q.Dim() != p.Dim {
+	if q != nil && q.Dim() != p.Dim {
 		return nil, fmt.Errorf("%w: quantizer of %d dims for a graph of %d", ErrDimension, q.Dim(), p.Dim)
 	}
 	return &Graph{p: p, q: q, mL: 1 / math.Log(float64(p.M)), slot: map[uint64]uint32{}, entry: -1,
-		dirty: map[uint32]struct{}{}}, nil
+		dirty: map[uint32]struct{}{}, codes: newSlab[int8](p.Dim), vecs: newSlab[float32](p.Dim),
+		l0: newSlab[uint32](2*p.M + 1)}, nil
 }
 
 // Len is the number of live vectors.
@@ -137,7 +149,14 @@ func prepare(dim int, m quant.Metric, v []float32) ([]float32, error) {
 	if m != quant.Cosine {
 		return v, nil
 	}
-	n := math.Sqrt(float64(quant.DotF32(v, v)))
+	// A scalar float64 sum in index order (each product exact), not a SIMD
+	// kernel: the normalized vector is stored by apply, so it must be the
+	// same bits on every CPU and build.
+	var ss float64
+	for _, x := range v {
+		ss += float64(x) * float64(x)
+	}
+	n := math.Sqrt(ss)
 	if n == 0 {
 		return nil, ErrZeroVector
 	}
@@ -148,7 +167,118 @@ func prepare(dim int, m quant.Metric, v []float32) ([]float32, error) {
 	return out, nil
 }
 
-func (g *Graph) code(s uint32) []int8 { return g.codes[int(s)*g.p.Dim : int(s+1)*g.p.Dim] }
+func (g *Graph) code(s uint32) []int8 { return g.codes.at(s) }
+
+func (g *Graph) vec(s uint32) []float32 { return g.vecs.at(s) }
+
+// Quantized reports whether the graph keeps int8 codes (false: float32
+// vectors).
+func (g *Graph) Quantized() bool { return g.q != nil }
+
+// query is a prepared query: asymmetric over codes, or a float32 vector
+// when quantization is off.
+type query struct {
+	q *quant.Query
+	f []float32
+}
+
+// dist is the distance from q to the vector at slot s.
+func (g *Graph) dist(q query, s uint32) float32 {
+	if q.q == nil {
+		return g.p.Metric.Exact(q.f, g.vec(s))
+	}
+	return q.q.DistanceNorm(g.code(s), float64(g.terms[s]))
+}
+
+// sym is the distance between the vectors at slots a and b: symmetric on
+// codes (quant.SymDistance, no preparation), or exact with quantization
+// off.
+func (g *Graph) sym(a, b uint32) float32 {
+	if g.q == nil {
+		return g.p.Metric.Exact(g.vec(a), g.vec(b))
+	}
+	return g.q.SymDistance(g.p.Metric, g.code(a), float64(g.terms[a]), g.code(b), float64(g.terms[b]))
+}
+
+func (g *Graph) stride() int { return 2*g.p.M + 1 }
+
+// linksOf returns n's neighbors at lv (empty above its level or once it
+// is deleted). The slice aliases the graph: change links through setLinks
+// and addLink only.
+func (g *Graph) linksOf(n uint32, lv int) []uint32 {
+	if lv == 0 {
+		r := g.l0.at(n)
+		return r[1 : 1+r[0] : 1+r[0]]
+	}
+	up := g.nodes[n].up
+	if lv > len(up) {
+		return nil
+	}
+	return up[lv-1]
+}
+
+// setLinks replaces n's neighbors at lv (at most maxLinks(lv); ls may
+// alias the current links).
+func (g *Graph) setLinks(n uint32, lv int, ls []uint32) {
+	if lv == 0 {
+		r := g.l0.at(n)
+		copy(r[1:1+len(ls)], ls)
+		r[0] = uint32(len(ls))
+		return
+	}
+	g.nodes[n].up[lv-1] = ls
+}
+
+// addLink appends s to n's neighbors at lv (which has room).
+func (g *Graph) addLink(n uint32, lv int, s uint32) {
+	if lv == 0 {
+		r := g.l0.at(n)
+		r[1+r[0]] = s
+		r[0]++
+		return
+	}
+	g.nodes[n].up[lv-1] = append(g.nodes[n].up[lv-1], s)
+}
+
+// newNode appends a node for id at level lvl, with no links yet.
+// REQUIRES: g.mu held for writing.
+func (g *Graph) newNode(id uint64, lvl int) uint32 {
+	s := uint32(len(g.nodes))
+	var up [][]uint32
+	if lvl > 0 {
+		up = make([][]uint32, lvl)
+	}
+	g.nodes = append(g.nodes, node{id: id, level: lvl, up: up})
+	g.l0.add()
+	return s
+}
+
+func (g *Graph) isDead(s uint32) bool { return g.dead[s>>6]&(1<<(s&63)) != 0 }
+
+func (g *Graph) setDead(s uint32) { g.dead[s>>6] |= 1 << (s & 63) }
+
+// newQuery prepares a checked (and, under cosine, normalized) vector.
+func (g *Graph) newQuery(v []float32) (query, error) {
+	if g.q == nil {
+		return query{f: v}, nil
+	}
+	q, err := g.q.Prepare(g.p.Metric, v)
+	return query{q: q}, err
+}
+
+// store appends a new slot's code or vector (its node is appended by the
+// caller first). REQUIRES: g.mu held for writing.
+func (g *Graph) store(p prepped) {
+	for len(g.dead)*64 < len(g.nodes) {
+		g.dead = append(g.dead, 0)
+	}
+	if g.q == nil {
+		copy(g.vecs.add(), p.pq.f)
+		return
+	}
+	copy(g.codes.add(), p.code)
+	g.terms = append(g.terms, float32(g.q.Term(g.p.Metric, p.code)))
+}
 
 // cand is a slot at a distance.
 type cand struct {
@@ -269,12 +399,8 @@ func (g *Graph) searchLayer(dist func(uint32) float32, eps []cand, ef, lv int) [
 		if len(best.h) >= ef && less(best.h[0], c) {
 			break
 		}
-		ls := g.nodes[c.s].links
-		if lv >= len(ls) {
-			continue // a deleted node (unreachable once repaired)
-		}
-		for _, n := range ls[lv] {
-			if !vis.visit(n) || g.nodes[n].deleted {
+		for _, n := range g.linksOf(c.s, lv) { // none for a deleted node (unreachable once repaired)
+			if !vis.visit(n) || g.isDead(n) {
 				continue // a dangling link to a deleted node: step over it
 			}
 			nc := cand{dist(n), n}
@@ -294,10 +420,6 @@ func (g *Graph) searchLayer(dist func(uint32) float32, eps []cand, ef, lv int) [
 	return out
 }
 
-// from prepares a stored node as a query: distances from it to other
-// nodes are the distances between their decoded vectors.
-func (g *Graph) from(s uint32) *quant.Query { return g.q.PrepareCode(g.p.Metric, g.code(s)) }
-
 // selectNeighbors is the HNSW heuristic (Malkov & Yashunin, algorithm 4):
 // take candidates nearest first, keeping one only if it is closer to the
 // base than to every neighbor kept so far; cs is sorted nearest first.
@@ -306,22 +428,21 @@ func (g *Graph) selectNeighbors(cs []cand, m int) []cand {
 		return cs
 	}
 	out := make([]cand, 0, m)
-	kept := make([]*quant.Query, 0, m)
+	kept := make([]uint32, 0, m)
 	for _, c := range cs {
 		if len(out) == m {
 			break
 		}
 		keep := true
-		code := g.code(c.s)
 		for _, k := range kept {
-			if k.Distance(code) < c.d {
+			if g.sym(k, c.s) < c.d {
 				keep = false
 				break
 			}
 		}
 		if keep {
 			out = append(out, c)
-			kept = append(kept, g.from(c.s))
+			kept = append(kept, c.s)
 		}
 	}
 	return out
@@ -349,21 +470,20 @@ func (g *Graph) Insert(id uint64, v []float32) error {
 
 // insertLocked inserts one prepared vector. REQUIRES: g.mu held for writing.
 func (g *Graph) insertLocked(p prepped) {
-	id, code, pq, lvl := p.id, p.code, p.pq, p.lvl
+	id, pq, lvl := p.id, p.pq, p.lvl
 	if s, ok := g.slot[id]; ok && !g.nodes[s].deleted {
 		g.deleteLocked(s)
 	}
-	s := uint32(len(g.nodes))
-	g.nodes = append(g.nodes, node{id: id, level: lvl, links: make([][]uint32, lvl+1)})
+	s := g.newNode(id, lvl)
 	g.dirty[s] = struct{}{}
-	g.codes = append(g.codes, code...)
+	g.store(p)
 	g.slot[id] = s
 	g.live++
 	if g.entry < 0 {
 		g.entry = int32(s)
 		return
 	}
-	dist := func(n uint32) float32 { return pq.Distance(g.code(n)) }
+	dist := func(n uint32) float32 { return g.dist(pq, n) }
 	ep := []cand{{dist(uint32(g.entry)), uint32(g.entry)}}
 	top := g.nodes[g.entry].level
 	for lv := top; lv > lvl; lv-- {
@@ -376,7 +496,7 @@ func (g *Graph) insertLocked(p prepped) {
 		for i, c := range nb {
 			links[i] = c.s
 		}
-		g.nodes[s].links[lv] = links
+		g.setLinks(s, lv, links)
 		for _, c := range nb {
 			g.link(c.s, s, c.d, lv)
 		}
@@ -390,25 +510,24 @@ func (g *Graph) insertLocked(p prepped) {
 // link adds s to n's neighbors at lv (d is their distance), pruning n's
 // list with the heuristic when it overflows.
 func (g *Graph) link(n, s uint32, d float32, lv int) {
-	ls := g.nodes[n].links[lv]
+	ls := g.linksOf(n, lv)
 	if len(ls) < g.maxLinks(lv) {
-		g.nodes[n].links[lv] = append(ls, s)
+		g.addLink(n, lv, s)
 		g.dirty[n] = struct{}{}
 		return
 	}
 	cs := make([]cand, 0, len(ls)+1)
 	cs = append(cs, cand{d, s})
-	qn := g.from(n)
 	for _, o := range ls {
-		cs = append(cs, cand{qn.Distance(g.code(o)), o})
+		cs = append(cs, cand{g.sym(n, o), o})
 	}
 	sortCands(cs)
 	nb := g.selectNeighbors(cs, g.maxLinks(lv))
-	out := ls[:0]
-	for _, c := range nb {
-		out = append(out, c.s)
+	out := make([]uint32, len(nb))
+	for i, c := range nb {
+		out[i] = c.s
 	}
-	g.nodes[n].links[lv] = out
+	g.setLinks(n, lv, out)
 	g.dirty[n] = struct{}{}
 }
 
@@ -429,11 +548,12 @@ func (g *Graph) Delete(id uint64) error {
 func (g *Graph) deleteLocked(s uint32) {
 	dn := &g.nodes[s]
 	dn.deleted = true
+	g.setDead(s)
 	g.dirty[s] = struct{}{}
 	delete(g.slot, dn.id)
 	g.live--
-	for lv, ls := range dn.links {
-		for _, n := range ls {
+	for lv := 0; lv <= dn.level; lv++ {
+		for _, n := range g.linksOf(s, lv) {
 			if g.nodes[n].deleted {
 				continue
 			}
@@ -446,14 +566,11 @@ func (g *Graph) deleteLocked(s uint32) {
 	// One that is missed keeps a link to a deleted node, which search steps
 	// over; it costs that node one neighbor slot until its list is next
 	// pruned or repaired.
-	for lv, ls := range dn.links {
+	for lv := 0; lv <= dn.level; lv++ {
 		var near []uint32
 		seen := map[uint32]bool{s: true}
-		for _, n := range ls {
-			if lv >= len(g.nodes[n].links) {
-				continue
-			}
-			for _, m := range g.nodes[n].links[lv] {
+		for _, n := range g.linksOf(s, lv) {
+			for _, m := range g.linksOf(n, lv) { // none for a deleted n
 				if !seen[m] && !g.nodes[m].deleted {
 					seen[m] = true
 					near = append(near, m)
@@ -464,7 +581,8 @@ func (g *Graph) deleteLocked(s uint32) {
 			g.repair(m, s, lv)
 		}
 	}
-	dn.links = nil
+	g.l0.at(s)[0] = 0
+	dn.up = nil
 	if g.entry == int32(s) {
 		g.entry = -1
 		best := -1
@@ -479,26 +597,23 @@ func (g *Graph) deleteLocked(s uint32) {
 // repair replaces s in n's links at lv with the best of n's other
 // neighbors and s's live neighbors.
 func (g *Graph) repair(n, s uint32, lv int) {
-	ls := g.nodes[n].links[lv]
+	ls := g.linksOf(n, lv)
 	if !slices.Contains(ls, s) {
 		return
 	}
 	seen := map[uint32]bool{n: true, s: true}
 	var cs []cand
-	qn := g.from(n)
 	add := func(o uint32) {
 		if !seen[o] && !g.nodes[o].deleted {
 			seen[o] = true
-			cs = append(cs, cand{qn.Distance(g.code(o)), o})
+			cs = append(cs, cand{g.sym(n, o), o})
 		}
 	}
 	for _, o := range ls {
 		add(o)
 	}
-	if lv < len(g.nodes[s].links) {
-		for _, o := range g.nodes[s].links[lv] {
-			add(o)
-		}
+	for _, o := range g.linksOf(s, lv) {
+		add(o)
 	}
 	sortCands(cs)
 	nb := g.selectNeighbors(cs, g.maxLinks(lv))
@@ -506,7 +621,7 @@ func (g *Graph) repair(n, s uint32, lv int) {
 	for i, c := range nb {
 		out[i] = c.s
 	}
-	g.nodes[n].links[lv] = out
+	g.setLinks(n, lv, out)
 	g.dirty[n] = struct{}{}
 }
 
@@ -517,8 +632,9 @@ type Result struct {
 }
 
 // Search returns the k nearest live vectors to query by the quantized
-// (asymmetric) distance, exploring ef candidates (ef < k means k), nearest
-// first, among those allow accepts (nil accepts all).
+// (asymmetric) distance, or the exact one when quantization is off,
+// exploring ef candidates (ef < k means k), nearest first, among those
+// allow accepts (nil accepts all).
 func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) ([]Result, error) {
 	if k <= 0 {
 		return nil, fmt.Errorf("%w: k %d", ErrInvalid, k)
@@ -527,7 +643,7 @@ func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) (
 	if err != nil {
 		return nil, err
 	}
-	pq, err := g.q.Prepare(g.p.Metric, v)
+	pq, err := g.newQuery(v)
 	if err != nil {
 		return nil, err
 	}
@@ -536,7 +652,7 @@ func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) (
 	if g.entry < 0 {
 		return nil, nil
 	}
-	dist := func(n uint32) float32 { return pq.Distance(g.code(n)) }
+	dist := func(n uint32) float32 { return g.dist(pq, n) }
 	ep := []cand{{dist(uint32(g.entry)), uint32(g.entry)}}
 	for lv := g.nodes[g.entry].level; lv > 0; lv-- {
 		ep = g.searchLayer(dist, ep, 1, lv)[:1]
@@ -556,9 +672,9 @@ func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) (
 	return out, nil
 }
 
-// Marshal encodes the whole graph (nodes, links, live nodes' codes, entry
-// point) in a canonical form: two graphs that applied the same operations marshal to
-// the same bytes.
+// Marshal encodes the whole graph (nodes, links, live nodes' codes or
+// vectors, entry point) in a canonical form: two graphs that applied the
+// same operations marshal to the same bytes.
 func (g *Graph) Marshal() []byte {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
@@ -572,15 +688,32 @@ func (g *Graph) Marshal() []byte {
 			continue
 		}
 		b = append(b, 0)
-		for _, ls := range n.links {
+		for lv := 0; lv <= n.level; lv++ {
+			ls := g.linksOf(uint32(i), lv)
 			b = binary.AppendUvarint(b, uint64(len(ls)))
 			for _, s := range ls {
 				b = binary.AppendUvarint(b, uint64(s))
 			}
 		}
-		for _, c := range g.code(uint32(i)) {
-			b = append(b, byte(c))
+		b = append(b, g.slotBytes(uint32(i))...)
+	}
+	return b
+}
+
+// slotBytes is the stored form of slot s's code (Dim bytes) or, with
+// quantization off, its vector (Dim float32, little-endian).
+func (g *Graph) slotBytes(s uint32) []byte {
+	if g.q == nil {
+		b := make([]byte, 0, 4*g.p.Dim)
+		for _, x := range g.vec(s) {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
 		}
+		return b
+	}
+	c := g.code(s)
+	b := make([]byte, len(c))
+	for i, x := range c {
+		b[i] = byte(x)
 	}
 	return b
 }
@@ -606,10 +739,13 @@ func (g *Graph) Entry() int32 {
 	return g.entry
 }
 
-// Code returns a copy of the code at slot s.
+// Code returns a copy of the code at slot s (nil with quantization off).
 func (g *Graph) Code(s uint32) []int8 {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
+	if g.q == nil {
+		return nil
+	}
 	return slices.Clone(g.code(s))
 }
 
@@ -628,7 +764,8 @@ func (g *Graph) EncodeNode(s uint32) []byte {
 		return append(b, byte(n.level), 1)
 	}
 	b = append(b, byte(n.level), 0)
-	for _, ls := range n.links {
+	for lv := 0; lv <= n.level; lv++ {
+		ls := g.linksOf(s, lv)
 		b = binary.AppendUvarint(b, uint64(len(ls)))
 		for _, l := range ls {
 			b = binary.BigEndian.AppendUint32(b, l)
@@ -641,16 +778,27 @@ func (g *Graph) EncodeNode(s uint32) []byte {
 var ErrCorrupt = errors.New("hnsw: corrupt graph data")
 
 // Restore rebuilds a graph from its encoded nodes and their codes (nil for
-// deleted nodes), in slot order, and its entry point. It never panics on
-// bad bytes (ErrCorrupt).
+// deleted nodes), in slot order, and its entry point. With a nil q
+// (quantization off) codes holds the vectors instead: Dim float32,
+// little-endian. It never panics on bad bytes (ErrCorrupt).
 func Restore(p Params, q *quant.Quantizer, entry int32, nodes, codes [][]byte) (*Graph, error) {
 	g, err := NewGraph(p, q)
 	if err != nil {
 		return nil, err
 	}
 	dim := g.p.Dim
+	width := dim
 	g.nodes = make([]node, len(nodes))
-	g.codes = make([]int8, len(nodes)*dim)
+	g.l0.alloc(len(nodes))
+	g.dead = make([]uint64, (len(nodes)+63)/64)
+	if q == nil {
+		width = 4 * dim
+		g.vecs.alloc(len(nodes))
+	} else {
+		g.codes.alloc(len(nodes))
+		g.terms = make([]float32, len(nodes))
+	}
+
 	for s, b := range nodes {
 		if len(b) < 10 || b[8] > maxLevel || b[9] > 1 {
 			return nil, fmt.Errorf("%w: node %d header", ErrCorrupt, s)
@@ -661,17 +809,31 @@ func Restore(p Params, q *quant.Quantizer, entry int32, nodes, codes [][]byte) (
 				return nil, fmt.Errorf("%w: deleted node %d", ErrCorrupt, s)
 			}
 			g.nodes[s] = n
+			g.setDead(uint32(s))
 			continue
 		}
 		rest := b[10:]
-		if s >= len(codes) || len(codes[s]) != dim {
+		if s >= len(codes) || len(codes[s]) != width {
 			return nil, fmt.Errorf("%w: node %d code", ErrCorrupt, s)
 		}
-		for i, c := range codes[s] {
-			g.codes[s*dim+i] = int8(c)
+		if q == nil {
+			for i := range dim {
+				x := math.Float32frombits(binary.LittleEndian.Uint32(codes[s][4*i:]))
+				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+					return nil, fmt.Errorf("%w: node %d vector", ErrCorrupt, s)
+				}
+				g.vecs.at(uint32(s))[i] = x
+			}
+		} else {
+			for i, c := range codes[s] {
+				g.codes.at(uint32(s))[i] = int8(c)
+			}
+			g.terms[s] = float32(q.Term(g.p.Metric, g.code(uint32(s))))
 		}
-		n.links = make([][]uint32, n.level+1)
-		for lv := range n.links {
+		if n.level > 0 {
+			n.up = make([][]uint32, n.level)
+		}
+		for lv := 0; lv <= n.level; lv++ {
 			cnt, k := binary.Uvarint(rest)
 			if k <= 0 || cnt > uint64(g.maxLinks(lv)) || uint64(len(rest)-k) < 4*cnt {
 				return nil, fmt.Errorf("%w: node %d links", ErrCorrupt, s)
@@ -685,7 +847,13 @@ func Restore(p Params, q *quant.Quantizer, entry int32, nodes, codes [][]byte) (
 				}
 			}
 			rest = rest[4*cnt:]
-			n.links[lv] = ls
+			if lv == 0 {
+				r := g.l0.at(uint32(s))
+				r[0] = uint32(cnt)
+				copy(r[1:], ls)
+			} else {
+				n.up[lv-1] = ls
+			}
 		}
 		if len(rest) != 0 {
 			return nil, fmt.Errorf("%w: node %d trailing bytes", ErrCorrupt, s)
@@ -714,8 +882,8 @@ const batchStep = 128
 // prepped is a vector ready to insert.
 type prepped struct {
 	id   uint64
-	code []int8
-	pq   *quant.Query
+	code []int8 // nil with quantization off (pq.f is the vector)
+	pq   query
 	lvl  int
 }
 
@@ -724,11 +892,13 @@ func (g *Graph) prep(id uint64, v []float32) (prepped, error) {
 	if err != nil {
 		return prepped{}, err
 	}
-	code, err := g.q.Encode(nil, v)
-	if err != nil {
-		return prepped{}, err
+	var code []int8
+	if g.q != nil {
+		if code, err = g.q.Encode(nil, v); err != nil {
+			return prepped{}, err
+		}
 	}
-	pq, err := g.q.Prepare(g.p.Metric, v)
+	pq, err := g.newQuery(v)
 	if err != nil {
 		return prepped{}, err
 	}
@@ -800,10 +970,9 @@ func (g *Graph) insertSub(sub []prepped) {
 	// Phase B: link in order.
 	first := uint32(len(g.nodes))
 	for i, p := range sub {
-		s := uint32(len(g.nodes))
-		g.nodes = append(g.nodes, node{id: p.id, level: p.lvl, links: make([][]uint32, p.lvl+1)})
+		s := g.newNode(p.id, p.lvl)
 		g.dirty[s] = struct{}{}
-		g.codes = append(g.codes, p.code...)
+		g.store(p)
 		g.slot[p.id] = s
 		g.live++
 		if g.entry < 0 {
@@ -818,7 +987,7 @@ func (g *Graph) insertSub(sub []prepped) {
 			}
 			for j := first; j < s; j++ { // the sub-batch's earlier vectors
 				if g.nodes[j].level >= lv {
-					cs = append(cs, cand{p.pq.Distance(g.code(j)), j})
+					cs = append(cs, cand{g.dist(p.pq, j), j})
 				}
 			}
 			sortCands(cs)
@@ -830,10 +999,11 @@ func (g *Graph) insertSub(sub []prepped) {
 			for k, c := range nb {
 				links[k] = c.s
 			}
-			g.nodes[s].links[lv] = links
+			g.setLinks(s, lv, links)
 			for _, c := range nb {
 				g.link(c.s, s, c.d, lv)
 			}
+
 		}
 		if p.lvl > top {
 			g.entry = int32(s)
@@ -845,7 +1015,7 @@ func (g *Graph) insertSub(sub []prepped) {
 // to min(p.lvl, top)) in the graph. Read-only: safe to run in parallel
 // while the caller holds the write lock and changes nothing.
 func (g *Graph) candidates(p prepped) [][]cand {
-	dist := func(n uint32) float32 { return p.pq.Distance(g.code(n)) }
+	dist := func(n uint32) float32 { return g.dist(p.pq, n) }
 	ep := []cand{{dist(uint32(g.entry)), uint32(g.entry)}}
 	top := g.nodes[g.entry].level
 	for lv := top; lv > p.lvl; lv-- {
@@ -857,4 +1027,12 @@ func (g *Graph) candidates(p prepped) [][]cand {
 		ep = out[lv]
 	}
 	return out
+}
+
+// Slots is the number of slots, live or deleted (a deleted node's slot is
+// never reused).
+func (g *Graph) Slots() int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return len(g.nodes)
 }
