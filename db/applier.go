@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -45,6 +46,16 @@ type KindSpec struct {
 	// Pebble batch.
 	Reads bool
 	Apply ApplyFunc
+	// Route returns the shard a record of this kind applies on, from its
+	// body, on a replicated store (where each shard is a Raft group); it
+	// must name the shard whose keys Apply writes. Records it cannot route
+	// get its error (ErrBadRecord, ErrCrossShard). nil means the catalog
+	// shard. See RouteByName and RouteCatalog.
+	Route func(p keys.Placement, body []byte) (uint32, error)
+	// Errors are the sentinel errors Apply rejects records with, so that a
+	// rejection travelling from a replica's state machine back to its
+	// proposer still matches them with errors.Is.
+	Errors []error
 }
 
 // TableSpec registers a key table (see internal/keys) so that Check can
@@ -71,6 +82,7 @@ type registry struct {
 	kinds    map[wal.Kind]*KindSpec
 	tables   map[byte]*TableSpec
 	checkers []Checker
+	errors   []error // KindSpec.Errors in registration order
 }
 
 type applierRegistry struct {
@@ -93,6 +105,7 @@ func (r *applierRegistry) register(k *KindSpec, t *TableSpec) error {
 			next.tables[kk] = v
 		}
 		next.checkers = append(next.checkers, old.checkers...)
+		next.errors = append(next.errors, old.errors...)
 	}
 	if k != nil {
 		if k.Kind == 0 || k.Apply == nil {
@@ -102,6 +115,11 @@ func (r *applierRegistry) register(k *KindSpec, t *TableSpec) error {
 			return fmt.Errorf("%w: %d (%s)", ErrKindRegistered, k.Kind, k.Name)
 		}
 		next.kinds[k.Kind] = k
+		for _, e := range k.Errors {
+			if !slices.Contains(next.errors, e) {
+				next.errors = append(next.errors, e)
+			}
+		}
 	}
 	if t != nil {
 		if _, dup := next.tables[t.Table]; dup {
@@ -212,7 +230,11 @@ type applier struct {
 	reg       *applierRegistry
 	shard     uint32
 	placement keys.Placement
-	retention int // frames kept in the log table; <= 0 keeps none
+	retention int  // frames kept in the log table; <= 0 keeps none
+	gaps      bool // indexes may skip (Raft entries that carry no frame)
+	// encoded holds the last deduplicated frame's encoded results (kept or
+	// new), so that ShardApplier does not encode them again; nil otherwise.
+	encoded []byte
 
 	// Protected by the caller's serialization (one applying goroutine).
 	index uint64
@@ -237,7 +259,7 @@ func (a *applier) needsIndexed(f *wal.Frame) bool {
 // record. The returned hooks must run, in order, after b is durable. A
 // non-nil error is fatal: b must be discarded and the engine stopped.
 func (a *applier) applyFrame(b *pebble.Batch, index uint64, f *wal.Frame, encoded []byte, results []wal.Result) ([]func(), error) {
-	if index != a.index+1 {
+	if index != a.index+1 && !(a.gaps && index > a.index) {
 		return nil, fmt.Errorf("db: frame index %d does not follow applied index %d", index, a.index)
 	}
 	t := f.Time
@@ -248,12 +270,48 @@ func (a *applier) applyFrame(b *pebble.Batch, index uint64, f *wal.Frame, encode
 	tx := &a.tx
 	*tx = Tx{Index: index, Time: t, Shard: a.shard, Placement: a.placement,
 		batch: b, indexed: b.Indexed(), after: tx.after[:0]}
+	dedup := a.gaps && f.Origin.ID != 0
+	a.encoded = nil
+	if dedup {
+		kept, seen, err := a.dedupSeen(b, f.Origin)
+		if err != nil {
+			return nil, err
+		}
+		if seen {
+			// A retry of a frame already applied: answer as the first time.
+			rs, derr := decodeResults(reg, kept)
+			if derr != nil || len(rs) != len(results) {
+				return nil, fmt.Errorf("db: kept results of origin %d/%d: %w", f.Origin.ID, f.Origin.Seq, wal.ErrCorrupt)
+			}
+			for i := range rs {
+				rs[i].Index = index
+			}
+			copy(results, rs)
+			a.encoded = kept
+			return nil, b.Set(metaAppliedKey(a.shard), encodeApplied(index, t), nil)
+		}
+	}
 	for i := range f.Records {
 		rec := f.Records[i]
 		spec := reg.kinds[rec.Kind]
 		if spec == nil {
 			results[i] = wal.Result{Index: index, Err: fmt.Errorf("%w: %d", ErrUnknownKind, rec.Kind)}
 			continue
+		}
+		if a.gaps {
+			// A replicated shard applies only what it owns.
+			shard := keys.CatalogShard
+			var rerr error
+			if spec.Route != nil {
+				shard, rerr = spec.Route(a.placement, rec.Body)
+			}
+			if rerr == nil && shard != a.shard {
+				rerr = fmt.Errorf("%w: %s record for shard %d on shard %d", ErrWrongShard, spec.Name, shard, a.shard)
+			}
+			if rerr != nil {
+				results[i] = wal.Result{Index: index, Err: rerr}
+				continue
+			}
 		}
 		r, err := spec.Apply(tx, rec)
 		if err != nil {
@@ -271,6 +329,12 @@ func (a *applier) applyFrame(b *pebble.Batch, index uint64, f *wal.Frame, encode
 			if err := b.DeleteRange(logKey(a.shard, 0), logKey(a.shard, index-uint64(a.retention)+1), nil); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if dedup {
+		a.encoded = encodeResults(reg, results)
+		if err := a.dedupKeep(b, index, t, f.Origin, a.encoded); err != nil {
+			return nil, err
 		}
 	}
 	if err := b.Set(metaAppliedKey(a.shard), encodeApplied(index, t), nil); err != nil {

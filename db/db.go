@@ -52,6 +52,12 @@ type DB struct {
 	}
 
 	m engineMetrics
+
+	// Replicated stores only (Options.Replicator).
+	repl     *replicaState
+	applyMu  sync.Mutex // serializes every shard's apply (ShardApplier)
+	reloadMu sync.Mutex
+	reload   []func(shard uint32) error
 }
 
 // visibility tracks the last frame stage B has made visible in Pebble.
@@ -168,6 +174,21 @@ func Open(dir string, opts *Options) (*DB, error) {
 	if o.ReadOnly {
 		close(d.commitDone)
 		close(d.reaperDone)
+		return d, nil
+	}
+	if o.Replicator != nil {
+		// A replica: records go to their shards' Raft groups.
+		if err := d.startReplica(); err != nil {
+			pdb.Close()
+			lock.Close()
+			return nil, err
+		}
+		close(d.commitDone)
+		if o.TTLReapInterval > 0 {
+			go d.reapLoop()
+		} else {
+			close(d.reaperDone)
+		}
 		return d, nil
 	}
 	d.batcher = wal.NewBatcher(o.Batcher)
@@ -377,9 +398,12 @@ func (d *DB) RegisterChecker(c Checker) {
 	d.reg.mu.Lock()
 	defer d.reg.mu.Unlock()
 	old := d.reg.cur.Load()
-	next := &registry{kinds: old.kinds, tables: old.tables, checkers: append(append([]Checker(nil), old.checkers...), c)}
+	next := &registry{kinds: old.kinds, tables: old.tables, errors: old.errors, checkers: append(append([]Checker(nil), old.checkers...), c)}
 	d.reg.cur.Store(next)
 }
+
+// FS is the file system the store writes through (Options.FS).
+func (d *DB) FS() vfs.FS { return d.opts.FS }
 
 // Pebble returns the underlying Pebble store for reads. Writing to it
 // directly breaks flowdb's invariants: every mutation must be a record.
@@ -419,14 +443,25 @@ func (d *DB) Propose(ctx context.Context, rec wal.Record) (wal.Result, error) {
 	if d.opts.ReadOnly {
 		return wal.Result{}, ErrReadOnly
 	}
-	if fe := d.fatal.Load(); fe != nil {
+	var shard uint32
+	if d.repl != nil {
+		// A replica proposes each record to the shard that owns it.
+		var err error
+		if shard, err = d.Route(rec); err != nil {
+			return wal.Result{}, err
+		}
+	} else if fe := d.fatal.Load(); fe != nil {
 		return wal.Result{}, *fe
 	}
 	if err := d.enter(); err != nil {
 		return wal.Result{}, err
 	}
+	b := d.batcher
+	if d.repl != nil {
+		b = d.proposer(shard).b // started inside enter: never after Close
+	}
 	p := wal.NewProposal(rec)
-	err := d.batcher.Submit(p)
+	err := b.Submit(p)
 	d.leave()
 	if err != nil {
 		return wal.Result{}, ErrClosed
@@ -711,6 +746,9 @@ func (d *DB) Close() error {
 	<-d.reaperDone
 	if d.batcher != nil {
 		d.batcher.Close()
+	}
+	if d.repl != nil {
+		d.closeReplica()
 	}
 	<-d.commitDone
 

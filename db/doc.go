@@ -20,6 +20,20 @@
 // attach. The replicated engine (raftsm) applies the same frames with the
 // same applier.
 //
+// # Replicas
+//
+// With Options.Replicator set (raftsm.Open sets it) the store is a replica:
+// the commit pipeline does not run; Propose routes each record by
+// KindSpec.Route to the shard that owns it and a per-shard proposer sends
+// frames through the Replicator; every replica applies them through a
+// ShardApplier, which also refuses records routed to the wrong shard
+// (ErrWrongShard), deduplicates frames by Origin (DedupWindow), and keeps
+// the results typed across the wire (KindSpec.Errors, EncodeResults).
+// Reads call ReadBarrier first (a Raft read index) unless
+// Options.StaleReads. All shards of a replica apply one at a time
+// (ShardApplier.Exclusive); after a snapshot, OnShardReload callbacks
+// rebuild in-memory views.
+//
 // # Invariants
 //
 //  1. Every mutation is a record; only the applier writes to Pebble. The

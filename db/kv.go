@@ -207,6 +207,10 @@ func (b *Batch) Delete(ns string, key []byte) { b.add(opDelete, ns, key, nil, 0)
 // an empty prefix deletes the whole namespace.
 func (b *Batch) DeletePrefix(ns string, prefix []byte) { b.add(opDeletePrefix, ns, prefix, nil, 0) }
 
+// Record is the batch as one KindKVBatch record, for proposing it through
+// another log (package raftsm). It aliases the batch's buffer.
+func (b *Batch) Record() wal.Record { return b.record() }
+
 // record encodes the batch as one KindKVBatch record. The record aliases
 // the batch's buffer: the batch must not change until the record is applied.
 func (b *Batch) record() wal.Record {
@@ -286,6 +290,9 @@ func (d *DB) GetEntry(ctx context.Context, ns string, key []byte) (Entry, error)
 	if err := checkKey(key); err != nil {
 		return Entry{}, err
 	}
+	if err := d.ReadBarrier(ctx, d.placement.ShardFor(ns)); err != nil {
+		return Entry{}, err
+	}
 	if err := d.enter(); err != nil {
 		return Entry{}, err
 	}
@@ -331,13 +338,50 @@ type kvOp struct {
 
 func (d *DB) registerKV() error {
 	m := &kvMachine{expired: func(n int) { d.m.ttlExpired.Add(uint64(n)) }}
-	err := d.Register(KindSpec{Kind: KindKVBatch, Name: "kv.batch", Apply: m.applyBatch},
+	err := d.Register(KindSpec{Kind: KindKVBatch, Name: "kv.batch", Apply: m.applyBatch, Route: routeKVBatch},
 		TableSpec{Table: keys.TableKV, Name: "kv", Check: checkKVEntry},
 		TableSpec{Table: keys.TableKVTTL, Name: "kv.ttl", Check: checkTTLEntry})
 	if err != nil {
 		return err
 	}
-	return d.Register(KindSpec{Kind: KindKVExpire, Name: "kv.expire", Reads: true, Apply: m.applyExpire})
+	return d.Register(KindSpec{Kind: KindKVExpire, Name: "kv.expire", Reads: true, Apply: m.applyExpire, Route: routeKVExpire})
+}
+
+// routeKVBatch routes a batch to its namespaces' shard; on a replicated
+// store a batch whose namespaces sit on different shards is refused with
+// ErrCrossShard (each shard is its own Raft group, so it could not apply
+// atomically).
+func routeKVBatch(p keys.Placement, body []byte) (uint32, error) {
+	var m kvMachine
+	if err := m.parseBatch(body); err != nil {
+		return 0, err
+	}
+	shard := uint32(0)
+	for i, o := range m.ops {
+		s := p.ShardForBytes(o.ns)
+		if i > 0 && s != shard {
+			return 0, fmt.Errorf("%w: namespaces %q and %q", ErrCrossShard, m.ops[0].ns, o.ns)
+		}
+		shard = s
+	}
+	if len(m.ops) == 0 {
+		return 0, ErrEmptyBatch
+	}
+	return shard, nil
+}
+
+// routeKVExpire routes a reaper record by its first namespace (the reaper
+// proposes one shard's keys per record).
+func routeKVExpire(p keys.Placement, body []byte) (uint32, error) {
+	n, rest, ok := codec.Uvarint(body)
+	if !ok || n == 0 {
+		return 0, fmt.Errorf("%w: kv expire", ErrBadRecord)
+	}
+	ns, _, ok := codec.LenBytes(rest, MaxNamespaceSize)
+	if !ok {
+		return 0, fmt.Errorf("%w: kv expire", ErrBadRecord)
+	}
+	return p.ShardForBytes(ns), nil
 }
 
 var errBadKV = fmt.Errorf("%w: kv batch", ErrBadRecord)

@@ -38,7 +38,9 @@ func (d Durability) String() string {
 // struct, so the caller may reuse it.
 type Options struct {
 	// FS is the file system every engine file is written through. Default:
-	// vfs.Default (the OS). Tests pass vfs.NewCrashableMem() or an errorfs.
+	// vfs.Default (the OS), on which the store's files are created 0600 and
+	// its directories 0700 whatever the umask. Tests pass
+	// vfs.NewCrashableMem() or an errorfs.
 	FS vfs.FS
 	// CacheSize is Pebble's block cache in bytes. Default 128 MiB. Memtables
 	// take a quarter of it each (between 4 and 64 MiB), because Pebble
@@ -88,6 +90,20 @@ type Options struct {
 	// internal/keys.Placement). Fixed when the store is created. Default 1.
 	DataShards int
 
+	// Replicator, if set, makes the store a replica of Raft-replicated
+	// shards (package raftsm sets it): no standalone commit pipeline runs;
+	// each record is proposed to the shard that owns it and applied there
+	// on every replica. Default nil (standalone).
+	Replicator Replicator
+	// StaleReads, on a replica, serves reads from local state without a
+	// read index: faster, but a read may miss writes acknowledged
+	// elsewhere. Default false (linearizable reads).
+	StaleReads bool
+	// ProposeTimeout bounds how long a replica keeps one frame's proposal
+	// in Raft (retrying while the shard is not ready) before its callers
+	// get ErrOutcomeUnknown. Default 30s.
+	ProposeTimeout time.Duration
+
 	// Pebble, if set, is called on the Pebble options after flowdb filled
 	// them, for tuning (memtable size, compaction concurrency). It must not
 	// change FS, Cache, Logger, ReadOnly or Lock.
@@ -100,11 +116,15 @@ func (o *Options) withDefaults() (Options, error) {
 	if o != nil {
 		c = *o
 	}
-	if c.FS == nil {
-		c.FS = vfs.Default
+	if c.FS == nil || c.FS == vfs.Default {
+		// Store files are the owner's only: 0600 files, 0700 directories.
+		c.FS = privateFS{vfs.Default}
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 128 << 20
+	}
+	if c.ProposeTimeout <= 0 {
+		c.ProposeTimeout = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

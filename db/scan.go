@@ -224,6 +224,10 @@ func (c *Cursor) shut(reason error) {
 //	for e, err := range d.Scan(ctx, "ns", db.ScanOptions{}) { ... }
 func (d *DB) Scan(ctx context.Context, ns string, o ScanOptions) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
+		if err := d.ReadBarrier(ctx, d.placement.ShardFor(ns)); err != nil {
+			yield(Entry{}, err)
+			return
+		}
 		c, err := d.NewCursor(ns, o)
 		if err != nil {
 			yield(Entry{}, err)

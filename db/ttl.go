@@ -29,11 +29,15 @@ func (d *DB) reapLoop() {
 
 // ReapExpired reclaims keys whose TTL has passed, in records of at most
 // TTLReapBatch keys, and returns how many it deleted. The background reaper
-// calls it; tests and tools may call it directly.
+// calls it; tests and tools may call it directly. On a replica it reaps the
+// shards this replica leads (DB.Leads).
 func (d *DB) ReapExpired(ctx context.Context) (int, error) {
 	total := 0
 	for s := 0; s < max(d.placement.DataShards, 1); s++ {
 		shard := keys.FirstData + uint32(s)
+		if !d.Leads(shard) {
+			continue
+		}
 		for {
 			entries, err := d.expiredEntries(shard)
 			if err != nil {

@@ -111,7 +111,7 @@ func (m *Manager) HeldAll() map[string]int {
 // returned, in order, with their Agent set. Like Lease, once proposed the
 // record is waited for whatever ctx does.
 func (m *Manager) Assign(ctx context.Context, queue string, leaseFor time.Duration, as []Assignment) ([]Lease, []error, error) {
-	if err := m.exists(queue); err != nil {
+	if err := m.exists(ctx, queue); err != nil {
 		return nil, nil, err
 	}
 	if len(as) == 0 || len(as) > MaxBatch || leaseFor < 0 {

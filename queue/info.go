@@ -240,7 +240,10 @@ func info(id uint64, t task) TaskInfo {
 
 // Get returns a task (pending, leased, done within retention, or dead).
 func (m *Manager) Get(ctx context.Context, queue string, id uint64) (TaskInfo, error) {
-	if err := m.exists(queue); err != nil {
+	if err := m.d.ReadBarrier(ctx, m.d.Placement().ShardFor(queue)); err != nil {
+		return TaskInfo{}, err
+	}
+	if err := m.exists(ctx, queue); err != nil {
 		return TaskInfo{}, err
 	}
 	t, ok, err := m.readTask(m.d.Placement().ShardFor(queue), queue, id)
@@ -255,7 +258,10 @@ func (m *Manager) Get(ctx context.Context, queue string, id uint64) (TaskInfo, e
 
 // Dead lists up to limit dead letters, oldest first.
 func (m *Manager) Dead(ctx context.Context, queue string, limit int) ([]TaskInfo, error) {
-	if err := m.exists(queue); err != nil {
+	if err := m.d.ReadBarrier(ctx, m.d.Placement().ShardFor(queue)); err != nil {
+		return nil, err
+	}
+	if err := m.exists(ctx, queue); err != nil {
 		return nil, err
 	}
 	shard := m.d.Placement().ShardFor(queue)
@@ -337,7 +343,8 @@ func (m *Manager) tickLoop() {
 			}
 			shard, cfg, mm := q.shard, q.cfg, q.m
 			m.mu.Unlock()
-			if m.due(shard, cfg, mm, now.UnixNano()) {
+			// On a replica only the shard's leader proposes ticks.
+			if m.d.Leads(shard) && m.due(shard, cfg, mm, now.UnixNano()) {
 				if err := m.Tick(context.Background(), name); err != nil && !errors.Is(err, db.ErrClosed) {
 					m.d.Logger().Warn("queue: tick", "queue", name, "err", err)
 				}

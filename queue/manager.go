@@ -39,6 +39,9 @@ type Manager struct {
 	done chan struct{}
 }
 
+// applyErrors are the errors queue records are rejected with.
+var applyErrors = []error{ErrNotFound, ErrExists, ErrFull, ErrLeaseLost, ErrCanceled, ErrInvalid, ErrNotReady, ErrAtCapacity}
+
 // Attach registers the queue record kinds and tables with d, loads every
 // queue's state from Pebble, and starts the ticker. Call it once per DB,
 // before any queue call; Close it before closing d.
@@ -51,19 +54,19 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 		m.opts.TickInterval = 50 * time.Millisecond
 	}
 	kinds := []db.KindSpec{
-		{Kind: KindCreate, Name: "queue.create", Apply: m.applyCreate},
-		{Kind: KindEnqueue, Name: "queue.enqueue", Reads: true, Apply: m.applyEnqueue},
-		{Kind: KindLease, Name: "queue.lease", Reads: true, Apply: m.applyLease},
-		{Kind: KindExtend, Name: "queue.extend", Reads: true, Apply: m.applyTaskOp},
-		{Kind: KindAck, Name: "queue.ack", Reads: true, Apply: m.applyTaskOp},
-		{Kind: KindNack, Name: "queue.nack", Reads: true, Apply: m.applyTaskOp},
-		{Kind: KindCancel, Name: "queue.cancel", Reads: true, Apply: m.applyTaskOp},
-		{Kind: KindTick, Name: "queue.tick", Reads: true, Apply: m.applyTick},
-		{Kind: KindReplay, Name: "queue.replay", Reads: true, Apply: m.applyDead},
-		{Kind: KindPurge, Name: "queue.purge", Reads: true, Apply: m.applyDead},
-		{Kind: KindAckBatch, Name: "queue.ackbatch", Reads: true, Apply: m.applyAckBatch},
-		{Kind: KindAssign, Name: "queue.assign", Reads: true, Apply: m.applyAssign},
-		{Kind: KindRelease, Name: "queue.release", Reads: true, Apply: m.applyRelease},
+		{Kind: KindCreate, Name: "queue.create", Apply: m.applyCreate, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindEnqueue, Name: "queue.enqueue", Reads: true, Apply: m.applyEnqueue, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindLease, Name: "queue.lease", Reads: true, Apply: m.applyLease, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindExtend, Name: "queue.extend", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindAck, Name: "queue.ack", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindNack, Name: "queue.nack", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindCancel, Name: "queue.cancel", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindTick, Name: "queue.tick", Reads: true, Apply: m.applyTick, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindReplay, Name: "queue.replay", Reads: true, Apply: m.applyDead, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindPurge, Name: "queue.purge", Reads: true, Apply: m.applyDead, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindAckBatch, Name: "queue.ackbatch", Reads: true, Apply: m.applyAckBatch, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindAssign, Name: "queue.assign", Reads: true, Apply: m.applyAssign, Route: db.RouteByName, Errors: applyErrors},
+		{Kind: KindRelease, Name: "queue.release", Reads: true, Apply: m.applyRelease, Route: db.RouteByName, Errors: applyErrors},
 	}
 	for i, k := range kinds {
 		var tables []db.TableSpec
@@ -78,6 +81,7 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 	if err := m.load(); err != nil {
 		return nil, err
 	}
+	d.OnShardReload(m.reloadShard)
 	if m.opts.TickInterval > 0 {
 		go m.tickLoop()
 	} else {
@@ -88,9 +92,33 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 
 // load rebuilds every queue's in-memory state from Pebble.
 func (m *Manager) load() error {
-	p := m.d.Pebble()
 	for s := 0; s < max(m.d.Placement().DataShards, 1); s++ {
-		shard := keys.FirstData + uint32(s)
+		if err := m.loadShard(keys.FirstData + uint32(s)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reloadShard rebuilds the queues of shard after a Raft snapshot replaced
+// its keys (db.OnShardReload; every shard's apply is stopped). Waiters on
+// the replaced queues wake and look again.
+func (m *Manager) reloadShard(shard uint32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, q := range m.queues {
+		if q.shard == shard {
+			delete(m.queues, name)
+			close(q.wake)
+		}
+	}
+	return m.loadShard(shard)
+}
+
+// loadShard loads the queues of one shard.
+func (m *Manager) loadShard(shard uint32) error {
+	p := m.d.Pebble()
+	{
 		lo, hi := keys.TableRange(shard, keys.TableQueueDef)
 		it, err := p.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
@@ -206,13 +234,26 @@ func checkName(name string) error {
 	return nil
 }
 
-func (m *Manager) exists(name string) error {
+// exists checks that queue name exists. On a replica that has not seen it
+// yet, it waits for a read index of the queue's shard and looks again, so
+// a queue created through another node is found once its creation was
+// acknowledged.
+func (m *Manager) exists(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.queues[name] == nil {
+	ok := m.queues[name] != nil
+	m.mu.Unlock()
+	if !ok && m.d.Replicated() {
+		if err := m.d.ReadBarrier(ctx, m.d.Placement().ShardFor(name)); err != nil {
+			return err
+		}
+		m.mu.Lock()
+		ok = m.queues[name] != nil
+		m.mu.Unlock()
+	}
+	if !ok {
 		return fmt.Errorf("%w: queue %q", ErrNotFound, name)
 	}
 	return nil
@@ -316,7 +357,7 @@ func (m *Manager) Enqueue(ctx context.Context, queue string, t Task) (uint64, er
 // EnqueueBatch adds tasks atomically (one record): all are accepted or none
 // (ErrFull, ErrInvalid). It returns their ids, in order, once durable.
 func (m *Manager) EnqueueBatch(ctx context.Context, queue string, tasks []Task) ([]uint64, error) {
-	if err := m.exists(queue); err != nil {
+	if err := m.exists(ctx, queue); err != nil {
 		return nil, err
 	}
 	if len(tasks) == 0 || len(tasks) > MaxBatch {
@@ -362,7 +403,7 @@ type Lease struct {
 // once proposed, Lease waits for it even if ctx ends, so that leased tasks
 // always reach the caller.
 func (m *Manager) Lease(ctx context.Context, queue, agent string, n int, caps []string, leaseFor time.Duration) ([]Lease, error) {
-	if err := m.exists(queue); err != nil {
+	if err := m.exists(ctx, queue); err != nil {
 		return nil, err
 	}
 	if agent == "" || len(agent) > MaxLabelSize || n < 1 || n > MaxBatch || leaseFor < 0 || len(caps) > MaxCapabilities {
@@ -418,7 +459,7 @@ func (m *Manager) LeaseWait(ctx context.Context, queue, agent string, n int, cap
 
 // Extend renews a lease for leaseFor (0: the queue's LeaseDuration).
 func (m *Manager) Extend(ctx context.Context, queue string, id, token uint64, leaseFor time.Duration) error {
-	if err := m.exists(queue); err != nil {
+	if err := m.exists(ctx, queue); err != nil {
 		return err
 	}
 	if leaseFor < 0 {
@@ -432,7 +473,7 @@ func (m *Manager) Extend(ctx context.Context, queue string, id, token uint64, le
 // ResultRetention. ErrLeaseLost if the token is stale or the lease expired;
 // ErrCanceled if the task was canceled.
 func (m *Manager) Ack(ctx context.Context, queue string, id, token uint64, result []byte) error {
-	if err := m.exists(queue); err != nil {
+	if err := m.exists(ctx, queue); err != nil {
 		return err
 	}
 	if len(result) > MaxResultSize {
@@ -454,7 +495,7 @@ type AckItem struct {
 // result is for the call as a whole (ErrInvalid, ErrNotFound for the queue,
 // db errors).
 func (m *Manager) AckBatch(ctx context.Context, queue string, items []AckItem) ([]error, error) {
-	if err := m.exists(queue); err != nil {
+	if err := m.exists(ctx, queue); err != nil {
 		return nil, err
 	}
 	if len(items) == 0 || len(items) > MaxBatch {
@@ -491,7 +532,7 @@ func (m *Manager) AckBatch(ctx context.Context, queue string, items []AckItem) (
 // Nack returns a leased task for retry after backoff (or to the dead letters
 // after MaxAttempts).
 func (m *Manager) Nack(ctx context.Context, queue string, id, token uint64, reason string) error {
-	if err := m.exists(queue); err != nil {
+	if err := m.exists(ctx, queue); err != nil {
 		return err
 	}
 	if len(reason) > 1<<16 {
@@ -504,7 +545,7 @@ func (m *Manager) Nack(ctx context.Context, queue string, id, token uint64, reas
 // Cancel removes a pending task; a leased one is marked so that its Ack is
 // refused with ErrCanceled and it is dropped when its lease ends.
 func (m *Manager) Cancel(ctx context.Context, queue string, id uint64) error {
-	if err := m.exists(queue); err != nil {
+	if err := m.exists(ctx, queue); err != nil {
 		return err
 	}
 	_, err := m.propose(ctx, KindCancel, enc(nil).S(queue).U(id))
@@ -514,7 +555,7 @@ func (m *Manager) Cancel(ctx context.Context, queue string, id uint64) error {
 // Tick processes a queue's due timers and retention now. The ticker calls it
 // when something is due; tests and tools may call it directly.
 func (m *Manager) Tick(ctx context.Context, queue string) error {
-	if err := m.exists(queue); err != nil {
+	if err := m.exists(ctx, queue); err != nil {
 		return err
 	}
 	_, err := m.propose(ctx, KindTick, enc(nil).S(queue).U(seed()))
@@ -532,7 +573,7 @@ func (m *Manager) Purge(ctx context.Context, queue string, ids []uint64) error {
 }
 
 func (m *Manager) deadOp(ctx context.Context, kind wal.Kind, queue string, ids []uint64) error {
-	if err := m.exists(queue); err != nil {
+	if err := m.exists(ctx, queue); err != nil {
 		return err
 	}
 	if len(ids) == 0 || len(ids) > MaxBatch {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/codec"
+	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/wal"
 )
 
@@ -219,6 +220,11 @@ func (r *Registry) loop() {
 		case <-r.stop:
 			return
 		case <-t.C:
+		}
+		if !r.d.Leads(keys.CatalogShard) {
+			// On a replica only the catalog shard's leader proposes
+			// expiry and tends pools (one spawner call, not one per node).
+			continue
 		}
 		now := r.d.Now().UnixNano()
 		r.mu.RLock()

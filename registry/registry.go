@@ -256,12 +256,12 @@ func Attach(d *db.DB, o *Options) (*Registry, error) {
 	}
 	r.tend.init()
 	kinds := []db.KindSpec{
-		{Kind: KindRegister, Name: "registry.register", Apply: r.applyRegister},
-		{Kind: KindDeregister, Name: "registry.deregister", Apply: r.applyDeregister},
-		{Kind: KindHeartbeat, Name: "registry.heartbeat", Apply: r.applyHeartbeat},
-		{Kind: KindExpire, Name: "registry.expire", Apply: r.applyExpire},
-		{Kind: KindPoolDefine, Name: "registry.pool", Apply: r.applyPool},
-		{Kind: KindPoolDelete, Name: "registry.pooldelete", Apply: r.applyPool},
+		{Kind: KindRegister, Name: "registry.register", Apply: r.applyRegister, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
+		{Kind: KindDeregister, Name: "registry.deregister", Apply: r.applyDeregister, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
+		{Kind: KindHeartbeat, Name: "registry.heartbeat", Apply: r.applyHeartbeat, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
+		{Kind: KindExpire, Name: "registry.expire", Apply: r.applyExpire, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
+		{Kind: KindPoolDefine, Name: "registry.pool", Apply: r.applyPool, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
+		{Kind: KindPoolDelete, Name: "registry.pooldelete", Apply: r.applyPool, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
 	}
 	for i, k := range kinds {
 		var tables []db.TableSpec
@@ -275,6 +275,7 @@ func Attach(d *db.DB, o *Options) (*Registry, error) {
 	if err := r.load(); err != nil {
 		return nil, err
 	}
+	d.OnShardReload(r.reloadShard)
 	if r.opts.CheckInterval > 0 {
 		go r.loop()
 	} else {
@@ -309,6 +310,24 @@ func poolKey(name string) []byte {
 }
 
 // load rebuilds the view from Pebble.
+// reloadShard rebuilds the view after a Raft snapshot replaced the
+// catalog shard's keys (db.OnShardReload).
+func (r *Registry) reloadShard(shard uint32) error {
+	if shard != keys.CatalogShard {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.agents)
+	clear(r.byPool)
+	clear(r.byCap)
+	clear(r.pools)
+	r.cache.InvalidateAll()
+	r.capCache.InvalidateAll()
+	r.gen.Add(1)
+	return r.load()
+}
+
 func (r *Registry) load() error {
 	pdb := r.d.Pebble()
 	for _, t := range []byte{keys.TableAgent, keys.TablePool} {

@@ -1,0 +1,146 @@
+package db
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/wal"
+)
+
+// ShardApplier applies the frames of one replicated shard, outside the
+// standalone commit pipeline: package raftsm drives it from a Raft state
+// machine, which serializes its calls. Frames go through the same applier
+// (the same record kinds and Apply functions) as the standalone engine's,
+// into a Pebble batch the caller commits; the shard's applied index and
+// time are written in the same batch.
+//
+// Raft log indexes that carry no frame (elections, membership changes)
+// never reach it, so an index need only be above the applied one, not
+// next to it.
+type ShardApplier struct {
+	d  *DB
+	mu sync.Mutex // serializes Apply/Committed/Reload (the caller should already)
+	a  applier
+}
+
+// ShardApplier returns the applier of shard, positioned at the applied
+// index stored for it (0 for a new shard). The standalone pipeline keeps
+// its own index (keys.LocalShard); a replicated shard must be one of the
+// data or catalog shards, whose keys no standalone record touches when the
+// store is a replica.
+func (d *DB) ShardApplier(shard uint32) (*ShardApplier, error) {
+	if shard == 0 {
+		return nil, fmt.Errorf("%w: shard 0 is the standalone log's", ErrInvalidOptions)
+	}
+	index, t, err := readApplied(d.pdb, shard)
+	if err != nil {
+		return nil, err
+	}
+	return &ShardApplier{d: d, a: applier{reg: &d.reg, shard: shard, placement: d.placement, index: index, time: t, gaps: true}}, nil
+}
+
+// Shard is the shard this applier applies.
+func (s *ShardApplier) Shard() uint32 { return s.a.shard }
+
+// Applied is the index of the last frame whose batch was committed.
+func (s *ShardApplier) Applied() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.a.index
+}
+
+// NewBatch returns a batch for frames f will be applied into: indexed when
+// any record in them reads state (KindSpec.Reads), so that reads see the
+// batch's earlier writes.
+func (s *ShardApplier) NewBatch(frames ...*wal.Frame) *pebble.Batch {
+	for _, f := range frames {
+		// Deduplication reads what the batch kept for earlier frames.
+		if f.Origin.ID != 0 || s.a.needsIndexed(f) {
+			return s.d.pdb.NewIndexedBatch()
+		}
+	}
+	return s.d.pdb.NewBatch()
+}
+
+// Apply applies f as log index `index` (above every index applied or
+// applied into b so far) into b, returning one result per record, the same
+// results encoded (EncodeResults), and the hooks to run, in order, once b
+// is committed. The applier counts f as
+// applied from here on (the next frame may go into the same batch), so a
+// batch that is not committed leaves the shard to be reopened; a non-nil
+// error is likewise fatal for the shard: b must be discarded.
+func (s *ShardApplier) Apply(b *pebble.Batch, index uint64, f *wal.Frame) ([]wal.Result, []byte, []func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	results := make([]wal.Result, len(f.Records))
+	hooks, err := s.a.applyFrame(b, index, f, nil, results)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// Several frames may go into one batch: the next one follows this.
+	s.a.committed()
+	enc := s.a.encoded // deduplicated frames were encoded once already
+	if enc == nil {
+		enc = encodeResults(s.a.reg.load(), results)
+	}
+	return results, enc, hooks, nil
+}
+
+// Reload re-reads the applied index and time from the store after a
+// snapshot replaced the shard's key range, and has every state machine
+// rebuild its in-memory view of the shard (OnShardReload). Call it inside
+// Exclusive.
+func (s *ShardApplier) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	index, t, err := readApplied(s.d.pdb, s.a.shard)
+	if err != nil {
+		return err
+	}
+	s.a.index, s.a.time = index, t
+	s.d.reloadMu.Lock()
+	fns := slices.Clone(s.d.reload)
+	s.d.reloadMu.Unlock()
+	for _, fn := range fns {
+		if err := fn(s.a.shard); err != nil {
+			return fmt.Errorf("db: reload shard %d: %w", s.a.shard, err)
+		}
+	}
+	return nil
+}
+
+// Exclusive runs fn while no other shard of the store applies: the state
+// machines' in-memory views (queue hot sets, the registry, HNSW graphs)
+// are written by apply functions written for one applying goroutine, as
+// the standalone engine has, so a replica's shards apply one at a time.
+// Wrap each batch (apply, commit, hooks) and each snapshot recovery in it.
+func (s *ShardApplier) Exclusive(fn func() error) error {
+	s.d.applyMu.Lock()
+	defer s.d.applyMu.Unlock()
+	return fn()
+}
+
+// OnShardReload registers fn to rebuild a state machine's in-memory view
+// of shard from Pebble, after a Raft snapshot replaced the shard's keys.
+// It runs with every shard's apply stopped.
+func (d *DB) OnShardReload(fn func(shard uint32) error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	d.reload = append(d.reload, fn)
+}
+
+// ShardBounds is the key range [lo, hi) that holds all of shard's state,
+// its applied index included.
+func ShardBounds(shard uint32) (lo, hi []byte) {
+	return binary.BigEndian.AppendUint32(nil, shard), binary.BigEndian.AppendUint32(nil, shard+1)
+}
+
+// AppliedKey is the key of shard's applied index and time (in its range).
+func AppliedKey(shard uint32) []byte { return metaAppliedKey(shard) }
+
+// DecodeApplied decodes an applied-index value (wal.ErrCorrupt if it is
+// not one).
+func DecodeApplied(v []byte) (index uint64, time int64, err error) { return decodeApplied(v) }
