@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -65,6 +67,20 @@ func (a *app) kvGetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if a.node != "" {
+				v, err := a.remote(http.MethodGet, "/v1/kv/"+url.PathEscape(args[0])+"/"+hex.EncodeToString(key), nil, nil)
+				if errors.Is(err, db.ErrNotFound) {
+					return fmt.Errorf("%s/%s: not found", args[0], args[1])
+				}
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(toJSON(db.Entry{Namespace: args[0], Key: key, Value: v}))
+				}
+				fmt.Fprintln(a.out, printable(v))
+				return nil
+			}
 			d, err := a.open(true)
 			if err != nil {
 				return err
@@ -101,6 +117,10 @@ func (a *app) kvSetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if a.node != "" {
+				_, err := a.remote(http.MethodPut, "/v1/kv/"+url.PathEscape(args[0])+"/"+hex.EncodeToString(key)+"?ttl="+ttl.String(), val, nil)
+				return err
+			}
 			d, err := a.open(false)
 			if err != nil {
 				return err
@@ -122,6 +142,13 @@ func (a *app) kvDelCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := parseBytes(args[1])
 			if err != nil {
+				return err
+			}
+			if a.node != "" {
+				if prefix {
+					return usageError{errors.New("--prefix is not served by a node's endpoint")}
+				}
+				_, err := a.remote(http.MethodDelete, "/v1/kv/"+url.PathEscape(args[0])+"/"+hex.EncodeToString(key), nil, nil)
 				return err
 			}
 			d, err := a.open(true)

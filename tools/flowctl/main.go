@@ -5,6 +5,9 @@
 //	flowctl --dir D stats | check | backup --to B
 //	flowctl --dir D restore --from B
 //	flowctl demo [--dir D]
+//	flowctl --dir D node start --id 1 --raft H:P --members 1=H:P,... [--admin H:P]
+//	flowctl --node http://ADMIN cluster status|add|remove|transfer
+//	flowctl --node http://ADMIN kv get|set|del ..., queue create|stats|enqueue ...
 //
 // Every read command prints JSON with --json. Exit status: 0 on success, 1 on
 // damage found by check or any error, 2 on a bad argument.
@@ -33,6 +36,7 @@ import (
 // app holds the global flags and output streams.
 type app struct {
 	dir     string
+	node    string // a running node's admin URL (--node)
 	json    bool
 	verbose bool
 	out     io.Writer
@@ -74,10 +78,11 @@ func (a *app) rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&a.dir, "dir", "", "store directory")
+	root.PersistentFlags().StringVar(&a.node, "node", "", "a running node's admin URL (http://HOST:PORT): kv get|set|del, queue create|stats|enqueue and cluster go through it")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log engine events to stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.kvCmd(), a.queueCmd(), a.agentCmd(), a.poolCmd(), a.schedCmd(), a.vecCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd())
+	root.AddCommand(a.kvCmd(), a.queueCmd(), a.agentCmd(), a.poolCmd(), a.schedCmd(), a.vecCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd(), a.nodeCmd(), a.clusterCmd())
 	return root
 }
 

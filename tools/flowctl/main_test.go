@@ -274,8 +274,14 @@ func TestVecCommands(t *testing.T) {
 	if err := os.WriteFile(ipath, idx, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, "--dir", dir, "vec", "create", "img", "--dim", "4")
+	mustRun(t, "--dir", dir, "vec", "create", "img", "--dim", "4", "--float")
 	mustRun(t, "--dir", dir, "vec", "import", "img", ipath)
+	if out := mustRun(t, "--dir", dir, "vec", "stats", "img"); !strings.Contains(out, "quantized   no") {
+		t.Fatalf("stats of a float collection:\n%s", out)
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "vec", "search", "img", "[5,6,7,8]", "--k", "1")), &hits); err != nil || len(hits) != 1 || hits[0].ID != 1 || hits[0].Distance != 0 {
+		t.Fatalf("float search: %+v %v", hits, err)
+	}
 	if out := mustRun(t, "--dir", dir, "vec", "list"); !strings.Contains(out, "img") || !strings.Contains(out, "mem") {
 		t.Fatalf("list:\n%s", out)
 	}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +46,11 @@ func (a *app) qCreateCmd() *cobra.Command {
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c.Name = args[0]
+			if a.node != "" {
+				body, _ := json.Marshal(c)
+				_, err := a.remote(http.MethodPost, "/v1/queues", body, nil)
+				return err
+			}
 			s, err := a.open(false)
 			if err != nil {
 				return err
@@ -102,14 +110,20 @@ func (a *app) qStatsCmd() *cobra.Command {
 		Short: "Depths, totals, rates and oldest task age of a queue",
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			st, err := s.Q.Stats(args[0])
-			if err != nil {
-				return err
+			var st queue.Stats
+			if a.node != "" {
+				if _, err := a.remote(http.MethodGet, "/v1/queues/"+url.PathEscape(args[0])+"/stats", nil, &st); err != nil {
+					return err
+				}
+			} else {
+				s, err := a.open(true)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				if st, err = s.Q.Stats(args[0]); err != nil {
+					return err
+				}
 			}
 			if a.json {
 				return a.printJSON(st)
@@ -140,14 +154,23 @@ func (a *app) qEnqueueCmd() *cobra.Command {
 			if delay > 0 {
 				t.NotBefore = time.Now().Add(delay)
 			}
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			id, err := s.Q.Enqueue(context.Background(), args[0], t)
-			if err != nil {
-				return err
+			var id uint64
+			if a.node != "" {
+				body, _ := json.Marshal(t)
+				var out struct{ ID uint64 }
+				if _, err := a.remote(http.MethodPost, "/v1/queues/"+url.PathEscape(args[0])+"/tasks", body, &out); err != nil {
+					return err
+				}
+				id = out.ID
+			} else {
+				s, err := a.open(true)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				if id, err = s.Q.Enqueue(context.Background(), args[0], t); err != nil {
+					return err
+				}
 			}
 			if a.json {
 				return a.printJSON(map[string]uint64{"id": id})

@@ -50,6 +50,7 @@ func (a *app) vecCreateCmd() *cobra.Command {
 	f.IntVar(&cfg.EfConstruction, "ef-construction", 0, "candidate list while inserting (default 200)")
 	f.IntVar(&cfg.Ef, "ef", 0, "default search ef (default 64)")
 	f.IntVar(&cfg.TrainSize, "train", 0, "vectors the quantizer is trained on; the graph is built at that size (default 1000)")
+	f.BoolVar(&cfg.Float, "float", false, "quantization off: the graph keeps float32 vectors in RAM (4x the memory, exact distances)")
 	return c
 }
 
@@ -106,8 +107,13 @@ func (a *app) vecStatsCmd() *cobra.Command {
 				return a.printJSON(st)
 			}
 			c := st.Config
-			fmt.Fprintf(a.out, "collection  %s\ndim         %d\nmetric      %s\nM           %d\nefC         %d\nef          %d\nvectors     %d\ngraph       %v (built at %d vectors)\n",
-				c.Name, c.Dim, c.Metric, c.M, c.EfConstruction, c.Ef, st.Vectors, st.Trained, c.TrainSize)
+			fmt.Fprintf(a.out, "collection  %s\ndim         %d\nmetric      %s\nM           %d\nefC         %d\nef          %d\nvectors     %d\n",
+				c.Name, c.Dim, c.Metric, c.M, c.EfConstruction, c.Ef, st.Vectors)
+			if c.Float {
+				fmt.Fprintf(a.out, "quantized   no (float32 graph)\n")
+			} else {
+				fmt.Fprintf(a.out, "quantized   int8\ngraph       %v (built at %d vectors)\n", st.Trained, c.TrainSize)
+			}
 			return nil
 		},
 	}

@@ -1,0 +1,297 @@
+// Command replbench measures replicated enqueues: three flowdb nodes (one
+// process, loopback, each with its own store and Raft log on the same disk)
+// replicate one queue's shard through Dragonboat. Producers call
+// queue.Enqueue (one task, 256-byte payload) through the nodes in turn; the
+// replica's proposer packs up to -ops records per Raft proposal
+// (db.Options.Batcher.MaxRecords), with up to 16 proposals in flight per
+// shard. Each configuration runs on a fresh cluster; the one-operation-per-
+// proposal baseline runs in the same process, alternating, -runs times
+// (medians reported).
+//
+// Reported per configuration: replicated operations per second (each
+// acknowledged after Raft commit and apply on the proposing node) and the
+// commit latency of each Enqueue call, p50 and p99; then the single-
+// operation commit latency with one producer.
+//
+//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/queue"
+	"github.com/flowdb/flowdb/raftsm"
+	"github.com/flowdb/flowdb/wal"
+)
+
+var leaderOnly = flag.Bool("leader-only", false, "producers use only the node leading the queue's shard (no forwarding)")
+
+type result struct {
+	opsPerS           float64
+	p50, p99          time.Duration
+	frames            float64 // records per proposal, measured
+	retries, timeouts uint64
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type cluster struct {
+	nodes []*raftsm.Node
+	qs    []*queue.Manager
+}
+
+func start(dir string, maxRecords int) (*cluster, error) {
+	members := map[uint64]string{}
+	for i := 1; i <= 3; i++ {
+		members[uint64(i)] = freeAddr()
+	}
+	c := &cluster{}
+	quiet := slog.New(slog.DiscardHandler)
+	for i := 1; i <= 3; i++ {
+		var q *queue.Manager
+		n, err := raftsm.Open(context.Background(), raftsm.Config{
+			Dir: filepath.Join(dir, fmt.Sprintf("node%d", i)), ReplicaID: uint64(i), RaftAddress: members[uint64(i)],
+			Members: members, RTTMillisecond: 10, ElectionRTT: 20, LogDB: "small", Logger: quiet,
+			Store: &db.Options{Logger: quiet, TTLReapInterval: -1, Batcher: wal.BatcherOptions{MaxRecords: maxRecords}},
+			Attach: func(d *db.DB) error {
+				var err error
+				q, err = queue.Attach(d, &queue.Options{TickInterval: -1})
+				return err
+			},
+		})
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, n)
+		c.qs = append(c.qs, q)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, n := range c.nodes {
+		if err := n.WaitReady(ctx); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	if err := c.qs[0].Create(ctx, queue.Config{Name: "bench", HotCapacity: 1000, OverflowCapacity: 100_000_000, MaxBytes: 1 << 40}); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// leader returns the index of the node leading the queue's shard.
+func (c *cluster) leader() int {
+	shard := c.nodes[0].DB().Placement().ShardFor("bench")
+	id, _, _, _ := c.nodes[0].NodeHost().GetLeaderID(uint64(shard))
+	for i, n := range c.nodes {
+		if n.ReplicaID() == id {
+			return i
+		}
+	}
+	return 0
+}
+
+func (c *cluster) close() {
+	for _, q := range c.qs {
+		q.Close()
+	}
+	for _, n := range c.nodes {
+		n.Close()
+	}
+}
+
+// run drives producers for d and measures.
+func run(base string, maxRecords, producers int, d time.Duration) (result, error) {
+	dir, err := os.MkdirTemp(base, "replbench-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	c, err := start(dir, maxRecords)
+	if err != nil {
+		return result{}, err
+	}
+	defer c.close()
+	payload := make([]byte, 256)
+	var (
+		stop  atomic.Bool
+		ops   atomic.Int64
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		lats  []time.Duration
+		errs  atomic.Int64
+		first error
+	)
+	before := make([]db.Metrics, len(c.nodes))
+	for i, n := range c.nodes {
+		before[i] = n.DB().Metrics()
+	}
+	t0 := time.Now()
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := c.qs[p%len(c.qs)]
+			if *leaderOnly {
+				q = c.qs[c.leader()]
+			}
+			var mine []time.Duration
+			for !stop.Load() {
+				s := time.Now()
+				if _, err := q.Enqueue(context.Background(), "bench", queue.Task{Payload: payload}); err != nil {
+					if errs.Add(1) == 1 {
+						mu.Lock()
+						first = err
+						mu.Unlock()
+					}
+					continue
+				}
+				mine = append(mine, time.Since(s))
+				ops.Add(1)
+			}
+			mu.Lock()
+			lats = append(lats, mine...)
+			mu.Unlock()
+		}()
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	el := time.Since(t0)
+	if first != nil {
+		return result{}, fmt.Errorf("%d enqueues failed, first: %w", errs.Load(), first)
+	}
+	slices.Sort(lats)
+	r := result{opsPerS: float64(ops.Load()) / el.Seconds()}
+	if len(lats) > 0 {
+		r.p50, r.p99 = lats[len(lats)/2], lats[len(lats)*99/100]
+	}
+	var frames, records uint64
+	for i, n := range c.nodes {
+		m := n.DB().Metrics()
+		frames += m.Frames - before[i].Frames
+		records += m.Records - before[i].Records
+	}
+	if frames > 0 {
+		r.frames = float64(records) / float64(frames)
+	}
+	for _, n := range c.nodes {
+		r.retries += n.Counters().Retries
+		r.timeouts += n.Counters().Timeouts
+	}
+	return r, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func medianDur(xs []time.Duration) time.Duration {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func main() {
+	runs := flag.Int("runs", 3, "runs per configuration (median reported)")
+	dur := flag.Duration("duration", 5*time.Second, "time each run produces for")
+	opsFlag := flag.String("ops", "1,10,100", "operations per proposal to measure (1 is the baseline)")
+	dirFlag := flag.String("dir", os.TempDir(), "directory for the nodes' data")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	var opsList []int
+	for _, f := range strings.Split(*opsFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bad -ops %q\n", f)
+			os.Exit(2)
+		}
+		opsList = append(opsList, n)
+	}
+	if !slices.Contains(opsList, 1) {
+		opsList = append([]int{1}, opsList...)
+	}
+	raftsm.QuietRaftLogs()
+	fmt.Printf("replbench: 3 replicas on loopback, one process, %d CPUs, GOMAXPROCS %d; %d runs of %v each\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), *runs, *dur)
+	type agg struct {
+		ops, frames []float64
+		p50, p99    []time.Duration
+	}
+	res := map[int]*agg{}
+	single := &agg{}
+	for r := 0; r < *runs; r++ {
+		for _, n := range opsList {
+			// Enough producers to fill 16 proposals in flight.
+			producers := max(16*n, 16)
+			x, err := run(*dirFlag, n, producers, *dur)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "run:", err)
+				os.Exit(1)
+			}
+			a := res[n]
+			if a == nil {
+				a = &agg{}
+				res[n] = a
+			}
+			a.ops, a.frames = append(a.ops, x.opsPerS), append(a.frames, x.frames)
+			a.p50, a.p99 = append(a.p50, x.p50), append(a.p99, x.p99)
+			fmt.Printf("  run %d: %3d ops/proposal, %4d producers: %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  (%.1f records/proposal, %d retries, %d timeouts)\n",
+				r+1, n, producers, x.opsPerS, ms(x.p50), ms(x.p99), x.frames, x.retries, x.timeouts)
+		}
+		x, err := run(*dirFlag, 1, 1, *dur)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "run:", err)
+			os.Exit(1)
+		}
+		single.ops = append(single.ops, x.opsPerS)
+		single.p50, single.p99 = append(single.p50, x.p50), append(single.p99, x.p99)
+		fmt.Printf("  run %d: single operation, 1 producer: %7.0f ops/s  p50 %6.2f ms  p99 %6.2f ms\n", r+1, x.opsPerS, ms(x.p50), ms(x.p99))
+	}
+	base := median(res[1].ops)
+	fmt.Println("medians:")
+	for _, n := range opsList {
+		a := res[n]
+		fmt.Printf("  %3d ops/proposal: %9.0f replicated ops/s (%.1fx the one-op baseline)  p50 %.2f ms  p99 %.2f ms  %.1f records/proposal\n",
+			n, median(a.ops), median(a.ops)/base, ms(medianDur(a.p50)), ms(medianDur(a.p99)), median(a.frames))
+	}
+	fmt.Printf("  single-operation commit, 1 producer: p50 %.2f ms  p99 %.2f ms (%.0f ops/s)\n",
+		ms(medianDur(single.p50)), ms(medianDur(single.p99)), median(single.ops))
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }

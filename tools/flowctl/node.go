@@ -1,0 +1,478 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/queue"
+	"github.com/flowdb/flowdb/raftsm"
+	"github.com/flowdb/flowdb/registry"
+	"github.com/spf13/cobra"
+)
+
+// nodeFile is a node's config file (JSON); flags override it.
+type nodeFile struct {
+	ID         uint64            `json:"id"`
+	Dir        string            `json:"dir"`
+	Raft       string            `json:"raft"`
+	Listen     string            `json:"listen,omitempty"`
+	Members    map[string]string `json:"members,omitempty"` // replica id -> Raft address
+	Join       bool              `json:"join,omitempty"`
+	DataShards int               `json:"data_shards,omitempty"`
+	Admin      string            `json:"admin,omitempty"`
+	TLSCA      string            `json:"tls_ca,omitempty"`
+	TLSCert    string            `json:"tls_cert,omitempty"`
+	TLSKey     string            `json:"tls_key,omitempty"`
+	Insecure   bool              `json:"insecure,omitempty"`
+	// Gossip registry: members are NodeHost IDs, addresses may change.
+	NodeHostID  string `json:"node_host_id,omitempty"`
+	GossipBind  string `json:"gossip_bind,omitempty"`
+	GossipSeeds string `json:"gossip_seeds,omitempty"`
+}
+
+func (a *app) nodeCmd() *cobra.Command {
+	n := &cobra.Command{Use: "node", Short: "Run a replicated node"}
+	n.AddCommand(a.nodeStartCmd())
+	return n
+}
+
+// parseMembers reads "1=host:port,2=host:port".
+func parseMembers(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range splitList(s) {
+		id, addr, ok := strings.Cut(f, "=")
+		if _, err := strconv.ParseUint(id, 10, 64); !ok || err != nil || addr == "" {
+			return nil, usageError{fmt.Errorf("member %q: want ID=HOST:PORT", f)}
+		}
+		out[id] = addr
+	}
+	return out, nil
+}
+
+func (a *app) nodeStartCmd() *cobra.Command {
+	var nf nodeFile
+	var cfgPath, members string
+	c := &cobra.Command{
+		Use:   "start",
+		Short: "Start a node: a replica of every shard, and an admin/data HTTP endpoint",
+		Long: `Start a node from a JSON config file (--config) and/or flags, and serve until
+SIGINT or SIGTERM. The admin endpoint (--admin, loopback only) serves
+'flowctl cluster' and the data commands given --node http://ADMIN.
+
+  flowctl node start --dir D --id 1 --raft 127.0.0.1:7001 \
+      --members 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --admin 127.0.0.1:7101`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var file nodeFile
+			if cfgPath != "" {
+				b, err := os.ReadFile(cfgPath)
+				if err != nil {
+					return err
+				}
+				if err := json.Unmarshal(b, &file); err != nil {
+					return usageError{fmt.Errorf("%s: %w", cfgPath, err)}
+				}
+			}
+			f := cmd.Flags()
+			set := func(name string, dst, src any) {
+				if !f.Changed(name) {
+					switch d := dst.(type) {
+					case *string:
+						*d = *src.(*string)
+					case *uint64:
+						*d = *src.(*uint64)
+					case *int:
+						*d = *src.(*int)
+					case *bool:
+						*d = *src.(*bool)
+					}
+				}
+			}
+			set("id", &nf.ID, &file.ID)
+			set("raft", &nf.Raft, &file.Raft)
+			set("listen", &nf.Listen, &file.Listen)
+			set("join", &nf.Join, &file.Join)
+			set("data-shards", &nf.DataShards, &file.DataShards)
+			set("admin", &nf.Admin, &file.Admin)
+			set("tls-ca", &nf.TLSCA, &file.TLSCA)
+			set("tls-cert", &nf.TLSCert, &file.TLSCert)
+			set("tls-key", &nf.TLSKey, &file.TLSKey)
+			set("insecure", &nf.Insecure, &file.Insecure)
+			set("node-host-id", &nf.NodeHostID, &file.NodeHostID)
+			set("gossip-bind", &nf.GossipBind, &file.GossipBind)
+			set("gossip-seeds", &nf.GossipSeeds, &file.GossipSeeds)
+			nf.Dir = a.dir
+			if nf.Dir == "" {
+				nf.Dir = file.Dir
+			}
+			nf.Members = file.Members
+			if members != "" {
+				m, err := parseMembers(members)
+				if err != nil {
+					return err
+				}
+				nf.Members = m
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return a.runNode(ctx, nf)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfgPath, "config", "", "JSON config file (flags override it)")
+	f.Uint64Var(&nf.ID, "id", 0, "replica id of this node (non-zero)")
+	f.StringVar(&nf.Raft, "raft", "", "Raft address HOST:PORT")
+	f.StringVar(&nf.Listen, "listen", "", "listen address (default: the Raft address)")
+	f.StringVar(&members, "members", "", "initial members ID=HOST:PORT,... (same on every initial node)")
+	f.BoolVar(&nf.Join, "join", false, "join running shards (after 'cluster add' on a member)")
+	f.IntVar(&nf.DataShards, "data-shards", 1, "data shards (fixed at creation)")
+	f.StringVar(&nf.Admin, "admin", "127.0.0.1:7100", "admin/data HTTP address (loopback)")
+	f.StringVar(&nf.TLSCA, "tls-ca", "", "CA certificate (PEM) for mutual TLS")
+	f.StringVar(&nf.TLSCert, "tls-cert", "", "this node's certificate (PEM)")
+	f.StringVar(&nf.TLSKey, "tls-key", "", "this node's key (PEM)")
+	f.BoolVar(&nf.Insecure, "insecure", false, "allow a non-loopback Raft address without TLS")
+	f.StringVar(&nf.NodeHostID, "node-host-id", "", "with --gossip-bind: this node's stable UUID; --members then maps ids to NodeHost IDs")
+	f.StringVar(&nf.GossipBind, "gossip-bind", "", "gossip registry address HOST:PORT (nodes may change Raft addresses)")
+	f.StringVar(&nf.GossipSeeds, "gossip-seeds", "", "other nodes' gossip addresses, comma-separated")
+	return c
+}
+
+// runNode starts the node and serves the admin endpoint until ctx ends.
+func (a *app) runNode(ctx context.Context, nf nodeFile) error {
+	if nf.Dir == "" || nf.ID == 0 || nf.Raft == "" {
+		return usageError{errors.New("--dir, --id and --raft are required")}
+	}
+	host, _, err := net.SplitHostPort(nf.Admin)
+	if err != nil {
+		return usageError{fmt.Errorf("--admin %q: %w", nf.Admin, err)}
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return usageError{fmt.Errorf("--admin %q: the admin endpoint has no authentication and listens on loopback only", nf.Admin)}
+	}
+	members := map[uint64]string{}
+	for id, addr := range nf.Members {
+		n, _ := strconv.ParseUint(id, 10, 64)
+		members[n] = addr
+	}
+	cfg := raftsm.Config{Dir: nf.Dir, ReplicaID: nf.ID, RaftAddress: nf.Raft, ListenAddress: nf.Listen,
+		Members: members, Join: nf.Join, DataShards: nf.DataShards, Insecure: nf.Insecure, Logger: a.logger(),
+		Store: &db.Options{Logger: a.logger()}}
+	if nf.Join {
+		cfg.Members = nil
+	}
+	if nf.GossipBind != "" || nf.NodeHostID != "" {
+		cfg.Gossip = &raftsm.Gossip{NodeHostID: nf.NodeHostID, BindAddress: nf.GossipBind, Seeds: splitList(nf.GossipSeeds)}
+	}
+	if nf.TLSCA != "" || nf.TLSCert != "" || nf.TLSKey != "" {
+		cfg.TLS = &raftsm.TLS{CAFile: nf.TLSCA, CertFile: nf.TLSCert, KeyFile: nf.TLSKey}
+	}
+	var s *store
+	cfg.Attach = func(d *db.DB) error {
+		q, err := queue.Attach(d, nil)
+		if err != nil {
+			return err
+		}
+		r, err := registry.Attach(d, nil)
+		if err != nil {
+			q.Close()
+			return err
+		}
+		v, err := hnsw.Attach(d)
+		if err != nil {
+			r.Close()
+			q.Close()
+			return err
+		}
+		s = &store{DB: d, Q: q, R: r, V: v}
+		return nil
+	}
+	n, err := raftsm.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", nf.Admin)
+	if err != nil {
+		s.R.Close()
+		s.Q.Close()
+		n.Close()
+		return err
+	}
+	srv := &http.Server{Handler: nodeHandler(n, s), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	fmt.Fprintf(a.errOut, "flowdb node %d: raft %s, admin http://%s, %d shards\n", nf.ID, nf.Raft, l.Addr(), len(n.Shards()))
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	s.R.Close()
+	s.Q.Close()
+	return n.Close()
+}
+
+type statusJSON struct {
+	Replica  uint64               `json:"replica"`
+	Shards   []raftsm.ShardStatus `json:"shards"`
+	Counters raftsm.Counters      `json:"counters"`
+}
+
+// httpError writes err with a status that keeps its meaning for the client.
+func httpError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, db.ErrNotFound), errors.Is(err, queue.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, queue.ErrInvalid), errors.Is(err, db.ErrBadRecord), errors.Is(err, db.ErrEmptyKey),
+		errors.Is(err, db.ErrKeyTooLarge), errors.Is(err, db.ErrValueTooLarge), errors.Is(err, db.ErrNamespaceTooLarge),
+		errors.Is(err, db.ErrInvalidTTL):
+		code = http.StatusBadRequest
+	case errors.Is(err, queue.ErrFull):
+		code = http.StatusTooManyRequests
+	case errors.Is(err, db.ErrOutcomeUnknown):
+		code = http.StatusGatewayTimeout
+	}
+	http.Error(w, err.Error(), code)
+}
+
+func nodeHandler(n *raftsm.Node, s *store) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		st, err := n.Status(r.Context())
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		json.NewEncoder(w).Encode(statusJSON{Replica: n.ReplicaID(), Shards: st, Counters: n.Counters()})
+	})
+	mux.HandleFunc("POST /v1/replicas", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseUint(r.FormValue("id"), 10, 64)
+		if err != nil || r.FormValue("addr") == "" {
+			http.Error(w, "id and addr required", http.StatusBadRequest)
+			return
+		}
+		if err := n.AddReplica(r.Context(), id, r.FormValue("addr")); err != nil {
+			httpError(w, err)
+		}
+	})
+	mux.HandleFunc("DELETE /v1/replicas/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+		if err != nil {
+			http.Error(w, "bad id", http.StatusBadRequest)
+			return
+		}
+		if err := n.RemoveReplica(r.Context(), id); err != nil {
+			httpError(w, err)
+		}
+	})
+	mux.HandleFunc("POST /v1/transfer", func(w http.ResponseWriter, r *http.Request) {
+		shard, err1 := strconv.ParseUint(r.FormValue("shard"), 10, 32)
+		to, err2 := strconv.ParseUint(r.FormValue("to"), 10, 64)
+		if err1 != nil || err2 != nil {
+			http.Error(w, "shard and to required", http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		if err := n.TransferLeader(ctx, uint32(shard), to); err != nil {
+			httpError(w, err)
+		}
+	})
+	kvKey := func(r *http.Request) (string, []byte, bool) {
+		k, err := hex.DecodeString(r.PathValue("key"))
+		return r.PathValue("ns"), k, err == nil
+	}
+	mux.HandleFunc("GET /v1/kv/{ns}/{key}", func(w http.ResponseWriter, r *http.Request) {
+		ns, k, ok := kvKey(r)
+		if !ok {
+			http.Error(w, "key must be hex", http.StatusBadRequest)
+			return
+		}
+		e, err := s.GetEntry(r.Context(), ns, k)
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		if !e.ExpiresAt.IsZero() {
+			w.Header().Set("X-Expires-At", e.ExpiresAt.UTC().Format(time.RFC3339Nano))
+		}
+		w.Write(e.Value)
+	})
+	mux.HandleFunc("PUT /v1/kv/{ns}/{key}", func(w http.ResponseWriter, r *http.Request) {
+		ns, k, ok := kvKey(r)
+		if !ok {
+			http.Error(w, "key must be hex", http.StatusBadRequest)
+			return
+		}
+		ttl, _ := time.ParseDuration(r.URL.Query().Get("ttl"))
+		v, err := io.ReadAll(io.LimitReader(r.Body, db.MaxValueSize+1))
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		if err := s.SetTTL(r.Context(), ns, k, v, ttl); err != nil {
+			httpError(w, err)
+		}
+	})
+	mux.HandleFunc("DELETE /v1/kv/{ns}/{key}", func(w http.ResponseWriter, r *http.Request) {
+		ns, k, ok := kvKey(r)
+		if !ok {
+			http.Error(w, "key must be hex", http.StatusBadRequest)
+			return
+		}
+		if err := s.Delete(r.Context(), ns, k); err != nil {
+			httpError(w, err)
+		}
+	})
+	mux.HandleFunc("POST /v1/queues", func(w http.ResponseWriter, r *http.Request) {
+		var c queue.Config
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&c); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := s.Q.Create(r.Context(), c); err != nil {
+			httpError(w, err)
+		}
+	})
+	mux.HandleFunc("GET /v1/queues/{name}/stats", func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.Q.Stats(r.PathValue("name"))
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		json.NewEncoder(w).Encode(st)
+	})
+	mux.HandleFunc("POST /v1/queues/{name}/tasks", func(w http.ResponseWriter, r *http.Request) {
+		var t queue.Task
+		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&t); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		id, err := s.Q.Enqueue(r.Context(), r.PathValue("name"), t)
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]uint64{"id": id})
+	})
+	return mux
+}
+
+// remote calls a node's admin endpoint (--node); out, if non-nil, receives
+// the JSON answer, else the raw body is returned.
+func (a *app) remote(method, path string, body []byte, out any) ([]byte, error) {
+	u := strings.TrimSuffix(a.node, "/") + path
+	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if method == http.MethodPost && out == nil && body == nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, fmt.Errorf("%w: %s", db.ErrNotFound, strings.TrimSpace(string(b)))
+	case resp.StatusCode == http.StatusBadRequest:
+		return nil, usageError{errors.New(strings.TrimSpace(string(b)))}
+	case resp.StatusCode >= 300:
+		return nil, fmt.Errorf("node %s: %s: %s", a.node, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		return b, json.Unmarshal(b, out)
+	}
+	return b, nil
+}
+
+func (a *app) clusterCmd() *cobra.Command {
+	c := &cobra.Command{Use: "cluster", Short: "Cluster membership and status (through a node's --admin endpoint, given by --node)"}
+	c.AddCommand(
+		&cobra.Command{
+			Use: "status", Short: "Each shard's leader, term, applied index and members", Args: exactArgs(0, "no arguments"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := a.needNode(); err != nil {
+					return err
+				}
+				var st statusJSON
+				if _, err := a.remote(http.MethodGet, "/v1/status", nil, &st); err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(st)
+				}
+				fmt.Fprintf(a.out, "replica %d  proposals %d  retries %d  timeouts %d\n", st.Replica, st.Counters.Proposals, st.Counters.Retries, st.Counters.Timeouts)
+				fmt.Fprintln(a.out, "shard  leader  term  applied  members")
+				for _, s := range st.Shards {
+					var ms []string
+					for id, addr := range s.Members {
+						ms = append(ms, fmt.Sprintf("%d=%s", id, addr))
+					}
+					sort.Strings(ms)
+					fmt.Fprintf(a.out, "%-6d %-7d %-5d %-8d %s\n", s.Shard, s.Leader, s.Term, s.Applied, strings.Join(ms, ","))
+				}
+				return nil
+			},
+		},
+		&cobra.Command{
+			Use: "add ID HOST:PORT", Short: "Add replica ID at HOST:PORT to every shard (then start it with --join)", Args: exactArgs(2, "ID and HOST:PORT"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := a.needNode(); err != nil {
+					return err
+				}
+				_, err := a.remote(http.MethodPost, "/v1/replicas?id="+url.QueryEscape(args[0])+"&addr="+url.QueryEscape(args[1]), nil, nil)
+				return err
+			},
+		},
+		&cobra.Command{
+			Use: "remove ID", Short: "Remove replica ID from every shard", Args: exactArgs(1, "ID"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := a.needNode(); err != nil {
+					return err
+				}
+				_, err := a.remote(http.MethodDelete, "/v1/replicas/"+url.PathEscape(args[0]), nil, nil)
+				return err
+			},
+		},
+		&cobra.Command{
+			Use: "transfer SHARD ID", Short: "Move SHARD's leadership to replica ID", Args: exactArgs(2, "SHARD and ID"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := a.needNode(); err != nil {
+					return err
+				}
+				_, err := a.remote(http.MethodPost, "/v1/transfer?shard="+url.QueryEscape(args[0])+"&to="+url.QueryEscape(args[1]), nil, nil)
+				return err
+			},
+		},
+	)
+	return c
+}
+
+func (a *app) needNode() error {
+	if a.node == "" {
+		return usageError{errors.New("--node http://HOST:PORT (a node's --admin address) is required")}
+	}
+	return nil
+}
