@@ -74,10 +74,11 @@
 // named by stable NodeHost IDs, and a node may come back on another Raft
 // address (TestGossipAddressChange).
 //
-// flowctl node start runs a node with an admin/data HTTP endpoint on
-// loopback; flowctl cluster status|add|remove|transfer, and kv get|set|del
-// and queue create|stats|enqueue given --node, go through it. Other data
-// commands open embedded stores only.
+// flowctl node start runs a node with an admin HTTP endpoint on loopback;
+// flowctl cluster status|add|remove|transfer go through it, and so does
+// every data command (kv, queue, agent, pool, sched, vec, stats) given
+// --node: the node runs the same command against its replicated store
+// (tools/flowctl/exec.go).
 //
 // # Dragonboat's rules, and how this adapter keeps them
 //

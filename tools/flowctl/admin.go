@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 
@@ -57,7 +56,7 @@ func (a *app) checkCmd() *cobra.Command {
 				bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(a.errOut),
 					progressbar.OptionSetDescription("checking keys"), progressbar.OptionClearOnFinish())
 			}
-			rep, err := d.Check(context.Background(), func(n int) {
+			rep, err := d.Check(cmd.Context(), func(n int) {
 				if bar != nil {
 					bar.Set(n)
 				}
@@ -124,7 +123,7 @@ func (a *app) backupCmd() *cobra.Command {
 			}
 			defer d.Close()
 			p, done := a.progress("backup")
-			err = d.Backup(context.Background(), to, p)
+			err = d.Backup(cmd.Context(), to, p)
 			done()
 			if err != nil {
 				return err
@@ -151,7 +150,7 @@ func (a *app) restoreCmd() *cobra.Command {
 				return usageError{fmt.Errorf("--from and --dir are required")}
 			}
 			p, done := a.progress("restore")
-			rep, err := db.Restore(context.Background(), from, a.dir,
+			rep, err := db.Restore(cmd.Context(), from, a.dir,
 				&db.RestoreOptions{Attach: func(d *db.DB) error { _, err := attach(d); return err }}, p)
 			done()
 			if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -114,7 +113,7 @@ func (a *app) agentRegisterCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			return s.R.Register(context.Background(), spec)
+			return s.R.Register(cmd.Context(), spec)
 		},
 	}
 	f := c.Flags()
@@ -137,7 +136,7 @@ func (a *app) agentDeregisterCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			return s.R.Deregister(context.Background(), args[0])
+			return s.R.Deregister(cmd.Context(), args[0])
 		},
 	}
 }
@@ -155,7 +154,7 @@ func (a *app) agentHeartbeatCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			return s.R.Heartbeat(context.Background(), args[0], load, status)
+			return s.R.Heartbeat(cmd.Context(), args[0], load, status)
 		},
 	}
 	c.Flags().IntVar(&load, "load", 0, "tasks the agent holds")
@@ -174,7 +173,7 @@ func (a *app) agentExpireCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			ids, err := s.R.Expire(context.Background())
+			ids, err := s.R.Expire(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -204,7 +203,7 @@ func (a *app) poolCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			return s.R.DefinePool(context.Background(), p)
+			return s.R.DefinePool(cmd.Context(), p)
 		},
 	}
 	def.Flags().IntVar(&p.MinWarm, "min-warm", 0, "healthy idle agents to keep ready")

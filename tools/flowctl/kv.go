@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -67,28 +64,14 @@ func (a *app) kvGetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.node != "" {
-				v, err := a.remote(http.MethodGet, "/v1/kv/"+url.PathEscape(args[0])+"/"+hex.EncodeToString(key), nil, nil)
-				if errors.Is(err, db.ErrNotFound) {
-					return fmt.Errorf("%s/%s: not found", args[0], args[1])
-				}
-				if err != nil {
-					return err
-				}
-				if a.json {
-					return a.printJSON(toJSON(db.Entry{Namespace: args[0], Key: key, Value: v}))
-				}
-				fmt.Fprintln(a.out, printable(v))
-				return nil
-			}
 			d, err := a.open(true)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			e, err := d.GetEntry(context.Background(), args[0], key)
+			e, err := d.GetEntry(cmd.Context(), args[0], key)
 			if errors.Is(err, db.ErrNotFound) {
-				return fmt.Errorf("%s/%s: not found", args[0], args[1])
+				return fmt.Errorf("%s/%s: %w", args[0], args[1], err)
 			}
 			if err != nil {
 				return err
@@ -117,16 +100,12 @@ func (a *app) kvSetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.node != "" {
-				_, err := a.remote(http.MethodPut, "/v1/kv/"+url.PathEscape(args[0])+"/"+hex.EncodeToString(key)+"?ttl="+ttl.String(), val, nil)
-				return err
-			}
 			d, err := a.open(false)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			return d.SetTTL(context.Background(), args[0], key, val, ttl)
+			return d.SetTTL(cmd.Context(), args[0], key, val, ttl)
 		},
 	}
 	c.Flags().DurationVar(&ttl, "ttl", 0, "expire the key after this long (0: never)")
@@ -144,22 +123,15 @@ func (a *app) kvDelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.node != "" {
-				if prefix {
-					return usageError{errors.New("--prefix is not served by a node's endpoint")}
-				}
-				_, err := a.remote(http.MethodDelete, "/v1/kv/"+url.PathEscape(args[0])+"/"+hex.EncodeToString(key), nil, nil)
-				return err
-			}
 			d, err := a.open(true)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
 			if prefix {
-				return d.DeletePrefix(context.Background(), args[0], key)
+				return d.DeletePrefix(cmd.Context(), args[0], key)
 			}
-			return d.Delete(context.Background(), args[0], key)
+			return d.Delete(cmd.Context(), args[0], key)
 		},
 	}
 	c.Flags().BoolVar(&prefix, "prefix", false, "delete every key with this prefix")
@@ -196,7 +168,7 @@ func (a *app) kvScanCmd() *cobra.Command {
 			}
 			defer d.Close()
 			var out []kvJSON
-			for e, err := range d.Scan(context.Background(), args[0], o) {
+			for e, err := range d.Scan(cmd.Context(), args[0], o) {
 				if err != nil {
 					return err
 				}

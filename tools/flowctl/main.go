@@ -7,7 +7,7 @@
 //	flowctl demo [--dir D]
 //	flowctl --dir D node start --id 1 --raft H:P --members 1=H:P,... [--admin H:P]
 //	flowctl --node http://ADMIN cluster status|add|remove|transfer
-//	flowctl --node http://ADMIN kv get|set|del ..., queue create|stats|enqueue ...
+//	flowctl --node http://ADMIN kv|queue|agent|pool|sched|vec|stats ... (run on the node)
 //
 // Every read command prints JSON with --json. Exit status: 0 on success, 1 on
 // damage found by check or any error, 2 on a bad argument.
@@ -37,6 +37,7 @@ import (
 type app struct {
 	dir     string
 	node    string // a running node's admin URL (--node)
+	shared  *store // inside a node: the live store every data command uses
 	json    bool
 	verbose bool
 	out     io.Writer
@@ -49,6 +50,8 @@ var errDamage = errors.New("damage found")
 // usageError marks a bad argument (exit 2).
 type usageError struct{ error }
 
+func (u usageError) Unwrap() error { return u.error }
+
 func main() {
 	a := &app{out: os.Stdout, errOut: os.Stderr}
 	root := a.rootCmd()
@@ -56,9 +59,7 @@ func main() {
 		var ue usageError
 		switch {
 		case errors.Is(err, errDamage):
-		case errors.As(err, &ue) || errors.Is(err, queue.ErrInvalid) || errors.Is(err, registry.ErrInvalid) ||
-			errors.Is(err, hnsw.ErrInvalid) || errors.Is(err, quant.ErrDimension) || errors.Is(err, quant.ErrNotFinite) ||
-			errors.Is(err, hnsw.ErrZeroVector):
+		case errors.As(err, &ue) || usage(err):
 			// Arguments the library refused before logging anything.
 			fmt.Fprintln(os.Stderr, "flowctl:", err)
 			os.Exit(2)
@@ -67,6 +68,13 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// usage reports whether err is an argument the library refused (exit 2).
+func usage(err error) bool {
+	return errors.Is(err, queue.ErrInvalid) || errors.Is(err, registry.ErrInvalid) ||
+		errors.Is(err, hnsw.ErrInvalid) || errors.Is(err, quant.ErrDimension) || errors.Is(err, quant.ErrNotFinite) ||
+		errors.Is(err, hnsw.ErrZeroVector)
 }
 
 func (a *app) rootCmd() *cobra.Command {
@@ -78,11 +86,12 @@ func (a *app) rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&a.dir, "dir", "", "store directory")
-	root.PersistentFlags().StringVar(&a.node, "node", "", "a running node's admin URL (http://HOST:PORT): kv get|set|del, queue create|stats|enqueue and cluster go through it")
+	root.PersistentFlags().StringVar(&a.node, "node", "", "a running node's admin URL (http://HOST:PORT): cluster commands, and the data commands (kv, queue, agent, pool, sched, vec, stats) run on that node")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log engine events to stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.kvCmd(), a.queueCmd(), a.agentCmd(), a.poolCmd(), a.schedCmd(), a.vecCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd(), a.nodeCmd(), a.clusterCmd())
+	a.forwardWithNode(root)
 	return root
 }
 
@@ -99,10 +108,15 @@ type store struct {
 	Q *queue.Manager
 	R *registry.Registry
 	V *hnsw.Manager
+	// borrowed: a node's live store lent to one command; Close leaves it open.
+	borrowed bool
 }
 
 // Close detaches the state machines and closes the store.
 func (s *store) Close() error {
+	if s.borrowed {
+		return nil
+	}
 	s.R.Close()
 	s.Q.Close()
 	return s.DB.Close()
@@ -133,6 +147,11 @@ func attach(d *db.DB) (*store, error) {
 // open opens the store at --dir. Read commands pass mustExist so a typo in
 // --dir is reported instead of creating an empty store.
 func (a *app) open(mustExist bool) (*store, error) {
+	if a.shared != nil {
+		s := *a.shared
+		s.borrowed = true
+		return &s, nil
+	}
 	if a.dir == "" {
 		return nil, usageError{errors.New("--dir is required (the store directory)")}
 	}

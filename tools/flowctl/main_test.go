@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +30,22 @@ func run(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// target is where a suite's commands go: {"--dir", D} (an embedded store)
+// or {"--node", URL} (a running node, see exec.go).
+type target []string
+
+func (tg target) run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	return run(t, append(slices.Clone(tg), args...)...)
+}
+
+func (tg target) must(t *testing.T, args ...string) string {
+	t.Helper()
+	return mustRun(t, append(slices.Clone(tg), args...)...)
+}
+
+func (tg target) embedded() bool { return tg[0] == "--dir" }
+
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := run(t, args...)
@@ -39,33 +56,38 @@ func mustRun(t *testing.T, args ...string) string {
 }
 
 func TestKVCommands(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "store")
-	mustRun(t, "--dir", dir, "kv", "set", "agents", "a1", `{"role":"planner"}`)
-	mustRun(t, "--dir", dir, "kv", "set", "agents", "a2", "coder", "--ttl", "1h")
-	mustRun(t, "--dir", dir, "kv", "set", "agents", "hex:00ff", "hex:0102")
-	if got := mustRun(t, "--dir", dir, "kv", "get", "agents", "a1"); got != "{\"role\":\"planner\"}\n" {
+	kvSuite(t, target{"--dir", filepath.Join(t.TempDir(), "store")})
+}
+
+func kvSuite(t *testing.T, tg target) {
+	tg.must(t, "kv", "set", "agents", "a1", `{"role":"planner"}`)
+	tg.must(t, "kv", "set", "agents", "a2", "coder", "--ttl", "1h")
+	tg.must(t, "kv", "set", "agents", "hex:00ff", "hex:0102")
+	if got := tg.must(t, "kv", "get", "agents", "a1"); got != "{\"role\":\"planner\"}\n" {
 		t.Fatalf("get: %q", got)
 	}
 	var entries []kvJSON
-	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "kv", "scan", "agents")), &entries); err != nil {
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "kv", "scan", "agents")), &entries); err != nil {
 		t.Fatal(err)
 	}
 	if len(entries) != 3 || entries[0].Key != "hex:00ff" || entries[0].Value != "hex:0102" ||
 		entries[2].Key != "a2" || entries[2].ExpiresAt == "" {
 		t.Fatalf("scan json: %+v", entries)
 	}
-	if got := mustRun(t, "--dir", dir, "kv", "scan", "agents", "--prefix", "a", "--reverse", "--limit", "1"); got != "a2\tcoder\n" {
+	if got := tg.must(t, "kv", "scan", "agents", "--prefix", "a", "--reverse", "--limit", "1"); got != "a2\tcoder\n" {
 		t.Fatalf("scan reverse limit: %q", got)
 	}
-	mustRun(t, "--dir", dir, "kv", "del", "agents", "a", "--prefix")
-	if _, err := run(t, "--dir", dir, "kv", "get", "agents", "a1"); err == nil || !strings.Contains(err.Error(), "not found") {
+	tg.must(t, "kv", "del", "agents", "a", "--prefix")
+	if _, err := tg.run(t, "kv", "get", "agents", "a1"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("get after del --prefix: %v", err)
 	}
-	if got := mustRun(t, "--dir", dir, "check"); !strings.Contains(got, "ok") {
-		t.Fatalf("check: %q", got)
+	if tg.embedded() {
+		if got := tg.must(t, "check"); !strings.Contains(got, "ok") {
+			t.Fatalf("check: %q", got)
+		}
 	}
 	var st map[string]any
-	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "stats")), &st); err != nil || st["applied_index"] == nil {
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "stats")), &st); err != nil || st["applied_index"] == nil {
 		t.Fatalf("stats json: %v %v", st, err)
 	}
 }
@@ -133,95 +155,103 @@ func TestDemo(t *testing.T) {
 }
 
 func TestQueueCommands(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "store")
-	mustRun(t, "--dir", dir, "queue", "create", "jobs", "--max-attempts", "1", "--backoff", "1ms")
+	queueSuite(t, target{"--dir", filepath.Join(t.TempDir(), "store")})
+}
+
+func queueSuite(t *testing.T, tg target) {
+	tg.must(t, "queue", "create", "jobs", "--max-attempts", "1", "--backoff", "1ms")
 	for i, p := range []string{"low", "high", "mid"} {
-		mustRun(t, "--dir", dir, "queue", "enqueue", "jobs", p, "--priority", []string{"1", "9", "5"}[i])
+		tg.must(t, "queue", "enqueue", "jobs", p, "--priority", []string{"1", "9", "5"}[i])
 	}
 	var list []map[string]any
-	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "queue", "list")), &list); err != nil ||
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "queue", "list")), &list); err != nil ||
 		len(list) != 1 || list[0]["hot"].(float64) != 3 {
 		t.Fatalf("queue list: %v %v", list, err)
 	}
 	var ls []leaseJSON
-	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "queue", "lease", "jobs", "--agent", "a1", "--n", "2")), &ls); err != nil {
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "queue", "lease", "jobs", "--agent", "a1", "--n", "2")), &ls); err != nil {
 		t.Fatal(err)
 	}
 	if len(ls) != 2 || ls[0].Payload != "high" || ls[1].Payload != "mid" {
 		t.Fatalf("lease order: %+v", ls)
 	}
 	id := func(v uint64) string { return strconv.FormatUint(v, 10) }
-	mustRun(t, "--dir", dir, "queue", "ack", "jobs", id(ls[0].ID), id(ls[0].Token), "--result", "done!")
-	if _, err := run(t, "--dir", dir, "queue", "ack", "jobs", id(ls[0].ID), id(ls[0].Token)); err == nil ||
+	tg.must(t, "queue", "ack", "jobs", id(ls[0].ID), id(ls[0].Token), "--result", "done!")
+	if _, err := tg.run(t, "queue", "ack", "jobs", id(ls[0].ID), id(ls[0].Token)); err == nil ||
 		!strings.Contains(err.Error(), "lease lost") {
 		t.Fatalf("second ack: %v", err)
 	}
-	mustRun(t, "--dir", dir, "queue", "nack", "jobs", id(ls[1].ID), id(ls[1].Token), "--reason", "flaky")
-	if got := mustRun(t, "--dir", dir, "queue", "inspect", "jobs", id(ls[0].ID)); !strings.Contains(got, "done") {
+	tg.must(t, "queue", "nack", "jobs", id(ls[1].ID), id(ls[1].Token), "--reason", "flaky")
+	if got := tg.must(t, "queue", "inspect", "jobs", id(ls[0].ID)); !strings.Contains(got, "done") {
 		t.Fatalf("inspect: %q", got)
 	}
 	// max-attempts 1: the nacked task is a dead letter.
-	if got := mustRun(t, "--dir", dir, "queue", "dlq", "list", "jobs"); !strings.Contains(got, "mid") || !strings.Contains(got, "flaky") {
+	if got := tg.must(t, "queue", "dlq", "list", "jobs"); !strings.Contains(got, "mid") || !strings.Contains(got, "flaky") {
 		t.Fatalf("dlq list: %q", got)
 	}
-	mustRun(t, "--dir", dir, "queue", "dlq", "replay", "jobs", "--all")
+	tg.must(t, "queue", "dlq", "replay", "jobs", "--all")
 	var st map[string]any
-	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "queue", "stats", "jobs")), &st); err != nil ||
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "queue", "stats", "jobs")), &st); err != nil ||
 		st["hot"].(float64) != 2 || st["dead"].(float64) != 0 || st["done"].(float64) != 1 {
 		t.Fatalf("stats after replay: %v %v", st, err)
 	}
-	if got := mustRun(t, "--dir", dir, "check"); !strings.Contains(got, "ok") {
-		t.Fatalf("check with queues: %q", got)
+	if tg.embedded() {
+		if got := tg.must(t, "check"); !strings.Contains(got, "ok") {
+			t.Fatalf("check with queues: %q", got)
+		}
 	}
-	if _, err := run(t, "--dir", dir, "queue", "stats", "nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, err := tg.run(t, "queue", "stats", "nope"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("unknown queue: %v", err)
 	}
 	var ue usageError
-	if _, err := run(t, "--dir", dir, "queue", "ack", "jobs", "x", "1"); !errors.As(err, &ue) {
+	if _, err := tg.run(t, "queue", "ack", "jobs", "x", "1"); !errors.As(err, &ue) {
 		t.Fatalf("bad id: %v", err)
 	}
 }
 
 func TestAgentCommands(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "store")
-	mustRun(t, "--dir", dir, "agent", "register", "w1", "--pool", "gpu", "--caps", "py,gpu", "--capacity", "4", "--label", "zone=a")
-	mustRun(t, "--dir", dir, "agent", "register", "w2", "--caps", "py")
-	mustRun(t, "--dir", dir, "pool", "define", "gpu", "--min-warm", "1", "--max", "4")
-	mustRun(t, "--dir", dir, "agent", "heartbeat", "w1", "--load", "2", "--status", "busy")
+	agentSuite(t, target{"--dir", filepath.Join(t.TempDir(), "store")})
+}
+
+func agentSuite(t *testing.T, tg target) {
+	tg.must(t, "agent", "register", "w1", "--pool", "gpu", "--caps", "py,gpu", "--capacity", "4", "--label", "zone=a")
+	tg.must(t, "agent", "register", "w2", "--caps", "py")
+	tg.must(t, "pool", "define", "gpu", "--min-warm", "1", "--max", "4")
+	tg.must(t, "agent", "heartbeat", "w1", "--load", "2", "--status", "busy")
 	var as []registry.Agent
-	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "agent", "list", "--caps", "gpu")), &as); err != nil {
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "agent", "list", "--caps", "gpu")), &as); err != nil {
 		t.Fatal(err)
 	}
 	if len(as) != 1 || as[0].ID != "w1" || as[0].Load != 2 || as[0].Labels["zone"] != "a" {
 		t.Fatalf("agent list: %+v", as)
 	}
 	var ps []registry.PoolStats
-	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "pool", "stats")), &ps); err != nil {
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "pool", "stats")), &ps); err != nil {
 		t.Fatal(err)
 	}
 	if len(ps) != 1 || ps[0].Busy != 1 || ps[0].MinWarm != 1 {
 		t.Fatalf("pool stats: %+v", ps)
 	}
-	mustRun(t, "--dir", dir, "agent", "deregister", "w1")
-	if _, err := run(t, "--dir", dir, "agent", "inspect", "w1"); !errors.Is(err, registry.ErrNotFound) {
+	tg.must(t, "agent", "deregister", "w1")
+	if _, err := tg.run(t, "agent", "inspect", "w1"); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("inspect after deregister: %v", err)
 	}
-	if _, err := run(t, "--dir", dir, "agent", "register", "w3", "--capacity", "0"); !errors.Is(err, registry.ErrInvalid) {
+	if _, err := tg.run(t, "agent", "register", "w3", "--capacity", "0"); !errors.Is(err, registry.ErrInvalid) {
 		t.Fatalf("capacity 0: %v", err)
 	}
 	// sched stats: w2 (capacity 1) pulls one of two tasks.
-	mustRun(t, "--dir", dir, "queue", "create", "jobs")
-	mustRun(t, "--dir", dir, "queue", "enqueue", "jobs", "a")
-	mustRun(t, "--dir", dir, "queue", "enqueue", "jobs", "b")
-	mustRun(t, "--dir", dir, "queue", "lease", "jobs", "--agent", "w2")
+	tg.must(t, "queue", "create", "jobs")
+	tg.must(t, "queue", "enqueue", "jobs", "a")
+	tg.must(t, "queue", "enqueue", "jobs", "b")
+	tg.must(t, "queue", "lease", "jobs", "--agent", "w2")
 	var ss schedStatsOut
-	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "sched", "stats")), &ss); err != nil {
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "sched", "stats")), &ss); err != nil {
 		t.Fatal(err)
 	}
 	if ss.Agents != 1 || ss.Capacity != 1 || ss.Held != 1 || ss.UtilMax != 1 || ss.Ready["jobs"] != 1 {
 		t.Fatalf("sched stats: %+v", ss)
 	}
-	if out := mustRun(t, "--dir", dir, "sched", "stats"); !strings.Contains(out, "balance 1.00") {
+	if out := tg.must(t, "sched", "stats"); !strings.Contains(out, "balance 1.00") {
 		t.Fatalf("sched stats:\n%s", out)
 	}
 }
@@ -229,9 +259,12 @@ func TestAgentCommands(t *testing.T) {
 // TestVecCommands: create, import (JSON lines and IDX), search (with a tag
 // filter), get, delete, stats, list, drop; bad input exits 2.
 func TestVecCommands(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "store")
+	vecSuite(t, target{"--dir", filepath.Join(t.TempDir(), "store")})
+}
+
+func vecSuite(t *testing.T, tg target) {
 	tmp := t.TempDir()
-	mustRun(t, "--dir", dir, "vec", "create", "mem", "--dim", "3", "--metric", "cosine", "--train", "50")
+	tg.must(t, "vec", "create", "mem", "--dim", "3", "--metric", "cosine", "--train", "50")
 	var jl strings.Builder
 	for i := range 120 {
 		tag := []string{"x", "y"}[i%2]
@@ -241,16 +274,16 @@ func TestVecCommands(t *testing.T) {
 	if err := os.WriteFile(jpath, []byte(jl.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, "--dir", dir, "vec", "import", "mem", jpath)
+	tg.must(t, "vec", "import", "mem", jpath)
 	var st hnsw.Stats
-	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "vec", "stats", "mem")), &st); err != nil {
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "vec", "stats", "mem")), &st); err != nil {
 		t.Fatal(err)
 	}
 	if st.Vectors != 120 || !st.Trained {
 		t.Fatalf("stats %+v", st)
 	}
 	var hits []hnsw.Hit
-	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "vec", "search", "mem", "[3,4,1]", "--k", "5", "--tags", "y")), &hits); err != nil {
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "vec", "search", "mem", "[3,4,1]", "--k", "5", "--tags", "y")), &hits); err != nil {
 		t.Fatal(err)
 	}
 	if len(hits) != 5 {
@@ -261,11 +294,11 @@ func TestVecCommands(t *testing.T) {
 			t.Fatalf("filtered search returned %+v", h)
 		}
 	}
-	if out := mustRun(t, "--dir", dir, "vec", "get", "mem", "2"); !strings.Contains(out, "tags    x") {
+	if out := tg.must(t, "vec", "get", "mem", "2"); !strings.Contains(out, "tags    x") {
 		t.Fatalf("get:\n%s", out)
 	}
-	mustRun(t, "--dir", dir, "vec", "delete", "mem", "2", "4")
-	if _, err := run(t, "--dir", dir, "vec", "get", "mem", "2"); !errors.Is(err, hnsw.ErrNotFound) {
+	tg.must(t, "vec", "delete", "mem", "2", "4")
+	if _, err := tg.run(t, "vec", "get", "mem", "2"); !errors.Is(err, hnsw.ErrNotFound) {
 		t.Fatalf("get deleted: %v", err)
 	}
 	// IDX: a tiny 2-image, 2x2 file.
@@ -274,22 +307,22 @@ func TestVecCommands(t *testing.T) {
 	if err := os.WriteFile(ipath, idx, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, "--dir", dir, "vec", "create", "img", "--dim", "4", "--float")
-	mustRun(t, "--dir", dir, "vec", "import", "img", ipath)
-	if out := mustRun(t, "--dir", dir, "vec", "stats", "img"); !strings.Contains(out, "quantized   no") {
+	tg.must(t, "vec", "create", "img", "--dim", "4", "--float")
+	tg.must(t, "vec", "import", "img", ipath)
+	if out := tg.must(t, "vec", "stats", "img"); !strings.Contains(out, "quantized   no") {
 		t.Fatalf("stats of a float collection:\n%s", out)
 	}
-	if err := json.Unmarshal([]byte(mustRun(t, "--dir", dir, "--json", "vec", "search", "img", "[5,6,7,8]", "--k", "1")), &hits); err != nil || len(hits) != 1 || hits[0].ID != 1 || hits[0].Distance != 0 {
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "vec", "search", "img", "[5,6,7,8]", "--k", "1")), &hits); err != nil || len(hits) != 1 || hits[0].ID != 1 || hits[0].Distance != 0 {
 		t.Fatalf("float search: %+v %v", hits, err)
 	}
-	if out := mustRun(t, "--dir", dir, "vec", "list"); !strings.Contains(out, "img") || !strings.Contains(out, "mem") {
+	if out := tg.must(t, "vec", "list"); !strings.Contains(out, "img") || !strings.Contains(out, "mem") {
 		t.Fatalf("list:\n%s", out)
 	}
-	if _, err := run(t, "--dir", dir, "vec", "search", "mem", "[1,2]"); !errors.Is(err, quant.ErrDimension) {
+	if _, err := tg.run(t, "vec", "search", "mem", "[1,2]"); !errors.Is(err, quant.ErrDimension) {
 		t.Fatalf("wrong dimension: %v", err)
 	}
-	mustRun(t, "--dir", dir, "vec", "drop", "img")
-	if _, err := run(t, "--dir", dir, "vec", "stats", "img"); !errors.Is(err, hnsw.ErrNoCollection) {
+	tg.must(t, "vec", "drop", "img")
+	if _, err := tg.run(t, "vec", "stats", "img"); !errors.Is(err, hnsw.ErrNoCollection) {
 		t.Fatalf("stats after drop: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -293,83 +292,7 @@ func nodeHandler(n *raftsm.Node, s *store) http.Handler {
 			httpError(w, err)
 		}
 	})
-	kvKey := func(r *http.Request) (string, []byte, bool) {
-		k, err := hex.DecodeString(r.PathValue("key"))
-		return r.PathValue("ns"), k, err == nil
-	}
-	mux.HandleFunc("GET /v1/kv/{ns}/{key}", func(w http.ResponseWriter, r *http.Request) {
-		ns, k, ok := kvKey(r)
-		if !ok {
-			http.Error(w, "key must be hex", http.StatusBadRequest)
-			return
-		}
-		e, err := s.GetEntry(r.Context(), ns, k)
-		if err != nil {
-			httpError(w, err)
-			return
-		}
-		if !e.ExpiresAt.IsZero() {
-			w.Header().Set("X-Expires-At", e.ExpiresAt.UTC().Format(time.RFC3339Nano))
-		}
-		w.Write(e.Value)
-	})
-	mux.HandleFunc("PUT /v1/kv/{ns}/{key}", func(w http.ResponseWriter, r *http.Request) {
-		ns, k, ok := kvKey(r)
-		if !ok {
-			http.Error(w, "key must be hex", http.StatusBadRequest)
-			return
-		}
-		ttl, _ := time.ParseDuration(r.URL.Query().Get("ttl"))
-		v, err := io.ReadAll(io.LimitReader(r.Body, db.MaxValueSize+1))
-		if err != nil {
-			httpError(w, err)
-			return
-		}
-		if err := s.SetTTL(r.Context(), ns, k, v, ttl); err != nil {
-			httpError(w, err)
-		}
-	})
-	mux.HandleFunc("DELETE /v1/kv/{ns}/{key}", func(w http.ResponseWriter, r *http.Request) {
-		ns, k, ok := kvKey(r)
-		if !ok {
-			http.Error(w, "key must be hex", http.StatusBadRequest)
-			return
-		}
-		if err := s.Delete(r.Context(), ns, k); err != nil {
-			httpError(w, err)
-		}
-	})
-	mux.HandleFunc("POST /v1/queues", func(w http.ResponseWriter, r *http.Request) {
-		var c queue.Config
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&c); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if err := s.Q.Create(r.Context(), c); err != nil {
-			httpError(w, err)
-		}
-	})
-	mux.HandleFunc("GET /v1/queues/{name}/stats", func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.Q.Stats(r.PathValue("name"))
-		if err != nil {
-			httpError(w, err)
-			return
-		}
-		json.NewEncoder(w).Encode(st)
-	})
-	mux.HandleFunc("POST /v1/queues/{name}/tasks", func(w http.ResponseWriter, r *http.Request) {
-		var t queue.Task
-		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&t); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		id, err := s.Q.Enqueue(r.Context(), r.PathValue("name"), t)
-		if err != nil {
-			httpError(w, err)
-			return
-		}
-		json.NewEncoder(w).Encode(map[string]uint64{"id": id})
-	})
+	mux.HandleFunc("POST /v1/exec", serveExec(s))
 	return mux
 }
 

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/queue"
 )
 
 func freePort(t *testing.T) string {
@@ -23,9 +24,10 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// TestNodeCommands: `node start` runs a one-node cluster; `cluster status`
-// and the data commands go through its admin endpoint with --node.
-func TestNodeCommands(t *testing.T) {
+// startNode runs `node start` for a one-node cluster (two data shards) and
+// returns its admin URL once every shard has a leader.
+func startNode(t *testing.T) string {
+	t.Helper()
 	raft, admin := freePort(t), freePort(t)
 	dir := filepath.Join(t.TempDir(), "node")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -35,12 +37,12 @@ func TestNodeCommands(t *testing.T) {
 		done <- a.runNode(ctx, nodeFile{ID: 1, Dir: dir, Raft: raft, Admin: admin, DataShards: 2,
 			Members: map[string]string{"1": raft}})
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("node: %v", err)
 		}
-	}()
+	})
 	node := "http://" + admin
 	var st statusJSON
 	deadline := time.Now().Add(30 * time.Second)
@@ -55,7 +57,7 @@ func TestNodeCommands(t *testing.T) {
 				ready = ready && s.Leader == 1
 			}
 			if ready {
-				break
+				return node
 			}
 		}
 		if time.Now().After(deadline) {
@@ -63,24 +65,44 @@ func TestNodeCommands(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	mustRun(t, "--node", node, "kv", "set", "agents", "a1", "planner")
-	if got := mustRun(t, "--node", node, "kv", "get", "agents", "a1"); got != "planner\n" {
-		t.Fatalf("remote get: %q", got)
+}
+
+// TestNodeCommands: every data command suite that runs against an embedded
+// store runs again against a running node (--node): the node executes the
+// same commands on its replicated store, and output, exit classes and
+// errors.Is come back to the client.
+func TestNodeCommands(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		suite func(*testing.T, target)
+	}{{"kv", kvSuite}, {"queue", queueSuite}, {"agent", agentSuite}, {"vec", vecSuite}} {
+		t.Run(c.name, func(t *testing.T) { c.suite(t, target{"--node", startNode(t)}) })
 	}
-	mustRun(t, "--node", node, "kv", "del", "agents", "a1")
-	if _, err := run(t, "--node", node, "kv", "get", "agents", "a1"); err == nil || !strings.Contains(err.Error(), "not found") {
-		t.Fatalf("get after del: %v", err)
-	}
-	mustRun(t, "--node", node, "queue", "create", "jobs")
-	if got := strings.TrimSpace(mustRun(t, "--node", node, "queue", "enqueue", "jobs", "payload")); got == "" {
-		t.Fatal("enqueue printed no id")
-	}
-	var qs struct{ Hot, Enqueued int64 }
-	if err := json.Unmarshal([]byte(mustRun(t, "--node", node, "--json", "queue", "stats", "jobs")), &qs); err != nil || qs.Hot != 1 || qs.Enqueued != 1 {
-		t.Fatalf("remote stats: %+v %v", qs, err)
-	}
-	if _, err := run(t, "--node", node, "queue", "stats", "nope"); !errors.Is(err, db.ErrNotFound) {
+	node := startNode(t)
+	if _, err := run(t, "--node", node, "queue", "stats", "nope"); !errors.Is(err, queue.ErrNotFound) {
 		t.Fatalf("stats of a missing queue: %v", err)
+	}
+	// A payload that looks like a flag stays a payload across the wire.
+	mustRun(t, "--node", node, "queue", "create", "q")
+	id := strings.TrimSpace(mustRun(t, "--node", node, "queue", "enqueue", "q", "--priority", "3", "--", "-x"))
+	if got := mustRun(t, "--node", node, "queue", "inspect", "q", id); !strings.Contains(got, "-x") {
+		t.Fatalf("inspect: %q", got)
+	}
+	// The node reads the files a command names; relative paths are the
+	// client's.
+	tmp := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tmp, "v.jsonl"), []byte("{\"id\":7,\"vector\":[1,2]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(tmp)
+	mustRun(t, "--node", node, "vec", "create", "m", "--dim", "2", "--float")
+	mustRun(t, "--node", node, "vec", "import", "m", "v.jsonl")
+	if got := mustRun(t, "--node", node, "vec", "get", "m", "7"); !strings.Contains(got, "7") {
+		t.Fatalf("get: %q", got)
+	}
+	var ue usageError
+	if _, err := run(t, "--node", node, "queue", "create", "bad", "--hot", "-5"); !errors.As(err, &ue) || !errors.Is(err, queue.ErrInvalid) {
+		t.Fatalf("invalid config through a node: %v", err)
 	}
 	if _, err := run(t, "cluster", "status"); err == nil {
 		t.Fatal("cluster status without --node succeeded")

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -46,17 +43,12 @@ func (a *app) qCreateCmd() *cobra.Command {
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c.Name = args[0]
-			if a.node != "" {
-				body, _ := json.Marshal(c)
-				_, err := a.remote(http.MethodPost, "/v1/queues", body, nil)
-				return err
-			}
 			s, err := a.open(false)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			return s.Q.Create(context.Background(), c)
+			return s.Q.Create(cmd.Context(), c)
 		},
 	}
 	f := c2.Flags()
@@ -110,20 +102,14 @@ func (a *app) qStatsCmd() *cobra.Command {
 		Short: "Depths, totals, rates and oldest task age of a queue",
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var st queue.Stats
-			if a.node != "" {
-				if _, err := a.remote(http.MethodGet, "/v1/queues/"+url.PathEscape(args[0])+"/stats", nil, &st); err != nil {
-					return err
-				}
-			} else {
-				s, err := a.open(true)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				if st, err = s.Q.Stats(args[0]); err != nil {
-					return err
-				}
+			s, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			st, err := s.Q.Stats(args[0])
+			if err != nil {
+				return err
 			}
 			if a.json {
 				return a.printJSON(st)
@@ -154,23 +140,14 @@ func (a *app) qEnqueueCmd() *cobra.Command {
 			if delay > 0 {
 				t.NotBefore = time.Now().Add(delay)
 			}
-			var id uint64
-			if a.node != "" {
-				body, _ := json.Marshal(t)
-				var out struct{ ID uint64 }
-				if _, err := a.remote(http.MethodPost, "/v1/queues/"+url.PathEscape(args[0])+"/tasks", body, &out); err != nil {
-					return err
-				}
-				id = out.ID
-			} else {
-				s, err := a.open(true)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				if id, err = s.Q.Enqueue(context.Background(), args[0], t); err != nil {
-					return err
-				}
+			s, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			id, err := s.Q.Enqueue(cmd.Context(), args[0], t)
+			if err != nil {
+				return err
 			}
 			if a.json {
 				return a.printJSON(map[string]uint64{"id": id})
@@ -215,7 +192,7 @@ func (a *app) qLeaseCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			ctx := context.Background()
+			ctx := cmd.Context()
 			var ls []queue.Lease
 			if wait > 0 {
 				wctx, cancel := context.WithTimeout(ctx, wait)
@@ -274,9 +251,9 @@ func (a *app) qAckCmd(kind string) *cobra.Command {
 			}
 			defer s.Close()
 			if kind == "ack" {
-				return s.Q.Ack(context.Background(), args[0], id, token, []byte(text))
+				return s.Q.Ack(cmd.Context(), args[0], id, token, []byte(text))
 			}
-			return s.Q.Nack(context.Background(), args[0], id, token, text)
+			return s.Q.Nack(cmd.Context(), args[0], id, token, text)
 		},
 	}
 	if kind == "ack" {
@@ -326,7 +303,7 @@ func (a *app) qInspectCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			t, err := s.Q.Get(context.Background(), args[0], id)
+			t, err := s.Q.Get(cmd.Context(), args[0], id)
 			if err != nil {
 				return err
 			}
@@ -347,7 +324,7 @@ func (a *app) dlqListCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			ts, err := s.Q.Dead(context.Background(), args[0], limit)
+			ts, err := s.Q.Dead(cmd.Context(), args[0], limit)
 			if err != nil {
 				return err
 			}
@@ -383,7 +360,7 @@ func (a *app) dlqOpCmd(kind string) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			ctx := context.Background()
+			ctx := cmd.Context()
 			if all {
 				ts, err := s.Q.Dead(ctx, args[0], queue.MaxBatch)
 				if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,7 +39,7 @@ func (a *app) vecCreateCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			return s.V.Create(context.Background(), cfg)
+			return s.V.Create(cmd.Context(), cfg)
 		},
 	}
 	f := c.Flags()
@@ -134,7 +133,8 @@ func (a *app) vecImportCmd() *cobra.Command {
 		Short: "Import vectors from .fvecs, JSON lines ({\"id\":1,\"vector\":[...],\"tags\":[...]}) or IDX (Fashion-MNIST; gzip ok)",
 		Long: "Import vectors in batches (one record each). --format fvecs|jsonl|idx, or guessed from the\n" +
 			"file name. fvecs and idx vectors get ids 0, 1, 2, ... in file order. Shows progress.",
-		Args: exactArgs(2, "NAME FILE"),
+		Args:        exactArgs(2, "NAME FILE"),
+		Annotations: map[string]string{pathArgs: "1"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, path := args[0], args[1]
 			if format == "" {
@@ -189,7 +189,7 @@ func (a *app) vecImportCmd() *cobra.Command {
 			}
 			for lo := 0; lo < len(vs); lo += batch {
 				hi := min(lo+batch, len(vs))
-				if err := s.V.Upsert(context.Background(), name, vs[lo:hi]); err != nil {
+				if err := s.V.Upsert(cmd.Context(), name, vs[lo:hi]); err != nil {
 					return fmt.Errorf("vectors %d-%d: %w", lo, hi-1, err)
 				}
 				if bar != nil {
@@ -255,7 +255,7 @@ func (a *app) vecSearchCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			hits, err := s.V.Search(context.Background(), args[0], q, k, hnsw.SearchOptions{Ef: ef, Tags: splitList(tags)})
+			hits, err := s.V.Search(cmd.Context(), args[0], q, k, hnsw.SearchOptions{Ef: ef, Tags: splitList(tags)})
 			if err != nil {
 				return err
 			}
@@ -326,7 +326,7 @@ func (a *app) vecDeleteCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			n, err := s.V.Delete(context.Background(), args[0], ids)
+			n, err := s.V.Delete(cmd.Context(), args[0], ids)
 			if err != nil {
 				return err
 			}
@@ -347,7 +347,7 @@ func (a *app) vecDropCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			return s.V.Drop(context.Background(), args[0])
+			return s.V.Drop(cmd.Context(), args[0])
 		},
 	}
 }

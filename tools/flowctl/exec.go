@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/quant"
+	"github.com/flowdb/flowdb/queue"
+	"github.com/flowdb/flowdb/registry"
+	"github.com/flowdb/flowdb/sched"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Data commands against a running node.
+//
+// With --node, a data command (kv, queue, agent, pool, sched, vec, stats)
+// does not open a store: the client sends the command line it parsed to the
+// node's admin endpoint (POST /v1/exec), and the node runs the very same
+// command, from the same command tree, against its live replicated store,
+// then answers with what the command printed, its exit status and the
+// classes of its error. So every data command works against a node exactly
+// as against an embedded store, with no second implementation to drift.
+//
+// The node reads the files a command names (vec import FILE); the admin
+// endpoint listens on loopback only, so that is this machine, and the client
+// makes such paths absolute first. Backup, restore, check and demo work on
+// a store directory and are not forwarded.
+
+// remoteGroups are the top-level commands forwarded with --node.
+var remoteGroups = map[string]bool{"kv": true, "queue": true, "agent": true, "pool": true, "sched": true, "vec": true, "stats": true}
+
+// pathArgs annotates a command whose positional argument at the given
+// index names a file (made absolute before forwarding).
+const pathArgs = "flowctl/path-arg"
+
+// localFlags are not forwarded: they describe the client, not the command.
+var localFlags = map[string]bool{"node": true, "dir": true, "verbose": true}
+
+// forwardable reports whether cmd is a data command that --node forwards.
+func forwardable(cmd *cobra.Command) bool {
+	for c := cmd; c != nil; c = c.Parent() {
+		if c.Parent() != nil && c.Parent().Parent() == nil {
+			return remoteGroups[c.Name()]
+		}
+	}
+	return false
+}
+
+// forwardWithNode wraps the RunE of every data command under root: with
+// --node set (and not already running inside a node), the command runs on
+// the node.
+func (a *app) forwardWithNode(root *cobra.Command) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if c.RunE == nil || !forwardable(c) {
+			return
+		}
+		local := c.RunE
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if a.node == "" || a.shared != nil {
+				return local(cmd, args)
+			}
+			return a.execRemote(cmd, args)
+		}
+	}
+	walk(root)
+}
+
+// commandLine rebuilds the arguments cmd was parsed from: its path, every
+// flag set on the command line (but the client's own), then "--" and the
+// positional arguments, so that a payload starting with '-' stays one.
+func commandLine(cmd *cobra.Command, args []string) ([]string, error) {
+	out := strings.Fields(cmd.CommandPath())[1:]
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if localFlags[f.Name] {
+			return
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			for _, v := range sv.GetSlice() {
+				out = append(out, "--"+f.Name+"="+v)
+			}
+			return
+		}
+		out = append(out, "--"+f.Name+"="+f.Value.String())
+	})
+	args = append([]string(nil), args...)
+	if s := cmd.Annotations[pathArgs]; s != "" {
+		i, _ := strconv.Atoi(s)
+		if i < len(args) {
+			abs, err := filepath.Abs(args[i])
+			if err != nil {
+				return nil, err
+			}
+			args[i] = abs
+		}
+	}
+	out = append(out, "--")
+	return append(out, args...), nil
+}
+
+// execRequest and execResponse are the /v1/exec wire format.
+type execRequest struct {
+	Args []string `json:"args"`
+}
+
+type execResponse struct {
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+	// Error is the command's error text ("" on success), Usage whether it
+	// was a bad argument (exit status 2), Classes the names of the
+	// sentinel errors it matches (errorClasses).
+	Error   string   `json:"error,omitempty"`
+	Usage   bool     `json:"usage,omitempty"`
+	Classes []string `json:"classes,omitempty"`
+}
+
+// errorClasses are the sentinel errors that keep their identity across
+// /v1/exec, so that errors.Is works on the client as on the node.
+var errorClasses = []struct {
+	name string
+	err  error
+}{
+	{"db.not_found", db.ErrNotFound}, {"db.outcome_unknown", db.ErrOutcomeUnknown}, {"db.closed", db.ErrClosed},
+	{"db.cross_shard", db.ErrCrossShard}, {"db.empty_key", db.ErrEmptyKey}, {"db.key_too_large", db.ErrKeyTooLarge},
+	{"db.value_too_large", db.ErrValueTooLarge}, {"db.namespace_too_large", db.ErrNamespaceTooLarge},
+	{"db.invalid_ttl", db.ErrInvalidTTL}, {"db.invalid_range", db.ErrInvalidRange},
+	{"queue.not_found", queue.ErrNotFound}, {"queue.exists", queue.ErrExists}, {"queue.full", queue.ErrFull},
+	{"queue.lease_lost", queue.ErrLeaseLost}, {"queue.canceled", queue.ErrCanceled}, {"queue.invalid", queue.ErrInvalid},
+	{"registry.not_found", registry.ErrNotFound}, {"registry.invalid", registry.ErrInvalid},
+	{"hnsw.no_collection", hnsw.ErrNoCollection}, {"hnsw.exists", hnsw.ErrExists}, {"hnsw.not_found", hnsw.ErrNotFound},
+	{"hnsw.invalid", hnsw.ErrInvalid}, {"hnsw.zero_vector", hnsw.ErrZeroVector},
+	{"quant.dimension", quant.ErrDimension}, {"quant.not_finite", quant.ErrNotFinite},
+	{"sched.invalid", sched.ErrInvalid},
+}
+
+// remoteError is a node's command error on the client: its text, and the
+// sentinels it matched on the node.
+type remoteError struct {
+	msg  string
+	errs []error
+}
+
+func (e *remoteError) Error() string   { return e.msg }
+func (e *remoteError) Unwrap() []error { return e.errs }
+
+// execRemote runs cmd on the node named by --node and replays its output.
+func (a *app) execRemote(cmd *cobra.Command, args []string) error {
+	line, err := commandLine(cmd, args)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(execRequest{Args: line})
+	u := strings.TrimSuffix(a.node, "/") + "/v1/exec"
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return usageError{fmt.Errorf("--node %q: %w", a.node, err)}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", a.node, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", a.node, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("node %s: %s: %s", a.node, resp.Status, strings.TrimSpace(string(b)))
+	}
+	var r execResponse
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("node %s: bad answer: %w", a.node, err)
+	}
+	io.WriteString(a.out, r.Stdout)
+	io.WriteString(a.errOut, r.Stderr)
+	if r.Error == "" {
+		return nil
+	}
+	re := &remoteError{msg: r.Error}
+	for _, name := range r.Classes {
+		for _, c := range errorClasses {
+			if c.name == name {
+				re.errs = append(re.errs, c.err)
+			}
+		}
+	}
+	if r.Usage {
+		return usageError{re}
+	}
+	return re
+}
+
+// serveExec runs a forwarded data command against s.
+func serveExec(s *store) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req execRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
+			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		var out, errOut bytes.Buffer
+		sub := &app{out: &out, errOut: &errOut, shared: s}
+		root := sub.rootCmd()
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs(req.Args)
+		if c, _, err := root.Find(req.Args); err != nil || !forwardable(c) {
+			http.Error(w, fmt.Sprintf("not a data command: %q", req.Args), http.StatusBadRequest)
+			return
+		}
+		err := root.ExecuteContext(r.Context())
+		resp := execResponse{Stdout: out.String(), Stderr: errOut.String()}
+		if err != nil {
+			resp.Error = err.Error()
+			var ue usageError
+			resp.Usage = errors.As(err, &ue) || usage(err)
+			for _, c := range errorClasses {
+				if errors.Is(err, c.err) {
+					resp.Classes = append(resp.Classes, c.name)
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(resp)
+	}
+}
