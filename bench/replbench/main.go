@@ -13,11 +13,23 @@
 // commit latency of each Enqueue call, p50 and p99; then the single-
 // operation commit latency with one producer.
 //
-//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100]
+// The same run measures the machine's ceiling for these writes with no Raft
+// and no flowdb: raw Pebble doing what the three replicas must do for each
+// operation at least, once in a Raft log store with a synced commit and
+// once in a state store without sync (as Dragonboat's LogDB and the state
+// machine do), each of three replicas with its own two stores, 16 writers per
+// replica committing batches of -ops 256-byte values. Its figure is
+// operations per second written on all three replicas.
+//
+// -queues N spreads the producers over N queues on N data shards (one Raft
+// group each).
+//
+//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1]
 package main
 
 import (
 	"context"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -33,13 +45,119 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/raftsm"
 	"github.com/flowdb/flowdb/wal"
 )
 
-var leaderOnly = flag.Bool("leader-only", false, "producers use only the node leading the queue's shard (no forwarding)")
+var (
+	leaderOnly = flag.Bool("leader-only", false, "producers use only the node leading each queue's shard (no forwarding)")
+	nQueues    = flag.Int("queues", 1, "queues (each on its own data shard) the producers spread over")
+)
+
+// queueNames are -queues names on distinct data shards of placement p.
+func queueNames(p keys.Placement) []string {
+	var names []string
+	used := map[uint32]bool{}
+	for i := 0; len(names) < *nQueues; i++ {
+		n := fmt.Sprintf("bench-%d", i)
+		if s := p.ShardFor(n); !used[s] {
+			used[s] = true
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// ceiling drives raw Pebble through the writes three replicas make for
+// each operation (see the package comment) for d, and returns operations
+// per second written on all three.
+func ceiling(base string, batch int, d time.Duration) (float64, error) {
+	dir, err := os.MkdirTemp(base, "replbench-pebble-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	type replica struct{ log, state *pebble.DB }
+	var rs []replica
+	defer func() {
+		for _, r := range rs {
+			r.log.Close()
+			r.state.Close()
+		}
+	}()
+	for i := range 3 {
+		l, err := pebble.Open(filepath.Join(dir, fmt.Sprintf("log%d", i)), &pebble.Options{Logger: quietPebble{}})
+		if err != nil {
+			return 0, err
+		}
+		st, err := pebble.Open(filepath.Join(dir, fmt.Sprintf("state%d", i)), &pebble.Options{Logger: quietPebble{}})
+		if err != nil {
+			l.Close()
+			return 0, err
+		}
+		rs = append(rs, replica{l, st})
+	}
+	var (
+		stop  atomic.Bool
+		ops   atomic.Int64
+		wg    sync.WaitGroup
+		first atomic.Value
+	)
+	val := make([]byte, 256)
+	t0 := time.Now()
+	for ri, r := range rs {
+		for w := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				key := make([]byte, 16)
+				binary.BigEndian.PutUint32(key, uint32(ri<<8|w))
+				var seq uint64
+				for !stop.Load() {
+					for _, st := range []struct {
+						db   *pebble.DB
+						sync *pebble.WriteOptions
+					}{{r.log, pebble.Sync}, {r.state, pebble.NoSync}} {
+						b := st.db.NewBatch()
+						for range batch {
+							seq++
+							binary.BigEndian.PutUint64(key[8:], seq)
+							b.Set(key, val, nil)
+						}
+						if err := b.Commit(st.sync); err != nil {
+							first.CompareAndSwap(nil, err)
+							stop.Store(true)
+						}
+						b.Close()
+					}
+					ops.Add(int64(batch))
+				}
+			}()
+		}
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	if err, _ := first.Load().(error); err != nil {
+		return 0, err
+	}
+	// Every replica wrote its share: an operation is on all three once
+	// each replica wrote it, so divide by three.
+	return float64(ops.Load()) / 3 / time.Since(t0).Seconds(), nil
+}
+
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)  {}
+func (quietPebble) Errorf(string, ...any) {}
+func (quietPebble) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(1)
+}
 
 type result struct {
 	opsPerS           float64
@@ -58,8 +176,9 @@ func freeAddr() string {
 }
 
 type cluster struct {
-	nodes []*raftsm.Node
-	qs    []*queue.Manager
+	nodes  []*raftsm.Node
+	qs     []*queue.Manager
+	queues []string
 }
 
 func start(dir string, maxRecords int) (*cluster, error) {
@@ -73,7 +192,7 @@ func start(dir string, maxRecords int) (*cluster, error) {
 		var q *queue.Manager
 		n, err := raftsm.Open(context.Background(), raftsm.Config{
 			Dir: filepath.Join(dir, fmt.Sprintf("node%d", i)), ReplicaID: uint64(i), RaftAddress: members[uint64(i)],
-			Members: members, RTTMillisecond: 10, ElectionRTT: 20, LogDB: "small", Logger: quiet,
+			Members: members, RTTMillisecond: 10, ElectionRTT: 20, LogDB: "small", Logger: quiet, DataShards: *nQueues,
 			Store: &db.Options{Logger: quiet, TTLReapInterval: -1, Batcher: wal.BatcherOptions{MaxRecords: maxRecords}},
 			Attach: func(d *db.DB) error {
 				var err error
@@ -96,16 +215,19 @@ func start(dir string, maxRecords int) (*cluster, error) {
 			return nil, err
 		}
 	}
-	if err := c.qs[0].Create(ctx, queue.Config{Name: "bench", HotCapacity: 1000, OverflowCapacity: 100_000_000, MaxBytes: 1 << 40}); err != nil {
-		c.close()
-		return nil, err
+	c.queues = queueNames(c.nodes[0].DB().Placement())
+	for _, name := range c.queues {
+		if err := c.qs[0].Create(ctx, queue.Config{Name: name, HotCapacity: 1000, OverflowCapacity: 100_000_000, MaxBytes: 1 << 40}); err != nil {
+			c.close()
+			return nil, err
+		}
 	}
 	return c, nil
 }
 
-// leader returns the index of the node leading the queue's shard.
-func (c *cluster) leader() int {
-	shard := c.nodes[0].DB().Placement().ShardFor("bench")
+// leader returns the index of the node leading queue's shard.
+func (c *cluster) leader(queue string) int {
+	shard := c.nodes[0].DB().Placement().ShardFor(queue)
 	id, _, _, _ := c.nodes[0].NodeHost().GetLeaderID(uint64(shard))
 	for i, n := range c.nodes {
 		if n.ReplicaID() == id {
@@ -156,13 +278,14 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 		go func() {
 			defer wg.Done()
 			q := c.qs[p%len(c.qs)]
+			name := c.queues[p%len(c.queues)]
 			if *leaderOnly {
-				q = c.qs[c.leader()]
+				q = c.qs[c.leader(name)]
 			}
 			var mine []time.Duration
 			for !stop.Load() {
 				s := time.Now()
-				if _, err := q.Enqueue(context.Background(), "bench", queue.Task{Payload: payload}); err != nil {
+				if _, err := q.Enqueue(context.Background(), name, queue.Task{Payload: payload}); err != nil {
 					if errs.Add(1) == 1 {
 						mu.Lock()
 						first = err
@@ -247,11 +370,11 @@ func main() {
 		opsList = append([]int{1}, opsList...)
 	}
 	raftsm.QuietRaftLogs()
-	fmt.Printf("replbench: 3 replicas on loopback, one process, %d CPUs, GOMAXPROCS %d; %d runs of %v each\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), *runs, *dur)
+	fmt.Printf("replbench: 3 replicas on loopback, one process, %d CPUs, GOMAXPROCS %d; %d runs of %v each; %d queue(s) on as many data shards\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), *runs, *dur, *nQueues)
 	type agg struct {
-		ops, frames []float64
-		p50, p99    []time.Duration
+		ops, frames, raw []float64
+		p50, p99         []time.Duration
 	}
 	res := map[int]*agg{}
 	single := &agg{}
@@ -273,6 +396,13 @@ func main() {
 			a.p50, a.p99 = append(a.p50, x.p50), append(a.p99, x.p99)
 			fmt.Printf("  run %d: %3d ops/proposal, %4d producers: %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  (%.1f records/proposal, %d retries, %d timeouts)\n",
 				r+1, n, producers, x.opsPerS, ms(x.p50), ms(x.p99), x.frames, x.retries, x.timeouts)
+			raw, err := ceiling(*dirFlag, n, *dur)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "raw pebble:", err)
+				os.Exit(1)
+			}
+			a.raw = append(a.raw, raw)
+			fmt.Printf("  run %d: raw Pebble ceiling, %3d ops/batch: %9.0f ops/s on 3 replicas\n", r+1, n, raw)
 		}
 		x, err := run(*dirFlag, 1, 1, *dur)
 		if err != nil {
@@ -287,8 +417,8 @@ func main() {
 	fmt.Println("medians:")
 	for _, n := range opsList {
 		a := res[n]
-		fmt.Printf("  %3d ops/proposal: %9.0f replicated ops/s (%.1fx the one-op baseline)  p50 %.2f ms  p99 %.2f ms  %.1f records/proposal\n",
-			n, median(a.ops), median(a.ops)/base, ms(medianDur(a.p50)), ms(medianDur(a.p99)), median(a.frames))
+		fmt.Printf("  %3d ops/proposal: %9.0f replicated ops/s (%.1fx the one-op baseline, %.2fx the raw Pebble ceiling of %.0f)  p50 %.2f ms  p99 %.2f ms  %.1f records/proposal\n",
+			n, median(a.ops), median(a.ops)/base, median(a.ops)/median(a.raw), median(a.raw), ms(medianDur(a.p50)), ms(medianDur(a.p99)), median(a.frames))
 	}
 	fmt.Printf("  single-operation commit, 1 producer: p50 %.2f ms  p99 %.2f ms (%.0f ops/s)\n",
 		ms(medianDur(single.p50)), ms(medianDur(single.p99)), median(single.ops))
