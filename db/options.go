@@ -103,6 +103,15 @@ type Options struct {
 	// in Raft (retrying while the shard is not ready) before its callers
 	// get ErrOutcomeUnknown. Default 30s.
 	ProposeTimeout time.Duration
+	// MaxInflight bounds the frames a replica has in Raft at once over all
+	// its shards, and MaxShardInflight those of one shard. While every
+	// slot is taken, proposals gather in the batcher and the next frame
+	// carries them all; Raft's cost is per proposal, so fewer frames in
+	// flight make each carry more records. The per-shard bound keeps a
+	// shard without a quorum from holding every slot. Defaults 8 and 4
+	// (replbench: with 1,600 producers these frames carried 71 records
+	// where 16 and 16 gave 23, for 1.4x the throughput).
+	MaxInflight, MaxShardInflight int
 
 	// Pebble, if set, is called on the Pebble options after flowdb filled
 	// them, for tuning (memtable size, compaction concurrency). It must not
@@ -122,6 +131,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 128 << 20
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = 8
+	}
+	if c.MaxShardInflight <= 0 {
+		c.MaxShardInflight = 4
 	}
 	if c.ProposeTimeout <= 0 {
 		c.ProposeTimeout = 30 * time.Second

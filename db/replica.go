@@ -109,7 +109,8 @@ type shardProposer struct {
 
 // replicaState is the proposer side of a replica.
 type replicaState struct {
-	origin uint64 // this open's proposer id (random)
+	origin uint64        // this open's proposer id (random)
+	slots  chan struct{} // Options.MaxInflight over all shards
 	mu     sync.Mutex
 	seq    uint64
 	shards map[uint32]*shardProposer
@@ -122,7 +123,8 @@ func (d *DB) startReplica() error {
 	if _, err := rand.Read(b[:]); err != nil {
 		return err
 	}
-	r := &replicaState{origin: binary.LittleEndian.Uint64(b[:]) | 1, shards: map[uint32]*shardProposer{}}
+	r := &replicaState{origin: binary.LittleEndian.Uint64(b[:]) | 1, shards: map[uint32]*shardProposer{},
+		slots: make(chan struct{}, d.opts.MaxInflight)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	d.repl = r
 	return nil
@@ -142,16 +144,15 @@ func (d *DB) proposer(shard uint32) *shardProposer {
 	return sp
 }
 
-// maxInflightFrames bounds the frames one shard has in Raft at once.
-const maxInflightFrames = 16
-
 // proposeLoop frames sp's proposals and proposes each frame, up to
-// maxInflightFrames at once; every caller is answered with its record's
+// Options.MaxShardInflight at once (and Options.MaxInflight over all
+// shards); every caller is answered with its record's
 // result as applied on this replica.
 func (d *DB) proposeLoop(sp *shardProposer) {
 	defer close(sp.done)
 	r := d.repl
-	sem := make(chan struct{}, maxInflightFrames)
+	sem := make(chan struct{}, d.opts.MaxShardInflight)
+	release := func() { <-r.slots; <-sem }
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	encOpts := wal.EncodeOptions{Compression: d.opts.Compression, Threshold: d.opts.CompressionThreshold}
@@ -160,10 +161,11 @@ func (d *DB) proposeLoop(sp *shardProposer) {
 		// Take a slot first: while every slot is in Raft, proposals gather
 		// in the batcher and the next frame carries them all.
 		sem <- struct{}{}
+		r.slots <- struct{}{}
 		var err error
 		props, err = sp.b.Next(props[:0])
 		if len(props) == 0 && err != nil {
-			<-sem
+			release()
 			return
 		}
 		batch := slices.Clone(props)
@@ -180,12 +182,12 @@ func (d *DB) proposeLoop(sp *shardProposer) {
 			for _, p := range batch {
 				p.Finish(wal.Result{Err: err})
 			}
-			<-sem
+			release()
 			continue
 		}
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer func() { release(); wg.Done() }()
 			t0 := time.Now()
 			ctx, cancel := context.WithTimeout(r.ctx, d.opts.ProposeTimeout)
 			data, err := d.opts.Replicator.Propose(ctx, sp.shard, enc)

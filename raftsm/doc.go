@@ -18,9 +18,10 @@
 // record to the shard that owns it (db.KindSpec.Route; a key-value batch
 // over namespaces on two shards is refused with db.ErrCrossShard), and a
 // per-shard proposer packs concurrent records into frames (wal.Batcher,
-// up to db.Options.Batcher.MaxRecords each), up to 16 frames in Raft per
-// shard; while all 16 are in flight the next frame gathers everything
-// that arrives. A caller is answered once its frame is committed and
+// up to db.Options.Batcher.MaxRecords each), with at most
+// db.Options.MaxShardInflight frames in Raft per shard (default 4) and
+// db.Options.MaxInflight per node (default 8); while every slot is taken,
+// the next frame gathers everything that arrives. A caller is answered once its frame is committed and
 // applied on its node, with its own record's result; rejections keep their
 // types across the wire (db.KindSpec.Errors), so errors.Is works as on a
 // standalone store.
