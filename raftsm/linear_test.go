@@ -20,6 +20,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/cespare/xxhash/v2"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/queue"
 )
 
@@ -294,7 +295,7 @@ func (c *linCluster) fault(kind int, queueName string, settle func()) string {
 		c.nodes = slices.DeleteFunc(c.nodes, func(n *tnode) bool { return n == victim })
 		delete(c.members, victim.id)
 		c.nextID++
-		nn := &tnode{id: c.nextID, dir: filepath.Join(t.TempDir(), "node"), addr: freeAddr(t)}
+		nn := &tnode{id: c.nextID, dir: filepath.Join(t.TempDir(), "node"), addr: testutil.FreeAddr(t)}
 		c.members[nn.id] = nn.addr
 		c.mu.Unlock()
 		settle()

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/keys"
+	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/queue"
 )
 
@@ -77,7 +78,7 @@ func startClusterTick(t *testing.T, size int, tick time.Duration) ([]*tnode, map
 	ns := make([]*tnode, size)
 	members := map[uint64]string{}
 	for i := range ns {
-		ns[i] = &tnode{id: uint64(i + 1), dir: filepath.Join(t.TempDir(), "node"), addr: freeAddr(t), tick: tick}
+		ns[i] = &tnode{id: uint64(i + 1), dir: filepath.Join(t.TempDir(), "node"), addr: testutil.FreeAddr(t), tick: tick}
 		members[ns[i].id] = ns[i].addr
 	}
 	for _, n := range ns {
@@ -370,7 +371,7 @@ func TestGossipAddressChange(t *testing.T) {
 		t.Skip("starts three NodeHosts")
 	}
 	ids := map[uint64]string{1: "8c3c2a26-0f5e-4b38-9d0c-000000000001", 2: "8c3c2a26-0f5e-4b38-9d0c-000000000002", 3: "8c3c2a26-0f5e-4b38-9d0c-000000000003"}
-	gossip := map[uint64]string{1: freeAddr(t), 2: freeAddr(t), 3: freeAddr(t)}
+	gossip := map[uint64]string{1: testutil.FreeAddr(t), 2: testutil.FreeAddr(t), 3: testutil.FreeAddr(t)}
 	dirs := map[uint64]string{}
 	var seeds []string
 	for id := uint64(1); id <= 3; id++ {
@@ -389,7 +390,7 @@ func TestGossipAddressChange(t *testing.T) {
 	}
 	nodes := map[uint64]*Node{}
 	for id := uint64(1); id <= 3; id++ {
-		nodes[id] = open(id, freeAddr(t))
+		nodes[id] = open(id, testutil.FreeAddr(t))
 	}
 	defer func() {
 		for _, n := range nodes {
@@ -410,7 +411,7 @@ func TestGossipAddressChange(t *testing.T) {
 	if err := nodes[1].DB().Set(ctx, "kv", []byte("during"), []byte("2")); err != nil {
 		t.Fatal(err)
 	}
-	nodes[3] = open(3, freeAddr(t)) // a new Raft address, the same NodeHost ID
+	nodes[3] = open(3, testutil.FreeAddr(t)) // a new Raft address, the same NodeHost ID
 	if err := nodes[1].DB().Set(ctx, "kv", []byte("after"), []byte("3")); err != nil {
 		t.Fatal(err)
 	}

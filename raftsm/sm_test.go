@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/keys"
+	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
 	dblogger "github.com/lni/dragonboat/v4/logger"
@@ -23,16 +23,6 @@ func init() {
 	for _, name := range []string{"raft", "rsm", "transport", "dragonboat", "logdb", "raftpb", "config", "grpc", "settings"} {
 		dblogger.GetLogger(name).SetLevel(dblogger.CRITICAL)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // replica is one member: its store and its NodeHost.
@@ -137,7 +127,7 @@ func TestThreeReplicas(t *testing.T) {
 	rs := make([]*replica, 3)
 	members := map[uint64]dragonboat.Target{}
 	for i := range rs {
-		rs[i] = &replica{id: uint64(i + 1), dir: t.TempDir(), addr: freeAddr(t)}
+		rs[i] = &replica{id: uint64(i + 1), dir: t.TempDir(), addr: testutil.FreeAddr(t)}
 		members[rs[i].id] = rs[i].addr
 	}
 	for _, r := range rs {

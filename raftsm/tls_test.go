@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
 
 // writeCA makes a CA and returns it with its key, writing its PEM to path.
@@ -196,7 +197,7 @@ func TestMutualTLSProcesses(t *testing.T) {
 	caFile := filepath.Join(dir, "ca.crt")
 	ca, caKey := writeCA(t, caFile, "flowdb test CA")
 	rogueCA, rogueKey := writeCA(t, filepath.Join(dir, "rogue-ca.crt"), "rogue CA")
-	addrs := map[uint64]string{1: freeAddr(t), 2: freeAddr(t), 3: freeAddr(t)}
+	addrs := map[uint64]string{1: testutil.FreeAddr(t), 2: testutil.FreeAddr(t), 3: testutil.FreeAddr(t)}
 	certs := map[uint64]*TLS{}
 	for id := uint64(1); id <= 3; id++ {
 		certs[id] = nodeCert(t, dir, fmt.Sprintf("node%d", id), ca, caKey, int64(id+1))
@@ -231,7 +232,7 @@ func TestMutualTLSProcesses(t *testing.T) {
 	}
 
 	// A process with a certificate from another CA, added as member 4.
-	addr4 := freeAddr(t)
+	addr4 := testutil.FreeAddr(t)
 	rogue := nodeCert(t, dir, "rogue", rogueCA, rogueKey, 99)
 	rogue.CAFile = caFile // it trusts the cluster's CA; the cluster does not trust it
 	if err := n.AddReplica(ctx, 4, addr4); err != nil {

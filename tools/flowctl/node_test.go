@@ -4,31 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/queue"
 )
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // startNode runs `node start` for a one-node cluster (two data shards) and
 // returns its admin URL once every shard has a leader.
 func startNode(t *testing.T) string {
 	t.Helper()
-	raft, admin := freePort(t), freePort(t)
+	raft, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	dir := filepath.Join(t.TempDir(), "node")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
