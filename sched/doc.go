@@ -12,8 +12,11 @@
 //     otter cache of Options.AffinityEntries keys); losing it costs only
 //     locality.
 //   - Then load: PowerOfTwo (default) samples two eligible agents and takes
-//     the one with the lower load, tasks held / capacity; after four
-//     samples that find no room it takes the least loaded agent with room.
+//     the one with the lower load, tasks held / capacity; on equal loads,
+//     the one this scheduler has given less work per unit of capacity (a
+//     per-process tally, like the affinity table), so ties do not fall on
+//     the same agents draw after draw. After four samples that find no
+//     room it takes the least loaded agent with room.
 //     RoundRobin (the baseline) takes the next agent with room in id order.
 //   - Never beyond capacity: the proposer counts what each agent holds
 //     (queue.Manager.Held, across all queues, pull leases included) plus

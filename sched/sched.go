@@ -112,9 +112,10 @@ type Scheduler struct {
 
 	mu       sync.Mutex
 	rng      *rand.Rand
-	inflight map[uint64]bool // task ids in a proposed assignment, per process
-	pending  map[string]int  // agent -> tasks in proposed assignments
-	rr       map[string]int  // round-robin cursor per capability set
+	inflight map[uint64]bool    // task ids in a proposed assignment, per process
+	pending  map[string]int     // agent -> tasks in proposed assignments
+	rr       map[string]int     // round-robin cursor per capability set
+	share    map[string]float64 // agent -> tasks this scheduler gave it / its capacity
 	groups   map[string]*group
 	st       Stats
 
@@ -126,7 +127,7 @@ type Scheduler struct {
 // deregistered agents to release their leases, reconciles once, and starts
 // the reconcile loop. Close it before q, r and their DB.
 func New(q *queue.Manager, r *registry.Registry, o *Options) (*Scheduler, error) {
-	s := &Scheduler{q: q, r: r, inflight: map[uint64]bool{}, pending: map[string]int{}, rr: map[string]int{}, groups: map[string]*group{},
+	s := &Scheduler{q: q, r: r, inflight: map[uint64]bool{}, pending: map[string]int{}, rr: map[string]int{}, share: map[string]float64{}, groups: map[string]*group{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if o != nil {
 		s.opts = *o
@@ -237,6 +238,7 @@ func (s *Scheduler) loop() {
 func (s *Scheduler) release(ctx context.Context, agent, reason string) {
 	n, err := s.q.Release(ctx, agent, reason)
 	s.mu.Lock()
+	delete(s.share, agent)
 	s.st.Released += uint64(n)
 	s.mu.Unlock()
 	if err != nil && ctx.Err() == nil {
@@ -375,6 +377,7 @@ func (s *Scheduler) decide(queueName string, max int) ([]queue.Assignment, error
 			continue
 		}
 		p.load++
+		s.share[p.a.ID] += 1 / float64(p.a.Capacity)
 		s.pending[p.a.ID]++
 		s.inflight[c.ID] = true
 		out = append(out, queue.Assignment{Task: c, Agent: p.a.ID, Capacity: p.a.Capacity})
@@ -447,11 +450,7 @@ func (s *Scheduler) choose(key string, g *group, get func(*registry.Agent) *pick
 		a, b := get(g.sample(s.rng)), get(g.sample(s.rng))
 		switch ra, rb := room(a), room(b); {
 		case ra && rb:
-			// a.load/a.cap <= b.load/b.cap without division.
-			if a.load*b.a.Capacity <= b.load*a.a.Capacity {
-				return a
-			}
-			return b
+			return s.lessLoaded(a, b)
 		case ra:
 			return a
 		case rb:
@@ -465,6 +464,20 @@ func (s *Scheduler) choose(key string, g *group, get func(*registry.Agent) *pick
 		}
 	}
 	return best
+}
+
+// lessLoaded returns the one of a and b with the lower load, held /
+// capacity; on equal loads, the one with the smaller share (tasks this
+// scheduler gave it per unit of capacity), so that ties do not fall on the
+// same agents draw after draw.
+// REQUIRES: s.mu held.
+func (s *Scheduler) lessLoaded(a, b *pick) *pick {
+	// a.load/a.cap vs b.load/b.cap without division.
+	la, lb := a.load*b.a.Capacity, b.load*a.a.Capacity
+	if la < lb || la == lb && s.share[a.a.ID] <= s.share[b.a.ID] {
+		return a
+	}
+	return b
 }
 
 // Stats returns the counters and the current load of the healthy agents.

@@ -449,3 +449,29 @@ func TestInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTiesShared: agents tied on load are told apart by the work this
+// scheduler already gave them, so with one task at a time on two idle
+// agents of the same capacity the tasks alternate (a coin toss per tie
+// would leave them about ±7 apart after 200).
+func TestTiesShared(t *testing.T) {
+	e := openEnv(t, nil)
+	e.register(t, "a", 10)
+	e.register(t, "b", 10)
+	ctx := context.Background()
+	got := map[string]int{}
+	for range 200 {
+		e.enqueue(t, 1, queue.Task{})
+		ls := e.dispatchAll(t)
+		if len(ls) != 1 {
+			t.Fatalf("dispatched %d", len(ls))
+		}
+		got[ls[0].Agent]++
+		if _, err := e.q.AckBatch(ctx, "q", []queue.AckItem{{ID: ls[0].ID, Token: ls[0].Token}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := got["a"] - got["b"]; d < -1 || d > 1 {
+		t.Fatalf("tied agents got %v", got)
+	}
+}
