@@ -176,11 +176,15 @@ func loopback(addr string) bool {
 // the store they apply into. Node.DB is a *db.DB like a standalone store's,
 // whose writes go through Raft (db.Replicator).
 type Node struct {
-	cfg    Config
-	d      *db.DB
-	nh     *dragonboat.NodeHost
-	shards []uint32
-	once   sync.Once
+	cfg Config
+	d   *db.DB
+	nh  *dragonboat.NodeHost
+	// started holds nh once it exists: the store's background loops
+	// (attached before the NodeHost starts, since it opens the state
+	// machines) may ask Leads while Open is still running.
+	started atomic.Pointer[dragonboat.NodeHost]
+	shards  []uint32
+	once    sync.Once
 
 	proposals, retries, timeouts atomic.Uint64
 }
@@ -294,6 +298,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("raftsm: start NodeHost: %w", err)
 	}
 	n.nh = nh
+	n.started.Store(nh)
 	// A node restarts from its bootstrap record: Members and Join count
 	// only the first time (Dragonboat refuses a member list that differs
 	// from the recorded one, as it would after membership changes).
@@ -455,7 +460,11 @@ func (n *Node) ReadIndex(ctx context.Context, shard uint32) error {
 // Leads implements db.Replicator: whether this node leads shard, as far
 // as it knows.
 func (n *Node) Leads(shard uint32) bool {
-	id, _, ok, err := n.nh.GetLeaderID(uint64(shard))
+	nh := n.started.Load()
+	if nh == nil {
+		return false
+	}
+	id, _, ok, err := nh.GetLeaderID(uint64(shard))
 	return err == nil && ok && id == n.cfg.ReplicaID
 }
 

@@ -249,3 +249,14 @@ func TestDedup(t *testing.T) {
 		t.Fatalf("applied %v, want 10", idx)
 	}
 }
+
+// TestLeadsBeforeStart: the store's background loops are attached before
+// Open starts the NodeHost and may ask Leads in between (a CI race run
+// caught the registry loop doing so); the answer is no, not a nil
+// dereference.
+func TestLeadsBeforeStart(t *testing.T) {
+	var n Node
+	if n.Leads(1) {
+		t.Fatal("a node without a NodeHost leads")
+	}
+}
