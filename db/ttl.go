@@ -33,8 +33,7 @@ func (d *DB) reapLoop() {
 // shards this replica leads (DB.Leads).
 func (d *DB) ReapExpired(ctx context.Context) (int, error) {
 	total := 0
-	for s := 0; s < max(d.placement.DataShards, 1); s++ {
-		shard := keys.FirstData + uint32(s)
+	for shard := range d.placement.Data() {
 		if !d.Leads(shard) {
 			continue
 		}

@@ -92,8 +92,8 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 
 // load rebuilds every queue's in-memory state from Pebble.
 func (m *Manager) load() error {
-	for s := 0; s < max(m.d.Placement().DataShards, 1); s++ {
-		if err := m.loadShard(keys.FirstData + uint32(s)); err != nil {
+	for shard := range m.d.Placement().Data() {
+		if err := m.loadShard(shard); err != nil {
 			return err
 		}
 	}

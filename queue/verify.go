@@ -25,8 +25,7 @@ func (m *Manager) checker() db.Checker {
 				errs = append(errs, fmt.Errorf(format, a...))
 			}
 		}
-		for s := 0; s < max(m.d.Placement().DataShards, 1); s++ {
-			shard := keys.FirstData + uint32(s)
+		for shard := range m.d.Placement().Data() {
 			lo, hi := keys.TableRange(shard, keys.TableQueueDef)
 			defs, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 			if err != nil {

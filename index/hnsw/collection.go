@@ -288,8 +288,8 @@ func decodeVec(b []byte, dim int) ([]float32, []string, bool) {
 }
 
 func (m *Manager) load() error {
-	for s := 0; s < max(m.d.Placement().DataShards, 1); s++ {
-		if err := m.loadShard(keys.FirstData + uint32(s)); err != nil {
+	for shard := range m.d.Placement().Data() {
+		if err := m.loadShard(shard); err != nil {
 			return err
 		}
 	}

@@ -23,6 +23,7 @@ package keys
 
 import (
 	"encoding/binary"
+	"iter"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -128,6 +129,17 @@ func PrefixEnd(p []byte) []byte {
 // on FirstData.
 type Placement struct {
 	DataShards int
+}
+
+// Data yields the data shards' ids in order (one when DataShards <= 1).
+func (p Placement) Data() iter.Seq[uint32] {
+	return func(yield func(uint32) bool) {
+		for s := 0; s < max(p.DataShards, 1); s++ {
+			if !yield(FirstData + uint32(s)) {
+				return
+			}
+		}
+	}
 }
 
 // ShardFor returns the data shard that owns name.

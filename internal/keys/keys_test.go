@@ -83,3 +83,20 @@ func TestPlacement(t *testing.T) {
 		}
 	}
 }
+
+func TestPlacementData(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want []uint32
+	}{{0, []uint32{FirstData}}, {1, []uint32{FirstData}}, {3, []uint32{FirstData, FirstData + 1, FirstData + 2}}} {
+		if got := slices.Collect(Placement{DataShards: c.n}.Data()); !slices.Equal(got, c.want) {
+			t.Errorf("DataShards %d: %v, want %v", c.n, got, c.want)
+		}
+	}
+	for s := range (Placement{DataShards: 4}).Data() {
+		if s != FirstData {
+			t.Fatalf("yielded %d after break", s)
+		}
+		break
+	}
+}
