@@ -163,27 +163,9 @@ func (a *app) execRemote(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	body, _ := json.Marshal(execRequest{Args: line})
-	u := strings.TrimSuffix(a.node, "/") + "/v1/exec"
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return usageError{fmt.Errorf("--node %q: %w", a.node, err)}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("node %s: %w", a.node, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("node %s: %w", a.node, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("node %s: %s: %s", a.node, resp.Status, strings.TrimSpace(string(b)))
-	}
 	var r execResponse
-	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("node %s: bad answer: %w", a.node, err)
+	if err := a.remote(cmd.Context(), http.MethodPost, "/v1/exec", body, &r); err != nil {
+		return err
 	}
 	io.WriteString(a.out, r.Stdout)
 	io.WriteString(a.errOut, r.Stderr)

@@ -235,14 +235,8 @@ type statusJSON struct {
 func httpError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, db.ErrNotFound), errors.Is(err, queue.ErrNotFound):
+	case errors.Is(err, db.ErrNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, queue.ErrInvalid), errors.Is(err, db.ErrBadRecord), errors.Is(err, db.ErrEmptyKey),
-		errors.Is(err, db.ErrKeyTooLarge), errors.Is(err, db.ErrValueTooLarge), errors.Is(err, db.ErrNamespaceTooLarge),
-		errors.Is(err, db.ErrInvalidTTL):
-		code = http.StatusBadRequest
-	case errors.Is(err, queue.ErrFull):
-		code = http.StatusTooManyRequests
 	case errors.Is(err, db.ErrOutcomeUnknown):
 		code = http.StatusGatewayTimeout
 	}
@@ -297,37 +291,41 @@ func nodeHandler(n *raftsm.Node, s *store) http.Handler {
 }
 
 // remote calls a node's admin endpoint (--node); out, if non-nil, receives
-// the JSON answer, else the raw body is returned.
-func (a *app) remote(method, path string, body []byte, out any) ([]byte, error) {
+// the JSON answer.
+func (a *app) remote(ctx context.Context, method, path string, body []byte, out any) error {
 	u := strings.TrimSuffix(a.node, "/") + path
-	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
-		return nil, usageError{err}
+		return usageError{fmt.Errorf("--node %q: %w", a.node, err)}
 	}
-	if method == http.MethodPost && out == nil && body == nil {
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	} else if method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("node %s: %w", a.node, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("node %s: %w", a.node, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
-		return nil, fmt.Errorf("%w: %s", db.ErrNotFound, strings.TrimSpace(string(b)))
+		return fmt.Errorf("%w: %s", db.ErrNotFound, strings.TrimSpace(string(b)))
 	case resp.StatusCode == http.StatusBadRequest:
-		return nil, usageError{errors.New(strings.TrimSpace(string(b)))}
+		return usageError{errors.New(strings.TrimSpace(string(b)))}
 	case resp.StatusCode >= 300:
-		return nil, fmt.Errorf("node %s: %s: %s", a.node, resp.Status, strings.TrimSpace(string(b)))
+		return fmt.Errorf("node %s: %s: %s", a.node, resp.Status, strings.TrimSpace(string(b)))
 	}
 	if out != nil {
-		return b, json.Unmarshal(b, out)
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("node %s: bad answer: %w", a.node, err)
+		}
 	}
-	return b, nil
+	return nil
 }
 
 func (a *app) clusterCmd() *cobra.Command {
@@ -340,7 +338,7 @@ func (a *app) clusterCmd() *cobra.Command {
 					return err
 				}
 				var st statusJSON
-				if _, err := a.remote(http.MethodGet, "/v1/status", nil, &st); err != nil {
+				if err := a.remote(cmd.Context(), http.MethodGet, "/v1/status", nil, &st); err != nil {
 					return err
 				}
 				if a.json {
@@ -365,8 +363,7 @@ func (a *app) clusterCmd() *cobra.Command {
 				if err := a.needNode(); err != nil {
 					return err
 				}
-				_, err := a.remote(http.MethodPost, "/v1/replicas?id="+url.QueryEscape(args[0])+"&addr="+url.QueryEscape(args[1]), nil, nil)
-				return err
+				return a.remote(cmd.Context(), http.MethodPost, "/v1/replicas?id="+url.QueryEscape(args[0])+"&addr="+url.QueryEscape(args[1]), nil, nil)
 			},
 		},
 		&cobra.Command{
@@ -375,8 +372,7 @@ func (a *app) clusterCmd() *cobra.Command {
 				if err := a.needNode(); err != nil {
 					return err
 				}
-				_, err := a.remote(http.MethodDelete, "/v1/replicas/"+url.PathEscape(args[0]), nil, nil)
-				return err
+				return a.remote(cmd.Context(), http.MethodDelete, "/v1/replicas/"+url.PathEscape(args[0]), nil, nil)
 			},
 		},
 		&cobra.Command{
@@ -385,8 +381,7 @@ func (a *app) clusterCmd() *cobra.Command {
 				if err := a.needNode(); err != nil {
 					return err
 				}
-				_, err := a.remote(http.MethodPost, "/v1/transfer?shard="+url.QueryEscape(args[0])+"&to="+url.QueryEscape(args[1]), nil, nil)
-				return err
+				return a.remote(cmd.Context(), http.MethodPost, "/v1/transfer?shard="+url.QueryEscape(args[0])+"&to="+url.QueryEscape(args[1]), nil, nil)
 			},
 		},
 	)
