@@ -166,6 +166,9 @@ type Query struct {
 	s  float64   // the multipliers' step
 	a  float64   // L2: Σ w_d x_d²; inner product: Σ v_d·min_d + 128·Σ u_d
 	w2 []float32 // L2 weights (Norm of codes passed without one)
+	// For Bounds: the error the int16 multipliers may add to a distance,
+	// the query's norm, and the largest norm of a decoded vector.
+	ek, vn, xmax float64
 }
 
 // quantize sets qq.q and qq.s from the multipliers.
@@ -193,7 +196,11 @@ func (q *Quantizer) Prepare(m Metric, v []float32) (*Query, error) {
 	if err := CheckFinite(v); err != nil {
 		return nil, err
 	}
-	qq := &Query{m: m, w2: q.w2}
+	qq := &Query{m: m, w2: q.w2, xmax: q.xmax}
+	for _, x := range v {
+		qq.vn += float64(x) * float64(x)
+	}
+	qq.vn = math.Sqrt(qq.vn)
 	mult := make([]float64, len(v))
 	if m == L2 {
 		for d, x := range v {
@@ -214,7 +221,86 @@ func (q *Quantizer) Prepare(m Metric, v []float32) (*Query, error) {
 		qq.a += float64(128 * su)
 	}
 	qq.quantize(mult)
+	// Each multiplier is within s/2 of its int16 value times s, and
+	// |c_d| ≤ 128: the dot product errs by at most 64·s per component,
+	// counted twice under L2.
+	qq.ek = 64 * qq.s * float64(len(v))
+	if m == L2 {
+		qq.ek *= 2
+	}
 	return qq, nil
+}
+
+// u32 is float32's unit roundoff.
+const u32 = 1.0 / (1 << 24)
+
+// Bounds returns an interval holding the exact distance, as Metric.Exact
+// computes it in float32, from the query to a vector x whose code's
+// asymmetric distance is d (DistanceNorm, given the code's Norm n, which
+// may have been rounded to a float32), whose decoded vector's squared norm
+// is xn (DecodedNorm2, maybe rounded to a float32; inner products only)
+// and whose Residual is res. Re-ranking needs the exact distances of only
+// the candidates whose lower bound is at most the k-th smallest upper
+// bound: no other can be among the k nearest. An R of +Inf (unknown)
+// gives an unbounded interval.
+//
+// The interval adds up: the int16 multipliers' error (ek), the float32
+// roundings of d, n, xn and K, the residual, and Exact's own rounding (at
+// most (Dim+2)·2⁻²⁴ of the sum of its terms' magnitudes for any order of
+// summation, taken twice over). Under L2 the residual enters by the
+// triangle inequality, ‖v − x‖ within R of ‖v − x̂‖. For inner products
+// ⟨v, x⟩ = ⟨v, x̂⟩ + K + ⟨v − x̂, e⟩, and the last term is at most
+// ‖v − x̂‖·R: small for the near candidates that matter, where the plain
+// |⟨v, e⟩| ≤ ‖v‖·R would not be (the interval is the intersection of
+// both).
+func (qq *Query) Bounds(d float32, n, xn float64, res Residual) (lo, hi float32) {
+	if math.IsInf(float64(res.R), 1) {
+		return float32(math.Inf(-1)), float32(math.Inf(1))
+	}
+	dim := float64(len(qq.q))
+	gamma := 2 * (dim + 2) * u32
+	rf := float64(res.R)
+	dd := float64(d)
+	if qq.m == L2 {
+		// d and n were rounded to float32; the float64 sums behind d err
+		// by far less than one float32 rounding of their terms.
+		ek := qq.ek + u32*(math.Abs(dd)+math.Abs(n)+math.Abs(qq.a))
+		a := math.Max(0, math.Sqrt(math.Max(0, dd-ek))-rf)
+		b := math.Sqrt(dd+ek) + rf
+		return down32(a * a * (1 - gamma)), up32(b * b * (1 + gamma))
+	}
+	dot := -dd // ⟨v, x̂⟩, within ek of it
+	if qq.m == Cosine {
+		dot = 1 - dd
+	}
+	ek := qq.ek + 2*u32*(math.Abs(dd)+1)
+	far2 := qq.vn*qq.vn + xn*(1+u32) - 2*(dot-ek) // ≥ ‖v − x̂‖²
+	far := math.Sqrt(math.Max(0, far2)) * (1 + 1e-12)
+	kf := float64(res.K)
+	slack := gamma * qq.vn * (qq.xmax + rf)
+	e := ek + u32*math.Abs(kf) + far*rf + slack
+	mid := dd - kf // the distance falls as ⟨v, x⟩ grows by K
+	// |⟨v, e⟩| ≤ ‖v‖·R holds too, and is the narrower of the two where
+	// the vector is far from the query: take both.
+	e2 := ek + qq.vn*rf + slack
+	return down32(max(mid-e, dd-e2)), up32(min(mid+e, dd+e2))
+}
+
+// down32 and up32 round x to a float32 toward -Inf and +Inf.
+func down32(x float64) float32 {
+	f := float32(x)
+	if float64(f) > x {
+		f = math.Nextafter32(f, float32(math.Inf(-1)))
+	}
+	return f
+}
+
+func up32(x float64) float32 {
+	f := float32(x)
+	if float64(f) < x {
+		f = math.Nextafter32(f, float32(math.Inf(1)))
+	}
+	return f
 }
 
 // PrepareCode prepares the vector a code stands for as a query: the

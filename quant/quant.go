@@ -77,6 +77,7 @@ type Quantizer struct {
 	sl2, sdot   float64
 	ms          []float64
 	symConstant float64
+	xmax        float64 // the largest norm of a decoded vector (Query.Bounds)
 }
 
 // Train fits a quantizer to a sample of vectors (all of one dimension).
@@ -167,6 +168,12 @@ func newQuantizer(r Range, lo, scale []float32) (*Quantizer, error) {
 		sw += float64(q.w2[d])
 	}
 	q.symConstant += float64(16384 * sw)
+	var x2 float64
+	for d := range scale {
+		e := max(math.Abs(float64(lo[d])), math.Abs(float64(lo[d])+255*float64(scale[d])))
+		x2 += e * e
+	}
+	q.xmax = math.Sqrt(x2)
 	return q, nil
 }
 
@@ -226,6 +233,42 @@ func (q *Quantizer) Decode(dst []float32, c []int8) ([]float32, error) {
 		dst = append(dst, q.min[d]+q.scale[d]*float32(int32(x)+128))
 	}
 	return dst, nil
+}
+
+// Residual describes a vector's quantization error e = v − x̂ (x̂ the
+// vector its code stands for), which Query.Bounds needs to bound exact
+// distances around the asymmetric ones: R = ‖e‖, rounded up, and
+// K = ⟨x̂, e⟩ (inner products; its rounding is within Bounds' slack).
+type Residual struct{ R, K float32 }
+
+// Residual computes v's Residual under code c, in float64 in a fixed order
+// with no fusable step (R rounded up with a margin for the float64 sum's
+// own rounding), so that R never understates ‖e‖ and both are the same
+// bits on every machine (an index stores them). c and v must have Dim
+// components.
+func (q *Quantizer) Residual(v []float32, c []int8) Residual {
+	var s, k float64
+	for d, x := range c {
+		// The product is exact in float64 (a float32 times a 9-bit integer).
+		xh := float64(q.min[d]) + float64(float64(q.scale[d])*float64(int32(x)+128))
+		e := float64(float64(v[d]) - xh)
+		s += float64(e * e)
+		k += float64(xh * e)
+	}
+	r := float64(math.Sqrt(s) * (1 + 1e-12))
+	return Residual{R: up32(r), K: float32(k)}
+}
+
+// DecodedNorm2 is ‖x̂‖², the squared norm of the vector code c stands
+// for (Query.Bounds under inner products), computed in float64 in a fixed
+// order.
+func (q *Quantizer) DecodedNorm2(c []int8) float64 {
+	var n float64
+	for d, x := range c {
+		xh := float64(q.min[d]) + float64(float64(q.scale[d])*float64(int32(x)+128))
+		n += float64(xh * xh)
+	}
+	return n
 }
 
 // MarshalBinary encodes the parameters (they travel in records, so that

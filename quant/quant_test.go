@@ -356,3 +356,91 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// TestBounds: the exact float32 distance from a query to a vector always
+// lies within Query.Bounds of the code's asymmetric distance, given the
+// vector's Residual, for every metric and range, with clipping (saturated
+// components, large residuals) and without; the intervals are narrow
+// enough to prune; and Residual never understates ‖v − x̂‖.
+func TestBounds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	norm := func(v []float32) []float32 {
+		var s float64
+		for _, x := range v {
+			s += float64(x) * float64(x)
+		}
+		out := make([]float32, len(v))
+		for i, x := range v {
+			out[i] = float32(float64(x) / math.Sqrt(s))
+		}
+		return out
+	}
+	for _, dim := range []int{3, 40, 784} {
+		for _, r := range []Range{Global, PerDimension} {
+			for _, clip := range []float64{0, 0.01} {
+				for _, m := range []Metric{L2, InnerProduct, Cosine} {
+					vs := randVecs(rng, 200, dim, func(d int) float32 { return 0.1 + float32(d%7) })
+					if m == Cosine {
+						for i := range vs {
+							vs[i] = norm(vs[i])
+						}
+					}
+					q, err := Train(vs[:100], Options{Range: r, Clip: clip})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var width, spread float64
+					for i := 100; i < 200; i += 10 {
+						qq, err := q.Prepare(m, vs[i])
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, x := range vs[:100] {
+							c, _ := q.Encode(nil, x)
+							res := q.Residual(x, c)
+							var e2, k, xn float64 // against the decoded vector in float64
+							for d := range x {
+								xh := float64(q.min[d]) + float64(q.scale[d])*float64(int32(c[d])+128)
+								e := float64(x[d]) - xh
+								e2 += e * e
+								k += xh * e
+								xn += xh * xh
+							}
+							if float64(res.R) < math.Sqrt(e2) || math.Abs(float64(res.K)-k) > 1e-6*math.Max(1, math.Abs(k)) {
+								t.Fatalf("dim %d %v clip %v: Residual %+v, want R ≥ %v, K %v", dim, r, clip, res, math.Sqrt(e2), k)
+							}
+							if got := q.DecodedNorm2(c); math.Abs(got-xn) > 1e-9*xn {
+								t.Fatalf("DecodedNorm2 %v, want %v", got, xn)
+							}
+							n := float64(float32(q.Term(m, c)))
+							d := qq.DistanceNorm(c, n)
+							lo, hi := qq.Bounds(d, n, float64(float32(xn)), res)
+							exact := m.Exact(vs[i], x)
+							if !(lo <= exact && exact <= hi) {
+								t.Fatalf("dim %d %v clip %v %v: exact %v outside [%v, %v] (asymmetric %v, residual %v)",
+									dim, r, clip, m, exact, lo, hi, d, res)
+							}
+							width += float64(hi - lo)
+							spread += math.Abs(float64(exact))
+						}
+					}
+					// Unclipped, the intervals are a small part of the
+					// distances themselves: pruning has something to work with.
+					// Per dimension and unclipped (the defaults), L2 and cosine
+					// intervals are a few percent of the distances: pruning
+					// has something to work with.
+					if r == PerDimension && clip == 0 && dim > 3 && m != InnerProduct && width > 0.05*spread {
+						t.Errorf("dim %d %v: mean interval %.4g against mean |distance| %.4g", dim, m, width/1000, spread/1000)
+					}
+				}
+			}
+		}
+	}
+	qq, _ := func() (*Query, error) {
+		q, _ := Train([][]float32{{0, 1}, {1, 0}}, Options{})
+		return q.Prepare(InnerProduct, []float32{0, 0})
+	}()
+	if lo, hi := qq.Bounds(0, 0, 0, Residual{R: float32(math.Inf(1))}); !math.IsInf(float64(lo), -1) || !math.IsInf(float64(hi), 1) {
+		t.Fatalf("unknown residual: [%v, %v], want unbounded", lo, hi)
+	}
+}

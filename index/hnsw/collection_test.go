@@ -2,11 +2,13 @@ package hnsw
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"testing"
@@ -427,4 +429,56 @@ func countRange(t testing.TB, d *db.DB, lo, hi []byte) int {
 		n++
 	}
 	return n
+}
+
+// TestRerankBounds: Search reads only the candidates whose bounds let them
+// rank, and returns exactly what re-ranking every candidate returns (the
+// reference here: the graph's 2·k candidates, each read with Get and
+// ranked by its exact distance), per metric; it reads fewer than all.
+func TestRerankBounds(t *testing.T) {
+	for _, metric := range []quant.Metric{quant.L2, quant.InnerProduct, quant.Cosine} {
+		vs := clustered(31, 2000, 20, 32)
+		d, m := openColl(t, vfs.NewMem())
+		opsMetric(t, m, vs, false, metric)
+		g := m.colls["mem"].g
+		ctx := context.Background()
+		read, all := 0, 0
+		for _, q := range clustered(32, 100, 20, 32) {
+			got, err := m.Search(ctx, "mem", q, 10, SearchOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			qv, _ := g.Prepare(q)
+			cands, err := g.Search(q, 20, 64, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, _ := MayRank(cands, 10)
+			read += len(r)
+			all += len(cands)
+			var want []Hit
+			for _, c := range cands {
+				v, err := m.Get("mem", c.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, Hit{ID: c.ID, Distance: metric.Exact(qv, v.Values), Tags: v.Tags})
+			}
+			slices.SortFunc(want, func(a, b Hit) int {
+				if c := cmp.Compare(a.Distance, b.Distance); c != 0 {
+					return c
+				}
+				return cmp.Compare(a.ID, b.ID)
+			})
+			want = want[:10]
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%v: search %v, re-ranking every candidate %v", metric, got, want)
+			}
+		}
+		t.Logf("%v: read %d of %d candidates (%.1f per query of 20)", metric, read, all, float64(read)/100)
+		if read >= all {
+			t.Errorf("%v: the bounds pruned nothing (%d of %d read)", metric, read, all)
+		}
+		d.Close()
+	}
 }

@@ -90,6 +90,13 @@ type Graph struct {
 	nodes []node
 	codes slab[int8] // per slot: its code (quantized)
 	terms []float32  // per slot: the code's Term (quantized)
+	// resid holds per slot the quantization error's quant.Residual (R
+	// +Inf when unknown, for codes stored before it was kept), and xn,
+	// under inner products, the decoded vector's squared norm: with them
+	// Search bounds the exact distance around the quantized one
+	// (Result.Lo, Result.Hi).
+	resid []quant.Residual
+	xn    []float32
 	// l0 holds each slot's level-0 links: stride 2·M+1 words, a count
 	// then up to 2·M slots. A deleted slot's count is 0.
 	l0    slab[uint32]
@@ -278,6 +285,10 @@ func (g *Graph) store(p prepped) {
 	}
 	copy(g.codes.add(), p.code)
 	g.terms = append(g.terms, float32(g.q.Term(g.p.Metric, p.code)))
+	g.resid = append(g.resid, p.resid)
+	if g.p.Metric != quant.L2 {
+		g.xn = append(g.xn, float32(g.q.DecodedNorm2(p.code)))
+	}
 }
 
 // cand is a slot at a distance.
@@ -629,12 +640,16 @@ func (g *Graph) repair(n, s uint32, lv int) {
 type Result struct {
 	ID       uint64
 	Distance float32
+	// Lo and Hi bound the exact distance (quant.Metric.Exact of the query
+	// and the original vector): quant.Query.Bounds around a quantized
+	// Distance, Distance itself when quantization is off.
+	Lo, Hi float32
 }
 
 // Search returns the k nearest live vectors to query by the quantized
 // (asymmetric) distance, or the exact one when quantization is off,
 // exploring ef candidates (ef < k means k), nearest first, among those
-// allow accepts (nil accepts all).
+// allow accepts (nil accepts all), each with bounds on its exact distance.
 func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) ([]Result, error) {
 	if k <= 0 {
 		return nil, fmt.Errorf("%w: k %d", ErrInvalid, k)
@@ -664,7 +679,15 @@ func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) (
 		if n.deleted || (allow != nil && !allow(n.id)) {
 			continue
 		}
-		out = append(out, Result{n.id, c.d})
+		lo, hi := c.d, c.d
+		if pq.q != nil {
+			var xn float64
+			if g.xn != nil {
+				xn = float64(g.xn[c.s])
+			}
+			lo, hi = pq.q.Bounds(c.d, float64(g.terms[c.s]), xn, g.resid[c.s])
+		}
+		out = append(out, Result{n.id, c.d, lo, hi})
 		if len(out) == k {
 			break
 		}
@@ -700,8 +723,9 @@ func (g *Graph) Marshal() []byte {
 	return b
 }
 
-// slotBytes is the stored form of slot s's code (Dim bytes) or, with
-// quantization off, its vector (Dim float32, little-endian).
+// slotBytes is the stored form of slot s's code (Dim bytes, then its
+// residual's R and K as little-endian float32s) or, with quantization
+// off, its vector (Dim float32, little-endian).
 func (g *Graph) slotBytes(s uint32) []byte {
 	if g.q == nil {
 		b := make([]byte, 0, 4*g.p.Dim)
@@ -711,11 +735,12 @@ func (g *Graph) slotBytes(s uint32) []byte {
 		return b
 	}
 	c := g.code(s)
-	b := make([]byte, len(c))
+	b := make([]byte, len(c), len(c)+8)
 	for i, x := range c {
 		b[i] = byte(x)
 	}
-	return b
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(g.resid[s].R))
+	return binary.LittleEndian.AppendUint32(b, math.Float32bits(g.resid[s].K))
 }
 
 // TakeDirty returns the slots changed since the last call, sorted, and
@@ -737,6 +762,18 @@ func (g *Graph) Entry() int32 {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	return g.entry
+}
+
+// StoredCode is the stored form of slot s's code: Dim bytes, then its
+// quant.Residual's R and K as little-endian float32s; nil with
+// quantization off.
+func (g *Graph) StoredCode(s uint32) []byte {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.q == nil {
+		return nil
+	}
+	return g.slotBytes(s)
 }
 
 // Code returns a copy of the code at slot s (nil with quantization off).
@@ -797,6 +834,10 @@ func Restore(p Params, q *quant.Quantizer, entry int32, nodes, codes [][]byte) (
 	} else {
 		g.codes.alloc(len(nodes))
 		g.terms = make([]float32, len(nodes))
+		g.resid = make([]quant.Residual, len(nodes))
+		if p.Metric != quant.L2 {
+			g.xn = make([]float32, len(nodes))
+		}
 	}
 
 	for s, b := range nodes {
@@ -813,7 +854,8 @@ func Restore(p Params, q *quant.Quantizer, entry int32, nodes, codes [][]byte) (
 			continue
 		}
 		rest := b[10:]
-		if s >= len(codes) || len(codes[s]) != width {
+		// A code may lack its residual (stored before it was kept).
+		if s >= len(codes) || (len(codes[s]) != width && (q == nil || len(codes[s]) != width+8)) {
 			return nil, fmt.Errorf("%w: node %d code", ErrCorrupt, s)
 		}
 		if q == nil {
@@ -825,10 +867,23 @@ func Restore(p Params, q *quant.Quantizer, entry int32, nodes, codes [][]byte) (
 				g.vecs.at(uint32(s))[i] = x
 			}
 		} else {
-			for i, c := range codes[s] {
+			for i, c := range codes[s][:dim] {
 				g.codes.at(uint32(s))[i] = int8(c)
 			}
 			g.terms[s] = float32(q.Term(g.p.Metric, g.code(uint32(s))))
+			if g.xn != nil {
+				g.xn[s] = float32(q.DecodedNorm2(g.code(uint32(s))))
+			}
+			g.resid[s] = quant.Residual{R: float32(math.Inf(1))}
+			if len(codes[s]) == width+8 {
+				r := math.Float32frombits(binary.LittleEndian.Uint32(codes[s][dim:]))
+				k := math.Float32frombits(binary.LittleEndian.Uint32(codes[s][dim+4:]))
+				// R: NaN or negative is damage (+Inf means unknown); K finite.
+				if !(r >= 0) || math.IsNaN(float64(k)) || math.IsInf(float64(k), 0) {
+					return nil, fmt.Errorf("%w: node %d residual", ErrCorrupt, s)
+				}
+				g.resid[s] = quant.Residual{R: r, K: k}
+			}
 		}
 		if n.level > 0 {
 			n.up = make([][]uint32, n.level)
@@ -881,8 +936,9 @@ const batchStep = 128
 
 // prepped is a vector ready to insert.
 type prepped struct {
-	id   uint64
-	code []int8 // nil with quantization off (pq.f is the vector)
+	id    uint64
+	code  []int8 // nil with quantization off (pq.f is the vector)
+	resid quant.Residual
 	pq   query
 	lvl  int
 }
@@ -893,16 +949,18 @@ func (g *Graph) prep(id uint64, v []float32) (prepped, error) {
 		return prepped{}, err
 	}
 	var code []int8
+	var resid quant.Residual
 	if g.q != nil {
 		if code, err = g.q.Encode(nil, v); err != nil {
 			return prepped{}, err
 		}
+		resid = g.q.Residual(v, code)
 	}
 	pq, err := g.newQuery(v)
 	if err != nil {
 		return prepped{}, err
 	}
-	return prepped{id: id, code: code, pq: pq, lvl: g.levelOf(id)}, nil
+	return prepped{id: id, code: code, resid: resid, pq: pq, lvl: g.levelOf(id)}, nil
 }
 
 // InsertBatch inserts vectors (all checked first: on a bad one nothing is

@@ -178,6 +178,36 @@ func TestRecall(t *testing.T) {
 	}
 }
 
+// TestSearchBounds: every result's [Lo, Hi] holds the exact distance from
+// the query to the original vector, per metric; with quantization off
+// both are the exact distance.
+func TestSearchBounds(t *testing.T) {
+	for _, quantize := range []bool{true, false} {
+		for _, m := range []quant.Metric{quant.L2, quant.InnerProduct, quant.Cosine} {
+			vs := clustered(21, 2000, 20, 32)
+			g := buildWith(t, Params{Dim: 32, Metric: m}, vs, seqIDs(len(vs)), quantize)
+			var width, dist float64
+			for _, q := range clustered(22, 50, 20, 32) {
+				qv, _ := g.Prepare(q)
+				res, err := g.Search(q, 20, 64, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range res {
+					v, _ := g.Prepare(vs[r.ID-1])
+					exact := m.Exact(qv, v)
+					if !(r.Lo <= exact && exact <= r.Hi) || (!quantize && (r.Lo != exact || r.Hi != exact)) {
+						t.Fatalf("%v quantized %v: id %d exact %v outside [%v, %v] (distance %v)", m, quantize, r.ID, exact, r.Lo, r.Hi, r.Distance)
+					}
+					width += float64(r.Hi - r.Lo)
+					dist += math.Abs(float64(exact))
+				}
+			}
+			t.Logf("%v quantized %v: mean interval %.3g of mean |distance| %.3g", m, quantize, width/1000, dist/1000)
+		}
+	}
+}
+
 // TestChurn: deleting half the vectors and inserting them again keeps
 // recall within 0.02 of a fresh build.
 func TestChurn(t *testing.T) {
@@ -403,6 +433,37 @@ func testRestore(t *testing.T, quantize bool) {
 	if _, err := Restore(g.p, g.q, g.Entry(), nodes, short); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("short code: %v", err)
 	}
+	if quantize {
+		// A residual that is negative or NaN is damage; a code stored
+		// without one (before residuals were kept) restores with an
+		// unbounded interval, and the same distances.
+		for _, r := range [][2]float32{{-1, 0}, {float32(math.NaN()), 0}, {1, float32(math.Inf(1))}} {
+			bad := slices.Clone(codes)
+			bad[7] = binary.LittleEndian.AppendUint32(slices.Clone(bad[7][:16]), math.Float32bits(r[0]))
+			bad[7] = binary.LittleEndian.AppendUint32(bad[7], math.Float32bits(r[1]))
+			if _, err := Restore(g.p, g.q, g.Entry(), nodes, bad); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("residual %v: %v", r, err)
+			}
+		}
+		old := make([][]byte, len(codes))
+		for s, c := range codes {
+			if c != nil {
+				old[s] = c[:16]
+			}
+		}
+		o, err := Restore(g.p, g.q, g.Entry(), nodes, old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := clustered(9, 1, 10, 16)[0]
+		a, _ := g.Search(q, 10, 50, nil)
+		b, _ := o.Search(q, 10, 50, nil)
+		for i := range a {
+			if a[i].ID != b[i].ID || a[i].Distance != b[i].Distance || !math.IsInf(float64(b[i].Hi), 1) || math.IsInf(float64(a[i].Hi), 1) {
+				t.Fatalf("without residuals: %+v, with: %+v", b[i], a[i])
+			}
+		}
+	}
 	if !quantize {
 		nan := slices.Clone(codes)
 		nan[7] = slices.Clone(nan[7])
@@ -430,6 +491,7 @@ func FuzzRestore(f *testing.F) {
 	}
 	f.Add(g.EncodeNode(0), g.EncodeNode(1), code(0), true)
 	f.Add(g.EncodeNode(0), g.EncodeNode(1), g.slotBytes(0)[:4], true)
+	f.Add(g.EncodeNode(0), g.EncodeNode(1), g.slotBytes(0), true)
 	fg, _ := NewGraph(Params{Dim: 4, Metric: quant.L2, M: 4}, nil)
 	for i, v := range vs {
 		fg.Insert(uint64(i), v)
