@@ -939,8 +939,8 @@ type prepped struct {
 	id    uint64
 	code  []int8 // nil with quantization off (pq.f is the vector)
 	resid quant.Residual
-	pq   query
-	lvl  int
+	pq    query
+	lvl   int
 }
 
 func (g *Graph) prep(id uint64, v []float32) (prepped, error) {
