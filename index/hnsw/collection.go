@@ -867,8 +867,9 @@ type SearchOptions struct {
 	// distance, are re-ranked with the float32 vectors read from Pebble
 	// (at least k, at most ef). Default 2·k: on Fashion-MNIST re-ranking
 	// 2·k, 3·k or all ef candidates gave the same recall@10 to four
-	// decimals at ef 16 to 128 (bench/vecbench -rerank), and each
-	// re-ranked candidate costs a Pebble read.
+	// decimals at ef 16 to 128 (bench/vecbench -rerank). Of these, only
+	// the candidates whose exact-distance bounds let them rank are read
+	// (see the package doc), each a Pebble read.
 	Rerank int
 }
 
@@ -879,7 +880,8 @@ const ExactFilterMax = 2048
 // Search returns the k nearest vectors to query, nearest first, with
 // their exact distances and tags: the graph is traversed on int8 codes
 // with max(ef, k) candidates, and the best Rerank of them (default 2·k)
-// re-ranked with the float32 vectors stored in Pebble. Before the
+// re-ranked with the float32 vectors stored in Pebble, reading only those
+// whose bounds let them rank (MayRank). Before the
 // quantizer is trained the search is exact. With a tag filter, a small
 // allowed set (at most ExactFilterMax) is scanned exactly; a larger one is
 // searched through the graph with ef widened by the filter's selectivity,

@@ -17,6 +17,18 @@
 // distances and tags. On open the graph is loaded
 // from its node and code tables, without a rebuild.
 //
+// Re-ranking reads only what can rank. Each code keeps its quantization
+// error's quant.Residual (R = ‖x − x̂‖, K = ⟨x̂, x − x̂⟩), so the graph
+// returns with every candidate an interval [Lo, Hi] that holds its exact
+// distance (quant.Query.Bounds); a candidate whose Lo exceeds the k-th
+// smallest Hi cannot be among the k nearest, and is not read (MayRank).
+// The results are exactly those of re-ranking every candidate
+// (TestRerankBounds); if a read finds a vector deleted meanwhile, the rest
+// are read too. On Fashion-MNIST (bench/vecbench) it reads about 10 of the
+// 20 candidates under L2, whose pixels quantize almost exactly, and 15-18
+// under cosine, where the residual is wide against the gaps between
+// neighbors.
+//
 // Filters: each tag keeps a roaring bitmap of the ids that carry it
 // (github.com/RoaringBitmap/roaring/v2, rebuilt on open from the tag
 // index). A filtered search intersects the bitmaps; an allowed set of at
@@ -38,7 +50,10 @@
 //	0x40 def   name             -> config | quantizer parameters | entry slot
 //	0x41 vec   name | id (8)    -> float32 vector (LE, normalized under cosine) | tags
 //	0x42 node  name | slot (4)  -> id | level | deleted | links per level
-//	0x43 code  name | slot (4)  -> int8 code (live nodes; none with quantization off)
+//	0x43 code  name | slot (4)  -> int8 code | residual R, K (float32 LE) (live nodes; none with quantization off)
+//
+// A code stored without its residual (by a build before residuals were
+// kept) loads with an unbounded interval: such a vector is always read.
 //	0x44 tag   name | len(tag) | tag | id (8)  (tag index)
 //
 // # Graph invariants
@@ -69,16 +84,17 @@
 //
 // # Memory
 //
-// Per slot (live or deleted): its code (Dim bytes) and Term (4 bytes), its
+// Per slot (live or deleted): its code (Dim bytes), Term (4 bytes) and
+// Residual (8 bytes; under inner products also ‖x̂‖², 4 bytes), its
 // level-0 link record (a count and 2·M slots: 4·(2·M+1) bytes), a node (48
 // bytes: id, level, upper-level links header); per node above level 0
 // (1/M of them), M links per level; per live vector a map entry from id to
 // slot (about 40 bytes). Codes, vectors and link records live in chunked
 // slabs of 1,024 slots, so growth neither copies them nor leaves more than
-// half a chunk unused. At 784 dims and M = 16: 784 + 4 + 132 + 48 + 40 +
-// about 8 ≈ 1,016 bytes; bench/vecbench measured 1,043 bytes per vector of
-// Go heap on Fashion-MNIST under L2 and cosine (float32 alone would be
-// 3,136; those stay in Pebble). With quantization off the code is
+// half a chunk unused. At 784 dims and M = 16: 784 + 4 + 8 + 132 + 48 +
+// 40 + about 8 ≈ 1,024 bytes (1,028 under cosine); bench/vecbench measured
+// 1,058 bytes per vector of Go heap on Fashion-MNIST under L2 and 1,068
+// under cosine (float32 alone would be 3,136; those stay in Pebble). With quantization off the code is
 // replaced by the float32 vector: 4·Dim + about 230 bytes.
 //
 // # Concurrency
