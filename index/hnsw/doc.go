@@ -51,10 +51,10 @@
 //	0x41 vec   name | id (8)    -> float32 vector (LE, normalized under cosine) | tags
 //	0x42 node  name | slot (4)  -> id | level | deleted | links per level
 //	0x43 code  name | slot (4)  -> int8 code | residual R, K (float32 LE) (live nodes; none with quantization off)
+//	0x44 tag   name | len(tag) | tag | id (8)  (tag index)
 //
 // A code stored without its residual (by a build before residuals were
 // kept) loads with an unbounded interval: such a vector is always read.
-//	0x44 tag   name | len(tag) | tag | id (8)  (tag index)
 //
 // # Graph invariants
 //
