@@ -482,3 +482,17 @@ func TestRerankBounds(t *testing.T) {
 		d.Close()
 	}
 }
+
+// TestFloats: a stored vector reads the same from an aligned buffer (read
+// in place) and a misaligned one (decoded).
+func TestFloats(t *testing.T) {
+	v := []float32{1.5, -2, 3.25, float32(math.Pi)}
+	enc := encodeVec(v, nil)
+	for off := range 4 {
+		buf := append(make([]byte, off), enc...)[off:]
+		got := floats(buf, make([]float32, len(v)))
+		if !slices.Equal(got, v) {
+			t.Fatalf("offset %d: %v, want %v", off, got, v)
+		}
+	}
+}
