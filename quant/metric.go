@@ -319,7 +319,7 @@ func (q *Quantizer) PrepareCode(m Metric, c []int8) *Query {
 	} else {
 		var su float64
 		for d, x := range c {
-			v := float64(float64(q.min[d]) + float64(float64(q.scale[d])*float64(int32(x)+128)))
+			v := q.decoded(d, x)
 			u := float64(v * float64(q.scale[d]))
 			mult[d] = u
 			su += u

@@ -249,8 +249,7 @@ type Residual struct{ R, K float32 }
 func (q *Quantizer) Residual(v []float32, c []int8) Residual {
 	var s, k float64
 	for d, x := range c {
-		// The product is exact in float64 (a float32 times a 9-bit integer).
-		xh := float64(q.min[d]) + float64(float64(q.scale[d])*float64(int32(x)+128))
+		xh := q.decoded(d, x)
 		e := float64(float64(v[d]) - xh)
 		s += float64(e * e)
 		k += float64(xh * e)
@@ -259,13 +258,20 @@ func (q *Quantizer) Residual(v []float32, c []int8) Residual {
 	return Residual{R: up32(r), K: float32(k)}
 }
 
+// decoded is component d of the vector code component x stands for, in
+// float64: the product is exact (a float32 times a 9-bit integer), so the
+// value is the same with or without fusion.
+func (q *Quantizer) decoded(d int, x int8) float64 {
+	return float64(q.min[d]) + float64(float64(q.scale[d])*float64(int32(x)+128))
+}
+
 // DecodedNorm2 is ‖x̂‖², the squared norm of the vector code c stands
 // for (Query.Bounds under inner products), computed in float64 in a fixed
 // order.
 func (q *Quantizer) DecodedNorm2(c []int8) float64 {
 	var n float64
 	for d, x := range c {
-		xh := float64(q.min[d]) + float64(float64(q.scale[d])*float64(int32(x)+128))
+		xh := q.decoded(d, x)
 		n += float64(xh * xh)
 	}
 	return n
