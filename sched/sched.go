@@ -24,14 +24,23 @@ const (
 	// loaded (tasks held / capacity). The default.
 	PowerOfTwo Policy = iota
 	// RoundRobin takes the next eligible agent with room, in id order. It
-	// ignores load; it is here as the baseline PowerOfTwo is measured
+	// ignores load; it is here as the baseline the others are measured
 	// against.
 	RoundRobin
+	// LeastLoaded takes the eligible agent with room whose load after the
+	// task, (held+1) / capacity, is the lowest (ties: the smaller share of
+	// this scheduler's work per unit of capacity, then the smaller id). It
+	// looks at every eligible agent once per Dispatch (a heap), where
+	// PowerOfTwo looks at two per task.
+	LeastLoaded
 )
 
 func (p Policy) String() string {
-	if p == RoundRobin {
+	switch p {
+	case RoundRobin:
 		return "round-robin"
+	case LeastLoaded:
+		return "least-loaded"
 	}
 	return "power-of-two"
 }
@@ -41,7 +50,7 @@ var ErrInvalid = errors.New("sched: invalid argument")
 
 // Options configures New. Zero fields take the documented defaults.
 type Options struct {
-	// Policy: PowerOfTwo (default) or RoundRobin.
+	// Policy: PowerOfTwo (default), LeastLoaded or RoundRobin.
 	Policy Policy
 	// BatchSize bounds the assignments one Dispatch proposes (one record).
 	// Default 512; at most queue.MaxBatch.
@@ -80,7 +89,9 @@ type Stats struct {
 	AtCapacity uint64 `json:"at_capacity"`
 	NoAgent    uint64 `json:"no_agent"`
 	// AffinityHits: tasks given to the agent their affinity key named;
-	// AffinityMisses: tasks with a key whose agent was gone, unfit or full.
+	// AffinityMisses: tasks with a key whose agent was gone, unfit, full,
+	// or more loaded than the policy's choice by more than one of its
+	// tasks.
 	AffinityHits   uint64 `json:"affinity_hits"`
 	AffinityMisses uint64 `json:"affinity_misses"`
 	// Released: tasks returned to their queues from agents that turned
@@ -112,10 +123,11 @@ type Scheduler struct {
 
 	mu       sync.Mutex
 	rng      *rand.Rand
-	inflight map[uint64]bool    // task ids in a proposed assignment, per process
-	pending  map[string]int     // agent -> tasks in proposed assignments
-	rr       map[string]int     // round-robin cursor per capability set
-	share    map[string]float64 // agent -> tasks this scheduler gave it / its capacity
+	inflight map[uint64]bool  // task ids in a proposed assignment, per process
+	pending  map[string]int   // agent -> tasks in proposed assignments
+	rr       map[string]int   // round-robin cursor per capability set
+	agents   map[string]*pick // agent -> its load (per Dispatch) and share, kept across Dispatches
+	epoch    uint64           // Dispatch count: a pick whose epoch differs has a stale load
 	groups   map[string]*group
 	st       Stats
 
@@ -127,7 +139,7 @@ type Scheduler struct {
 // deregistered agents to release their leases, reconciles once, and starts
 // the reconcile loop. Close it before q, r and their DB.
 func New(q *queue.Manager, r *registry.Registry, o *Options) (*Scheduler, error) {
-	s := &Scheduler{q: q, r: r, inflight: map[uint64]bool{}, pending: map[string]int{}, rr: map[string]int{}, share: map[string]float64{}, groups: map[string]*group{},
+	s := &Scheduler{q: q, r: r, inflight: map[uint64]bool{}, pending: map[string]int{}, rr: map[string]int{}, agents: map[string]*pick{}, groups: map[string]*group{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if o != nil {
 		s.opts = *o
@@ -136,7 +148,7 @@ func New(q *queue.Manager, r *registry.Registry, o *Options) (*Scheduler, error)
 		s.opts.BatchSize = 512
 	}
 	if s.opts.BatchSize < 0 || s.opts.BatchSize > queue.MaxBatch || s.opts.LeaseFor < 0 ||
-		(s.opts.Policy != PowerOfTwo && s.opts.Policy != RoundRobin) {
+		s.opts.Policy < PowerOfTwo || s.opts.Policy > LeastLoaded {
 		return nil, fmt.Errorf("%w: options %+v", ErrInvalid, s.opts)
 	}
 	if s.opts.AffinityEntries == 0 {
@@ -238,7 +250,7 @@ func (s *Scheduler) loop() {
 func (s *Scheduler) release(ctx context.Context, agent, reason string) {
 	n, err := s.q.Release(ctx, agent, reason)
 	s.mu.Lock()
-	delete(s.share, agent)
+	delete(s.agents, agent)
 	s.st.Released += uint64(n)
 	s.mu.Unlock()
 	if err != nil && ctx.Err() == nil {
@@ -264,9 +276,13 @@ func (s *Scheduler) Reconcile(ctx context.Context) {
 }
 
 // pick is one agent under consideration during a Dispatch.
+// It lives across Dispatches in Scheduler.agents (dropped when the agent
+// is released as unhealthy or deregistered).
 type pick struct {
-	a    *registry.Agent
-	load int // held + pending, fetched once per Dispatch
+	a     *registry.Agent
+	load  int     // held + pending, read once per Dispatch (epoch)
+	epoch uint64  // the Dispatch load was read in
+	share float64 // tasks this scheduler gave the agent / its capacity
 }
 
 // Dispatch assigns up to max (at most BatchSize) of queue's ready tasks,
@@ -327,20 +343,13 @@ func (s *Scheduler) decide(queueName string, max int) ([]queue.Assignment, error
 	if err != nil {
 		return nil, err
 	}
-	// Per Dispatch: the load of each agent looked at, read once. The
-	// eligible agents of each capability set come from the registry's
+	// Per Dispatch: the load of each agent looked at, read once (epoch).
+	// The eligible agents of each capability set come from the registry's
 	// cached lists (rebuilt only when the registry changes).
-	loads := map[string]*pick{}
+	s.epoch++
 	groups := map[string]*group{}
-	full := map[string]bool{} // capability sets with no room left
-	get := func(a *registry.Agent) *pick {
-		p := loads[a.ID]
-		if p == nil {
-			p = &pick{a: a, load: s.q.Held(a.ID) + s.pending[a.ID]}
-			loads[a.ID] = p
-		}
-		return p
-	}
+	full := map[string]bool{}       // capability sets with no room left
+	heaps := map[string]*loadHeap{} // LeastLoaded: per capability set
 	var out []queue.Assignment
 	for _, c := range cands {
 		key := strings.Join(c.Requires, "\x00")
@@ -353,23 +362,37 @@ func (s *Scheduler) decide(queueName string, max int) ([]queue.Assignment, error
 			g = s.group(key, c.Requires)
 			groups[key] = g
 		}
-		var p *pick
+		var home *pick
 		if c.Affinity != "" {
 			if id, ok := s.aff.GetIfPresent(c.Affinity); ok {
 				if a, err := s.r.Get(id); err == nil && a.Healthy && a.Has(c.Requires) {
-					if ap := get(a); ap.load < a.Capacity {
-						p = ap
+					if hp := s.pickOf(a); hp.load < a.Capacity {
+						home = hp
 					}
-				}
-				if p != nil {
-					s.st.AffinityHits++
-				} else {
-					s.st.AffinityMisses++
 				}
 			}
 		}
-		if p == nil {
-			p = s.choose(key, g, get)
+		var p *pick
+		if s.opts.Policy == LeastLoaded {
+			h := heaps[key]
+			if h == nil {
+				h = s.newLoadHeap(g)
+				heaps[key] = h
+			}
+			p = h.least()
+		} else {
+			p = s.choose(key, g)
+		}
+		if c.Affinity != "" {
+			// The home agent, unless the policy's choice would be less
+			// loaded than it by more than one of the home's tasks after
+			// taking this one: home.load/home.cap <= (p.load+1)/p.cap.
+			if home != nil && (p == nil || home.load*p.a.Capacity <= (p.load+1)*home.a.Capacity) {
+				p = home
+				s.st.AffinityHits++
+			} else if _, ok := s.aff.GetIfPresent(c.Affinity); ok {
+				s.st.AffinityMisses++
+			}
 		}
 		if p == nil {
 			full[key] = true
@@ -377,12 +400,26 @@ func (s *Scheduler) decide(queueName string, max int) ([]queue.Assignment, error
 			continue
 		}
 		p.load++
-		s.share[p.a.ID] += 1 / float64(p.a.Capacity)
+		p.share += 1 / float64(p.a.Capacity)
 		s.pending[p.a.ID]++
 		s.inflight[c.ID] = true
 		out = append(out, queue.Assignment{Task: c, Agent: p.a.ID, Capacity: p.a.Capacity})
 	}
 	return out, nil
+}
+
+// pickOf returns a's pick with its load read in this Dispatch.
+// REQUIRES: s.mu held.
+func (s *Scheduler) pickOf(a *registry.Agent) *pick {
+	p := s.agents[a.ID]
+	if p == nil {
+		p = &pick{}
+		s.agents[a.ID] = p
+	}
+	if p.epoch != s.epoch {
+		p.a, p.load, p.epoch = a, s.q.Held(a.ID)+s.pending[a.ID], s.epoch
+	}
+	return p
 }
 
 // group is the healthy agents eligible for one capability set (the
@@ -391,6 +428,7 @@ func (s *Scheduler) decide(queueName string, max int) ([]queue.Assignment, error
 type group struct {
 	gen    uint64 // registry generation of agents
 	agents []*registry.Agent
+	picks  []*pick // LeastLoaded: agents[i]'s pick, resolved once per group
 	cum    []int
 	total  int
 }
@@ -423,10 +461,9 @@ func (g *group) sample(rng *rand.Rand) *registry.Agent {
 	return g.agents[i]
 }
 
-// choose picks an agent with room in g by the policy, or nil; get returns
-// an agent's load for this Dispatch.
+// choose picks an agent with room in g by PowerOfTwo or RoundRobin, or nil.
 // REQUIRES: s.mu held.
-func (s *Scheduler) choose(key string, g *group, get func(*registry.Agent) *pick) *pick {
+func (s *Scheduler) choose(key string, g *group) *pick {
 	n := len(g.agents)
 	if n == 0 {
 		return nil
@@ -435,7 +472,7 @@ func (s *Scheduler) choose(key string, g *group, get func(*registry.Agent) *pick
 	if s.opts.Policy == RoundRobin {
 		start := s.rr[key] % n
 		for i := range n {
-			if p := get(g.agents[(start+i)%n]); room(p) {
+			if p := s.pickOf(g.agents[(start+i)%n]); room(p) {
 				s.rr[key] = (start + i + 1) % n
 				return p
 			}
@@ -447,7 +484,7 @@ func (s *Scheduler) choose(key string, g *group, get func(*registry.Agent) *pick
 	// large one whenever both draws are small agents); when sampling keeps
 	// hitting full agents, the least loaded agent with room, by a scan.
 	for range 4 {
-		a, b := get(g.sample(s.rng)), get(g.sample(s.rng))
+		a, b := s.pickOf(g.sample(s.rng)), s.pickOf(g.sample(s.rng))
 		switch ra, rb := room(a), room(b); {
 		case ra && rb:
 			return s.lessLoaded(a, b)
@@ -459,11 +496,101 @@ func (s *Scheduler) choose(key string, g *group, get func(*registry.Agent) *pick
 	}
 	var best *pick
 	for _, a := range g.agents {
-		if p := get(a); room(p) && (best == nil || p.load*best.a.Capacity < best.load*p.a.Capacity) {
+		if p := s.pickOf(a); room(p) && (best == nil || p.load*best.a.Capacity < best.load*p.a.Capacity) {
 			best = p
 		}
 	}
 	return best
+}
+
+// loadHeap orders a capability set's agents with room for LeastLoaded, by
+// (load+1)/capacity, then share, then id. Loads only grow during a Dispatch
+// (an assignment through this heap, another set's heap or affinity), so
+// an entry whose recorded load is stale is too early, never too late: least
+// refreshes it and sifts it down before trusting the top.
+type loadHeap struct{ e []heapEntry }
+
+type heapEntry struct {
+	p     *pick
+	load  int     // p.load when the entry was placed
+	share float64 // the agent's share then (it grows only with its load)
+}
+
+// newLoadHeap builds the heap of g's agents with room.
+// REQUIRES: s.mu held.
+func (s *Scheduler) newLoadHeap(g *group) *loadHeap {
+	if len(g.picks) != len(g.agents) {
+		g.picks = make([]*pick, len(g.agents))
+		for i, a := range g.agents {
+			g.picks[i] = s.pickOf(a)
+		}
+	}
+	h := &loadHeap{e: make([]heapEntry, 0, len(g.agents))}
+	for i, p := range g.picks {
+		if p.epoch != s.epoch {
+			a := g.agents[i]
+			p.a, p.load, p.epoch = a, s.q.Held(a.ID)+s.pending[a.ID], s.epoch
+		}
+		if p.load < p.a.Capacity {
+			h.e = append(h.e, heapEntry{p, p.load, p.share})
+		}
+	}
+	for i := len(h.e)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+	return h
+}
+
+// least returns the agent with room and the lowest load after one more
+// task, or nil when none has room.
+func (h *loadHeap) least() *pick {
+	for len(h.e) > 0 {
+		top := &h.e[0]
+		switch {
+		case top.p.load >= top.p.a.Capacity:
+			h.e[0] = h.e[len(h.e)-1]
+			h.e = h.e[:len(h.e)-1]
+			h.down(0)
+		case top.load != top.p.load:
+			top.load, top.share = top.p.load, top.p.share
+			h.down(0)
+		default:
+			return top.p
+		}
+	}
+	return nil
+}
+
+// down sifts entry i down to its place (container/heap's down, without
+// the interface calls: this runs over every eligible agent per Dispatch).
+func (h *loadHeap) down(i int) {
+	n := len(h.e)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			return
+		}
+		if c+1 < n && h.less(c+1, c) {
+			c++
+		}
+		if !h.less(c, i) {
+			return
+		}
+		h.e[i], h.e[c] = h.e[c], h.e[i]
+		i = c
+	}
+}
+
+func (h *loadHeap) less(i, j int) bool {
+	a, b := &h.e[i], &h.e[j]
+	// (a.load+1)/a.cap vs (b.load+1)/b.cap without division.
+	if la, lb := (a.load+1)*b.p.a.Capacity, (b.load+1)*a.p.a.Capacity; la != lb {
+		return la < lb
+	}
+	if a.share != b.share {
+		return a.share < b.share
+	}
+	return a.p.a.ID < b.p.a.ID
 }
 
 // lessLoaded returns the one of a and b with the lower load, held /
@@ -474,7 +601,7 @@ func (s *Scheduler) choose(key string, g *group, get func(*registry.Agent) *pick
 func (s *Scheduler) lessLoaded(a, b *pick) *pick {
 	// a.load/a.cap vs b.load/b.cap without division.
 	la, lb := a.load*b.a.Capacity, b.load*a.a.Capacity
-	if la < lb || la == lb && s.share[a.a.ID] <= s.share[b.a.ID] {
+	if la < lb || la == lb && a.share <= b.share {
 		return a
 	}
 	return b

@@ -1,6 +1,6 @@
 // Command dispatchbench measures push dispatch (package sched) with 6,000
 // registered agents and 100,000 tasks, for the power-of-two-choices policy
-// and for round-robin assignment in the same run.
+// for exact least-loaded, and for round-robin assignment in the same run.
 //
 // Throughput: 100,000 ready tasks (a quarter require one capability, a
 // tenth carry an affinity key) are dispatched until every one is assigned;
@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -56,6 +57,8 @@ var (
 )
 
 var caps = []string{"gpu", "py", "browser", "sql"}
+
+var policies = []sched.Policy{sched.PowerOfTwo, sched.LeastLoaded, sched.RoundRobin}
 
 type store struct {
 	dir string
@@ -202,6 +205,8 @@ func throughput(policy sched.Policy, g int, seed uint64) tput {
 type balance struct {
 	minMax, p1, p99, mean, inst float64
 	perS                        float64
+	byCap                       map[int][2]float64 // capacity → min, max utilization
+	affHit                      float64            // affinity hits / (hits + misses)
 }
 
 func steady(policy sched.Policy) balance {
@@ -260,8 +265,17 @@ func steady(policy sched.Policy) balance {
 	for _, u := range util {
 		mean += u / float64(len(util))
 	}
-	return balance{minMax: sorted[0] / sorted[len(sorted)-1], p1: sorted[len(sorted)/100], p99: sorted[len(sorted)*99/100],
-		mean: mean, inst: inst, perS: float64(assigned) / measured.Seconds()}
+	byCap := map[int][2]float64{}
+	for i, a := range agents {
+		mm, ok := byCap[a.Capacity]
+		if !ok {
+			mm = [2]float64{util[i], util[i]}
+		}
+		byCap[a.Capacity] = [2]float64{min(mm[0], util[i]), max(mm[1], util[i])}
+	}
+	ss := st.s.Stats()
+	return balance{affHit: float64(ss.AffinityHits) / float64(max(ss.AffinityHits+ss.AffinityMisses, 1)), minMax: sorted[0] / sorted[len(sorted)-1], p1: sorted[len(sorted)/100], p99: sorted[len(sorted)*99/100],
+		mean: mean, inst: inst, perS: float64(assigned) / measured.Seconds(), byCap: byCap}
 }
 
 func median(xs []float64) float64 {
@@ -285,36 +299,34 @@ func measureThroughput() {
 	fmt.Printf("throughput: %d ready tasks dispatched until all are assigned (%d per assign record)\n", *nTasks, *batch)
 	fmt.Printf("  %-14s %11s %16s %14s\n", "policy", "dispatchers", "assignments/s", "records/commit")
 	for _, g := range []int{1, 2, 4} {
-		var p2c, rr []float64
-		var rpf float64
+		perS := map[sched.Policy][]float64{}
+		rpf := map[sched.Policy]float64{}
 		for i := range *runs {
-			// Alternate which policy goes first.
-			order := []sched.Policy{sched.PowerOfTwo, sched.RoundRobin}
-			if i%2 == 1 {
-				order = []sched.Policy{sched.RoundRobin, sched.PowerOfTwo}
-			}
-			for _, p := range order {
+			// Rotate which policy goes first.
+			for j := range policies {
+				p := policies[(i+j)%len(policies)]
 				r := throughput(p, g, uint64(i+1))
 				if r.assigned < *nTasks*99/100 {
 					log.Fatalf("%v assigned only %d of %d", p, r.assigned, *nTasks)
 				}
-				if p == sched.PowerOfTwo {
-					p2c, rpf = append(p2c, r.perS), r.recsPerFrame
-				} else {
-					rr = append(rr, r.perS)
-				}
+				perS[p] = append(perS[p], r.perS)
+				rpf[p] = r.recsPerFrame
 			}
 		}
-		fmt.Printf("  %-14s %11d %16.0f %14.1f\n", sched.PowerOfTwo, g, median(p2c), rpf)
-		fmt.Printf("  %-14s %11d %16.0f\n", sched.RoundRobin, g, median(rr))
+		for _, p := range policies {
+			fmt.Printf("  %-14s %11d %16.0f %14.1f\n", p, g, median(perS[p]), rpf[p])
+		}
 	}
 }
 
 func measureSteady() {
 	fmt.Printf("\nsteady state: %d agents ~60%% busy, tasks run %d rounds, %d warm-up + %d measured rounds\n", *nAgents, *service, *warm, *rounds)
-	fmt.Printf("  %-14s %8s %8s %8s %8s %10s %14s\n", "policy", "balance", "util p1", "p99", "mean", "last round", "tasks/s")
-	for _, p := range []sched.Policy{sched.PowerOfTwo, sched.RoundRobin} {
+	fmt.Printf("  %-14s %8s %8s %8s %8s %10s %14s %13s\n", "policy", "balance", "util p1", "p99", "mean", "last round", "tasks/s", "affinity hits")
+	for _, p := range policies {
 		b := steady(p)
-		fmt.Printf("  %-14s %8.3f %8.3f %8.3f %8.3f %10.3f %14.0f\n", p, b.minMax, b.p1, b.p99, b.mean, b.inst, b.perS)
+		fmt.Printf("  %-14s %8.3f %8.3f %8.3f %8.3f %10.3f %14.0f %13.3f\n", p, b.minMax, b.p1, b.p99, b.mean, b.inst, b.perS, b.affHit)
+		for _, c := range slices.Sorted(maps.Keys(b.byCap)) {
+			fmt.Printf("  %14s capacity %2d: utilization %.3f-%.3f\n", "", c, b.byCap[c][0], b.byCap[c][1])
+		}
 	}
 }
