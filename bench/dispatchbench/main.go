@@ -22,6 +22,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -33,6 +34,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -320,11 +322,24 @@ func measureThroughput() {
 }
 
 func measureSteady() {
-	fmt.Printf("\nsteady state: %d agents ~60%% busy, tasks run %d rounds, %d warm-up + %d measured rounds\n", *nAgents, *service, *warm, *rounds)
+	fmt.Printf("\nsteady state: %d agents ~60%% busy, tasks run %d rounds, %d warm-up + %d measured rounds; %d runs, the run with the median balance\n", *nAgents, *service, *warm, *rounds, *runs)
 	fmt.Printf("  %-14s %8s %8s %8s %8s %10s %14s %13s\n", "policy", "balance", "util p1", "p99", "mean", "last round", "tasks/s", "affinity hits")
+	bs := map[sched.Policy][]balance{}
+	for i := range *runs {
+		for j := range policies {
+			p := policies[(i+j)%len(policies)]
+			bs[p] = append(bs[p], steady(p))
+		}
+	}
 	for _, p := range policies {
-		b := steady(p)
-		fmt.Printf("  %-14s %8.3f %8.3f %8.3f %8.3f %10.3f %14.0f %13.3f\n", p, b.minMax, b.p1, b.p99, b.mean, b.inst, b.perS, b.affHit)
+		rs := bs[p]
+		slices.SortFunc(rs, func(a, b balance) int { return cmp.Compare(a.minMax, b.minMax) })
+		b := rs[len(rs)/2]
+		all := make([]string, len(rs))
+		for i, r := range rs {
+			all[i] = fmt.Sprintf("%.3f", r.minMax)
+		}
+		fmt.Printf("  %-14s %8.3f %8.3f %8.3f %8.3f %10.3f %14.0f %13.3f   (balances %s)\n", p, b.minMax, b.p1, b.p99, b.mean, b.inst, b.perS, b.affHit, strings.Join(all, " "))
 		for _, c := range slices.Sorted(maps.Keys(b.byCap)) {
 			fmt.Printf("  %14s capacity %2d: utilization %.3f-%.3f\n", "", c, b.byCap[c][0], b.byCap[c][1])
 		}
