@@ -405,12 +405,14 @@ func sweep(g *hnsw.Graph, metric quant.Metric, queries, pb [][]float32, gt [][]i
 			// bounds let them rank, as a collection does (each distance
 			// computed once).
 			pq := prep(qv)
-			ids, _ := hnsw.MayRank(res, 10)
-			reads += len(ids)
-			res = res[:0]
-			for _, id := range ids {
-				res = append(res, hnsw.Result{ID: id, Distance: metric.Exact(pq, pb[id])})
-			}
+			var ranked []hnsw.Result
+			n, _ := hnsw.Rerank(res, 10, func(id uint64) (float32, bool, error) {
+				d := metric.Exact(pq, pb[id])
+				ranked = append(ranked, hnsw.Result{ID: id, Distance: d})
+				return d, true, nil
+			})
+			reads += n
+			res = ranked
 			slices.SortFunc(res, func(a, b hnsw.Result) int {
 				switch {
 				case a.Distance < b.Distance:

@@ -1,6 +1,7 @@
 package hnsw
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -881,8 +882,8 @@ const ExactFilterMax = 2048
 // their exact distances and tags: the graph is traversed on int8 codes
 // with max(ef, k) candidates, and the best Rerank of them (default 2·k)
 // re-ranked with the float32 vectors stored in Pebble, reading only those
-// whose bounds let them rank (MayRank). Before the
-// quantizer is trained the search is exact. With a tag filter, a small
+// whose bounds let them rank (Rerank). Before the quantizer is trained the
+// search is exact. With a tag filter, a small
 // allowed set (at most ExactFilterMax) is scanned exactly; a larger one is
 // searched through the graph with ef widened by the filter's selectivity,
 // and scanned exactly if that finds fewer than min(k, allowed) vectors. It never returns fewer than min(k, matching
@@ -932,30 +933,40 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 	}
 	var hits []ranked
 	scratch := make([]float32, c.cfg.Dim)
-	add := func(id uint64, val []byte) {
+	add := func(id uint64, val []byte) bool {
 		if len(val) < 4*c.cfg.Dim {
-			return
+			return false
 		}
 		// The value is the iterator's until it moves: keep a copy of the tags.
 		hits = append(hits, ranked{id, c.cfg.Metric.Exact(qv, floats(val, scratch)), slices.Clone(val[4*c.cfg.Dim:])})
+		return true
 	}
-	// rankIDs reads the stored vectors of ids (point reads, which skip
-	// levels by their bloom filters) and ranks them; an id deleted since it
-	// was picked is skipped. (One iterator seeking the ids in ascending
-	// order measured slower: its seeks loaded more blocks.)
+	// readOne reads the stored vector of id (a point read, which skips
+	// levels by their bloom filters) and ranks it; ok is false if id was
+	// deleted since it was picked. (One iterator seeking the ids in
+	// ascending order measured slower: its seeks loaded more blocks.)
 	key := slices.Clone(prefix)
+	readOne := func(id uint64) (float32, bool, error) {
+		key = binary.BigEndian.AppendUint64(key[:len(prefix)], id)
+		val, cl, err := r.Get(key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		ok := add(id, val)
+		cl.Close()
+		if !ok {
+			return 0, false, nil
+		}
+		return hits[len(hits)-1].d, true, nil
+	}
 	rankIDs := func(ids []uint64) error {
 		for _, id := range ids {
-			key = binary.BigEndian.AppendUint64(key[:len(prefix)], id)
-			val, cl, err := r.Get(key)
-			if errors.Is(err, pebble.ErrNotFound) {
-				continue
-			}
-			if err != nil {
+			if _, _, err := readOne(id); err != nil {
 				return err
 			}
-			add(id, val)
-			cl.Close()
 		}
 		return nil
 	}
@@ -1002,14 +1013,8 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 		if err != nil {
 			return nil, err
 		}
-		read, rest := MayRank(cands, k)
-		if err := rankIDs(read); err != nil {
+		if _, err := Rerank(cands, k, readOne); err != nil {
 			return nil, err
-		}
-		if len(hits) < len(read) { // some were deleted since: the bounds no longer settle it
-			if err := rankIDs(rest); err != nil {
-				return nil, err
-			}
 		}
 		if allowed != nil && uint64(len(hits)) < min(uint64(k), allowed.GetCardinality()) {
 			if err := exactOver(allowed); err != nil { // the graph fell short: scan
@@ -1041,28 +1046,42 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 	return out, nil
 }
 
-// MayRank splits Graph.Search candidates into those that may be among the k nearest by
-// the exact distance (read) and those that cannot (rest): a candidate
-// whose lower bound exceeds the k-th smallest upper bound has at least k
-// others nearer than it. Re-ranking reads only the first.
-func MayRank(cands []Result, k int) (read, rest []uint64) {
-	his := make([]float32, len(cands))
-	for i, c := range cands {
-		his[i] = c.Hi
-	}
-	slices.Sort(his)
-	tau := float32(math.Inf(1))
-	if len(his) >= k {
-		tau = his[k-1]
-	}
-	for _, c := range cands {
-		if !(c.Lo > tau) { // a NaN bound is read
-			read = append(read, c.ID)
-		} else {
-			rest = append(rest, c.ID)
+// Rerank computes the exact distances (through exact) of the Graph.Search
+// candidates that may be among the k nearest, in ascending order of their
+// lower bounds, and returns how many it asked for. A candidate is asked for
+// while its lower bound is at most tau, the k-th smallest of the others'
+// upper bounds, where a candidate already asked for counts with its exact
+// distance (so tau only falls as it goes) and one that exact reports gone
+// (ok false: deleted since it was picked) does not count at all. Every
+// candidate left has a lower bound above tau: k others are nearer than it.
+// A NaN bound is read.
+func Rerank(cands []Result, k int, exact func(id uint64) (d float32, ok bool, err error)) (int, error) {
+	order := slices.Clone(cands)
+	slices.SortStableFunc(order, func(a, b Result) int { return cmp.Compare(a.Lo, b.Lo) }) // NaN first
+	inf := float32(math.Inf(1))
+	up := make([]float32, len(order))
+	for i, c := range order {
+		up[i] = c.Hi
+		if c.Hi != c.Hi {
+			up[i] = inf
 		}
 	}
-	return read, rest
+	kth := make([]float32, len(up))
+	for i, c := range order {
+		copy(kth, up)
+		slices.Sort(kth)
+		if len(kth) >= k && c.Lo > kth[k-1] {
+			return i, nil
+		}
+		d, ok, err := exact(c.ID)
+		if err != nil {
+			return i + 1, err
+		}
+		if up[i] = inf; ok {
+			up[i] = d
+		}
+	}
+	return len(order), nil
 }
 
 // Stats describes a collection.

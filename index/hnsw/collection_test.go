@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strconv"
@@ -431,6 +432,88 @@ func countRange(t testing.TB, d *db.DB, lo, hi []byte) int {
 	return n
 }
 
+// TestRerank: on random intervals around random exact distances, with
+// some candidates gone by the time they are read, Rerank asks for every
+// live candidate among the k nearest, and, with none gone, for no more
+// than the candidates whose lower bound is at most the k-th smallest upper
+// bound.
+func TestRerank(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	asked, static := 0, 0
+	for trial := range 20000 {
+		n, k := 1+rng.IntN(30), 1+rng.IntN(12)
+		exact := make(map[uint64]float32, n)
+		gone := map[uint64]bool{}
+		cands := make([]Result, n)
+		for i := range cands {
+			d := rng.Float32() * 10
+			if rng.IntN(4) == 0 { // ties
+				d = float32(rng.IntN(3))
+			}
+			id := uint64(i)
+			exact[id] = d
+			cands[i] = Result{ID: id, Distance: d, Lo: d - rng.Float32()*2*rng.Float32(), Hi: d + rng.Float32()*2*rng.Float32()}
+			gone[id] = trial%2 == 1 && rng.IntN(5) == 0
+		}
+		got := map[uint64]bool{}
+		nAsked, err := Rerank(cands, k, func(id uint64) (float32, bool, error) {
+			if got[id] {
+				t.Fatalf("trial %d: %d asked for twice", trial, id)
+			}
+			got[id] = true
+			return exact[id], !gone[id], nil
+		})
+		if err != nil || nAsked != len(got) {
+			t.Fatalf("trial %d: %d asked, %d counted, %v", trial, len(got), nAsked, err)
+		}
+		// The k nearest live candidates (every one tied with the k-th) were
+		// all asked for.
+		var live []float32
+		for id, d := range exact {
+			if !gone[id] {
+				live = append(live, d)
+			}
+		}
+		slices.Sort(live)
+		if len(live) > 0 {
+			kth := live[min(k, len(live))-1]
+			for id, d := range exact {
+				if !gone[id] && d < kth && !got[id] {
+					t.Fatalf("trial %d: candidate %d at %v (k-th %v) not read", trial, id, d, kth)
+				}
+			}
+			n := 0
+			for id, d := range exact {
+				if !gone[id] && d <= kth && got[id] {
+					n++
+				}
+			}
+			if n < min(k, len(live)) {
+				t.Fatalf("trial %d: %d of the %d nearest read", trial, n, min(k, len(live)))
+			}
+		}
+		if trial%2 == 0 {
+			his := make([]float32, n)
+			for i, c := range cands {
+				his[i] = c.Hi
+			}
+			slices.Sort(his)
+			st := 0
+			for _, c := range cands {
+				if len(his) < k || c.Lo <= his[k-1] {
+					st++
+				}
+			}
+			if nAsked > st {
+				t.Fatalf("trial %d: asked %d, the static rule %d", trial, nAsked, st)
+			}
+			asked += nAsked
+			static += st
+		}
+	}
+	t.Logf("asked for %d candidates where the static rule reads %d", asked, static)
+}
+
 // TestRerankBounds: Search reads only the candidates whose bounds let them
 // rank, and returns exactly what re-ranking every candidate returns (the
 // reference here: the graph's 2·k candidates, each read with Get and
@@ -453,8 +536,17 @@ func TestRerankBounds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, _ := MayRank(cands, 10)
-			read += len(r)
+			r, err := Rerank(cands, 10, func(id uint64) (float32, bool, error) {
+				v, err := m.Get("mem", id)
+				if err != nil {
+					return 0, false, err
+				}
+				return metric.Exact(qv, v.Values), true, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			read += r
 			all += len(cands)
 			var want []Hit
 			for _, c := range cands {

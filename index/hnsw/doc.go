@@ -20,15 +20,16 @@
 // Re-ranking reads only what can rank. Each code keeps its quantization
 // error's quant.Residual (R = ‖x − x̂‖, K = ⟨x̂, x − x̂⟩), so the graph
 // returns with every candidate an interval [Lo, Hi] that holds its exact
-// distance (quant.Query.Bounds); a candidate whose Lo exceeds the k-th
-// smallest Hi cannot be among the k nearest, and is not read (MayRank).
-// The results are exactly those of re-ranking every candidate
-// (TestRerankBounds); if a read finds a vector deleted meanwhile, the rest
-// are read too. On Fashion-MNIST (bench/vecbench) it reads about 10 of the
-// 20 candidates under L2, whose pixels quantize almost exactly, and 15-18
-// under cosine, where the residual is wide against the gaps between
-// neighbors.
-//
+// distance (quant.Query.Bounds). Rerank reads the candidates in ascending
+// order of Lo, and stops at the first whose Lo exceeds the k-th smallest of
+// the upper bounds, where each candidate read counts with its exact
+// distance (so the threshold falls as it reads) and one found deleted
+// meanwhile does not count: every candidate left has k others nearer. The
+// results are exactly those of re-ranking every candidate
+// (TestRerankBounds, and TestRerank on random intervals). On synthetic
+// clustered data it reads 12.3 of 20 candidates, against 14.6 for the
+// fixed threshold (the k-th smallest Hi alone) it replaced.
+
 // Filters: each tag keeps a roaring bitmap of the ids that carry it
 // (github.com/RoaringBitmap/roaring/v2, rebuilt on open from the tag
 // index). A filtered search intersects the bitmaps; an allowed set of at
