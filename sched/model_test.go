@@ -65,7 +65,9 @@ func (x *schedRunner) start() {
 	if e.r, err = registry.Attach(e.d, &registry.Options{CheckInterval: -1}); err != nil {
 		x.fail("registry: %v", err)
 	}
-	if e.s, err = New(e.q, e.r, &Options{ReconcileInterval: -1, Seed: x.seed + 1, Logger: quietLog}); err != nil {
+	// Each sequence runs under one of the policies, by its seed.
+	pol := policies[x.seed%uint64(len(policies))]
+	if e.s, err = New(e.q, e.r, &Options{Policy: pol, ReconcileInterval: -1, Seed: x.seed + 1, Logger: quietLog}); err != nil {
 		x.fail("sched: %v", err)
 	}
 	x.e = e

@@ -99,10 +99,19 @@ func (e *env) check(t *testing.T) {
 	}
 }
 
+// policies are the Policy values, for tests that run under each.
+var policies = []Policy{PowerOfTwo, LeastLoaded, RoundRobin}
+
 // TestCapabilityMatch: a task goes only to agents with every capability it
-// requires; a task no agent can run stays ready.
+// requires; a task no agent can run stays ready; under every policy.
 func TestCapabilityMatch(t *testing.T) {
-	e := openEnv(t, nil)
+	for _, p := range policies {
+		t.Run(p.String(), func(t *testing.T) { testCapabilityMatch(t, p) })
+	}
+}
+
+func testCapabilityMatch(t *testing.T, p Policy) {
+	e := openEnv(t, &Options{Policy: p})
 	e.register(t, "cpu1", 10)
 	e.register(t, "gpu1", 10, "gpu")
 	e.register(t, "gpupy", 10, "gpu", "py")
@@ -146,9 +155,16 @@ func TestCapabilityMatch(t *testing.T) {
 
 // TestCapacityNeverExceeded: concurrent Dispatch calls, alongside pull
 // leases counted against the same agents, never give an agent more tasks
-// than its capacity, and fill every agent when there is enough work.
+// than its capacity, and fill every agent when there is enough work; under
+// every policy.
 func TestCapacityNeverExceeded(t *testing.T) {
-	e := openEnv(t, &Options{BatchSize: 16})
+	for _, p := range policies {
+		t.Run(p.String(), func(t *testing.T) { testCapacityNeverExceeded(t, p) })
+	}
+}
+
+func testCapacityNeverExceeded(t *testing.T, p Policy) {
+	e := openEnv(t, &Options{BatchSize: 16, Policy: p})
 	caps := map[string]int{}
 	total := 0
 	for i := range 30 {
