@@ -28,7 +28,10 @@
 // results are exactly those of re-ranking every candidate
 // (TestRerankBounds, and TestRerank on random intervals). On synthetic
 // clustered data it reads 12.3 of 20 candidates, against 14.6 for the
-// fixed threshold (the k-th smallest Hi alone) it replaced.
+// fixed threshold (the k-th smallest Hi alone) it replaced; on
+// Fashion-MNIST (bench/vecbench) about 10 under L2, whose pixels quantize
+// almost exactly, and 14 under cosine (from 15.4-17.8), where the residual
+// is wide against the gaps between neighbors.
 
 // Filters: each tag keeps a roaring bitmap of the ids that carry it
 // (github.com/RoaringBitmap/roaring/v2, rebuilt on open from the tag
