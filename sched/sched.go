@@ -127,6 +127,7 @@ type Scheduler struct {
 	pending  map[string]int   // agent -> tasks in proposed assignments
 	rr       map[string]int   // round-robin cursor per capability set
 	agents   map[string]*pick // agent -> its load (per Dispatch) and share, kept across Dispatches
+	dropped  uint64           // picks dropped from agents so far: a group's resolved picks are stale when it changes
 	epoch    uint64           // Dispatch count: a pick whose epoch differs has a stale load
 	groups   map[string]*group
 	st       Stats
@@ -250,7 +251,10 @@ func (s *Scheduler) loop() {
 func (s *Scheduler) release(ctx context.Context, agent, reason string) {
 	n, err := s.q.Release(ctx, agent, reason)
 	s.mu.Lock()
-	delete(s.agents, agent)
+	if _, ok := s.agents[agent]; ok {
+		delete(s.agents, agent)
+		s.dropped++
+	}
 	s.st.Released += uint64(n)
 	s.mu.Unlock()
 	if err != nil && ctx.Err() == nil {
@@ -416,10 +420,16 @@ func (s *Scheduler) pickOf(a *registry.Agent) *pick {
 		p = &pick{}
 		s.agents[a.ID] = p
 	}
+	s.refresh(p, a)
+	return p
+}
+
+// refresh reads p's load (a's) if it was not read in this Dispatch.
+// REQUIRES: s.mu held.
+func (s *Scheduler) refresh(p *pick, a *registry.Agent) {
 	if p.epoch != s.epoch {
 		p.a, p.load, p.epoch = a, s.q.Held(a.ID)+s.pending[a.ID], s.epoch
 	}
-	return p
 }
 
 // group is the healthy agents eligible for one capability set (the
@@ -428,7 +438,8 @@ func (s *Scheduler) pickOf(a *registry.Agent) *pick {
 type group struct {
 	gen    uint64 // registry generation of agents
 	agents []*registry.Agent
-	picks  []*pick // LeastLoaded: agents[i]'s pick, resolved once per group
+	picks  []*pick // LeastLoaded: agents[i]'s pick, resolved once per group and Scheduler.dropped
+	picked uint64  // Scheduler.dropped when picks were resolved
 	cum    []int
 	total  int
 }
@@ -519,18 +530,15 @@ type heapEntry struct {
 // newLoadHeap builds the heap of g's agents with room.
 // REQUIRES: s.mu held.
 func (s *Scheduler) newLoadHeap(g *group) *loadHeap {
-	if len(g.picks) != len(g.agents) {
-		g.picks = make([]*pick, len(g.agents))
+	if g.picks == nil || g.picked != s.dropped {
+		g.picks, g.picked = make([]*pick, len(g.agents)), s.dropped
 		for i, a := range g.agents {
 			g.picks[i] = s.pickOf(a)
 		}
 	}
 	h := &loadHeap{e: make([]heapEntry, 0, len(g.agents))}
 	for i, p := range g.picks {
-		if p.epoch != s.epoch {
-			a := g.agents[i]
-			p.a, p.load, p.epoch = a, s.q.Held(a.ID)+s.pending[a.ID], s.epoch
-		}
+		s.refresh(p, g.agents[i])
 		if p.load < p.a.Capacity {
 			h.e = append(h.e, heapEntry{p, p.load, p.share})
 		}
