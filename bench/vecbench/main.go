@@ -287,6 +287,17 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 		}
 	}
 	cr.build = time.Since(t0).Seconds()
+	lsm := func(when string) {
+		m := d.Pebble().Metrics()
+		var parts []string
+		for i, l := range m.Levels {
+			if l.TablesCount > 0 {
+				parts = append(parts, fmt.Sprintf("L%d %d tables %d MB", i, l.TablesCount, l.TablesSize>>20))
+			}
+		}
+		fmt.Printf("  LSM %s: %s\n", when, strings.Join(parts, ", "))
+	}
+	lsm("after the build")
 	if *compact {
 		if err := d.Pebble().Compact(ctx, []byte{0}, []byte{0xff, 0xff, 0xff, 0xff, 0xff}, true); err != nil {
 			log.Fatal(err)
@@ -328,6 +339,7 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 	}
 	cr.cold = pass(efs[0], queries, gt)
 	pass(efs[len(efs)-1], warm, nil)
+	lsm("after the warm-up")
 	for _, ef := range efs {
 		cr.runs = append(cr.runs, pass(ef, queries, gt))
 	}
