@@ -1051,10 +1051,10 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 // lower bounds, and returns how many it asked for. A candidate is asked for
 // while its lower bound is at most tau, the k-th smallest of the others'
 // upper bounds, where a candidate already asked for counts with its exact
-// distance (so tau only falls as it goes) and one that exact reports gone
-// (ok false: deleted since it was picked) does not count at all. Every
-// candidate left has a lower bound above tau: k others are nearer than it.
-// A NaN bound is read.
+// distance (at most the bound it replaces: each read can only lower tau)
+// and one that exact reports gone (ok false: deleted since it was picked)
+// does not count at all (which may raise tau). Every candidate left has a
+// lower bound above tau: k others are nearer than it. A NaN bound is read.
 func Rerank(cands []Result, k int, exact func(id uint64) (d float32, ok bool, err error)) (int, error) {
 	order := slices.Clone(cands)
 	slices.SortStableFunc(order, func(a, b Result) int { return cmp.Compare(a.Lo, b.Lo) }) // NaN first
