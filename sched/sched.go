@@ -367,8 +367,10 @@ func (s *Scheduler) decide(queueName string, max int) ([]queue.Assignment, error
 			groups[key] = g
 		}
 		var home *pick
+		keyed := false // the affinity key names an agent
 		if c.Affinity != "" {
-			if id, ok := s.aff.GetIfPresent(c.Affinity); ok {
+			var id string
+			if id, keyed = s.aff.GetIfPresent(c.Affinity); keyed {
 				if a, err := s.r.Get(id); err == nil && a.Healthy && a.Has(c.Requires) {
 					if hp := s.pickOf(a); hp.load < a.Capacity {
 						home = hp
@@ -387,16 +389,14 @@ func (s *Scheduler) decide(queueName string, max int) ([]queue.Assignment, error
 		} else {
 			p = s.choose(key, g)
 		}
-		if c.Affinity != "" {
-			// The home agent, unless the policy's choice would be less
-			// loaded than it by more than one of the home's tasks after
-			// taking this one: home.load/home.cap <= (p.load+1)/p.cap.
-			if home != nil && (p == nil || home.load*p.a.Capacity <= (p.load+1)*home.a.Capacity) {
-				p = home
-				s.st.AffinityHits++
-			} else if _, ok := s.aff.GetIfPresent(c.Affinity); ok {
-				s.st.AffinityMisses++
-			}
+		// The home agent, unless the policy's choice would be less loaded
+		// than it by more than one of the home's tasks after taking this
+		// one: home.load/home.cap <= (p.load+1)/p.cap.
+		if home != nil && (p == nil || home.load*p.a.Capacity <= (p.load+1)*home.a.Capacity) {
+			p = home
+			s.st.AffinityHits++
+		} else if keyed {
+			s.st.AffinityMisses++
 		}
 		if p == nil {
 			full[key] = true
