@@ -32,7 +32,7 @@
 // Fashion-MNIST (bench/vecbench) about 10 under L2, whose pixels quantize
 // almost exactly, and 14 under cosine (from 15.4-17.8), where the residual
 // is wide against the gaps between neighbors.
-
+//
 // Filters: each tag keeps a roaring bitmap of the ids that carry it
 // (github.com/RoaringBitmap/roaring/v2, rebuilt on open from the tag
 // index). A filtered search intersects the bitmaps; an allowed set of at
