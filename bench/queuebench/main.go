@@ -406,7 +406,17 @@ func main() {
 	rate := flag.Float64("rate", 0, "pace producers to this many tasks/s in total (0: as fast as possible)")
 	prodList := flag.String("producers", "1,64", "producer counts to run, comma-separated")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile")
+	memprofile := flag.String("memprofile", "", "write an allocation profile at exit")
 	flag.Parse()
+	if *memprofile != "" {
+		defer func() {
+			f, err := os.Create(*memprofile)
+			if err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {

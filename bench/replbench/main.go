@@ -25,9 +25,13 @@
 // operations per second written on all three replicas.
 //
 // -queues N spreads the producers over N queues on N data shards (one Raft
-// group each).
+// group each). -per sets the producers per record a proposal may carry
+// (default 16: 1,600 producers at -ops 100), -logdb Dragonboat's log store
+// size, and -v prints each run's latencies per half second beside its
+// stores' flushes, compactions and write stalls, to see where a p99 comes
+// from.
 //
-//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1]
+//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1] [-per 16] [-logdb small] [-v]
 package main
 
 import (
@@ -59,6 +63,9 @@ import (
 var (
 	leaderOnly = flag.Bool("leader-only", false, "producers use only the node leading each queue's shard (no forwarding)")
 	nQueues    = flag.Int("queues", 1, "queues (each on its own data shard) the producers spread over")
+	logDB      = flag.String("logdb", "small", "raftsm.Config.LogDB: Dragonboat's log store memory (tiny, small, medium, or \"\" for its default, the largest)")
+	verbose    = flag.Bool("v", false, "print each run's latencies per half second and its stores' flushes, compactions and write stalls")
+	perRecord  = flag.Int("per", 16, "producers per record a proposal may carry (at least 16 in all)")
 	inflight   = flag.String("inflight", "", "NODE,SHARD: db.Options.MaxInflight and MaxShardInflight for the batched runs (default: the library's)")
 )
 
@@ -208,8 +215,8 @@ func start(dir string, maxRecords int) (*cluster, error) {
 		var q *queue.Manager
 		n, err := raftsm.Open(context.Background(), raftsm.Config{
 			Dir: filepath.Join(dir, fmt.Sprintf("node%d", i)), ReplicaID: uint64(i), RaftAddress: members[uint64(i)],
-			Members: members, RTTMillisecond: 10, ElectionRTT: 20, LogDB: "small", Logger: quiet, DataShards: *nQueues,
-			Store: &db.Options{Logger: quiet, TTLReapInterval: -1, Batcher: wal.BatcherOptions{MaxRecords: maxRecords},
+			Members: members, RTTMillisecond: 10, ElectionRTT: 20, LogDB: *logDB, Logger: quiet, DataShards: *nQueues,
+			Store: &db.Options{Logger: quiet, TTLReapInterval: -1, Pebble: storeEvents(i), Batcher: wal.BatcherOptions{MaxRecords: maxRecords},
 				MaxInflight: nodeIn, MaxShardInflight: shardIn},
 			Attach: func(d *db.DB) error {
 				var err error
@@ -263,6 +270,9 @@ func (c *cluster) close() {
 	}
 }
 
+// window is the -v latency window.
+const window = 500 * time.Millisecond
+
 // run drives producers for d and measures.
 func run(base string, maxRecords, producers int, d time.Duration) (result, error) {
 	dir, err := os.MkdirTemp(base, "replbench-")
@@ -277,13 +287,14 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 	defer c.close()
 	payload := make([]byte, 256)
 	var (
-		stop  atomic.Bool
-		ops   atomic.Int64
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		lats  []time.Duration
-		errs  atomic.Int64
-		first error
+		stop    atomic.Bool
+		ops     atomic.Int64
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		lats    []time.Duration
+		windows [][]time.Duration // -v: latencies by the window the call began in
+		errs    atomic.Int64
+		first   error
 	)
 	before := make([]db.Metrics, len(c.nodes))
 	for i, n := range c.nodes {
@@ -302,6 +313,7 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 			var mine []time.Duration
 			for !stop.Load() {
 				s := time.Now()
+				w := int(s.Sub(t0) / window)
 				if _, err := q.Enqueue(context.Background(), name, queue.Task{Payload: payload}); err != nil {
 					if errs.Add(1) == 1 {
 						mu.Lock()
@@ -310,7 +322,16 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 					}
 					continue
 				}
-				mine = append(mine, time.Since(s))
+				lat := time.Since(s)
+				mine = append(mine, lat)
+				if *verbose {
+					mu.Lock()
+					for len(windows) <= w {
+						windows = append(windows, nil)
+					}
+					windows[w] = append(windows[w], lat)
+					mu.Unlock()
+				}
 				ops.Add(1)
 			}
 			mu.Lock()
@@ -324,6 +345,15 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 	el := time.Since(t0)
 	if first != nil {
 		return result{}, fmt.Errorf("%d enqueues failed, first: %w", errs.Load(), first)
+	}
+	for i, l := range windows {
+		if !*verbose {
+			break
+		}
+		slices.Sort(l)
+		if len(l) > 0 {
+			fmt.Printf("    %s +%4.1fs: %6d ops  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms\n", clock(t0.Add(time.Duration(i)*window)), float64(i)*window.Seconds(), len(l), ms(l[len(l)/2]), ms(l[len(l)*99/100]), ms(l[len(l)-1]))
+		}
 	}
 	slices.Sort(lats)
 	r := result{opsPerS: float64(ops.Load()) / el.Seconds()}
@@ -397,8 +427,8 @@ func main() {
 	single := &agg{}
 	for r := 0; r < *runs; r++ {
 		for _, n := range opsList {
-			// 16 producers per record a proposal may carry.
-			producers := max(16*n, 16)
+			// -per producers per record a proposal may carry.
+			producers := max(*perRecord*n, 16)
 			x, err := run(*dirFlag, n, producers, *dur)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "run:", err)
@@ -442,3 +472,30 @@ func main() {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// storeEvents, with -v, prints node's store write stalls, flushes and
+// compactions as they end, timed like the -v latency windows.
+func storeEvents(node int) func(*pebble.Options) {
+	return func(o *pebble.Options) {
+		if !*verbose {
+			return
+		}
+		var t0 time.Time
+		o.EventListener.WriteStallBegin = func(info pebble.WriteStallBeginInfo) {
+			t0 = time.Now()
+			fmt.Printf("    %s node %d store write stall: %s\n", clock(t0), node, info.Reason)
+		}
+		o.EventListener.WriteStallEnd = func() {
+			fmt.Printf("    %s node %d store write stall over after %v\n", clock(time.Now()), node, time.Since(t0).Round(time.Millisecond))
+		}
+		o.EventListener.FlushEnd = func(info pebble.FlushInfo) {
+			fmt.Printf("    %s node %d store flush took %v\n", clock(time.Now()), node, info.TotalDuration.Round(time.Millisecond))
+		}
+		o.EventListener.CompactionEnd = func(info pebble.CompactionInfo) {
+			fmt.Printf("    %s node %d store compaction took %v\n", clock(time.Now()), node, info.TotalDuration.Round(time.Millisecond))
+		}
+	}
+}
+
+// clock is a wall-clock time as seconds.milliseconds within the minute.
+func clock(t time.Time) string { return t.Format("05.000") }
