@@ -74,8 +74,14 @@ type Config struct {
 	DataShards int
 
 	// RTTMillisecond is the network round trip Raft's ticks count in.
-	// Default 20. ElectionRTT (default 10) and HeartbeatRTT (default 1)
-	// count in RTTs.
+	// Default 20. ElectionRTT (default 50) and HeartbeatRTT (default 5)
+	// count in RTTs: by default a leader sends heartbeats every 100 ms and
+	// a follower that hears nothing for 1 s starts an election (etcd's
+	// defaults). A shorter election timeout fails over faster but elects
+	// spuriously when a loaded node's Raft worker waits on a slow fsync:
+	// bench/replbench with 200 ms (the earlier default) saw 7 elections in
+	// 10 s at peak load on a 2-core VM, each stalling writes for up to
+	// 2.4 s; with 1 s, none.
 	RTTMillisecond uint64
 	ElectionRTT    uint64
 	HeartbeatRTT   uint64
@@ -138,8 +144,8 @@ func (c *Config) withDefaults() (Config, error) {
 		}
 	}
 	def(&o.RTTMillisecond, 20)
-	def(&o.ElectionRTT, 10)
-	def(&o.HeartbeatRTT, 1)
+	def(&o.ElectionRTT, 50)
+	def(&o.HeartbeatRTT, 5)
 	def(&o.SnapshotEntries, 100_000)
 	def(&o.CompactionOverhead, 10_000)
 	if o.Logger == nil {
