@@ -27,11 +27,11 @@
 // -queues N spreads the producers over N queues on N data shards (one Raft
 // group each). -per sets the producers per record a proposal may carry
 // (default 16: 1,600 producers at -ops 100), -logdb Dragonboat's log store
-// size, -election-rtt the election timeout, and -v prints each run's latencies per half second beside its
+// size, -rtt-ms, -election-rtt and -heartbeat-rtt Raft's timing, and -v prints each run's latencies per half second beside its
 // stores' flushes, compactions and write stalls, to see where a p99 comes
 // from.
 //
-//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1] [-per 16] [-logdb small] [-election-rtt 50] [-v]
+//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1] [-per 16] [-logdb small] [-rtt-ms 20] [-election-rtt 50] [-heartbeat-rtt 5] [-v]
 package main
 
 import (
@@ -61,13 +61,15 @@ import (
 )
 
 var (
-	leaderOnly  = flag.Bool("leader-only", false, "producers use only the node leading each queue's shard (no forwarding)")
-	nQueues     = flag.Int("queues", 1, "queues (each on its own data shard) the producers spread over")
-	logDB       = flag.String("logdb", "small", "raftsm.Config.LogDB: Dragonboat's log store memory (tiny, small, medium, or \"\" for its default, the largest)")
-	verbose     = flag.Bool("v", false, "print each run's latencies per half second and its stores' flushes, compactions and write stalls")
-	electionRTT = flag.Int("election-rtt", 0, "raftsm.Config.ElectionRTT, in RTTs of 20 ms (0: the library's default, 50)")
-	perRecord   = flag.Int("per", 16, "producers per record a proposal may carry (at least 16 in all)")
-	inflight    = flag.String("inflight", "", "NODE,SHARD: db.Options.MaxInflight and MaxShardInflight for the batched runs (default: the library's)")
+	leaderOnly   = flag.Bool("leader-only", false, "producers use only the node leading each queue's shard (no forwarding)")
+	nQueues      = flag.Int("queues", 1, "queues (each on its own data shard) the producers spread over")
+	logDB        = flag.String("logdb", "small", "raftsm.Config.LogDB: Dragonboat's log store memory (tiny, small, medium, or \"\" for its default, the largest)")
+	verbose      = flag.Bool("v", false, "print each run's latencies per half second and its stores' flushes, compactions and write stalls")
+	rttMS        = flag.Int("rtt-ms", 0, "raftsm.Config.RTTMillisecond (0: the library's default, 20)")
+	electionRTT  = flag.Int("election-rtt", 0, "raftsm.Config.ElectionRTT, in RTTs (0: the library's default, 50)")
+	heartbeatRTT = flag.Int("heartbeat-rtt", 0, "raftsm.Config.HeartbeatRTT, in RTTs (0: the library's default, 5)")
+	perRecord    = flag.Int("per", 16, "producers per record a proposal may carry (at least 16 in all)")
+	inflight     = flag.String("inflight", "", "NODE,SHARD: db.Options.MaxInflight and MaxShardInflight for the batched runs (default: the library's)")
 )
 
 // inflightFor returns the in-flight bounds of a run with maxRecords.
@@ -216,7 +218,7 @@ func start(dir string, maxRecords int) (*cluster, error) {
 		var q *queue.Manager
 		n, err := raftsm.Open(context.Background(), raftsm.Config{
 			Dir: filepath.Join(dir, fmt.Sprintf("node%d", i)), ReplicaID: uint64(i), RaftAddress: members[uint64(i)],
-			Members: members, ElectionRTT: uint64(*electionRTT), LogDB: *logDB, Logger: quiet, DataShards: *nQueues,
+			Members: members, RTTMillisecond: uint64(*rttMS), ElectionRTT: uint64(*electionRTT), HeartbeatRTT: uint64(*heartbeatRTT), LogDB: *logDB, Logger: quiet, DataShards: *nQueues,
 			Store: &db.Options{Logger: quiet, TTLReapInterval: -1, Pebble: storeEvents(i), Batcher: wal.BatcherOptions{MaxRecords: maxRecords},
 				MaxInflight: nodeIn, MaxShardInflight: shardIn},
 			Attach: func(d *db.DB) error {
