@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -188,6 +189,15 @@ func (m *Manager) Release(ctx context.Context, agent, reason string) (int, error
 		}
 	}
 	return total, nil
+}
+
+// leaseSize bounds the bytes appendLease adds for t.
+func leaseSize(t *task) int {
+	n := 8 + 6*binary.MaxVarintLen64 + len(t.payload)
+	for _, tag := range t.tags {
+		n += binary.MaxVarintLen64 + len(tag)
+	}
+	return n
 }
 
 func appendLease(e enc, id uint64, t *task) enc {
