@@ -148,6 +148,9 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&o.HeartbeatRTT, 5)
 	def(&o.SnapshotEntries, 100_000)
 	def(&o.CompactionOverhead, 10_000)
+	if o.ElectionRTT <= 2*o.HeartbeatRTT {
+		return o, fmt.Errorf("%w: ElectionRTT %d must exceed twice HeartbeatRTT %d", ErrConfig, o.ElectionRTT, o.HeartbeatRTT)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

@@ -44,6 +44,10 @@ type nodeFile struct {
 	NodeHostID  string `json:"node_host_id,omitempty"`
 	GossipBind  string `json:"gossip_bind,omitempty"`
 	GossipSeeds string `json:"gossip_seeds,omitempty"`
+	// Raft timing (raftsm.Config; 0: its defaults, 20 ms, 50 and 5 RTTs).
+	RTTMillisecond uint64 `json:"rtt_ms,omitempty"`
+	ElectionRTT    uint64 `json:"election_rtt,omitempty"`
+	HeartbeatRTT   uint64 `json:"heartbeat_rtt,omitempty"`
 }
 
 func (a *app) nodeCmd() *cobra.Command {
@@ -117,6 +121,9 @@ SIGINT or SIGTERM. The admin endpoint (--admin, loopback only) serves
 			set("node-host-id", &nf.NodeHostID, &file.NodeHostID)
 			set("gossip-bind", &nf.GossipBind, &file.GossipBind)
 			set("gossip-seeds", &nf.GossipSeeds, &file.GossipSeeds)
+			set("rtt-ms", &nf.RTTMillisecond, &file.RTTMillisecond)
+			set("election-rtt", &nf.ElectionRTT, &file.ElectionRTT)
+			set("heartbeat-rtt", &nf.HeartbeatRTT, &file.HeartbeatRTT)
 			nf.Dir = a.dir
 			if nf.Dir == "" {
 				nf.Dir = file.Dir
@@ -150,6 +157,9 @@ SIGINT or SIGTERM. The admin endpoint (--admin, loopback only) serves
 	f.StringVar(&nf.NodeHostID, "node-host-id", "", "with --gossip-bind: this node's stable UUID; --members then maps ids to NodeHost IDs")
 	f.StringVar(&nf.GossipBind, "gossip-bind", "", "gossip registry address HOST:PORT (nodes may change Raft addresses)")
 	f.StringVar(&nf.GossipSeeds, "gossip-seeds", "", "other nodes' gossip addresses, comma-separated")
+	f.Uint64Var(&nf.RTTMillisecond, "rtt-ms", 0, "Raft's round trip in ms, the unit of the two below (0: 20)")
+	f.Uint64Var(&nf.ElectionRTT, "election-rtt", 0, "RTTs without a leader before an election (0: 50, 1 s); shorter fails over sooner but may elect under load")
+	f.Uint64Var(&nf.HeartbeatRTT, "heartbeat-rtt", 0, "RTTs between a leader's heartbeats (0: 5); the election timeout must exceed two")
 	return c
 }
 
@@ -172,6 +182,7 @@ func (a *app) runNode(ctx context.Context, nf nodeFile) error {
 	}
 	cfg := raftsm.Config{Dir: nf.Dir, ReplicaID: nf.ID, RaftAddress: nf.Raft, ListenAddress: nf.Listen,
 		Members: members, Join: nf.Join, DataShards: nf.DataShards, Insecure: nf.Insecure, Logger: a.logger(),
+		RTTMillisecond: nf.RTTMillisecond, ElectionRTT: nf.ElectionRTT, HeartbeatRTT: nf.HeartbeatRTT,
 		Store: &db.Options{Logger: a.logger()}}
 	if nf.Join {
 		cfg.Members = nil

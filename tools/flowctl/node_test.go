@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/queue"
+	"github.com/flowdb/flowdb/raftsm"
 )
 
 // startNode runs `node start` for a one-node cluster (two data shards) and
@@ -96,5 +97,22 @@ func TestNodeCommands(t *testing.T) {
 	}
 	if _, err := run(t, "cluster", "status"); err == nil {
 		t.Fatal("cluster status without --node succeeded")
+	}
+}
+
+// TestNodeStartRaftTiming: node start passes its Raft timing to raftsm,
+// which refuses an election timeout not above two heartbeats before
+// starting anything.
+func TestNodeStartRaftTiming(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	a := &app{out: &strings.Builder{}, errOut: &strings.Builder{}}
+	root := a.rootCmd()
+	root.SetArgs([]string{"--dir", dir, "node", "start", "--id", "1", "--raft", testutil.FreeAddr(t),
+		"--admin", testutil.FreeAddr(t), "--election-rtt", "10", "--heartbeat-rtt", "5"})
+	// Were the flags dropped, the node would start and serve: end it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := root.ExecuteContext(ctx); !errors.Is(err, raftsm.ErrConfig) {
+		t.Fatalf("election 10 RTTs with heartbeats every 5: got %v, want raftsm.ErrConfig", err)
 	}
 }
