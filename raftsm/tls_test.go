@@ -2,6 +2,7 @@ package raftsm
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -143,6 +144,8 @@ func startChild(t *testing.T, cc childConfig) *child {
 	spec, _ := json.Marshal(cc)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestTLSChild$", "-test.v=false")
 	cmd.Env = append(os.Environ(), "FLOWDB_TLS_CHILD="+string(spec))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +170,17 @@ func startChild(t *testing.T, cc childConfig) *child {
 		}
 	})
 	if line := c.line(t); line != "ready" {
-		t.Fatalf("node %d: %s", cc.ID, line)
+		// Say why: the rest of the child's output, and its stderr (a
+		// panic or a race report lands there).
+		c.in.Close() // a child still serving exits on EOF
+		timer := time.AfterFunc(10*time.Second, func() { c.cmd.Process.Kill() })
+		rest := []string{line}
+		for c.out.Scan() {
+			rest = append(rest, c.out.Text())
+		}
+		c.cmd.Wait()
+		timer.Stop()
+		t.Fatalf("node %d did not start:\n%s\nstderr:\n%s", cc.ID, strings.Join(rest, "\n"), stderr.String())
 	}
 	return c
 }
