@@ -700,7 +700,8 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		q.m.ready -= int64(len(picked) - fromHot)
 	}
 	// The result carries every payload: size it once rather than let
-	// appends regrow it (it was a quarter of queuebench's allocation).
+	// appends regrow it (the regrowth was a tenth of queuebench's
+	// allocation).
 	leased := make([]task, len(picked))
 	size := binary.MaxVarintLen64
 	for i, e := range picked {
