@@ -19,7 +19,10 @@
 // (db.Open, hnsw.Attach, durable upserts of 1,000), reopens it (timed), and
 // sweeps Manager.Search, which re-ranks from Pebble: the figure a user of
 // the library sees, with the store's block cache (-cache MiB; default
-// db's 128) deciding how many of those reads hit memory.
+// db's 128) deciding how many of those reads hit memory. Each ef runs on a
+// freshly reopened store after -warm warm-up queries that are not
+// measured, so no pass finds in the cache what an earlier pass over the
+// same queries read.
 //
 //	cd bench && GOEXPERIMENT=simd go run ./vecbench [-runs 3] [-queries 1000] [-m 16] [-efc 200] [-efs 16,32,64,128] [-metric l2,cosine] [-cache 0] [-compact]
 package main
@@ -228,7 +231,7 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 	if !*coll {
 		return
 	}
-	fmt.Printf("  collection (one run): %d vectors upserted in durable records of 1,000 in %.1fs; reopen (db.Open + hnsw.Attach) %v; just after it, ef %d ran %.0f q/s; then %d warm-up queries, and search through Manager.Search (k 10, ef candidates re-ranked from Pebble):\n",
+	fmt.Printf("  collection (one run): %d vectors upserted in durable records of 1,000 in %.1fs; reopen (db.Open + hnsw.Attach) %v; just after it, ef %d ran %.0f q/s; then per ef a fresh reopen, %d warm-up queries, and search through Manager.Search (k 10, ef candidates re-ranked from Pebble):\n",
 		len(base), cr.build, cr.open.Round(time.Millisecond), cr.cold.EF, cr.cold.QPS, len(warm))
 	fmt.Printf("  %5s %14s %10s %14s %8s\n", "ef", "flowdb qps", "recall@10", "hnswlib qps", "ratio")
 	for i, ef := range efs {
@@ -303,16 +306,19 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 			log.Fatal(err)
 		}
 	}
-	d.Close()
-	t0 = time.Now()
-	if d, err = db.Open(dir, opts()); err != nil {
-		log.Fatal(err)
+	reopen := func() time.Duration {
+		d.Close()
+		t0 := time.Now()
+		if d, err = db.Open(dir, opts()); err != nil {
+			log.Fatal(err)
+		}
+		if vm, err = hnsw.Attach(d); err != nil {
+			log.Fatal(err)
+		}
+		return time.Since(t0)
 	}
-	if vm, err = hnsw.Attach(d); err != nil {
-		log.Fatal(err)
-	}
-	cr.open = time.Since(t0)
-	defer d.Close()
+	cr.open = reopen()
+	defer func() { d.Close() }()
 	if *collprof != "" {
 		f, err := os.Create(*collprof)
 		if err != nil {
@@ -338,9 +344,16 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 		return run{ef, float64(len(qs)) / time.Since(t0).Seconds(), float64(hits) / float64(10*len(qs)), 0}
 	}
 	cr.cold = pass(efs[0], queries, gt)
-	pass(efs[len(efs)-1], warm, nil)
-	lsm("after the warm-up")
-	for _, ef := range efs {
+	// Each ef is measured on a freshly opened store warmed by the warm-up
+	// queries (none of them measured): measured one after another on one
+	// store, a pass would find in the block cache the very vectors the
+	// previous ef's pass over the same queries read.
+	for i, ef := range efs {
+		reopen()
+		pass(ef, warm, nil)
+		if i == 0 {
+			lsm("after the warm-up")
+		}
 		cr.runs = append(cr.runs, pass(ef, queries, gt))
 	}
 	return cr
