@@ -1066,11 +1066,16 @@ func Rerank(cands []Result, k int, exact func(id uint64) (d float32, ok bool, er
 			up[i] = inf
 		}
 	}
-	kth := make([]float32, len(up))
 	for i, c := range order {
-		copy(kth, up)
-		slices.Sort(kth)
-		if len(kth) >= k && c.Lo > kth[k-1] {
+		// c.Lo exceeds the k-th smallest upper value exactly when at least
+		// k of them are below it (never for a NaN Lo).
+		below := 0
+		for _, u := range up {
+			if u < c.Lo {
+				below++
+			}
+		}
+		if below >= k {
 			return i, nil
 		}
 		d, ok, err := exact(c.ID)
