@@ -148,6 +148,7 @@ type Tx struct {
 	batch   *pebble.Batch
 	indexed bool
 	after   []func()
+	arena   []byte // Scratch's memory, reused from frame to frame
 }
 
 var errUnindexed = errors.New("db: Tx read in a kind registered without Reads")
@@ -178,6 +179,31 @@ func (tx *Tx) Delete(key []byte) error { return tx.batch.Delete(key, nil) }
 
 // DeleteRange deletes [start, end) in the frame's batch.
 func (tx *Tx) DeleteRange(start, end []byte) error { return tx.batch.DeleteRange(start, end, nil) }
+
+// Scratch returns an empty slice with capacity n, carved from memory the
+// applier reuses from one frame to the next: for building the keys and
+// values passed to Set, Delete and Get, which copy them. Nothing may keep a
+// scratch slice (or a slice of it) once the record's Apply returns.
+// Appending beyond n reallocates and is safe.
+func (tx *Tx) Scratch(n int) []byte {
+	if cap(tx.arena)-len(tx.arena) < n {
+		// A fresh chunk: slices of the old one stay valid until the frame
+		// ends (the old chunk is then dropped, not reused).
+		tx.arena = make([]byte, 0, max(2*cap(tx.arena), n, 4096))
+	}
+	l := len(tx.arena)
+	tx.arena = tx.arena[:l+n]
+	return tx.arena[l:l:l+n]
+}
+
+// reuseArena empties a frame's scratch memory for the next frame, or drops
+// it when a large frame grew it beyond what is worth keeping.
+func reuseArena(a []byte) []byte {
+	if cap(a) > 1<<20 {
+		return nil
+	}
+	return a[:0]
+}
 
 // AfterCommit runs fn after the frame is durable, in apply order, on the
 // applying goroutine. Use it to publish in-memory state.
@@ -269,7 +295,7 @@ func (a *applier) applyFrame(b *pebble.Batch, index uint64, f *wal.Frame, encode
 	reg := a.reg.load()
 	tx := &a.tx
 	*tx = Tx{Index: index, Time: t, Shard: a.shard, Placement: a.placement,
-		batch: b, indexed: b.Indexed(), after: tx.after[:0]}
+		batch: b, indexed: b.Indexed(), after: tx.after[:0], arena: reuseArena(tx.arena)}
 	dedup := a.gaps && f.Origin.ID != 0
 	a.encoded = nil
 	if dedup {

@@ -86,7 +86,7 @@ func (m *Manager) begin(tx *db.Tx, name []byte) (*op, error) {
 
 // end persists the counters and schedules wake-ups.
 func (o *op) end() error {
-	if err := o.tx.Set(qkey(o.q.shard, keys.TableQueueMeta, o.name), o.q.m.encode()); err != nil {
+	if err := o.tx.Set(o.key(keys.TableQueueMeta, 0), o.q.m.encode(o.tx.Scratch(metaSize))); err != nil {
 		return err
 	}
 	if o.wake {
@@ -96,10 +96,33 @@ func (o *op) end() error {
 	return nil
 }
 
-func (o *op) bodyKey(id uint64) []byte { return qkey(o.q.shard, keys.TableQueueTask, o.name, be64(id)) }
-func (o *op) stateKey(id uint64) []byte {
-	return qkey(o.q.shard, keys.TableQueueState, o.name, be64(id))
+// key starts a key of table in o's queue in the frame's scratch memory
+// (db.Tx.Scratch), with room for extra more bytes. Such keys go only to
+// Set, Delete and Get, which copy them; nothing keeps them.
+func (o *op) key(table byte, extra int) []byte {
+	b := o.tx.Scratch(keys.PrefixLen + 1 + len(o.name) + extra)
+	b = keys.AppendPrefix(b, o.q.shard, table)
+	b = append(b, byte(len(o.name)))
+	return append(b, o.name...)
 }
+
+// idKey is table's key for task id (task, state).
+func (o *op) idKey(table byte, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(o.key(table, 8), id)
+}
+
+// timeKey is table's key for task id at time t (delayed, lease, dead, done).
+func (o *op) timeKey(table byte, t int64, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(keys.AppendInt64(o.key(table, 16), t), id)
+}
+
+// readyKey is the ready-index key of rank r.
+func (o *op) readyKey(r rank) []byte {
+	return binary.BigEndian.AppendUint64(append(o.key(keys.TableQueueReady, 9), 255-r.prio), r.seq)
+}
+
+func (o *op) bodyKey(id uint64) []byte  { return o.idKey(keys.TableQueueTask, id) }
+func (o *op) stateKey(id uint64) []byte { return o.idKey(keys.TableQueueState, id) }
 
 // getTask reads a task's state (not its body: see loadBody).
 func (o *op) getTask(id uint64) (task, bool, error) {
@@ -138,7 +161,9 @@ func (o *op) loadBody(id uint64, t *task) error {
 	return nil
 }
 
-func (o *op) putState(id uint64, t *task) error { return o.tx.Set(o.stateKey(id), t.encodeState(nil)) }
+func (o *op) putState(id uint64, t *task) error {
+	return o.tx.Set(o.stateKey(id), t.encodeState(o.tx.Scratch(t.stateSize())))
+}
 
 // deleteTask deletes both of a task's records.
 func (o *op) deleteTask(id uint64) error {
@@ -155,7 +180,7 @@ func (o *op) makeReady(id uint64, t *task) error {
 	q.m.nextSeq++
 	t.state, t.seq, t.notBefore = stateReady, q.m.nextSeq, 0
 	r := rank{t.prio, t.seq}
-	if err := o.tx.Set(qkey(q.shard, keys.TableQueueReady, o.name, r.suffix()), readyValue(id, t.attempts, t.requires, t.affinity)); err != nil {
+	if err := o.tx.Set(o.readyKey(r), appendReadyValue(o.tx.Scratch(32), id, t.attempts, t.requires, t.affinity)); err != nil {
 		return err
 	}
 	e := hotEntry{rank: r, id: id, attempts: t.attempts, requires: toStrings(t.requires), affinity: string(t.affinity)}
@@ -171,7 +196,7 @@ func (o *op) makeReady(id uint64, t *task) error {
 // unready removes a ready task from the ready index and the hot set.
 func (o *op) unready(t *task) error {
 	r := rank{t.prio, t.seq}
-	if err := o.tx.Delete(qkey(o.q.shard, keys.TableQueueReady, o.name, r.suffix())); err != nil {
+	if err := o.tx.Delete(o.readyKey(r)); err != nil {
 		return err
 	}
 	o.q.m.ready--
@@ -183,7 +208,7 @@ func (o *op) delay(id uint64, t *task, notBefore int64) error {
 	t.state, t.notBefore = stateDelayed, notBefore
 	o.q.m.delayed++
 	o.q.timerAdded(notBefore)
-	return o.tx.Set(qkey(o.q.shard, keys.TableQueueDelayed, o.name, ts(notBefore), be64(id)), nil)
+	return o.tx.Set(o.timeKey(keys.TableQueueDelayed, notBefore, id), nil)
 }
 
 // backoff is the delay before retry number attempts, with jitter derived
@@ -203,7 +228,8 @@ func (c Config) backoff(attempts uint64, seed, id uint64) time.Duration {
 
 // heldKey is task id's entry in the index of tasks leased to agent.
 func (o *op) heldKey(agent []byte, id uint64) []byte {
-	return qkey(o.q.shard, keys.TableQueueHeld, o.name, []byte{byte(len(agent))}, agent, be64(id))
+	b := append(o.key(keys.TableQueueHeld, 1+len(agent)+8), byte(len(agent)))
+	return binary.BigEndian.AppendUint64(append(b, agent...), id)
 }
 
 // lease leases the ready task e (already out of the hot set and the ready
@@ -219,14 +245,14 @@ func (o *op) lease(e hotEntry, agent []byte, ld int64) (task, error) {
 		return t, err
 	}
 	t.state, t.attempts, t.agent, t.size = stateLeased, e.attempts+1, agent, int64(len(t.payload))
-	if err := tx.Delete(qkey(q.shard, keys.TableQueueReady, o.name, e.rank.suffix())); err != nil {
+	if err := tx.Delete(o.readyKey(e.rank)); err != nil {
 		return t, err
 	}
 	t.leaseExp = o.now + ld
 	t.token = xxhash.Sum64(enc(be64(tx.Index)).U64(e.id).U(t.attempts))
 	q.m.leased++
 	q.timerAdded(t.leaseExp)
-	if err := tx.Set(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(e.id)), nil); err != nil {
+	if err := tx.Set(o.timeKey(keys.TableQueueLease, t.leaseExp, e.id), nil); err != nil {
 		return t, err
 	}
 	if err := tx.Set(o.heldKey(agent, e.id), nil); err != nil {
@@ -244,7 +270,7 @@ func (o *op) endLease(id uint64, t *task) error {
 	if err := o.tx.Delete(o.heldKey(t.agent, id)); err != nil {
 		return err
 	}
-	return o.tx.Delete(qkey(o.q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(id)))
+	return o.tx.Delete(o.timeKey(keys.TableQueueLease, t.leaseExp, id))
 }
 
 // retry returns a task whose lease ended without an Ack: to the delayed set
@@ -266,7 +292,7 @@ func (o *op) retry(id uint64, t *task, seed uint64, reason string, immediate boo
 		o.q.m.dead++
 		o.q.m.deadSum++
 		o.q.m.bytes -= t.size
-		if err := o.tx.Set(qkey(o.q.shard, keys.TableQueueDead, o.name, ts(o.now), be64(id)), nil); err != nil {
+		if err := o.tx.Set(o.timeKey(keys.TableQueueDead, o.now, id), nil); err != nil {
 			return err
 		}
 		return o.putState(id, t)
@@ -482,10 +508,11 @@ func (m *Manager) applyCreate(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		return wal.Result{}, err
 	}
 	q := &qstate{cfg: cfg, shard: shard, wake: make(chan struct{}), dueHint: math.MaxInt64}
-	if err := tx.Set(qkey(shard, keys.TableQueueMeta, cfg.Name), q.m.encode()); err != nil {
+	if err := tx.Set(qkey(shard, keys.TableQueueMeta, cfg.Name), q.m.encode(nil)); err != nil {
 		return wal.Result{}, err
 	}
 	m.queues[cfg.Name] = q
+	m.names.Store(cfg.Name, struct{}{})
 	return wal.Result{N: 1}, nil
 }
 
@@ -597,7 +624,7 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		} else if err := o.makeReady(id, &st); err != nil {
 			return wal.Result{}, err
 		}
-		if err := tx.Set(o.bodyKey(id), st.encodeBody(nil)); err != nil {
+		if err := tx.Set(o.bodyKey(id), st.encodeBody(tx.Scratch(st.bodySize()))); err != nil {
 			return wal.Result{}, err
 		}
 		if err := o.putState(id, &st); err != nil {
@@ -655,7 +682,9 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		ld = int64(q.cfg.LeaseDuration)
 	}
 	// Pick: the hot set in order, then (if still short) the overflow.
-	var picked []hotEntry
+	// picked and leased reuse the Manager's buffers (m.mu is held).
+	picked := m.pickBuf[:0]
+	defer func() { clear(picked); m.pickBuf = picked[:0] }()
 	for _, e := range q.hot {
 		if uint64(len(picked)) == n {
 			break
@@ -702,7 +731,8 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	// The result carries every payload: size it once rather than let
 	// appends regrow it (the regrowth was a tenth of queuebench's
 	// allocation).
-	leased := make([]task, len(picked))
+	leased := slices.Grow(m.leaseBuf[:0], len(picked))[:len(picked)]
+	defer func() { clear(leased); m.leaseBuf = leased[:0] }()
 	size := binary.MaxVarintLen64
 	for i, e := range picked {
 		t, err := o.lease(e, agent, ld)
@@ -790,12 +820,12 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		if ld == 0 {
 			ld = int64(q.cfg.LeaseDuration)
 		}
-		if err := tx.Delete(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(id))); err != nil {
+		if err := tx.Delete(o.timeKey(keys.TableQueueLease, t.leaseExp, id)); err != nil {
 			return wal.Result{}, err
 		}
 		t.leaseExp = o.now + ld
 		q.timerAdded(t.leaseExp)
-		if err := tx.Set(qkey(q.shard, keys.TableQueueLease, o.name, ts(t.leaseExp), be64(id)), nil); err != nil {
+		if err := tx.Set(o.timeKey(keys.TableQueueLease, t.leaseExp, id), nil); err != nil {
 			return wal.Result{}, err
 		}
 		if err := o.putState(id, &t); err != nil {
@@ -817,7 +847,7 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			}
 		case stateDelayed:
 			q.m.delayed--
-			if err := tx.Delete(qkey(q.shard, keys.TableQueueDelayed, o.name, ts(t.notBefore), be64(id))); err != nil {
+			if err := tx.Delete(o.timeKey(keys.TableQueueDelayed, t.notBefore, id)); err != nil {
 				return wal.Result{}, err
 			}
 		case stateLeased:
@@ -852,7 +882,7 @@ func (o *op) ack(id uint64, t *task, result []byte) error {
 	q.m.done++
 	q.m.acked++
 	q.m.bytes -= t.size
-	if err := o.tx.Set(qkey(q.shard, keys.TableQueueDone, o.name, ts(o.now), be64(id)), nil); err != nil {
+	if err := o.tx.Set(o.timeKey(keys.TableQueueDone, o.now, id), nil); err != nil {
 		return err
 	}
 	return o.putState(id, t)
@@ -1047,7 +1077,7 @@ func (m *Manager) applyDead(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	}
 	for i, id := range ids {
 		t := &tasks[i]
-		if err := tx.Delete(qkey(q.shard, keys.TableQueueDead, o.name, ts(t.doneAt), be64(id))); err != nil {
+		if err := tx.Delete(o.timeKey(keys.TableQueueDead, t.doneAt, id)); err != nil {
 			return wal.Result{}, err
 		}
 		q.m.dead--

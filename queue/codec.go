@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/flowdb/flowdb/db"
@@ -65,6 +66,25 @@ func (t *task) encodeBody(dst []byte) []byte {
 	return e.I(t.enq).List(t.requires).List(t.tags).B(t.idem).B(t.affinity).B(t.payload)
 }
 
+// listSize bounds the encoded size of a List of l.
+func listSize(l [][]byte) int {
+	n := binary.MaxVarintLen64
+	for _, b := range l {
+		n += binary.MaxVarintLen64 + len(b)
+	}
+	return n
+}
+
+// bodySize bounds the size of t.encodeBody's output, stateSize that of
+// t.encodeState (for sizing their destination once).
+func (t *task) bodySize() int {
+	return 1 + 4*binary.MaxVarintLen64 + listSize(t.requires) + listSize(t.tags) + len(t.idem) + len(t.affinity) + len(t.payload)
+}
+
+func (t *task) stateSize() int {
+	return 2 + 11*binary.MaxVarintLen64 + len(t.agent) + len(t.result) + len(t.lastErr)
+}
+
 func (t *task) encodeState(dst []byte) []byte {
 	e := enc(append(dst, t.state, t.prio))
 	e = e.U(t.attempts).U(t.seq).I(t.notBefore).I(t.leaseExp).U(t.token).I(t.doneAt).I(t.size)
@@ -118,8 +138,11 @@ type meta struct {
 	enqueued, acked, retried, deadSum  uint64
 }
 
-func (m *meta) encode() []byte {
-	var e enc
+// metaSize bounds the size of meta.encode's output.
+const metaSize = 11 * binary.MaxVarintLen64
+
+func (m *meta) encode(dst []byte) []byte {
+	e := enc(dst)
 	e = e.U(m.nextSeq).I(m.ready).I(m.delayed).I(m.leased).I(m.dead).I(m.done).I(m.bytes)
 	return e.U(m.enqueued).U(m.acked).U(m.retried).U(m.deadSum)
 }

@@ -33,7 +33,14 @@ type Manager struct {
 
 	mu     sync.Mutex         // protects queues and every qstate
 	queues map[string]*qstate // by name
+	// names holds the names in queues (written under mu with it), so that
+	// the argument check of every call (exists) takes no lock that apply
+	// holds.
+	names sync.Map
 	held   heldCounts         // tasks leased to each agent (written under mu)
+	// Buffers applyLease reuses (under mu).
+	pickBuf  []hotEntry
+	leaseBuf []task
 
 	stop chan struct{}
 	done chan struct{}
@@ -109,6 +116,7 @@ func (m *Manager) reloadShard(shard uint32) error {
 	for name, q := range m.queues {
 		if q.shard == shard {
 			delete(m.queues, name)
+			m.names.Delete(name)
 			close(q.wake)
 		}
 	}
@@ -151,6 +159,7 @@ func (m *Manager) loadShard(shard uint32) error {
 				return err
 			}
 			m.queues[cfg.Name] = q
+			m.names.Store(cfg.Name, struct{}{})
 		}
 		if err := it.Close(); err != nil {
 			return err
@@ -242,16 +251,12 @@ func (m *Manager) exists(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	ok := m.queues[name] != nil
-	m.mu.Unlock()
+	_, ok := m.names.Load(name)
 	if !ok && m.d.Replicated() {
 		if err := m.d.ReadBarrier(ctx, m.d.Placement().ShardFor(name)); err != nil {
 			return err
 		}
-		m.mu.Lock()
-		ok = m.queues[name] != nil
-		m.mu.Unlock()
+		_, ok = m.names.Load(name)
 	}
 	if !ok {
 		return fmt.Errorf("%w: queue %q", ErrNotFound, name)

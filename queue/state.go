@@ -212,7 +212,11 @@ func toStrings(b [][]byte) []string {
 // list | affinity key. It holds what a Lease needs besides the body, so that leasing a
 // ready task never reads its state record.
 func readyValue(id, attempts uint64, requires [][]byte, affinity []byte) []byte {
-	return enc(be64(id)).U(attempts).List(requires).B(affinity)
+	return appendReadyValue(nil, id, attempts, requires, affinity)
+}
+
+func appendReadyValue(dst []byte, id, attempts uint64, requires [][]byte, affinity []byte) []byte {
+	return enc(binary.BigEndian.AppendUint64(dst, id)).U(attempts).List(requires).B(affinity)
 }
 
 // readyEntry is a decoded ready-index value.

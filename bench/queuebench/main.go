@@ -31,6 +31,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -407,7 +408,17 @@ func main() {
 	prodList := flag.String("producers", "1,64", "producer counts to run, comma-separated")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile")
 	memprofile := flag.String("memprofile", "", "write an allocation profile at exit")
+	traceOut := flag.String("trace", "", "write an execution trace (go tool trace)")
 	flag.Parse()
+	if *traceOut != "" {
+		f, err := os.Create(*traceOut)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		trace.Start(f)
+		defer trace.Stop()
+	}
 	if *memprofile != "" {
 		defer func() {
 			f, err := os.Create(*memprofile)
