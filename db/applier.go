@@ -193,7 +193,7 @@ func (tx *Tx) Scratch(n int) []byte {
 	}
 	l := len(tx.arena)
 	tx.arena = tx.arena[:l+n]
-	return tx.arena[l:l:l+n]
+	return tx.arena[l : l : l+n]
 }
 
 // reuseArena empties a frame's scratch memory for the next frame, or drops

@@ -37,7 +37,7 @@ type Manager struct {
 	// the argument check of every call (exists) takes no lock that apply
 	// holds.
 	names sync.Map
-	held   heldCounts         // tasks leased to each agent (written under mu)
+	held  heldCounts // tasks leased to each agent (written under mu)
 	// Buffers applyLease reuses (under mu).
 	pickBuf  []hotEntry
 	leaseBuf []task
