@@ -76,12 +76,12 @@ func rejected(err error) (wal.Result, error) { return wal.Result{Err: err}, nil 
 
 // begin finds the queue named by a record and processes its due timers.
 // REQUIRES: m.mu held.
-func (m *Manager) begin(tx *db.Tx, name []byte) (*op, error) {
+func (m *Manager) begin(tx *db.Tx, name []byte) (op, error) {
 	q := m.queues[string(name)]
 	if q == nil {
-		return nil, fmt.Errorf("%w: queue %q", ErrNotFound, name)
+		return op{}, fmt.Errorf("%w: queue %q", ErrNotFound, name)
 	}
-	return &op{m: m, tx: tx, q: q, name: q.cfg.Name, now: tx.Time}, nil
+	return op{m: m, tx: tx, q: q, name: q.cfg.Name, now: tx.Time}, nil
 }
 
 // end persists the counters and schedules wake-ups.
@@ -126,6 +126,13 @@ func (o *op) stateKey(id uint64) []byte { return o.idKey(keys.TableQueueState, i
 
 // getTask reads a task's state (not its body: see loadBody).
 func (o *op) getTask(id uint64) (task, bool, error) {
+	if v, ok := o.q.leasedState[id]; ok {
+		t, ok := decodeState(v)
+		if !ok {
+			return task{}, false, fmt.Errorf("%w: cached state of task %d of %q", wal.ErrCorrupt, id, o.name)
+		}
+		return t, true, nil
+	}
 	v, c, err := o.tx.Get(o.stateKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return task{}, false, nil
@@ -162,11 +169,22 @@ func (o *op) loadBody(id uint64, t *task) error {
 }
 
 func (o *op) putState(id uint64, t *task) error {
-	return o.tx.Set(o.stateKey(id), t.encodeState(o.tx.Scratch(t.stateSize())))
+	q := o.q
+	if t.state != stateLeased || (len(q.leasedState) >= leasedCacheMax && q.leasedState[id] == nil) {
+		delete(q.leasedState, id)
+		return o.tx.Set(o.stateKey(id), t.encodeState(o.tx.Scratch(t.stateSize())))
+	}
+	v := t.encodeState(make([]byte, 0, t.stateSize()))
+	if q.leasedState == nil {
+		q.leasedState = make(map[uint64][]byte)
+	}
+	q.leasedState[id] = v
+	return o.tx.Set(o.stateKey(id), v)
 }
 
 // deleteTask deletes both of a task's records.
 func (o *op) deleteTask(id uint64) error {
+	delete(o.q.leasedState, id)
 	if err := o.tx.Delete(o.stateKey(id)); err != nil {
 		return err
 	}

@@ -95,8 +95,11 @@
 // its required capabilities and, for payloads up to 4 KiB, a copy of its
 // body (so that leasing from the hot set reads nothing from Pebble): about
 // 350 KiB for the default HotCapacity of 1,000 and 256-byte payloads, at
-// most about 4 MiB. Overflow, delayed, leased, done and dead tasks cost no
-// memory.
+// most about 4 MiB. Apply also keeps the stored state of up to 16,384 leased
+// tasks per queue (about 120 bytes each, at most about 2 MiB), written
+// through with every state change, so that Ack, Nack and Extend read no
+// state from Pebble; tasks leased beyond that are read from Pebble.
+// Overflow, delayed, done and dead tasks cost no memory.
 //
 // # Concurrency
 //

@@ -318,6 +318,17 @@ type Task struct {
 	Affinity string
 }
 
+// taskSize bounds the size of appendTask's encoding of t.
+func taskSize(t Task) int {
+	n := 7*binary.MaxVarintLen64 + len(t.IdempotencyKey) + len(t.Affinity) + len(t.Payload)
+	for _, l := range [][]string{t.Requires, t.Tags} {
+		for _, s := range l {
+			n += binary.MaxVarintLen64 + len(s)
+		}
+	}
+	return n
+}
+
 func appendTask(e enc, t Task) (enc, error) {
 	bad := func(f string, a ...any) (enc, error) {
 		return e, fmt.Errorf("%w: "+f, append([]any{ErrInvalid}, a...)...)
@@ -368,7 +379,11 @@ func (m *Manager) EnqueueBatch(ctx context.Context, queue string, tasks []Task) 
 	if len(tasks) == 0 || len(tasks) > MaxBatch {
 		return nil, fmt.Errorf("%w: batch of %d tasks (want 1..%d)", ErrInvalid, len(tasks), MaxBatch)
 	}
-	e := enc(nil).S(queue).U(uint64(len(tasks)))
+	size := 2*binary.MaxVarintLen64 + len(queue)
+	for _, t := range tasks {
+		size += taskSize(t)
+	}
+	e := enc(make([]byte, 0, size)).S(queue).U(uint64(len(tasks)))
 	var err error
 	for i, t := range tasks {
 		if e, err = appendTask(e, t); err != nil {

@@ -89,7 +89,18 @@ type qstate struct {
 	// held counts the tasks of this queue leased to each agent (entries of
 	// the held index); it tells Release which queues to visit.
 	held map[string]int
+	// leasedState holds the stored state of up to leasedCacheMax leased
+	// tasks, written through by every state write of apply (putState,
+	// deleteTask), so that Ack, Nack and Extend usually read no state from
+	// Pebble. Its values are never modified in place. It is a copy of what
+	// the frames applied so far wrote, so it changes no outcome; it starts
+	// empty on open and after a snapshot reload, and a task missing from it
+	// is read from Pebble.
+	leasedState map[uint64][]byte
 }
+
+// leasedCacheMax bounds qstate.leasedState (about 120 bytes per entry).
+const leasedCacheMax = 16384
 
 // heldCounts counts the tasks leased to each agent across all queues: the
 // entries of every queue's held index. Apply (the only writer, under
