@@ -244,12 +244,6 @@ func (c Config) backoff(attempts uint64, seed, id uint64) time.Duration {
 	return b
 }
 
-// heldKey is task id's entry in the index of tasks leased to agent.
-func (o *op) heldKey(agent []byte, id uint64) []byte {
-	b := append(o.key(keys.TableQueueHeld, 1+len(agent)+8), byte(len(agent)))
-	return binary.BigEndian.AppendUint64(append(b, agent...), id)
-}
-
 // lease leases the ready task e (already out of the hot set and the ready
 // counter) to agent for ld: its new state is written whole from the entry
 // (rank, attempts) and its body, so leasing reads no state record. The last
@@ -273,9 +267,6 @@ func (o *op) lease(e hotEntry, agent []byte, ld int64) (task, error) {
 	if err := tx.Set(o.timeKey(keys.TableQueueLease, t.leaseExp, e.id), nil); err != nil {
 		return t, err
 	}
-	if err := tx.Set(o.heldKey(agent, e.id), nil); err != nil {
-		return t, err
-	}
 	o.m.held.add(q, string(agent), 1)
 	return t, o.putState(e.id, &t)
 }
@@ -285,9 +276,6 @@ func (o *op) lease(e hotEntry, agent []byte, ld int64) (task, error) {
 func (o *op) endLease(id uint64, t *task) error {
 	o.q.m.leased--
 	o.m.held.add(o.q, string(t.agent), -1)
-	if err := o.tx.Delete(o.heldKey(t.agent, id)); err != nil {
-		return err
-	}
 	return o.tx.Delete(o.timeKey(keys.TableQueueLease, t.leaseExp, id))
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -334,20 +335,39 @@ func (m *Manager) applyRelease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	if err := o.processDue(dueLimit, sd); err != nil {
 		return wal.Result{}, err
 	}
-	prefix := qkey(o.q.shard, keys.TableQueueHeld, o.name, []byte{byte(len(agent))}, agent)
-	ids, err := o.scanIDs(prefix, keys.PrefixEnd(prefix), releaseLimit)
-	if err != nil {
-		return wal.Result{}, err
-	}
-	for _, e := range ids {
-		t, ok, err := o.getTask(e.id)
+	// The agent's tasks: the leased tasks (the lease index) whose state
+	// names it, released in id order, at most releaseLimit per record.
+	// This reads every leased task of the queue (most from the leased-state
+	// cache); an agent's release is rare, a lease and an ack are not, and
+	// they write no per-agent index.
+	var ids []uint64
+	if o.q.held[string(agent)] > 0 {
+		lo := qkey(o.q.shard, keys.TableQueueLease, o.name)
+		leased, err := o.scanIDs(lo, keys.PrefixEnd(lo), math.MaxInt)
 		if err != nil {
 			return wal.Result{}, err
 		}
-		if !ok || (t.state != stateLeased && t.state != stateCanceled) || !bytes.Equal(t.agent, agent) {
-			return wal.Result{}, fmt.Errorf("%w: held entry of task %d in %q names agent %q", wal.ErrCorrupt, e.id, o.name, agent)
+		for _, e := range leased {
+			t, ok, err := o.getTask(e.id)
+			if err != nil {
+				return wal.Result{}, err
+			}
+			if !ok || (t.state != stateLeased && t.state != stateCanceled) {
+				return wal.Result{}, fmt.Errorf("%w: lease entry of task %d in %q has no leased task", wal.ErrCorrupt, e.id, o.name)
+			}
+			if bytes.Equal(t.agent, agent) {
+				ids = append(ids, e.id)
+			}
 		}
-		if err := o.retry(e.id, &t, sd, string(reason), true); err != nil {
+		slices.Sort(ids)
+		ids = ids[:min(len(ids), releaseLimit)]
+	}
+	for _, id := range ids {
+		t, _, err := o.getTask(id)
+		if err != nil {
+			return wal.Result{}, err
+		}
+		if err := o.retry(id, &t, sd, string(reason), true); err != nil {
 			return wal.Result{}, err
 		}
 	}

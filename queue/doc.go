@@ -71,6 +71,15 @@
 //	0x27 idem     key                            -> id (8 B) | time (8 B)
 //	0x28 meta                                    -> counters
 //	0x29 idem_at  time (8 B) | key               -> (empty)
+//	0x2B held     reserved: older stores indexed leased tasks by agent here;
+//	              nothing writes it now (see below)
+//
+// Tasks leased to an agent are not indexed by agent: a lease and an ack
+// would each pay an extra key for a lookup only an agent's release needs.
+// Release (a rare record: the agent died or left) instead reads every
+// leased task of the queue through the lease index, and opening a store
+// counts each agent's leased tasks the same way (one state read per leased
+// task).
 //
 // Ticks reclaim done tasks after ResultRetention, dead letters after
 // DeadRetention, and idempotency keys after IdempotencyWindow. db.Check runs

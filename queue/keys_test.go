@@ -25,7 +25,6 @@ func TestScratchKeys(t *testing.T) {
 		{"ready", o.readyKey(rank{prio: 9, seq: 77}), want(keys.TableQueueReady, rank{prio: 9, seq: 77}.suffix())},
 		{"delayed", o.timeKey(keys.TableQueueDelayed, -5, 3), want(keys.TableQueueDelayed, ts(-5), be64(3))},
 		{"lease", o.timeKey(keys.TableQueueLease, 1<<50, 9), want(keys.TableQueueLease, ts(1<<50), be64(9))},
-		{"held", o.heldKey(agent, 11), want(keys.TableQueueHeld, []byte{byte(len(agent))}, agent, be64(11))},
 	}
 	for _, c := range cases {
 		if !bytes.Equal(c.got, c.want) {

@@ -187,18 +187,32 @@ func loadHot(r pebble.Reader, q *qstate) error {
 	return it.Close()
 }
 
-// loadHeld counts the held index: the tasks leased to each agent.
+// loadHeld counts the tasks leased to each agent, from the lease index and
+// the leased tasks' states (one read per leased task).
 func (m *Manager) loadHeld(r pebble.Reader, q *qstate) error {
-	prefix := qkey(q.shard, keys.TableQueueHeld, q.cfg.Name)
+	prefix := qkey(q.shard, keys.TableQueueLease, q.cfg.Name)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 	if err != nil {
 		return err
 	}
 	for ok := it.First(); ok; ok = it.Next() {
-		agent, ok := heldAgent(it.Key()[len(prefix):])
-		if !ok {
+		k := it.Key()
+		if len(k) != len(prefix)+16 {
 			it.Close()
-			return fmt.Errorf("queue %q: %w: held entry", q.cfg.Name, wal.ErrCorrupt)
+			return fmt.Errorf("queue %q: %w: lease entry %x", q.cfg.Name, wal.ErrCorrupt, k)
+		}
+		id := binary.BigEndian.Uint64(k[len(k)-8:])
+		v, c, err := r.Get(qkey(q.shard, keys.TableQueueState, q.cfg.Name, be64(id)))
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("queue %q: state of leased task %d: %w", q.cfg.Name, id, err)
+		}
+		t, ok := decodeState(v)
+		agent := string(t.agent)
+		c.Close()
+		if !ok || (t.state != stateLeased && t.state != stateCanceled) {
+			it.Close()
+			return fmt.Errorf("queue %q: %w: lease entry of task %d has no leased task", q.cfg.Name, wal.ErrCorrupt, id)
 		}
 		m.held.add(q, agent, 1)
 	}

@@ -71,7 +71,6 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 	var got meta
 	var maxID uint64
 	states := map[uint64]task{}
-	held := map[string]uint64{} // held-index suffix -> task id
 	scan(keys.TableQueueState, func(k, v []byte) {
 		if len(k) != 8 {
 			return
@@ -81,7 +80,6 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 		if !ok {
 			return // reported by the table check
 		}
-		agent := string(t.agent)
 		t.agent, t.result, t.lastErr = nil, nil, nil // v is the iterator's
 		states[id] = t
 		maxID = max(maxID, id)
@@ -95,7 +93,6 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 		case stateLeased, stateCanceled:
 			got.leased++
 			want[keys.TableQueueLease][string(append(ts(t.leaseExp), be64(id)...))] = id
-			held[string(append(append([]byte{byte(len(agent))}, agent...), be64(id)...))] = id
 		case stateDead:
 			got.dead++
 			want[keys.TableQueueDead][string(append(ts(t.doneAt), be64(id)...))] = id
@@ -151,16 +148,6 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 		for k, id := range exp {
 			report("queue %q: task %d has no %s index entry (%x)", name, id, names[table], k)
 		}
-	}
-	// The held index lists exactly the leased tasks, under their agents.
-	scan(keys.TableQueueHeld, func(k, _ []byte) {
-		if _, ok := held[string(k)]; !ok {
-			report("queue %q: held entry %x has no task leased to that agent", name, k)
-		}
-		delete(held, string(k))
-	})
-	for k, id := range held {
-		report("queue %q: leased task %d has no held entry (%x)", name, id, k)
 	}
 	// Idempotency keys and their time index match one to one.
 	idemAt := map[string]bool{}

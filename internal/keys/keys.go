@@ -46,7 +46,7 @@ const (
 	TableQueueMeta    byte = 0x28 // queue -> counters
 	TableQueueIdemAt  byte = 0x29 // queue, time, idempotency key (for reclaiming keys)
 	TableQueueState   byte = 0x2A // queue, task id -> task state (the body is in TableQueueTask)
-	TableQueueHeld    byte = 0x2B // queue, agent, task id (tasks leased to an agent)
+	TableQueueHeld    byte = 0x2B // no longer written (was: queue, agent, task id); reserved
 
 	TableAgent byte = 0x30 // agent id -> agent (catalog shard)
 	TablePool  byte = 0x31 // pool name -> pool config (catalog shard)
