@@ -272,7 +272,7 @@ func (o *op) lease(e hotEntry, agent []byte, ld int64) (task, error) {
 }
 
 // endLease takes a leased (or canceled-while-leased) task out of the lease
-// index and its agent's held index.
+// index and its agent's held counts.
 func (o *op) endLease(id uint64, t *task) error {
 	o.q.m.leased--
 	o.m.held.add(o.q, string(t.agent), -1)

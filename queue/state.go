@@ -86,8 +86,9 @@ type qstate struct {
 	// scan; math.MinInt64 means unknown (scan). It only lets apply skip
 	// scans that would find nothing, so it changes no outcome.
 	dueHint int64
-	// held counts the tasks of this queue leased to each agent (entries of
-	// the held index); it tells Release which queues to visit.
+	// held counts the tasks of this queue leased to each agent (leased or
+	// canceled-while-leased tasks whose state names the agent); it tells
+	// Release which queues to visit.
 	held map[string]int
 	// leasedState holds the stored state of up to leasedCacheMax leased
 	// tasks, written through by every state write of apply (putState,
@@ -102,8 +103,8 @@ type qstate struct {
 // leasedCacheMax bounds qstate.leasedState (about 120 bytes per entry).
 const leasedCacheMax = 16384
 
-// heldCounts counts the tasks leased to each agent across all queues: the
-// entries of every queue's held index. Apply (the only writer, under
+// heldCounts counts the tasks leased to each agent across all queues (the
+// sum of every queue's qstate.held). Apply (the only writer, under
 // Manager.mu) keeps it and uses it to enforce the capacity an assign record
 // carries; the scheduler reads it without locks, so the counters are atomic
 // and an agent's entry is dropped when it reaches zero.
