@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -340,7 +341,11 @@ func (m *Manager) applyRelease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	// This reads every leased task of the queue (most from the leased-state
 	// cache); an agent's release is rare, a lease and an ack are not, and
 	// they write no per-agent index.
-	var ids []uint64
+	type held struct {
+		id uint64
+		t  task
+	}
+	var mine []held
 	if o.q.held[string(agent)] > 0 {
 		lo := qkey(o.q.shard, keys.TableQueueLease, o.name)
 		leased, err := o.scanIDs(lo, keys.PrefixEnd(lo), math.MaxInt)
@@ -356,23 +361,19 @@ func (m *Manager) applyRelease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 				return wal.Result{}, fmt.Errorf("%w: lease entry of task %d in %q has no leased task", wal.ErrCorrupt, e.id, o.name)
 			}
 			if bytes.Equal(t.agent, agent) {
-				ids = append(ids, e.id)
+				mine = append(mine, held{e.id, t})
 			}
 		}
-		slices.Sort(ids)
-		ids = ids[:min(len(ids), releaseLimit)]
+		slices.SortFunc(mine, func(a, b held) int { return cmp.Compare(a.id, b.id) })
+		mine = mine[:min(len(mine), releaseLimit)]
 	}
-	for _, id := range ids {
-		t, _, err := o.getTask(id)
-		if err != nil {
-			return wal.Result{}, err
-		}
-		if err := o.retry(id, &t, sd, string(reason), true); err != nil {
+	for i := range mine {
+		if err := o.retry(mine[i].id, &mine[i].t, sd, string(reason), true); err != nil {
 			return wal.Result{}, err
 		}
 	}
 	if err := o.refill(); err != nil {
 		return wal.Result{}, err
 	}
-	return wal.Result{N: uint64(len(ids))}, o.end()
+	return wal.Result{N: uint64(len(mine))}, o.end()
 }
