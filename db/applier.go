@@ -147,6 +147,7 @@ type Tx struct {
 
 	batch   *pebble.Batch
 	indexed bool
+	wait    func() // before the first read: wait for earlier frames (standalone pipeline)
 	after   []func()
 	arena   []byte // Scratch's memory, reused from frame to frame
 }
@@ -160,6 +161,7 @@ func (tx *Tx) Get(key []byte) ([]byte, io.Closer, error) {
 	if !tx.indexed {
 		return nil, nil, errUnindexed
 	}
+	tx.waitEarlier()
 	return tx.batch.Get(key)
 }
 
@@ -168,7 +170,18 @@ func (tx *Tx) NewIter(o *pebble.IterOptions) (*pebble.Iterator, error) {
 	if !tx.indexed {
 		return nil, errUnindexed
 	}
+	tx.waitEarlier()
 	return tx.batch.NewIter(o)
+}
+
+// waitEarlier makes every earlier frame visible to this frame's reads: the
+// standalone pipeline applies a frame while the previous one is still being
+// written to Pebble, and its first read waits for that write.
+func (tx *Tx) waitEarlier() {
+	if w := tx.wait; w != nil {
+		tx.wait = nil
+		w()
+	}
 }
 
 // Set writes key = value in the frame's batch.
@@ -263,9 +276,10 @@ type applier struct {
 	encoded []byte
 
 	// Protected by the caller's serialization (one applying goroutine).
-	index uint64
-	time  int64
-	tx    Tx
+	waitPrev func() // set by the standalone pipeline for the next applyFrame (see Tx.waitEarlier)
+	index    uint64
+	time     int64
+	tx       Tx
 }
 
 // needsIndexed reports whether any record in f reads.
@@ -295,7 +309,7 @@ func (a *applier) applyFrame(b *pebble.Batch, index uint64, f *wal.Frame, encode
 	reg := a.reg.load()
 	tx := &a.tx
 	*tx = Tx{Index: index, Time: t, Shard: a.shard, Placement: a.placement,
-		batch: b, indexed: b.Indexed(), after: tx.after[:0], arena: reuseArena(tx.arena)}
+		batch: b, indexed: b.Indexed(), wait: a.waitPrev, after: tx.after[:0], arena: reuseArena(tx.arena)}
 	dedup := a.gaps && f.Origin.ID != 0
 	a.encoded = nil
 	if dedup {

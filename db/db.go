@@ -502,8 +502,9 @@ const pipeDepth = 64
 // A applies frame N+1 while B writes frame N and the acker waits for older
 // fsyncs, so CPU work and fsyncs overlap; every caller is still answered only
 // after its frame is durable. A frame whose kinds read state (KindSpec.Reads)
-// is applied only after B has made the previous frame visible, so apply
-// always reads everything before it.
+// waits, at its first read, until B has made the previous frame visible, so
+// apply always reads everything before it; a frame that reads nothing does
+// not wait.
 func (d *DB) commitLoop() {
 	writes := make(chan *inflight, pipeDepth)
 	acks := make(chan *inflight, pipeDepth)
@@ -545,20 +546,22 @@ func (d *DB) commitLoop() {
 		}
 		indexed := a.needsIndexed(&frame)
 		t0 := time.Now()
+		fl := &inflight{props: slices.Clone(props), results: make([]wal.Result, len(props)), start: t0}
+		clear(props)
 		if indexed && d.vis.visible() < a.index {
-			// This frame must read the previous one, which stage B has not
-			// made visible yet: wait, and let the frame take in whatever
-			// arrived meanwhile.
-			d.waitVisible(a.index)
-			n := len(props)
-			props = d.batcher.TakePending(props)
-			for _, p := range props[n:] {
-				frame.Records = append(frame.Records, p.Rec)
+			// This frame may read state the previous frame wrote, which
+			// stage B has not made visible yet: its first read waits for
+			// it (Tx.Get, Tx.NewIter). A frame that reads nothing (hot-set
+			// leases, cached acks) is applied while B writes the previous
+			// one.
+			prev := a.index
+			a.waitPrev = func() {
+				w0 := time.Now()
+				d.waitVisible(prev)
+				fl.waitDur += time.Since(w0)
 			}
 		}
 		t1 := time.Now()
-		fl := &inflight{props: slices.Clone(props), results: make([]wal.Result, len(props)), start: t0, waitDur: t1.Sub(t0)}
-		clear(props)
 		frame.Time = d.opts.Now().UnixNano()
 		if a.retention > 0 {
 			enc, scratch, err = wal.AppendFrame(enc[:0], &frame, encOpts, scratch)
@@ -567,7 +570,8 @@ func (d *DB) commitLoop() {
 		if err == nil {
 			err = d.applyInto(fl, &frame, enc, indexed)
 		}
-		fl.applyDur = time.Since(t1)
+		a.waitPrev = nil
+		fl.applyDur = time.Since(t1) - fl.waitDur
 		if err != nil {
 			d.setFatal(err)
 			fl.err = *d.fatal.Load()
@@ -625,6 +629,10 @@ func (d *DB) waitVisible(index uint64) {
 	d.vis.Unlock()
 }
 
+// testWriteHook, set only by tests, runs before stage B writes each batch
+// (to widen the window in which stage A applies ahead of it).
+var testWriteHook func()
+
 // writeLoop is stage B: it hands batches to Pebble in index order without
 // waiting for their fsync.
 func (d *DB) writeLoop(writes <-chan *inflight, acks chan<- *inflight, done chan<- struct{}) {
@@ -635,6 +643,9 @@ func (d *DB) writeLoop(writes <-chan *inflight, acks chan<- *inflight, done chan
 				fl.err = *fe
 			} else {
 				t0 := time.Now()
+				if testWriteHook != nil {
+					testWriteHook()
+				}
 				if err := d.writeBatch(fl); err != nil {
 					d.setFatal(err)
 					fl.err = *d.fatal.Load()

@@ -144,7 +144,7 @@ func openFlow(dir string) (system, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := q.Create(context.Background(), queue.Config{Name: "bench", OverflowCapacity: 10_000_000}); err != nil {
+	if err := q.Create(context.Background(), queue.Config{Name: "bench", HotCapacity: *hotCap, OverflowCapacity: 10_000_000}); err != nil {
 		return nil, err
 	}
 	return &flowSys{d, q}, nil
@@ -163,7 +163,7 @@ func (s *flowSys) consume(ctx context.Context, w int, done *atomic.Int64, total 
 	agent := fmt.Sprintf("c%d", w)
 	for done.Load() < total {
 		lctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		ls, err := s.q.LeaseWait(lctx, "bench", agent, 32, nil, 0)
+		ls, err := s.q.LeaseWait(lctx, "bench", agent, *leaseN, nil, 0)
 		cancel()
 		if err != nil && lctx.Err() == nil {
 			return err
@@ -194,12 +194,19 @@ func (s *flowSys) close() error {
 		m := s.d.Metrics()
 		fmt.Printf("  flowdb: %d frames, %.1f records/frame, mean commit %v (visibility wait %v, apply %v, write %v, sync wait %v)\n",
 			m.Frames, m.RecordsPerFrame, m.MeanCommit, m.MeanVisibilityWait, m.MeanApply, m.MeanWrite, m.MeanSyncWait)
+		t := s.d.Pebble().Metrics().Total()
+		fmt.Printf("  pebble: %.1f MB flushed, %.1f MB written by compactions\n",
+			float64(t.TableBytesFlushed)/1e6, float64(t.TableBytesCompacted)/1e6)
 	}
 	s.q.Close()
 	return s.d.Close()
 }
 
-var verbose = flag.Bool("v", false, "print flowdb's commit figures after each run")
+var (
+	verbose = flag.Bool("v", false, "print flowdb's commit and Pebble's flush and compaction figures after each run")
+	leaseN  = flag.Int("lease", 32, "tasks each consumer leases (fetches) per call, then acks in one call")
+	hotCap  = flag.Int("hot", 0, "flowdb's queue HotCapacity (0: the default, 1,000)")
+)
 
 // ---- raw Pebble: the same writes, no queue logic ----
 
@@ -256,7 +263,7 @@ func (s *rawSys) consume(ctx context.Context, w int, done *atomic.Int64, total i
 		case <-time.After(50 * time.Millisecond):
 			continue
 		}
-		for len(ids) < 32 {
+		for len(ids) < *leaseN {
 			select {
 			case id := <-s.ready:
 				ids = append(ids, id)
@@ -361,7 +368,7 @@ func (s *natsSys) enqueue(ctx context.Context, p []byte, n int) error {
 
 func (s *natsSys) consume(ctx context.Context, w int, done *atomic.Int64, total int64) error {
 	for done.Load() < total {
-		batch, err := s.cons.Fetch(32, jetstream.FetchMaxWait(50*time.Millisecond))
+		batch, err := s.cons.Fetch(*leaseN, jetstream.FetchMaxWait(50*time.Millisecond))
 		if err != nil {
 			return err
 		}
@@ -446,8 +453,8 @@ func main() {
 		{"jetstream sync_always", func(d string) (system, error) { return openNATS(d, true) }},
 		{"jetstream default", func(d string) (system, error) { return openNATS(d, false) }},
 	}
-	fmt.Printf("queuebench: enqueue -> lease -> ack, 256 B payloads, %d tasks per enqueue call, %d consumers (lease 32, ack all), %d runs, medians\n",
-		*batch, consumers, *runs)
+	fmt.Printf("queuebench: enqueue -> lease -> ack, 256 B payloads, %d tasks per enqueue call, %d consumers (lease %d, ack all), %d runs, medians\n",
+		*batch, consumers, *leaseN, *runs)
 	if *rate > 0 {
 		fmt.Printf("producers paced to %.0f tasks/s in total\n", *rate)
 	}
