@@ -100,7 +100,12 @@ func run(sys system, producers, tasks, batch int, rate float64) (result, error) 
 			calls := tasks / batch
 			var tick *time.Ticker
 			if rate > 0 {
-				tick = time.NewTicker(time.Duration(float64(time.Second) * float64(producers*batch) / rate))
+				// Producers tick out of phase, evenly spread over one
+				// period, so that calls arrive spread out rather than all
+				// at once every period.
+				period := time.Duration(float64(time.Second) * float64(producers*batch) / rate)
+				time.Sleep(period * time.Duration(p) / time.Duration(producers))
+				tick = time.NewTicker(period)
 				defer tick.Stop()
 			}
 			for i := p; i < calls; i += producers {
