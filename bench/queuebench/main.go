@@ -78,6 +78,7 @@ var payload = func() []byte {
 // paces the producers to that many tasks per second in total.
 func run(sys system, producers, tasks, batch int, rate float64) (result, error) {
 	ctx := context.Background()
+	tasks -= tasks % batch // whole calls only: consumers wait for every task enqueued
 	var done atomic.Int64
 	lat := make([][]time.Duration, producers)
 	errs := make(chan error, producers+consumers)
