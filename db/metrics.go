@@ -36,9 +36,10 @@ type Metrics struct {
 	// MeanCommit is the mean time to apply and commit one frame, from the
 	// moment the commit loop takes it up to its fsync. Its stages:
 	// MeanVisibilityWait (a frame's first read of state waits until the
-	// previous frame is in Pebble; a frame that reads nothing never waits), MeanApply (the state machines), MeanWrite
-	// (Pebble's WAL write and memtable insert) and MeanSyncWait (the acker's
-	// wait for the fsync). The stages overlap across frames.
+	// previous frame is in Pebble; a frame that reads nothing never waits),
+	// MeanApply (the state machines), MeanWrite (Pebble's WAL write and
+	// memtable insert) and MeanSyncWait (the acker's wait for the fsync).
+	// The stages overlap across frames.
 	MeanCommit         time.Duration `json:"mean_commit_ns"`
 	MeanVisibilityWait time.Duration `json:"mean_visibility_wait_ns"`
 	MeanApply          time.Duration `json:"mean_apply_ns"`

@@ -165,28 +165,6 @@ func (b *Batcher) Next(dst []*Proposal) ([]*Proposal, error) {
 	}
 }
 
-// TakePending appends to dst, without blocking, up to what one frame may
-// still hold given the proposals already in dst (by count and bytes). The
-// consumer uses it to grow a frame while it waited for something else.
-func (b *Batcher) TakePending(dst []*Proposal) []*Proposal {
-	have := 0
-	for _, p := range dst {
-		have += RecordSize(&p.Rec)
-	}
-	b.mu.Lock()
-	i, bytes := 0, 0
-	for ; i < len(b.mu.pending) && len(dst)+i < b.opts.MaxRecords; i++ {
-		sz := RecordSize(&b.mu.pending[i].Rec)
-		if have+bytes+sz > b.opts.MaxFrameBytes {
-			break
-		}
-		bytes += sz
-	}
-	dst = b.popLocked(dst, i, bytes)
-	b.mu.Unlock()
-	return dst
-}
-
 // popLocked moves the first n pending proposals (bytes in all) to dst.
 // REQUIRES: b.mu held.
 func (b *Batcher) popLocked(dst []*Proposal, n, bytes int) []*Proposal {
