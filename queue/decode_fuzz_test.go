@@ -12,7 +12,7 @@ func FuzzDecodeTask(f *testing.F) {
 	f.Add((&task{state: stateReady, prio: 3, size: 1}).encodeState(nil))
 	f.Add((&task{state: stateDead, attempts: 5, lastErr: []byte("boom"), doneAt: -1}).encodeState(nil))
 	f.Add((&task{prio: 3, payload: []byte("x"), requires: [][]byte{[]byte("gpu")}}).encodeBody(nil))
-	f.Add(readyValue(7, 2, [][]byte{[]byte("gpu")}, []byte("session-9")))
+	f.Add(appendReadyValue(nil, 7, 2, [][]byte{[]byte("gpu")}, []byte("session-9")))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if tk, ok := decodeState(b); ok {
@@ -37,7 +37,7 @@ func FuzzDecodeTask(f *testing.F) {
 			for i, r := range re.requires {
 				rb[i] = []byte(r)
 			}
-			if !bytes.Equal(readyValue(re.id, re.attempts, rb, []byte(re.affinity)), b) {
+			if !bytes.Equal(appendReadyValue(nil, re.id, re.attempts, rb, []byte(re.affinity)), b) {
 				t.Fatalf("ready value re-encode of %x differs", b)
 			}
 		}

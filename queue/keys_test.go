@@ -45,7 +45,7 @@ func TestScratchKeys(t *testing.T) {
 	if got := m.encode(o.tx.Scratch(metaSize)); len(got) > metaSize {
 		t.Errorf("meta encoding of %d bytes, bound %d", len(got), metaSize)
 	}
-	if got, w := appendReadyValue(o.tx.Scratch(32), 5, 2, tk.requires, nil), readyValue(5, 2, tk.requires, nil); !bytes.Equal(got, w) {
+	if got, w := appendReadyValue(o.tx.Scratch(32), 5, 2, tk.requires, nil), appendReadyValue(nil, 5, 2, tk.requires, nil); !bytes.Equal(got, w) {
 		t.Errorf("ready value %x, want %x", got, w)
 	}
 }

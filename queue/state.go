@@ -220,13 +220,10 @@ func toStrings(b [][]byte) []string {
 	return out
 }
 
-// readyValue is the ready-index value: task id (8 B) | attempts | requires
-// list | affinity key. It holds what a Lease needs besides the body, so that leasing a
-// ready task never reads its state record.
-func readyValue(id, attempts uint64, requires [][]byte, affinity []byte) []byte {
-	return appendReadyValue(nil, id, attempts, requires, affinity)
-}
-
+// appendReadyValue appends the ready-index value to dst: task id (8 B) |
+// attempts | requires list | affinity key. It holds what a Lease needs
+// besides the body, so that leasing a ready task never reads its state
+// record.
 func appendReadyValue(dst []byte, id, attempts uint64, requires [][]byte, affinity []byte) []byte {
 	return enc(binary.BigEndian.AppendUint64(dst, id)).U(attempts).List(requires).B(affinity)
 }
