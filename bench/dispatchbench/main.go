@@ -32,12 +32,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/flowdb/flowdb/bench/internal/prof"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
@@ -188,14 +188,7 @@ func throughput(policy sched.Policy, g int, seed uint64) tput {
 	defer st.close()
 	st.enqueue(*nTasks, rand.New(rand.NewPCG(seed, 1)))
 	m0 := st.d.Metrics()
-	if *cpuprof != "" {
-		f, err := os.Create(*cpuprof)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
+	defer prof.CPU(*cpuprof)()
 	t0 := time.Now()
 	ls := st.dispatchAll(g)
 	el := time.Since(t0)

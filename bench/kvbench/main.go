@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/flowdb/flowdb/bench/internal/prof"
 	"github.com/flowdb/flowdb/db"
 )
 
@@ -194,14 +194,7 @@ func main() {
 	flag.IntVar(&logRetention, "log-retention", 0, "flowdb Options.LogRetention: frames kept in the command log (0, the default: none)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fail(err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
+	defer prof.CPU(*cpuprofile)()
 
 	n := func(x int) int { return max(1, int(float64(x)**scale)) }
 	scenarios := []scenario{

@@ -30,8 +30,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"runtime/pprof"
-	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +39,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/flowdb/flowdb/bench/internal/prof"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/nats-io/nats-server/v2/server"
@@ -423,33 +422,9 @@ func main() {
 	memprofile := flag.String("memprofile", "", "write an allocation profile at exit")
 	traceOut := flag.String("trace", "", "write an execution trace (go tool trace)")
 	flag.Parse()
-	if *traceOut != "" {
-		f, err := os.Create(*traceOut)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		trace.Start(f)
-		defer trace.Stop()
-	}
-	if *memprofile != "" {
-		defer func() {
-			f, err := os.Create(*memprofile)
-			if err == nil {
-				pprof.Lookup("allocs").WriteTo(f, 0)
-				f.Close()
-			}
-		}()
-	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
+	defer prof.Trace(*traceOut)()
+	defer prof.Allocs(*memprofile)
+	defer prof.CPU(*cpuprofile)()
 	systems := []struct {
 		name string
 		open func(string) (system, error)

@@ -44,7 +44,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +52,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/bench/internal/prof"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/queue"
@@ -409,15 +409,7 @@ func main() {
 	dirFlag := flag.String("dir", os.TempDir(), "directory for the nodes' data")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
+	defer prof.CPU(*cpuprofile)()
 	var opsList []int
 	for _, f := range strings.Split(*opsFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))

@@ -40,12 +40,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/flowdb/flowdb/bench/internal/prof"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
 	"github.com/flowdb/flowdb/internal/vecio"
@@ -319,14 +319,7 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 	}
 	cr.open = reopen()
 	defer func() { d.Close() }()
-	if *collprof != "" {
-		f, err := os.Create(*collprof)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
+	defer prof.CPU(*collprof)()
 	pass := func(ef int, qs [][]float32, gt [][]int) run {
 		t0 := time.Now()
 		hits := 0
@@ -383,13 +376,8 @@ func buildGraph(metric quant.Metric, base [][]float32, first bool) (*hnsw.Graph,
 	if err != nil {
 		log.Fatal(err)
 	}
-	if *buildprof != "" && first {
-		f, err := os.Create(*buildprof)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	if first {
+		defer prof.CPU(*buildprof)()
 	}
 	t0 := time.Now()
 	ids := make([]uint64, len(base))
@@ -409,13 +397,8 @@ func buildGraph(metric quant.Metric, base [][]float32, first bool) (*hnsw.Graph,
 // sweep searches every query at each ef, single-threaded, re-ranking the
 // ef candidates with the float32 originals (from memory here).
 func sweep(g *hnsw.Graph, metric quant.Metric, queries, pb [][]float32, gt [][]int, efs []int, prep func([]float32) []float32, first bool) []run {
-	if *cpuprof != "" && first {
-		f, err := os.Create(*cpuprof)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	if first {
+		defer prof.CPU(*cpuprof)()
 	}
 	var out []run
 	for _, ef := range efs {
