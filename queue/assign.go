@@ -100,7 +100,11 @@ func (m *Manager) Held(agent string) int { return m.held.get(agent) }
 func (m *Manager) HeldAll() map[string]int {
 	out := map[string]int{}
 	m.held.total.Range(func(k, v any) bool {
-		out[k.(string)] = int(v.(*atomic.Int64).Load())
+		// An entry whose count apply has just brought to zero is about
+		// to be deleted: that agent holds nothing.
+		if n := int(v.(*atomic.Int64).Load()); n != 0 {
+			out[k.(string)] = n
+		}
 		return true
 	})
 	return out
