@@ -41,9 +41,11 @@ type KindSpec struct {
 	Kind wal.Kind
 	// Name appears in metrics and `flowctl check` output.
 	Name string
-	// Reads is true when Apply calls tx.Get or tx.NewIter. Frames made only
-	// of kinds that do not read are applied through a cheaper, unindexed
-	// Pebble batch.
+	// Reads is true when Apply calls tx.Get or tx.NewIter (which fail with
+	// an error otherwise). Reads see the frame's earlier writes through an
+	// indexed Pebble batch; the standalone engine indexes a frame's batch
+	// only at its first read, a replica's batch up front when any of its
+	// records has Reads.
 	Reads bool
 	Apply ApplyFunc
 	// Route returns the shard a record of this kind applies on, from its
@@ -146,8 +148,9 @@ type Tx struct {
 	Placement keys.Placement
 
 	batch   *pebble.Batch
-	indexed bool
-	wait    func() // before the first read: wait for earlier frames (standalone pipeline)
+	indexed bool       // records may read (the batch is, or becomes, indexed)
+	lazy    *pebble.DB // set while batch is not yet indexed: index it at the first read
+	wait    func()     // before the first read: wait for earlier frames (standalone pipeline)
 	after   []func()
 	arena   []byte // Scratch's memory, reused from frame to frame
 }
@@ -161,7 +164,9 @@ func (tx *Tx) Get(key []byte) ([]byte, io.Closer, error) {
 	if !tx.indexed {
 		return nil, nil, errUnindexed
 	}
-	tx.waitEarlier()
+	if err := tx.beforeRead(); err != nil {
+		return nil, nil, err
+	}
 	return tx.batch.Get(key)
 }
 
@@ -170,8 +175,30 @@ func (tx *Tx) NewIter(o *pebble.IterOptions) (*pebble.Iterator, error) {
 	if !tx.indexed {
 		return nil, errUnindexed
 	}
-	tx.waitEarlier()
+	if err := tx.beforeRead(); err != nil {
+		return nil, err
+	}
 	return tx.batch.NewIter(o)
+}
+
+// beforeRead prepares the frame's first read: it waits for earlier frames
+// (waitEarlier) and, if the frame was started on a batch without an index,
+// moves what the frame wrote so far into an indexed batch, so that reads see
+// it. Most frames of the standalone pipeline read nothing (hot-set leases,
+// cached acks, enqueues) and so never pay for indexing their writes.
+func (tx *Tx) beforeRead() error {
+	tx.waitEarlier()
+	if tx.lazy == nil {
+		return nil
+	}
+	ib := tx.lazy.NewIndexedBatch()
+	if err := ib.Apply(tx.batch, nil); err != nil {
+		ib.Close()
+		return err
+	}
+	tx.batch.Close()
+	tx.batch, tx.lazy = ib, nil
+	return nil
 }
 
 // waitEarlier makes every earlier frame visible to this frame's reads: the
@@ -282,8 +309,8 @@ type applier struct {
 	tx       Tx
 }
 
-// needsIndexed reports whether any record in f reads.
-func (a *applier) needsIndexed(f *wal.Frame) bool {
+// mayRead reports whether any record in f may read (KindSpec.Reads).
+func (a *applier) mayRead(f *wal.Frame) bool {
 	reg := a.reg.load()
 	for i := range f.Records {
 		if k := reg.kinds[f.Records[i].Kind]; k != nil && k.Reads {
@@ -293,14 +320,19 @@ func (a *applier) needsIndexed(f *wal.Frame) bool {
 	return false
 }
 
-// applyFrame applies f as log index `index` into b, which the caller
-// commits. encoded is f's wire encoding, stored in the log table when
-// retention > 0 (it may be nil otherwise). results receives one Result per
-// record. The returned hooks must run, in order, after b is durable. A
-// non-nil error is fatal: b must be discarded and the engine stopped.
-func (a *applier) applyFrame(b *pebble.Batch, index uint64, f *wal.Frame, encoded []byte, results []wal.Result) ([]func(), error) {
+// applyFrame applies f as log index `index` into b and returns the batch
+// the caller commits: b itself or, when lazy is set and a record read, a new
+// indexed batch holding b's writes (b is then closed). lazy (standalone
+// only) lets records read although b has no index; a replica's batch, which
+// may carry earlier frames and belongs to its caller, is indexed up front
+// instead (ShardApplier.NewBatch). encoded is f's wire encoding, stored in
+// the log table when retention > 0 (it may be nil otherwise). results
+// receives one Result per record. The returned hooks must run, in order,
+// after the batch is durable. A non-nil error is fatal: the returned batch
+// must be discarded and the engine stopped.
+func (a *applier) applyFrame(b *pebble.Batch, lazy *pebble.DB, index uint64, f *wal.Frame, encoded []byte, results []wal.Result) (*pebble.Batch, []func(), error) {
 	if index != a.index+1 && !(a.gaps && index > a.index) {
-		return nil, fmt.Errorf("db: frame index %d does not follow applied index %d", index, a.index)
+		return b, nil, fmt.Errorf("db: frame index %d does not follow applied index %d", index, a.index)
 	}
 	t := f.Time
 	if t < a.time {
@@ -309,26 +341,29 @@ func (a *applier) applyFrame(b *pebble.Batch, index uint64, f *wal.Frame, encode
 	reg := a.reg.load()
 	tx := &a.tx
 	*tx = Tx{Index: index, Time: t, Shard: a.shard, Placement: a.placement,
-		batch: b, indexed: b.Indexed(), wait: a.waitPrev, after: tx.after[:0], arena: reuseArena(tx.arena)}
+		batch: b, indexed: b.Indexed() || lazy != nil, wait: a.waitPrev, after: tx.after[:0], arena: reuseArena(tx.arena)}
+	if !b.Indexed() {
+		tx.lazy = lazy
+	}
 	dedup := a.gaps && f.Origin.ID != 0
 	a.encoded = nil
 	if dedup {
 		kept, seen, err := a.dedupSeen(b, f.Origin)
 		if err != nil {
-			return nil, err
+			return tx.batch, nil, err
 		}
 		if seen {
 			// A retry of a frame already applied: answer as the first time.
 			rs, derr := decodeResults(reg, kept)
 			if derr != nil || len(rs) != len(results) {
-				return nil, fmt.Errorf("db: kept results of origin %d/%d: %w", f.Origin.ID, f.Origin.Seq, wal.ErrCorrupt)
+				return tx.batch, nil, fmt.Errorf("db: kept results of origin %d/%d: %w", f.Origin.ID, f.Origin.Seq, wal.ErrCorrupt)
 			}
 			for i := range rs {
 				rs[i].Index = index
 			}
 			copy(results, rs)
 			a.encoded = kept
-			return nil, b.Set(metaAppliedKey(a.shard), encodeApplied(index, t), nil)
+			return tx.batch, nil, b.Set(metaAppliedKey(a.shard), encodeApplied(index, t), nil)
 		}
 	}
 	for i := range f.Records {
@@ -355,32 +390,33 @@ func (a *applier) applyFrame(b *pebble.Batch, index uint64, f *wal.Frame, encode
 		}
 		r, err := spec.Apply(tx, rec)
 		if err != nil {
-			return nil, fmt.Errorf("db: applying %s record at index %d: %w", spec.Name, index, err)
+			return tx.batch, nil, fmt.Errorf("db: applying %s record at index %d: %w", spec.Name, index, err)
 		}
 		r.Index = index
 		results[i] = r
 	}
+	b = tx.batch // a read may have moved the frame into an indexed batch
 	if a.retention > 0 {
 		if err := b.Set(logKey(a.shard, index), encoded, nil); err != nil {
-			return nil, err
+			return tx.batch, nil, err
 		}
 		// Truncate the log every 64 frames, deterministically by index.
 		if index%64 == 0 && index > uint64(a.retention) {
 			if err := b.DeleteRange(logKey(a.shard, 0), logKey(a.shard, index-uint64(a.retention)+1), nil); err != nil {
-				return nil, err
+				return tx.batch, nil, err
 			}
 		}
 	}
 	if dedup {
 		a.encoded = encodeResults(reg, results)
 		if err := a.dedupKeep(b, index, t, f.Origin, a.encoded); err != nil {
-			return nil, err
+			return tx.batch, nil, err
 		}
 	}
 	if err := b.Set(metaAppliedKey(a.shard), encodeApplied(index, t), nil); err != nil {
-		return nil, err
+		return tx.batch, nil, err
 	}
-	return tx.after, nil
+	return tx.batch, tx.after, nil
 }
 
 // committed advances the applier after the batch holding the frame last

@@ -544,11 +544,11 @@ func (d *DB) commitLoop() {
 		for _, p := range props {
 			frame.Records = append(frame.Records, p.Rec)
 		}
-		indexed := a.needsIndexed(&frame)
+		reads := a.mayRead(&frame)
 		t0 := time.Now()
 		fl := &inflight{props: slices.Clone(props), results: make([]wal.Result, len(props)), start: t0}
 		clear(props)
-		if indexed && d.vis.visible() < a.index {
+		if reads && d.vis.visible() < a.index {
 			// This frame may read state the previous frame wrote, which
 			// stage B has not made visible yet: its first read waits for
 			// it (Tx.Get, Tx.NewIter). A frame that reads nothing (hot-set
@@ -568,7 +568,7 @@ func (d *DB) commitLoop() {
 			fl.bytes = len(enc)
 		}
 		if err == nil {
-			err = d.applyInto(fl, &frame, enc, indexed)
+			err = d.applyInto(fl, &frame, enc, reads)
 		}
 		a.waitPrev = nil
 		fl.applyDur = time.Since(t1) - fl.waitDur
@@ -582,15 +582,16 @@ func (d *DB) commitLoop() {
 
 // applyInto applies frame at the next index into a new batch held by fl. A
 // non-nil error is fatal.
-func (d *DB) applyInto(fl *inflight, f *wal.Frame, enc []byte, indexed bool) error {
+func (d *DB) applyInto(fl *inflight, f *wal.Frame, enc []byte, reads bool) error {
 	a := &d.applier
-	var b *pebble.Batch
-	if indexed {
-		b = d.pdb.NewIndexedBatch()
-	} else {
-		b = d.pdb.NewBatch()
+	// A frame whose kinds may read starts without an index too: most such
+	// frames read nothing, and the first read indexes what it wrote so far
+	// (Tx.beforeRead).
+	var lazy *pebble.DB
+	if reads {
+		lazy = d.pdb
 	}
-	hooks, err := a.applyFrame(b, a.index+1, f, enc, fl.results)
+	b, hooks, err := a.applyFrame(d.pdb.NewBatch(), lazy, a.index+1, f, enc, fl.results)
 	if err != nil {
 		b.Close()
 		return err

@@ -98,3 +98,103 @@ func TestApplyReadsEarlierFrames(t *testing.T) {
 	m := d.Metrics()
 	t.Logf("%d increments in %d frames (%.1f records/frame)", len(got), m.Frames, m.RecordsPerFrame)
 }
+
+// TestFrameReadsOwnWrites checks the lazily indexed batch: a frame starts
+// without an index, and a record that reads must see what earlier records of
+// the same frame wrote (through Get and through an iterator), while the
+// records after that read still land in the batch that is committed.
+func TestFrameReadsOwnWrites(t *testing.T) {
+	d, err := Open(t.TempDir(), &Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const kindPut, kindRead wal.Kind = 202, 203
+	prefix := []byte("\x00\x00\x00\x00\xf0own/")
+	// put writes prefix+body[0] = body.
+	put := func(tx *Tx, rec wal.Record) (wal.Result, error) {
+		return wal.Result{N: 1}, tx.Set(append(slices.Clone(prefix), rec.Body[0]), rec.Body)
+	}
+	// read returns the value of prefix+body[0] and, in N, how many keys
+	// the prefix holds.
+	read := func(tx *Tx, rec wal.Record) (wal.Result, error) {
+		var r wal.Result
+		v, c, err := tx.Get(append(slices.Clone(prefix), rec.Body[0]))
+		switch {
+		case err == nil:
+			r.Data = slices.Clone(v)
+			c.Close()
+		case !errors.Is(err, pebble.ErrNotFound):
+			return r, err
+		}
+		it, err := tx.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: append(slices.Clone(prefix), 0xff)})
+		if err != nil {
+			return r, err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			r.N++
+		}
+		return r, it.Close()
+	}
+	if err := d.Register(KindSpec{Kind: kindPut, Name: "test.put", Apply: put}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Register(KindSpec{Kind: kindRead, Name: "test.read", Reads: true, Apply: read}); err != nil {
+		t.Fatal(err)
+	}
+	// A private applier over the store, as in applyAll: one frame, its
+	// records in a fixed order.
+	a := applier{reg: &d.reg, placement: d.placement}
+	f := &wal.Frame{Time: 1, Records: []wal.Record{
+		{Kind: kindPut, Body: []byte("a1")},
+		{Kind: kindPut, Body: []byte("b1")},
+		{Kind: kindRead, Body: []byte("a")},
+		{Kind: kindPut, Body: []byte("a2")}, // after the first read
+		{Kind: kindPut, Body: []byte("c1")},
+		{Kind: kindRead, Body: []byte("a")},
+	}}
+	results := make([]wal.Result, len(f.Records))
+	b, _, err := a.applyFrame(d.pdb.NewBatch(), d.pdb, 1, f, nil, results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Indexed() {
+		t.Error("a frame that read is committed from a batch without an index")
+	}
+	for i, want := range map[int]wal.Result{2: {N: 2, Data: []byte("a1")}, 5: {N: 3, Data: []byte("a2")}} {
+		if got := results[i]; got.N != want.N || string(got.Data) != string(want.Data) {
+			t.Errorf("read %d: got %d keys, value %q; want %d, %q", i, got.N, got.Data, want.N, want.Data)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	a.committed()
+	// The applied index, written after the records, went into the same
+	// batch.
+	if index, _, err := readApplied(d.pdb, 0); err != nil || index != 1 {
+		t.Errorf("applied index after commit = %d, %v; want 1", index, err)
+	}
+	for k, want := range map[byte]string{'a': "a2", 'b': "b1", 'c': "c1"} {
+		v, c, err := d.pdb.Get(append(slices.Clone(prefix), k))
+		if err != nil {
+			t.Fatalf("key %c after commit: %v", k, err)
+		}
+		if string(v) != want {
+			t.Errorf("key %c after commit = %q, want %q", k, v, want)
+		}
+		c.Close()
+	}
+
+	// A frame that never reads stays on its batch, unindexed.
+	f = &wal.Frame{Time: 2, Records: []wal.Record{{Kind: kindPut, Body: []byte("d1")}}}
+	nb := d.pdb.NewBatch()
+	b, _, err = a.applyFrame(nb, d.pdb, 2, f, nil, results[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b != nb || b.Indexed() {
+		t.Error("a frame that read nothing was moved to another batch")
+	}
+	b.Close()
+}

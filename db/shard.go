@@ -58,7 +58,7 @@ func (s *ShardApplier) Applied() uint64 {
 func (s *ShardApplier) NewBatch(frames ...*wal.Frame) *pebble.Batch {
 	for _, f := range frames {
 		// Deduplication reads what the batch kept for earlier frames.
-		if f.Origin.ID != 0 || s.a.needsIndexed(f) {
+		if f.Origin.ID != 0 || s.a.mayRead(f) {
 			return s.d.pdb.NewIndexedBatch()
 		}
 	}
@@ -76,7 +76,8 @@ func (s *ShardApplier) Apply(b *pebble.Batch, index uint64, f *wal.Frame) ([]wal
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	results := make([]wal.Result, len(f.Records))
-	hooks, err := s.a.applyFrame(b, index, f, nil, results)
+	// b is indexed whenever f may read (NewBatch), so it stays the batch.
+	_, hooks, err := s.a.applyFrame(b, nil, index, f, nil, results)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -199,9 +199,12 @@ func (s *flowSys) close() error {
 		m := s.d.Metrics()
 		fmt.Printf("  flowdb: %d frames, %.1f records/frame, mean commit %v (visibility wait %v, apply %v, write %v, sync wait %v)\n",
 			m.Frames, m.RecordsPerFrame, m.MeanCommit, m.MeanVisibilityWait, m.MeanApply, m.MeanWrite, m.MeanSyncWait)
-		t := s.d.Pebble().Metrics().Total()
-		fmt.Printf("  pebble: %.1f MB flushed, %.1f MB written by compactions\n",
-			float64(t.TableBytesFlushed)/1e6, float64(t.TableBytesCompacted)/1e6)
+		// Metrics.Total folds the WAL's bytes into TableBytesFlushed, so
+		// tables written by flushes are read from L0 alone.
+		pm := s.d.Pebble().Metrics()
+		t := pm.Total()
+		fmt.Printf("  pebble: %.1f MB to the WAL, %.1f MB of tables flushed, %.1f MB written by compactions\n",
+			float64(pm.WAL.BytesWritten)/1e6, float64(pm.Levels[0].TableBytesFlushed)/1e6, float64(t.TableBytesCompacted)/1e6)
 	}
 	s.q.Close()
 	return s.d.Close()
