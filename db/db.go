@@ -103,7 +103,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref() // Pebble holds its own reference
 	po := &pebble.Options{
-		FS:                 o.FS,
+		FS:                 yieldFS{o.FS},
 		Cache:              cache,
 		Logger:             pebbleLogger{o.Logger},
 		ReadOnly:           o.ReadOnly,

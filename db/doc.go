@@ -110,6 +110,17 @@
 //     ran at 0.59-0.66x raw Pebble; without, 0.87x. State is still covered
 //     by Pebble's block checksums, which Check verifies (CheckLevels), and by
 //     the per-table checks; enable the log to audit recent frames.
+//   - A frame's Pebble batch is indexed (so that records can read the
+//     frame's own earlier writes) only when a record first reads: most
+//     queue frames read nothing and skip the index. Measured with
+//     bench/queuebench (64 producers x 16-task calls, 3 alternating pairs):
+//     1.10x the lifecycle throughput of indexing every frame that may read.
+//   - Flushes and compactions yield the processor before each table write
+//     (yieldFS). On two cores both of Go's processors can otherwise be busy
+//     with them while the commit pipeline's goroutines wait for the
+//     scheduler's 10 ms preemption. Measured with queuebench at 65,000
+//     tasks/s: enqueue p99 median of 7 pairs 9.9 ms against 10.6 ms; at the
+//     batched peak 13.7-15.2 ms against 26.7-29.3 ms (two pairs).
 //   - A mutation is visible to reads as soon as Pebble has applied its
 //     batch, which may be shortly before the fsync completes; its caller is
 //     answered only after the fsync. Pebble's own Commit(Sync) behaves the
