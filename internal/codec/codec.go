@@ -5,19 +5,22 @@ package codec
 
 import "encoding/binary"
 
-// Uvarint reads a uvarint from p and returns it with the rest of p.
+// Uvarint reads a uvarint from p and returns it with the rest of p. Only the
+// minimal encoding is accepted (a longer one ends in a zero byte), so each
+// value decodes from exactly one byte string and re-encodes to it.
 func Uvarint(p []byte) (uint64, []byte, bool) {
 	v, n := binary.Uvarint(p)
-	if n <= 0 {
+	if n <= 0 || (n > 1 && p[n-1] == 0) {
 		return 0, p, false
 	}
 	return v, p[n:], true
 }
 
-// Varint reads a zig-zag varint from p and returns it with the rest of p.
+// Varint reads a zig-zag varint from p and returns it with the rest of p,
+// minimally encoded as Uvarint requires.
 func Varint(p []byte) (int64, []byte, bool) {
 	v, n := binary.Varint(p)
-	if n <= 0 {
+	if n <= 0 || (n > 1 && p[n-1] == 0) {
 		return 0, p, false
 	}
 	return v, p[n:], true

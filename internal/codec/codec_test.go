@@ -33,3 +33,34 @@ func TestHelpersAreTotal(t *testing.T) {
 		}
 	}
 }
+
+// TestVarintsAreCanonical checks that every value has one accepted encoding:
+// the minimal one round-trips, and a padded one (a zero final group) is
+// refused, so a decoder that re-encodes what it accepted gets the same bytes.
+func TestVarintsAreCanonical(t *testing.T) {
+	for _, v := range []uint64{0, 1, 127, 128, 300, 1 << 32, 1<<64 - 1} {
+		p := binary.AppendUvarint(nil, v)
+		if got, rest, ok := Uvarint(p); !ok || got != v || len(rest) != 0 {
+			t.Errorf("Uvarint(%x) = %d, %v", p, got, ok)
+		}
+		if len(p) < binary.MaxVarintLen64 {
+			padded := append(append([]byte(nil), p...), 0)
+			padded[len(p)-1] |= 0x80
+			if _, _, ok := Uvarint(padded); ok {
+				t.Errorf("Uvarint accepted the padded %x for %d", padded, v)
+			}
+		}
+		sv := int64(v)
+		q := binary.AppendVarint(nil, sv)
+		if got, _, ok := Varint(q); !ok || got != sv {
+			t.Errorf("Varint(%x) = %d, %v", q, got, ok)
+		}
+		if len(q) < binary.MaxVarintLen64 {
+			padded := append(append([]byte(nil), q...), 0)
+			padded[len(q)-1] |= 0x80
+			if _, _, ok := Varint(padded); ok {
+				t.Errorf("Varint accepted the padded %x for %d", padded, sv)
+			}
+		}
+	}
+}
