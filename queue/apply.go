@@ -124,7 +124,8 @@ func (o *op) readyKey(r rank) []byte {
 func (o *op) bodyKey(id uint64) []byte  { return o.idKey(keys.TableQueueTask, id) }
 func (o *op) stateKey(id uint64) []byte { return o.idKey(keys.TableQueueState, id) }
 
-// getTask reads a task's state (not its body: see loadBody).
+// getTask reads a task's state (not its body: see loadBody); a task without
+// a state record is read whole from its body (freshTask).
 func (o *op) getTask(id uint64) (task, bool, error) {
 	if v, ok := o.q.leasedState[id]; ok {
 		t, ok := decodeState(v)
@@ -135,7 +136,7 @@ func (o *op) getTask(id uint64) (task, bool, error) {
 	}
 	v, c, err := o.tx.Get(o.stateKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return task{}, false, nil
+		return o.freshTask(id)
 	}
 	if err != nil {
 		return task{}, false, err
@@ -146,6 +147,24 @@ func (o *op) getTask(id uint64) (task, bool, error) {
 	c.Close()
 	if !ok {
 		return task{}, false, fmt.Errorf("%w: task %d of %q", wal.ErrCorrupt, id, o.name)
+	}
+	return t, true, nil
+}
+
+// freshTask reads task id that has no state record: a task unchanged since
+// it was enqueued ready (freshTask in codec.go), or no task at all.
+func (o *op) freshTask(id uint64) (task, bool, error) {
+	v, c, err := o.tx.Get(o.bodyKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return task{}, false, nil
+	}
+	if err != nil {
+		return task{}, false, err
+	}
+	t, ok := freshTask(id, append([]byte(nil), v...))
+	c.Close()
+	if !ok {
+		return task{}, false, fmt.Errorf("%w: body of task %d of %q", wal.ErrCorrupt, id, o.name)
 	}
 	return t, true, nil
 }
@@ -633,8 +652,14 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		if err := tx.Set(o.bodyKey(id), st.encodeBody(tx.Scratch(st.bodySize()))); err != nil {
 			return wal.Result{}, err
 		}
-		if err := o.putState(id, &st); err != nil {
-			return wal.Result{}, err
+		// A ready task's state follows from its body until it first
+		// changes (freshTask): only a delayed one is written.
+		if st.state == stateDelayed {
+			if err := o.putState(id, &st); err != nil {
+				return wal.Result{}, err
+			}
+		} else if st.seq != id+1 {
+			return wal.Result{}, fmt.Errorf("queue: task %d of %q made ready at seq %d, not %d", id, o.name, st.seq, id+1)
 		}
 		if len(t.idem) > 0 {
 			if staleAt[i] != 0 {

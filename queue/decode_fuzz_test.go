@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// FuzzDecodeTask: arbitrary bytes never panic the task decoders (state and
-// body), and whatever decodes re-encodes to the same bytes
+// FuzzDecodeTask: arbitrary bytes never panic the task decoders (state,
+// body, and a body read as a fresh task's state), and whatever decodes re-encodes to the same bytes
 // (decode-reencode-decode).
 func FuzzDecodeTask(f *testing.F) {
 	f.Add((&task{state: stateReady, prio: 3, size: 1}).encodeState(nil))
@@ -28,6 +28,14 @@ func FuzzDecodeTask(f *testing.F) {
 			var b2 task
 			if !b2.decodeBody(re) || !bytes.Equal(re, b2.encodeBody(nil)) {
 				t.Fatalf("body re-encode of %x differs", b)
+			}
+		}
+		// A body read as a task without a state record yields a state
+		// that decodeState accepts back unchanged.
+		if ft, ok := freshTask(1, b); ok {
+			st := ft.encodeState(nil)
+			if back, ok := decodeState(st); !ok || !bytes.Equal(back.encodeState(nil), st) {
+				t.Fatalf("state implied by body %x does not round-trip", b)
 			}
 		}
 		_, _ = decodeMeta(b)

@@ -62,7 +62,8 @@
 //
 //	0x20 def      -> config
 //	0x21 task     id (8 B)                       -> task body (immutable; task.encodeBody)
-//	0x2A state    id (8 B)                       -> task state (task.encodeState)
+//	0x2A state    id (8 B)                       -> task state (task.encodeState);
+//	              absent for a task enqueued ready and unchanged since
 //	0x22 ready    255-priority (1 B) | seq (8 B) -> id (8 B) | attempts | required capabilities
 //	0x23 delayed  not-before (8 B) | id          -> (empty)
 //	0x24 lease    expiry (8 B) | id              -> (empty)
@@ -93,7 +94,10 @@
 // A task is two records: its body (priority, enqueue time, requires, tags,
 // idempotency key, payload), written once, and its state (state, attempts,
 // times, token, payload size, agent, result, last error), rewritten on each
-// change, so a lease or an ack never rewrites the payload. A Lease writes
+// change, so a lease or an ack never rewrites the payload. A task enqueued
+// ready gets no state record until it first changes: until then its state
+// is implied by its body (ready at rank (priority, id+1), no attempts), so
+// an enqueue writes one key fewer per task. A Lease writes
 // the new state whole from the ready entry and the body without reading the
 // old state; the last error of an earlier attempt is therefore shown only
 // until the task is leased again.

@@ -179,7 +179,19 @@ func (m *Manager) readTask(shard uint32, queue string, id uint64) (task, bool, e
 	}
 	sv, err := get(keys.TableQueueState)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return task{}, false, nil
+		// Enqueued ready and unchanged since: the body says it all.
+		bv, err := get(keys.TableQueueTask)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return task{}, false, nil
+		}
+		if err != nil {
+			return task{}, false, err
+		}
+		t, ok := freshTask(id, bv)
+		if !ok {
+			return task{}, false, fmt.Errorf("%w: task %d body", wal.ErrCorrupt, id)
+		}
+		return t, true, nil
 	}
 	if err != nil {
 		return task{}, false, err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/db"
@@ -82,6 +84,37 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 		}
 		t.agent, t.result, t.lastErr = nil, nil, nil // v is the iterator's
 		states[id] = t
+	})
+	// Every state has its body; they agree on priority and payload size. A
+	// body without a state is a task enqueued ready and unchanged since
+	// (freshTask).
+	hasBody := map[uint64]bool{}
+	scan(keys.TableQueueTask, func(k, v []byte) {
+		if len(k) != 8 {
+			return
+		}
+		id := binary.BigEndian.Uint64(k)
+		hasBody[id] = true
+		st, ok := states[id]
+		if !ok {
+			t, ok := freshTask(id, v)
+			if !ok {
+				report("queue %q: task %d has a body that does not decode and no state", name, id)
+				return
+			}
+			t.requires, t.tags, t.idem, t.affinity, t.payload = nil, nil, nil, nil, nil // v is the iterator's
+			states[id] = t
+			return
+		}
+		if !st.decodeBody(v) {
+			report("queue %q: task %d: body disagrees with its state (priority %d, size %d)", name, id, st.prio, st.size)
+		}
+	})
+	for _, id := range slices.Sorted(maps.Keys(states)) {
+		t := states[id]
+		if !hasBody[id] {
+			report("queue %q: task %d has a state but no body", name, id)
+		}
 		maxID = max(maxID, id)
 		switch t.state {
 		case stateReady:
@@ -102,29 +135,6 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 		}
 		if t.state == stateReady || t.state == stateDelayed || t.state == stateLeased || t.state == stateCanceled {
 			got.bytes += t.size
-		}
-	})
-	// Every state has its body and every body its state; they agree on
-	// priority and payload size.
-	hasBody := map[uint64]bool{}
-	scan(keys.TableQueueTask, func(k, v []byte) {
-		if len(k) != 8 {
-			return
-		}
-		id := binary.BigEndian.Uint64(k)
-		st, ok := states[id]
-		if !ok {
-			report("queue %q: task %d has a body but no state", name, id)
-			return
-		}
-		hasBody[id] = true
-		if !st.decodeBody(v) {
-			report("queue %q: task %d: body disagrees with its state (priority %d, size %d)", name, id, st.prio, st.size)
-		}
-	})
-	for id := range states {
-		if !hasBody[id] {
-			report("queue %q: task %d has a state but no body", name, id)
 		}
 	}
 	names := map[byte]string{keys.TableQueueReady: "ready", keys.TableQueueDelayed: "delayed",
