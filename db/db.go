@@ -40,8 +40,9 @@ type DB struct {
 	reaperStop chan struct{}
 	reaperDone chan struct{}
 
-	// applier is owned by the commit goroutine (stage A).
+	// applier and sorter are owned by the commit goroutine (stage A).
 	applier applier
+	sorter  batchSorter
 	// vis tracks the last frame stage B has made visible in Pebble.
 	vis     visibility
 	applied atomic.Uint64 // last durable log index, for readers
@@ -595,6 +596,10 @@ func (d *DB) applyInto(fl *inflight, f *wal.Frame, enc []byte, reads bool) error
 	if err != nil {
 		b.Close()
 		return err
+	}
+	if sortFrames {
+		// Keys in order make the memtable inserts cheap (batchSorter).
+		b = d.sorter.sort(d.pdb, b)
 	}
 	// The index is taken: the next frame follows this one whatever B does
 	// (if B fails, the engine stops and no later frame is acknowledged).
