@@ -163,7 +163,7 @@ func (s *StateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 			hooks = append(hooks, h...)
 			entries[i].Result = result(results, enc)
 		}
-		if err := b.Commit(pebble.NoSync); err != nil {
+		if err := s.sa.Commit(b); err != nil {
 			return err
 		}
 		for _, h := range hooks {
