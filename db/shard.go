@@ -21,7 +21,7 @@ import (
 // never reach it, so an index need only be above the applied one, not
 // next to it.
 type ShardApplier struct {
-	d  *DB
+	d      *DB
 	mu     sync.Mutex // serializes Apply/Commit/Reload (the caller should already)
 	a      applier
 	sorter batchSorter
