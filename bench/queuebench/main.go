@@ -45,6 +45,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 )
 
 type result struct {
@@ -205,6 +206,7 @@ func (s *flowSys) close() error {
 		t := pm.Total()
 		fmt.Printf("  pebble: %.1f MB to the WAL, %.1f MB of tables flushed, %.1f MB written by compactions\n",
 			float64(pm.WAL.BytesWritten)/1e6, float64(pm.Levels[0].TableBytesFlushed)/1e6, float64(t.TableBytesCompacted)/1e6)
+		fmt.Println("  " + fsyncs(pm))
 	}
 	s.q.Close()
 	return s.d.Close()
@@ -300,7 +302,39 @@ func (s *rawSys) consume(ctx context.Context, w int, done *atomic.Int64, total i
 	return nil
 }
 
-func (s *rawSys) close() error { return s.p.Close() }
+func (s *rawSys) close() error {
+	if *verbose {
+		fmt.Println("  raw " + fsyncs(s.p.Metrics()))
+	}
+	return s.p.Close()
+}
+
+// fsyncs summarizes Pebble's WAL fsync latency histogram: how many, the
+// median, the 99th and 99.9th percentiles (upper bounds of their buckets,
+// which are 100 µs wide up to 5 ms) and how many took over 10 ms.
+func fsyncs(m *pebble.Metrics) string {
+	var dm dto.Metric
+	if m.LogWriter.FsyncLatency == nil || m.LogWriter.FsyncLatency.Write(&dm) != nil || dm.Histogram == nil {
+		return "WAL fsyncs: not recorded"
+	}
+	h := dm.Histogram
+	n := h.GetSampleCount()
+	q := func(f float64) time.Duration {
+		for _, b := range h.Bucket {
+			if float64(b.GetCumulativeCount()) >= f*float64(n) {
+				return time.Duration(b.GetUpperBound())
+			}
+		}
+		return -1
+	}
+	var over10 uint64
+	for _, b := range h.Bucket {
+		if b.GetUpperBound() <= float64(10*time.Millisecond) {
+			over10 = n - b.GetCumulativeCount()
+		}
+	}
+	return fmt.Sprintf("WAL fsyncs: %d, p50 <= %v, p99 <= %v, p99.9 <= %v, %d over 10ms", n, q(0.5), q(0.99), q(0.999), over10)
+}
 
 type quietLogger struct{}
 
