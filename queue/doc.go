@@ -119,11 +119,14 @@
 // Every call is one record, answered once the frame holding it is durable;
 // concurrent calls share frames and fsyncs (group commit). A lifecycle's
 // rate is therefore set by the records per task: with one task per Enqueue
-// and leases of 32, 64 producers drain about 32,000-47,000 tasks/s on two
-// cores (0.73-0.75x raw Pebble), close to what their own round trips
+// and leases of 32, 64 producers drain about 32,000-50,000 tasks/s on two
+// cores (0.71-0.75x raw Pebble), close to what their own round trips
 // allow; with EnqueueBatch of 16 and leases of 512 (and a HotCapacity above
 // the tasks in flight, so that leases come from memory), about 145,000-
-// 151,000 (bench/queuebench). A
+// 170,000 (bench/queuebench, depending on the day's disk). Enqueue p99 stays
+// under 10 ms up to about 65,000 tasks/s on two cores; above that, flushes
+// and compactions (one core each while they run) make the commit pipeline
+// queue (README, Benchmarks). A
 // record that reads nothing from Pebble (a lease from the hot set, an ack
 // of a cached lease, an enqueue without an idempotency key) is applied
 // while the previous frame is still being written (db.Tx).
