@@ -551,7 +551,10 @@ type enqTask struct {
 	payload   []byte
 }
 
-func decodeEnqueue(body []byte) (name []byte, tasks []enqTask, ok bool) {
+// decodeEnqueue decodes an enqueue record's body, appending its tasks to
+// dst[:0].
+func decodeEnqueue(body []byte, dst []enqTask) (name []byte, tasks []enqTask, ok bool) {
+	tasks = dst[:0]
 	d := newDec(body)
 	name = d.B(MaxNameSize)
 	n := d.U()
@@ -572,12 +575,15 @@ func decodeEnqueue(body []byte) (name []byte, tasks []enqTask, ok bool) {
 }
 
 func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
-	name, tasks, ok := decodeEnqueue(rec.Body)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	name, tasks, ok := decodeEnqueue(rec.Body, m.enqBuf)
 	if !ok {
 		return rejected(errBadRecord)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	// The tasks' slices point into the record; the slice of them is reused
+	// by the next enqueue record (apply keeps no pointer into it).
+	defer func() { clear(tasks); m.enqBuf = tasks[:0] }()
 	o, err := m.begin(tx, name)
 	if err != nil {
 		return rejected(err)

@@ -38,9 +38,10 @@ type Manager struct {
 	// holds.
 	names sync.Map
 	held  heldCounts // tasks leased to each agent (written under mu)
-	// Buffers applyLease reuses (under mu).
+	// Buffers applyLease and applyEnqueue reuse (under mu).
 	pickBuf  []hotEntry
 	leaseBuf []task
+	enqBuf   []enqTask
 
 	stop chan struct{}
 	done chan struct{}
