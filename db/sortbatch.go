@@ -27,7 +27,12 @@ import (
 // Records write each table's keys mostly in order (task ids and sequence
 // numbers grow), so the sort is a bucketing: writes are grouped by their
 // first groupPrefix bytes (shard and table, internal/keys) in one pass, in
-// their order, and only a group found out of order is sorted.
+// their order, and a group is sorted only when it is nearly in order
+// already. Sorting keys that came in random order (a key-value batch of
+// random keys) would not help: the keys between them in the memtable
+// still make each insert search from the top. Such a group keeps its
+// order, and a batch whose groups all keep theirs and come one after the
+// other in key order goes to Pebble as it is.
 //
 // A batchSorter belongs to one goroutine (the commit goroutine).
 type batchSorter struct {
@@ -41,10 +46,14 @@ type sortEntry struct {
 }
 
 type sortGroup struct {
-	prefix []byte
-	ents   []int32 // indexes into ents, in batch order
-	sorted bool
+	prefix   []byte
+	ents     []int32 // indexes into ents, in batch order
+	descents int     // writes whose key is below the previous one's in the group
 }
+
+// sortIt reports whether the group is out of order but near enough to
+// order that sorting it makes its inserts land next to each other.
+func (g *sortGroup) sortIt() bool { return g.descents > 0 && g.descents <= len(g.ents)/8 }
 
 // sortFrames turns the sort on; tests turn it off to compare.
 var sortFrames = true
@@ -59,16 +68,16 @@ const maxSortGroups = 16
 // minSortedWrites is the smallest batch worth sorting.
 const minSortedWrites = 8
 
-// sort returns a new batch holding b's writes ordered by key and closes b,
-// or returns b unchanged when it is small, already in order, or holds
-// writes other than point sets and deletions.
+// sort returns a new batch holding b's writes grouped and ordered as
+// described above and closes b, or returns b unchanged when it is small,
+// would not change, or holds writes other than point sets and deletions.
 func (s *batchSorter) sort(pdb *pebble.DB, b *pebble.Batch) *pebble.Batch {
 	if b.Count() < minSortedWrites {
 		return b
 	}
 	defer s.reset()
 	r := b.Reader()
-	inOrder := true
+	switches := 0
 	var last *sortGroup
 	for {
 		kind, key, value, ok, err := r.Next()
@@ -100,31 +109,39 @@ func (s *batchSorter) sort(pdb *pebble.DB, b *pebble.Batch) *pebble.Batch {
 				if len(s.groups) < cap(s.groups) {
 					s.groups = s.groups[:len(s.groups)+1]
 					g = &s.groups[len(s.groups)-1]
-					g.prefix, g.ents, g.sorted = p, g.ents[:0], true
+					g.prefix, g.ents, g.descents = p, g.ents[:0], 0
 				} else {
-					s.groups = append(s.groups, sortGroup{prefix: p, sorted: true})
+					s.groups = append(s.groups, sortGroup{prefix: p})
 					g = &s.groups[len(s.groups)-1]
 				}
 			}
 			if last != nil {
-				inOrder = false // a second run; checked below
+				switches++
 			}
 			last = g
 		}
-		if n := len(g.ents); n > 0 && g.sorted && bytes.Compare(s.ents[g.ents[n-1]].key, key) > 0 {
-			g.sorted = false
+		if n := len(g.ents); n > 0 && bytes.Compare(s.ents[g.ents[n-1]].key, key) > 0 {
+			g.descents++
 		}
 		g.ents = append(g.ents, int32(len(s.ents)))
 		s.ents = append(s.ents, sortEntry{kind, key, value})
 	}
-	if inOrder && s.groups[0].sorted {
+	// Groups in first-appearance order; the batch is left alone when each
+	// came in one run, the runs in key order, and none is to be sorted.
+	keep := switches == len(s.groups)-1
+	for i := range s.groups {
+		if s.groups[i].sortIt() || (i > 0 && bytes.Compare(s.groups[i-1].prefix, s.groups[i].prefix) > 0) {
+			keep = false
+		}
+	}
+	if keep {
 		return b
 	}
 	slices.SortFunc(s.groups, func(x, y sortGroup) int { return bytes.Compare(x.prefix, y.prefix) })
 	nb := pdb.NewBatchWithSize(len(b.Repr()))
 	for i := range s.groups {
 		g := &s.groups[i]
-		if !g.sorted {
+		if g.sortIt() {
 			slices.SortStableFunc(g.ents, func(x, y int32) int { return bytes.Compare(s.ents[x].key, s.ents[y].key) })
 		}
 		for _, j := range g.ents {
