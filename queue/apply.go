@@ -552,14 +552,14 @@ type enqTask struct {
 }
 
 // decodeEnqueue decodes an enqueue record's body, appending its tasks to
-// dst[:0].
+// dst[:0]; tasks holds what was decoded even when ok is false.
 func decodeEnqueue(body []byte, dst []enqTask) (name []byte, tasks []enqTask, ok bool) {
 	tasks = dst[:0]
 	d := newDec(body)
 	name = d.B(MaxNameSize)
 	n := d.U()
 	if !d.OK || n == 0 || n > MaxBatch || n > uint64(len(d.P)) {
-		return nil, nil, false
+		return nil, tasks, false
 	}
 	for i := uint64(0); i < n && d.OK; i++ {
 		p := d.U()
@@ -567,7 +567,7 @@ func decodeEnqueue(body []byte, dst []enqTask) (name []byte, tasks []enqTask, ok
 			requires: d.List(MaxCapabilities, MaxLabelSize), tags: d.List(MaxTags, MaxLabelSize),
 			affinity: d.B(MaxLabelSize), payload: d.B(MaxPayloadSize)}
 		if p > MaxPriority {
-			return nil, nil, false
+			return nil, tasks, false
 		}
 		tasks = append(tasks, t)
 	}
@@ -578,12 +578,12 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	name, tasks, ok := decodeEnqueue(rec.Body, m.enqBuf)
-	if !ok {
-		return rejected(errBadRecord)
-	}
 	// The tasks' slices point into the record; the slice of them is reused
 	// by the next enqueue record (apply keeps no pointer into it).
 	defer func() { clear(tasks); m.enqBuf = tasks[:0] }()
+	if !ok {
+		return rejected(errBadRecord)
+	}
 	o, err := m.begin(tx, name)
 	if err != nil {
 		return rejected(err)
