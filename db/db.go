@@ -490,8 +490,9 @@ type inflight struct {
 	err                         error // the frame failed before reaching Pebble
 }
 
-// pipeDepth bounds the frames between stages.
-const pipeDepth = 64
+// pipeDepth bounds the frames between stages A and B (a variable so that
+// tests can shrink it).
+var pipeDepth = 64
 
 // commitLoop is stage A of the commit pipeline, the single goroutine that
 // frames and applies:
@@ -508,7 +509,7 @@ const pipeDepth = 64
 // not wait.
 func (d *DB) commitLoop() {
 	writes := make(chan *inflight, pipeDepth)
-	acks := make(chan *inflight, pipeDepth)
+	acks := newAckQueue()
 	writerDone := make(chan struct{})
 	ackerDone := make(chan struct{})
 	go d.writeLoop(writes, acks, writerDone)
@@ -516,7 +517,7 @@ func (d *DB) commitLoop() {
 	defer func() {
 		close(writes)
 		<-writerDone
-		close(acks)
+		acks.close()
 		<-ackerDone
 		close(d.commitDone)
 	}()
@@ -639,9 +640,13 @@ func (d *DB) waitVisible(index uint64) {
 // (to widen the window in which stage A applies ahead of it).
 var testWriteHook func()
 
+// testSyncHook, set only by tests, runs before the acker waits for each
+// frame's fsync (to let stage B run ahead of it).
+var testSyncHook func()
+
 // writeLoop is stage B: it hands batches to Pebble in index order without
 // waiting for their fsync.
-func (d *DB) writeLoop(writes <-chan *inflight, acks chan<- *inflight, done chan<- struct{}) {
+func (d *DB) writeLoop(writes <-chan *inflight, acks *ackQueue, done chan<- struct{}) {
 	defer close(done)
 	for fl := range writes {
 		if fl.err == nil && fl.b != nil {
@@ -665,7 +670,7 @@ func (d *DB) writeLoop(writes <-chan *inflight, acks chan<- *inflight, done chan
 		}
 		d.vis.cond.Broadcast()
 		d.vis.Unlock()
-		acks <- fl
+		acks.push(fl) // never blocks: see ackQueue
 	}
 }
 
@@ -690,9 +695,13 @@ func (d *DB) writeBatch(fl *inflight) (err error) {
 
 // ackLoop waits for each frame's fsync, in commit order, then publishes the
 // applied index, runs the frame's AfterCommit hooks and answers its callers.
-func (d *DB) ackLoop(acks <-chan *inflight, done chan<- struct{}) {
+func (d *DB) ackLoop(acks *ackQueue, done chan<- struct{}) {
 	defer close(done)
-	for fl := range acks {
+	for {
+		fl, ok := acks.pop()
+		if !ok {
+			return
+		}
 		err := fl.err
 		if fl.b != nil && err != nil {
 			fl.b.Close() // never handed to Pebble, or Pebble refused it
@@ -700,6 +709,9 @@ func (d *DB) ackLoop(acks <-chan *inflight, done chan<- struct{}) {
 		}
 		if fl.b != nil {
 			if !fl.synced {
+				if testSyncHook != nil {
+					testSyncHook()
+				}
 				t0 := time.Now()
 				serr := fl.b.SyncWait()
 				d.m.syncNanos.Add(uint64(time.Since(t0)))
@@ -743,6 +755,68 @@ func (d *DB) ackLoop(acks <-chan *inflight, done chan<- struct{}) {
 			p.Finish(fl.results[i])
 		}
 	}
+}
+
+// ackQueue hands frames from stage B to the acker. Unlike a channel it
+// never blocks B: the acker runs AfterCommit hooks, which may take a lock
+// that an apply function holds while it waits at its first read for B
+// (the queue's hooks wake waiters under its Manager's lock), so B waiting
+// for the acker would close a cycle A -> B -> acker -> A. It needs no bound
+// of its own: every frame holds at least one proposal whose caller waits
+// for its answer, so the frames in it are at most the calls in flight.
+type ackQueue struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	q      []*inflight
+	head   int
+	closed bool
+}
+
+func newAckQueue() *ackQueue {
+	a := &ackQueue{}
+	a.cond.L = &a.mu
+	return a
+}
+
+func (a *ackQueue) push(fl *inflight) {
+	a.mu.Lock()
+	a.q = append(a.q, fl)
+	a.mu.Unlock()
+	a.cond.Signal()
+}
+
+// pop returns the next frame, waiting for one; ok is false once the queue
+// is closed and empty.
+func (a *ackQueue) pop() (fl *inflight, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for a.head == len(a.q) {
+		if a.closed {
+			return nil, false
+		}
+		a.cond.Wait()
+	}
+	fl = a.q[a.head]
+	a.q[a.head] = nil
+	a.head++
+	switch {
+	case a.head == len(a.q):
+		a.q, a.head = a.q[:0], 0
+	case a.head >= 256 && 2*a.head >= len(a.q):
+		// Never drained while B keeps ahead: move the rest to the front so
+		// that the slice does not grow with every frame ever acknowledged.
+		n := copy(a.q, a.q[a.head:])
+		clear(a.q[n:])
+		a.q, a.head = a.q[:n], 0
+	}
+	return fl, true
+}
+
+func (a *ackQueue) close() {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	a.cond.Broadcast()
 }
 
 // AppliedIndex returns the log index of the last durable frame.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -197,4 +198,132 @@ func TestFrameReadsOwnWrites(t *testing.T) {
 		t.Error("a frame that read nothing was moved to another batch")
 	}
 	b.Close()
+}
+
+// TestHooksMayTakeApplyLocks checks that the pipeline cannot deadlock when
+// an AfterCommit hook takes a lock that Apply holds while it reads (the
+// queue's hooks wake waiters under the Manager's lock). Apply waits at its
+// first read for stage B; B must then never wait for the acker, which may
+// be inside such a hook, waiting for Apply to let go of the lock. The
+// stages are made one frame deep and the acker slow, so that B runs ahead
+// of it as far as it can.
+func TestHooksMayTakeApplyLocks(t *testing.T) {
+	depth := pipeDepth
+	pipeDepth = 1
+	testSyncHook = func() { time.Sleep(time.Millisecond) }
+	defer func() { pipeDepth, testSyncHook = depth, nil }()
+	d, err := Open(t.TempDir(), &Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closed only if the test gets through: Close would wait for a
+	// deadlocked pipeline.
+	const kindLocked wal.Kind = 202
+	var mu sync.Mutex // stands for a state machine's lock
+	key := []byte("\x00\x00\x00\x00\xf0locked")
+	apply := func(tx *Tx, rec wal.Record) (wal.Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, c, err := tx.Get(key); err == nil {
+			c.Close()
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			return wal.Result{}, err
+		}
+		tx.AfterCommit(func() {
+			mu.Lock()
+			mu.Unlock()
+		})
+		return wal.Result{N: 1}, tx.Set(key, rec.Body)
+	}
+	if err := d.Register(KindSpec{Kind: kindLocked, Name: "test.locked", Reads: true, Apply: apply}); err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 16, 100
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := d.Propose(context.Background(), wal.Record{Kind: kindLocked, Body: []byte{byte(i)}}); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d proposals not answered after 30 s: the pipeline is deadlocked\n%s", workers*each, buf[:runtime.Stack(buf, true)])
+	}
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAckQueue checks the acker's queue: frames come out in the order they
+// went in, pop waits for a push and ends after close once drained, and a
+// queue that is never drained (B always a few frames ahead) stays as long
+// as what it holds.
+func TestAckQueue(t *testing.T) {
+	a := newAckQueue()
+	var in, out uint64
+	for range 100_000 {
+		for range 3 {
+			in++
+			a.push(&inflight{index: in})
+		}
+		for range 2 {
+			fl, ok := a.pop()
+			out++
+			if !ok || fl.index != out {
+				t.Fatalf("pop: got %v %v, want index %d", fl, ok, out)
+			}
+		}
+		// hold back a growing number of frames, then drain to a few
+		if in-out > 1000 {
+			for in-out > 5 {
+				fl, _ := a.pop()
+				out++
+				if fl.index != out {
+					t.Fatalf("pop: index %d, want %d", fl.index, out)
+				}
+			}
+		}
+	}
+	if n := len(a.q); n > 4*int(in-out)+512 {
+		t.Fatalf("queue holds %d frames and its slice is %d long", in-out, n)
+	}
+	got := make(chan uint64)
+	go func() {
+		for {
+			fl, ok := a.pop()
+			if !ok {
+				close(got)
+				return
+			}
+			got <- fl.index
+		}
+	}()
+	in++
+	a.push(&inflight{index: in})
+	a.close()
+	for idx := range got {
+		out++
+		if idx != out {
+			t.Fatalf("after close: index %d, want %d", idx, out)
+		}
+	}
+	if out != in {
+		t.Fatalf("after close: %d of %d frames came out", out, in)
+	}
 }
