@@ -245,8 +245,12 @@ func reuseArena(a []byte) []byte {
 	return a[:0]
 }
 
-// AfterCommit runs fn after the frame is durable, in apply order, on the
-// applying goroutine. Use it to publish in-memory state.
+// AfterCommit runs fn after the frame is durable, in apply order: on the
+// standalone engine's acknowledging goroutine, on a replica after the
+// batch's commit. Use it to publish in-memory state. fn may take a lock
+// that apply functions hold (even while they wait at a read for earlier
+// frames): the pipeline never makes stage B wait for the acknowledger.
+// It must not wait for a later frame.
 func (tx *Tx) AfterCommit(fn func()) { tx.after = append(tx.after, fn) }
 
 // metaAppliedKey is where a shard's applied index and time live:

@@ -82,6 +82,12 @@
 //
 // # Concurrency
 //
+// The commit pipeline's waits form no cycle: stage A (apply) waits for
+// stage B at a frame's first read, B waits only for Pebble, and the
+// acknowledger (fsync waits, AfterCommit hooks) may wait for A's locks;
+// B hands frames to it through an unbounded queue (ackQueue), never
+// waiting for it. TestHooksMayTakeApplyLocks deadlocked before that queue.
+//
 // A DB is safe for concurrent use by any number of goroutines. Close may be
 // called at any time and more than once: calls already inside the engine
 // finish (mutations already handed to the pipeline are applied and
