@@ -598,10 +598,8 @@ func (d *DB) applyInto(fl *inflight, f *wal.Frame, enc []byte, reads bool) error
 		b.Close()
 		return err
 	}
-	if sortFrames {
-		// Keys in order make the memtable inserts cheap (batchSorter).
-		b = d.sorter.sort(d.pdb, b)
-	}
+	// Keys in order make the memtable inserts cheap (batchSorter).
+	b = d.sorter.sort(d.pdb, b)
 	// The index is taken: the next frame follows this one whatever B does
 	// (if B fails, the engine stops and no later frame is acknowledged).
 	a.committed()

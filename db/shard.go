@@ -97,9 +97,7 @@ func (s *ShardApplier) Apply(b *pebble.Batch, index uint64, f *wal.Frame) ([]wal
 // memtable inserts.
 func (s *ShardApplier) Commit(b *pebble.Batch) error {
 	s.mu.Lock()
-	if sortFrames {
-		b = s.sorter.sort(s.d.pdb, b)
-	}
+	b = s.sorter.sort(s.d.pdb, b)
 	s.mu.Unlock()
 	err := b.Commit(pebble.NoSync)
 	b.Close()

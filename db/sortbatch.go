@@ -55,9 +55,6 @@ type sortGroup struct {
 // order that sorting it makes its inserts land next to each other.
 func (g *sortGroup) sortIt() bool { return g.descents > 0 && g.descents <= len(g.ents)/8 }
 
-// sortFrames turns the sort on; tests turn it off to compare.
-var sortFrames = true
-
 // groupPrefix is the length of a key's shard and table (internal/keys).
 const groupPrefix = 5
 
@@ -106,14 +103,15 @@ func (s *batchSorter) sort(pdb *pebble.DB, b *pebble.Batch) *pebble.Batch {
 				if len(s.groups) == maxSortGroups {
 					return b
 				}
+				// A new group, in a slot whose ents array is kept from
+				// earlier batches when there is one.
 				if len(s.groups) < cap(s.groups) {
 					s.groups = s.groups[:len(s.groups)+1]
-					g = &s.groups[len(s.groups)-1]
-					g.prefix, g.ents, g.descents = p, g.ents[:0], 0
 				} else {
-					s.groups = append(s.groups, sortGroup{prefix: p})
-					g = &s.groups[len(s.groups)-1]
+					s.groups = append(s.groups, sortGroup{})
 				}
+				g = &s.groups[len(s.groups)-1]
+				g.prefix, g.ents, g.descents = p, g.ents[:0], 0
 			}
 			if last != nil {
 				switches++

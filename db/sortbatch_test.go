@@ -3,6 +3,7 @@ package db
 import (
 	"bytes"
 	"fmt"
+	"iter"
 	"log/slog"
 	"math/rand/v2"
 	"testing"
@@ -87,14 +88,7 @@ func TestBatchSorterKeepsState(t *testing.T) {
 			want := nearlyOrdered(t, a)
 			var prev []byte
 			outOfOrder := map[string]bool{}
-			for r := nb.Reader(); ; {
-				_, k, _, ok, err := r.Next()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !ok {
-					break
-				}
+			for _, k := range writes(t, nb) {
 				if prev != nil {
 					p, q := prev[:min(len(prev), groupPrefix)], k[:min(len(k), groupPrefix)]
 					if bytes.Compare(p, q) > 0 {
@@ -142,14 +136,7 @@ func nearlyOrdered(t *testing.T, b *pebble.Batch) map[string]bool {
 		last        []byte
 	}
 	st := map[string]*stat{}
-	for r := b.Reader(); ; {
-		kind, k, _, ok, err := r.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			break
-		}
+	for kind, k := range writes(t, b) {
 		if kind == pebble.InternalKeyKindRangeDelete {
 			return nil // the sorter leaves such batches alone
 		}
@@ -172,6 +159,21 @@ func nearlyOrdered(t *testing.T, b *pebble.Batch) map[string]bool {
 		}
 	}
 	return out
+}
+
+// writes yields the kind and key of each of b's writes, in order.
+func writes(t *testing.T, b *pebble.Batch) iter.Seq2[pebble.InternalKeyKind, []byte] {
+	return func(yield func(pebble.InternalKeyKind, []byte) bool) {
+		for r := b.Reader(); ; {
+			kind, k, _, ok, err := r.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok || !yield(kind, k) {
+				return
+			}
+		}
+	}
 }
 
 func dump(t *testing.T, p *pebble.DB) string {
