@@ -28,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
@@ -57,7 +58,7 @@ type result struct {
 type system interface {
 	// enqueue submits n tasks in one call (one durable operation where the
 	// system has one).
-	enqueue(ctx context.Context, payload []byte, n int) error
+	enqueue(ctx context.Context, payloads [][]byte) error
 	// consume leases and acks until stop is closed and nothing is left; it
 	// adds each acked task to done.
 	consume(ctx context.Context, worker int, done *atomic.Int64, total int64) error
@@ -66,13 +67,33 @@ type system interface {
 
 const consumers = 8
 
-var payload = func() []byte {
-	p := make([]byte, 256)
-	for i := range p {
-		p[i] = byte('a' + i%26)
+// payloadSize is every task's payload in bytes.
+const payloadSize = 256
+
+// fillPayloads gives each of ps its own payload for the next call. With
+// -payload random (the default) the bytes come from a per-producer PCG, so
+// no two tasks share content and Pebble's block compression (and
+// JetStream's, were it on) has nothing to find, as with encrypted or
+// already-compressed payloads. With -payload text every task carries the
+// same 256-byte alphabet run, which compresses about tenfold: the best case
+// for the LSM's flushes and compactions.
+func fillPayloads(ps [][]byte, rng *rand.PCG) {
+	for i := range ps {
+		if ps[i] == nil {
+			ps[i] = make([]byte, payloadSize)
+		}
+		p := ps[i]
+		if *payloadKind == "text" {
+			for j := range p {
+				p[j] = byte('a' + j%26)
+			}
+			continue
+		}
+		for j := 0; j+8 <= len(p); j += 8 {
+			binary.LittleEndian.PutUint64(p[j:], rng.Uint64())
+		}
 	}
-	return p
-}()
+}
 
 // run drives one lifecycle. batch is tasks per enqueue call; rate, if > 0,
 // paces the producers to that many tasks per second in total.
@@ -109,12 +130,17 @@ func run(sys system, producers, tasks, batch int, rate float64) (result, error) 
 				tick = time.NewTicker(period)
 				defer tick.Stop()
 			}
+			rng := rand.NewPCG(uint64(p), 0x9e3779b97f4a7c15)
 			for i := p; i < calls; i += producers {
+				// Fresh slices each call: a system may keep a payload
+				// it was handed until the task is acked.
+				ps := make([][]byte, batch)
+				fillPayloads(ps, rng)
 				if tick != nil {
 					<-tick.C
 				}
 				t0 := time.Now()
-				if err := sys.enqueue(ctx, payload, batch); err != nil {
+				if err := sys.enqueue(ctx, ps); err != nil {
 					errs <- err
 					return
 				}
@@ -156,10 +182,10 @@ func openFlow(dir string) (system, error) {
 	return &flowSys{d, q}, nil
 }
 
-func (s *flowSys) enqueue(ctx context.Context, p []byte, n int) error {
-	ts := make([]queue.Task, n)
+func (s *flowSys) enqueue(ctx context.Context, ps [][]byte) error {
+	ts := make([]queue.Task, len(ps))
 	for i := range ts {
-		ts[i] = queue.Task{Payload: p}
+		ts[i] = queue.Task{Payload: ps[i]}
 	}
 	_, err := s.q.EnqueueBatch(ctx, "bench", ts)
 	return err
@@ -213,9 +239,10 @@ func (s *flowSys) close() error {
 }
 
 var (
-	verbose = flag.Bool("v", false, "print flowdb's commit and Pebble's flush and compaction figures after each run")
-	leaseN  = flag.Int("lease", 32, "tasks each consumer leases (fetches) per call, then acks in one call")
-	hotCap  = flag.Int("hot", 0, "flowdb's queue HotCapacity (0: the default, 1,000)")
+	verbose     = flag.Bool("v", false, "print flowdb's commit and Pebble's flush and compaction figures after each run")
+	leaseN      = flag.Int("lease", 32, "tasks each consumer leases (fetches) per call, then acks in one call")
+	hotCap      = flag.Int("hot", 0, "flowdb's queue HotCapacity (0: the default, 1,000)")
+	payloadKind = flag.String("payload", "random", "task payloads: random (each task its own incompressible bytes) or text (one compressible alphabet run)")
 )
 
 // ---- raw Pebble: the same writes, no queue logic ----
@@ -246,12 +273,12 @@ var rawState = make([]byte, 32)
 
 func rk(prefix byte, id uint64) []byte { return binary.BigEndian.AppendUint64([]byte{prefix}, id) }
 
-func (s *rawSys) enqueue(ctx context.Context, p []byte, n int) error {
+func (s *rawSys) enqueue(ctx context.Context, ps [][]byte) error {
 	b := s.p.NewBatch()
-	ids := make([]uint64, n)
+	ids := make([]uint64, len(ps))
 	for i := range ids {
 		ids[i] = s.next.Add(1)
-		b.Set(rk('t', ids[i]), p, nil)
+		b.Set(rk('t', ids[i]), ps[i], nil)
 		b.Set(rk('s', ids[i]), rawState, nil)
 		b.Set(rk('r', ids[i]), nil, nil)
 	}
@@ -383,14 +410,14 @@ func openNATS(dir string, syncAlways bool) (system, error) {
 	return &natsSys{srv: srv, nc: nc, js: js, cons: cons}, nil
 }
 
-func (s *natsSys) enqueue(ctx context.Context, p []byte, n int) error {
-	if n == 1 {
-		_, err := s.js.Publish(ctx, "tasks", p)
+func (s *natsSys) enqueue(ctx context.Context, ps [][]byte) error {
+	if len(ps) == 1 {
+		_, err := s.js.Publish(ctx, "tasks", ps[0])
 		return err
 	}
-	futs := make([]jetstream.PubAckFuture, n)
+	futs := make([]jetstream.PubAckFuture, len(ps))
 	for i := range futs {
-		f, err := s.js.PublishAsync("tasks", p)
+		f, err := s.js.PublishAsync("tasks", ps[i])
 		if err != nil {
 			return err
 		}
@@ -459,6 +486,10 @@ func main() {
 	memprofile := flag.String("memprofile", "", "write an allocation profile at exit")
 	traceOut := flag.String("trace", "", "write an execution trace (go tool trace)")
 	flag.Parse()
+	if *payloadKind != "random" && *payloadKind != "text" {
+		fmt.Fprintln(os.Stderr, "bad -payload: random or text")
+		os.Exit(2)
+	}
 	defer prof.Trace(*traceOut)()
 	defer prof.Allocs(*memprofile)
 	defer prof.CPU(*cpuprofile)()
@@ -471,8 +502,8 @@ func main() {
 		{"jetstream sync_always", func(d string) (system, error) { return openNATS(d, true) }},
 		{"jetstream default", func(d string) (system, error) { return openNATS(d, false) }},
 	}
-	fmt.Printf("queuebench: enqueue -> lease -> ack, 256 B payloads, %d tasks per enqueue call, %d consumers (lease %d, ack all), %d runs, medians\n",
-		*batch, consumers, *leaseN, *runs)
+	fmt.Printf("queuebench: enqueue -> lease -> ack, 256 B %s payloads, %d tasks per enqueue call, %d consumers (lease %d, ack all), %d runs, medians\n",
+		*payloadKind, *batch, consumers, *leaseN, *runs)
 	if *rate > 0 {
 		fmt.Printf("producers paced to %.0f tasks/s in total\n", *rate)
 	}
