@@ -201,7 +201,8 @@ func (o *op) putState(id uint64, t *task) error {
 	return o.tx.Set(o.stateKey(id), v)
 }
 
-// deleteTask deletes both of a task's records.
+// deleteTask deletes both of a task's records (a done task's body is
+// already gone, except in stores written before Ack deleted it).
 func (o *op) deleteTask(id uint64) error {
 	delete(o.q.leasedState, id)
 	if err := o.tx.Delete(o.stateKey(id)); err != nil {
@@ -909,7 +910,11 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	return wal.Result{N: 1}, o.end()
 }
 
-// ack completes a validated leased task.
+// ack completes a validated leased task. The body goes with it: a done task
+// keeps only its state (with the result) until ResultRetention, so the
+// payload written at enqueue is usually dropped by the flush of the memtable
+// it was written to, instead of being flushed and compacted down the tree
+// for an hour (doc.go, Tables).
 func (o *op) ack(id uint64, t *task, result []byte) error {
 	q := o.q
 	if err := o.endLease(id, t); err != nil {
@@ -920,6 +925,9 @@ func (o *op) ack(id uint64, t *task, result []byte) error {
 	q.m.acked++
 	q.m.bytes -= t.size
 	if err := o.tx.Set(o.timeKey(keys.TableQueueDone, o.now, id), nil); err != nil {
+		return err
+	}
+	if err := o.tx.Delete(o.bodyKey(id)); err != nil {
 		return err
 	}
 	return o.putState(id, t)

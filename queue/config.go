@@ -63,8 +63,8 @@ type Config struct {
 	BackoffBase    time.Duration
 	BackoffMax     time.Duration
 	JitterFraction float64
-	// ResultRetention: how long acked tasks and their results are kept.
-	// Default 1h.
+	// ResultRetention: how long acked tasks (their state and result, not
+	// their payload: Ack deletes the body) are kept. Default 1h.
 	ResultRetention time.Duration
 	// DeadRetention: how long dead letters are kept. Default 7 days.
 	DeadRetention time.Duration

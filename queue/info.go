@@ -201,6 +201,9 @@ func (m *Manager) readTask(shard uint32, queue string, id uint64) (task, bool, e
 		return task{}, false, fmt.Errorf("%w: task %d state", wal.ErrCorrupt, id)
 	}
 	bv, err := get(keys.TableQueueTask)
+	if errors.Is(err, pebble.ErrNotFound) && t.state == stateDone {
+		return t, true, nil // Ack deleted the body
+	}
 	if err != nil {
 		if errors.Is(err, pebble.ErrNotFound) {
 			err = fmt.Errorf("%w: task %d has no body", wal.ErrCorrupt, id)
@@ -213,19 +216,20 @@ func (m *Manager) readTask(shard uint32, queue string, id uint64) (task, bool, e
 	return t, true, nil
 }
 
-// TaskInfo describes a stored task.
+// TaskInfo describes a stored task. A done task has no body (Ack deletes
+// it): its Enqueued, Requires, Tags and Payload are empty.
 type TaskInfo struct {
 	ID        uint64    `json:"id"`
 	State     string    `json:"state"`
 	Priority  int       `json:"priority"`
 	Attempts  int       `json:"attempts"`
-	Enqueued  time.Time `json:"enqueued"`
+	Enqueued  time.Time `json:"enqueued,omitzero"`
 	NotBefore time.Time `json:"not_before,omitzero"`
 	LeaseExp  time.Time `json:"lease_expires,omitzero"`
 	Agent     string    `json:"agent,omitempty"`
 	Requires  []string  `json:"requires,omitempty"`
 	Tags      []string  `json:"tags,omitempty"`
-	Payload   []byte    `json:"payload"`
+	Payload   []byte    `json:"payload,omitempty"`
 	Result    []byte    `json:"result,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 	Finished  time.Time `json:"finished,omitzero"`
@@ -236,8 +240,11 @@ var stateNames = map[byte]string{stateReady: "ready", stateDelayed: "delayed", s
 
 func info(id uint64, t task) TaskInfo {
 	ti := TaskInfo{ID: id, State: stateNames[t.state], Priority: int(t.prio), Attempts: int(t.attempts),
-		Enqueued: time.Unix(0, t.enq), Agent: string(t.agent), Requires: toStrings(t.requires),
+		Agent: string(t.agent), Requires: toStrings(t.requires),
 		Tags: toStrings(t.tags), Payload: t.payload, Result: t.result, LastError: string(t.lastErr)}
+	if t.hasBody {
+		ti.Enqueued = time.Unix(0, t.enq)
+	}
 	if t.state == stateDelayed {
 		ti.NotBefore = time.Unix(0, t.notBefore)
 	}

@@ -74,7 +74,7 @@ func TestKillChild(t *testing.T) {
 					return
 				}
 				for _, l := range ls {
-					if err := m.Ack(ctx, "kq", l.ID, l.Token, nil); err != nil {
+					if err := m.Ack(ctx, "kq", l.ID, l.Token, l.Payload); err != nil { // see content
 						say("X ack %v\n", err)
 						return
 					}
@@ -172,7 +172,7 @@ func verifyKilled(t *testing.T, dir string, round int, enqueued map[uint64]strin
 	}
 	for id, payload := range enqueued {
 		info, err := m.Get(ctx, "kq", id)
-		if err != nil || string(info.Payload) != payload {
+		if err != nil || content(info) != payload {
 			t.Fatalf("round %d: acknowledged task %d (%s) lost: %+v %v", round, id, payload, info, err)
 		}
 		if acked[id] && info.State != "done" {
@@ -190,10 +190,10 @@ func verifyKilled(t *testing.T, dir string, round int, enqueued map[uint64]strin
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
-		if err != nil || seen[string(info.Payload)] {
-			t.Fatalf("round %d: task %d duplicated or unreadable: %q %v", round, id, info.Payload, err)
+		if err != nil || seen[content(info)] {
+			t.Fatalf("round %d: task %d duplicated or unreadable: %q %v", round, id, content(info), err)
 		}
-		seen[string(info.Payload)] = true
+		seen[content(info)] = true
 		found++
 	}
 	if found != total {

@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/internal/testutil"
+	"github.com/flowdb/flowdb/wal"
 )
 
 func openQ(t testing.TB, fs vfs.FS, c *testutil.Clock) (*db.DB, *Manager) {
@@ -179,5 +183,79 @@ func TestIdempotencyKeysReclaimed(t *testing.T) {
 	}
 	if nb, _ := m.Enqueue(ctx, "q", Task{IdempotencyKey: "b"}); nb == b {
 		t.Fatal("reclaimed key still honoured")
+	}
+}
+
+// TestAckDeletesBody checks that an acked task keeps its state and result
+// but not its body, that Check accepts a done task with or without a body
+// (stores written before Ack deleted it keep theirs) and still reports any
+// other task whose body is missing.
+func TestAckDeletesBody(t *testing.T) {
+	ctx := context.Background()
+	c := testutil.NewClock()
+	d, m := openQ(t, vfs.NewMem(), c)
+	defer d.Close()
+	defer m.Close()
+	if err := m.Create(ctx, Config{Name: "jobs"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"first", "second"} {
+		if _, err := m.Enqueue(ctx, "jobs", Task{Payload: []byte(p), Tags: []string{"t"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ls, err := m.Lease(ctx, "jobs", "a", 2, nil, 0)
+	if err != nil || len(ls) != 2 {
+		t.Fatalf("lease: %v %v", ls, err)
+	}
+	done, leased := ls[0], ls[1]
+	if err := m.Ack(ctx, "jobs", done.ID, done.Token, []byte("result")); err != nil {
+		t.Fatal(err)
+	}
+	info, err := m.Get(ctx, "jobs", done.ID)
+	if err != nil || info.State != "done" || string(info.Result) != "result" || info.Agent != "a" || info.Finished.IsZero() {
+		t.Fatalf("done task: %+v %v", info, err)
+	}
+	if info.Payload != nil || info.Tags != nil || !info.Enqueued.IsZero() {
+		t.Fatalf("done task kept its body: %+v", info)
+	}
+	shard := d.Placement().ShardFor("jobs")
+	bodyKey := func(id uint64) []byte { return qkey(shard, keys.TableQueueTask, "jobs", be64(id)) }
+	if _, _, err := d.Pebble().Get(bodyKey(done.ID)); !errors.Is(err, pebble.ErrNotFound) {
+		t.Fatalf("body of the acked task: %v, want ErrNotFound", err)
+	}
+	if info, err := m.Get(ctx, "jobs", leased.ID); err != nil || string(info.Payload) != "second" || len(info.Tags) != 1 {
+		t.Fatalf("leased task: %+v %v", info, err)
+	}
+	check := func(want string) {
+		t.Helper()
+		rep, err := d.Check(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case want == "" && !rep.OK():
+			t.Fatalf("check: %+v", rep.Problems)
+		case want != "" && (len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].Err, want)):
+			t.Fatalf("check: %+v, want one problem with %q", rep.Problems, want)
+		}
+	}
+	check("")
+	// A done task written by an older version, body and all.
+	old := (&task{prio: 0, enq: 1, payload: []byte("first"), tags: [][]byte{[]byte("t")}}).encodeBody(nil)
+	if err := d.Pebble().Set(bodyKey(done.ID), old, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	check("")
+	if info, err := m.Get(ctx, "jobs", done.ID); err != nil || info.State != "done" || string(info.Payload) != "first" {
+		t.Fatalf("done task with an old body: %+v %v", info, err)
+	}
+	// A leased task without its body is damage.
+	if err := d.Pebble().Delete(bodyKey(leased.ID), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	check(fmt.Sprintf("task %d has a state but no body", leased.ID))
+	if _, err := m.Get(ctx, "jobs", leased.ID); !errors.Is(err, wal.ErrCorrupt) {
+		t.Fatalf("leased task without a body: %v, want ErrCorrupt", err)
 	}
 }

@@ -16,9 +16,10 @@ import (
 const maxVerifyErrors = 100
 
 // checker returns the cross-table invariant check db.Check runs: for every
-// queue, the ready, delayed, lease, dead and done indexes hold exactly one
-// entry per task in the matching state (at the matching time or rank), and
-// the counters equal what the task records add up to.
+// queue, every task not done has both records, the ready, delayed, lease,
+// dead and done indexes hold exactly one entry per task in the matching
+// state (at the matching time or rank), and the counters equal what the
+// task records add up to.
 func (m *Manager) checker() db.Checker {
 	return db.Checker{Name: "queue", Check: func(ctx context.Context, r pebble.Reader) []error {
 		var errs []error
@@ -85,9 +86,10 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 		t.agent, t.result, t.lastErr = nil, nil, nil // v is the iterator's
 		states[id] = t
 	})
-	// Every state has its body; they agree on priority and payload size. A
-	// body without a state is a task enqueued ready and unchanged since
-	// (freshTask).
+	// Every state but a done task's has its body; they agree on priority and
+	// payload size. A body without a state is a task enqueued ready and
+	// unchanged since (freshTask). A done task's body was deleted by its Ack
+	// (stores written before that keep it).
 	hasBody := map[uint64]bool{}
 	scan(keys.TableQueueTask, func(k, v []byte) {
 		if len(k) != 8 {
@@ -112,7 +114,7 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 	})
 	for _, id := range slices.Sorted(maps.Keys(states)) {
 		t := states[id]
-		if !hasBody[id] {
+		if !hasBody[id] && t.state != stateDone {
 			report("queue %q: task %d has a state but no body", name, id)
 		}
 		maxID = max(maxID, id)
