@@ -315,6 +315,7 @@ func (s *rawSys) consume(ctx context.Context, w int, done *atomic.Int64, total i
 			lease.Set(rk('l', id), nil, nil)
 			lease.Set(rk('s', id), rawState, nil)
 			ack.Delete(rk('l', id), nil)
+			ack.Delete(rk('t', id), nil) // as flowdb's Ack deletes the body
 			ack.Set(rk('d', id), nil, nil)
 			ack.Set(rk('s', id), rawState, nil)
 		}
