@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/flowdb/flowdb/quant"
@@ -207,6 +208,19 @@ func (g *Graph) sym(a, b uint32) float32 {
 	return g.q.SymDistance(g.p.Metric, g.code(a), float64(g.terms[a]), g.code(b), float64(g.terms[b]))
 }
 
+// prefetchSlot starts fetching what dist reads of slot s (its code and
+// Term, or its vector) into the CPU's caches.
+func (g *Graph) prefetchSlot(s uint32) {
+	if g.q == nil {
+		v := g.vec(s)
+		prefetch(unsafe.Pointer(unsafe.SliceData(v)), uintptr(len(v))*4)
+		return
+	}
+	c := g.code(s)
+	prefetch(unsafe.Pointer(unsafe.SliceData(c)), uintptr(len(c)))
+	prefetch(unsafe.Pointer(&g.terms[s]), 4)
+}
+
 func (g *Graph) stride() int { return 2*g.p.M + 1 }
 
 // linksOf returns n's neighbors at lv (empty above its level or once it
@@ -397,6 +411,7 @@ func (g *Graph) searchLayer(dist func(uint32) float32, eps []cand, ef, lv int) [
 	defer visitPool.Put(vis)
 	cands := pq{h: make([]cand, 0, 2*ef)}
 	best := pq{h: make([]cand, 0, ef+1), max: true}
+	next := make([]uint32, 0, g.maxLinks(0))
 	for _, e := range eps {
 		vis.visit(e.s)
 		cands.push(e)
@@ -410,10 +425,18 @@ func (g *Graph) searchLayer(dist func(uint32) float32, eps []cand, ef, lv int) [
 		if len(best.h) >= ef && less(best.h[0], c) {
 			break
 		}
+		// First the neighbors to measure, their codes fetched into the
+		// caches together (each is a random read of Dim bytes from a
+		// large array), then their distances, in link order as before.
+		next = next[:0]
 		for _, n := range g.linksOf(c.s, lv) { // none for a deleted node (unreachable once repaired)
 			if !vis.visit(n) || g.isDead(n) {
 				continue // a dangling link to a deleted node: step over it
 			}
+			next = append(next, n)
+			g.prefetchSlot(n)
+		}
+		for _, n := range next {
 			nc := cand{dist(n), n}
 			if len(best.h) < ef || less(nc, best.h[0]) {
 				cands.push(nc)
