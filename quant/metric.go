@@ -173,9 +173,11 @@ type Query struct {
 
 // quantize sets qq.q and qq.s from the multipliers.
 func (qq *Query) quantize(mult []float64) {
-	var mx float64
+	var mx float64 // the multipliers are finite: a plain comparison will do
 	for _, x := range mult {
-		mx = max(mx, math.Abs(x))
+		if a := math.Abs(x); a > mx {
+			mx = a
+		}
 	}
 	qq.q = make([]int16, len(mult))
 	if mx == 0 {
@@ -197,10 +199,14 @@ func (q *Quantizer) Prepare(m Metric, v []float32) (*Query, error) {
 		return nil, err
 	}
 	qq := &Query{m: m, w2: q.w2, xmax: q.xmax}
+	// The sums run in local variables (registers), not in qq's fields:
+	// the same operations in the same order, without a store and a load
+	// per component.
+	var vn, a float64
 	for _, x := range v {
-		qq.vn += float64(x) * float64(x)
+		vn += float64(x) * float64(x)
 	}
-	qq.vn = math.Sqrt(qq.vn)
+	qq.vn = math.Sqrt(vn)
 	mult := make([]float64, len(v))
 	if m == L2 {
 		for d, x := range v {
@@ -208,7 +214,7 @@ func (q *Quantizer) Prepare(m Metric, v []float32) (*Query, error) {
 			xd := float64(float64(float64(x)-float64(q.min[d]))*float64(q.inv[d])) - 128
 			wx := float64(float64(q.w2[d]) * xd)
 			mult[d] = wx
-			qq.a += float64(wx * xd)
+			a += float64(wx * xd)
 		}
 	} else {
 		var su float64
@@ -216,10 +222,11 @@ func (q *Quantizer) Prepare(m Metric, v []float32) (*Query, error) {
 			u := float64(float64(x) * float64(q.scale[d]))
 			mult[d] = u
 			su += u
-			qq.a += float64(float64(x) * float64(q.min[d]))
+			a += float64(float64(x) * float64(q.min[d]))
 		}
-		qq.a += float64(128 * su)
+		a += float64(128 * su)
 	}
+	qq.a = a
 	qq.quantize(mult)
 	// Each multiplier is within s/2 of its int16 value times s, and
 	// |c_d| ≤ 128: the dot product errs by at most 64·s per component,

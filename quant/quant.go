@@ -195,7 +195,8 @@ func intWeights(w []float32, wmax int32) ([]int16, float64) {
 // CheckFinite returns ErrNotFinite if v has a NaN or infinite component.
 func CheckFinite(v []float32) error {
 	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+		// All exponent bits set: ±Inf or NaN.
+		if math.Float32bits(x)&0x7f800000 == 0x7f800000 {
 			return fmt.Errorf("%w: component %d is %v", ErrNotFinite, i, x)
 		}
 	}
