@@ -131,11 +131,12 @@
 // and leases of 32, 64 producers drain about 32,000-50,000 tasks/s on two
 // cores (0.71-0.75x raw Pebble), close to what their own round trips
 // allow; with EnqueueBatch of 16 and leases of 512 (and a HotCapacity above
-// the tasks in flight, so that leases come from memory), about 145,000-
-// 170,000 (bench/queuebench, depending on the day's disk). Enqueue p99 stays
-// under 10 ms up to about 65,000 tasks/s on two cores; above that, flushes
-// and compactions (one core each while they run) make the commit pipeline
-// queue (README, Benchmarks). A
+// the tasks in flight, so that leases come from memory), about 135,000
+// with random 256-byte payloads and 145,000-170,000 with compressible ones
+// (bench/queuebench, depending on the day's disk). Enqueue p99 is about 10
+// ms at half that peak on two cores, where flushes, compactions and the
+// WAL's fsyncs make the commit pipeline queue for a processor (README,
+// Benchmarks). A
 // record that reads nothing from Pebble (a lease from the hot set, an ack
 // of a cached lease, an enqueue without an idempotency key) is applied
 // while the previous frame is still being written (db.Tx).
