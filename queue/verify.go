@@ -16,10 +16,10 @@ import (
 const maxVerifyErrors = 100
 
 // checker returns the cross-table invariant check db.Check runs: for every
-// queue, every task not done has both records, the ready, delayed, lease,
-// dead and done indexes hold exactly one entry per task in the matching
-// state (at the matching time or rank), and the counters equal what the
-// task records add up to.
+// queue, every task but a done one has its body, the ready, delayed,
+// lease, dead and done indexes hold exactly one entry per task in the
+// matching state (at the matching time or rank), and the counters equal
+// what the task records add up to.
 func (m *Manager) checker() db.Checker {
 	return db.Checker{Name: "queue", Check: func(ctx context.Context, r pebble.Reader) []error {
 		var errs []error
