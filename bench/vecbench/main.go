@@ -404,46 +404,48 @@ func sweep(g *hnsw.Graph, metric quant.Metric, queries, pb [][]float32, gt [][]i
 	if first {
 		defer prof.CPU(*cpuprof)()
 	}
+	// query answers one query as a collection would: the graph's
+	// candidates, then the float32 originals of those whose bounds let
+	// them rank (each distance computed once), best first. It returns the
+	// results and how many originals it read.
+	query := func(qv []float32, ef int) ([]hnsw.Result, int) {
+		res, err := g.Search(qv, max(10, min(ef, *rerank*10)), ef, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pq := prep(qv)
+		var ranked []hnsw.Result
+		n, _ := hnsw.Rerank(res, 10, func(id uint64) (float32, bool, error) {
+			d := metric.Exact(pq, pb[id])
+			ranked = append(ranked, hnsw.Result{ID: id, Distance: d})
+			return d, true, nil
+		})
+		slices.SortFunc(ranked, func(a, b hnsw.Result) int {
+			switch {
+			case a.Distance < b.Distance:
+				return -1
+			case a.Distance > b.Distance:
+				return 1
+			}
+			return 0
+		})
+		return ranked, n
+	}
 	// A garbage collection, then an untimed pass, as hnswlib_peer.py makes
 	// one: the first timed ef otherwise paid for the caches and the GC debt
 	// the build (and, for the second metric, the first metric's graph and
 	// collection) left.
 	runtime.GC()
 	for _, qv := range queries[:min(warmSweep, len(queries))] {
-		if _, err := g.Search(qv, 10, efs[0], nil); err != nil {
-			log.Fatal(err)
-		}
+		query(qv, efs[0])
 	}
 	var out []run
 	for _, ef := range efs {
 		t0 := time.Now()
 		hits, reads := 0, 0
 		for i, qv := range queries {
-			res, err := g.Search(qv, max(10, min(ef, *rerank*10)), ef, nil)
-			if err != nil {
-				log.Fatal(err)
-			}
-			// Re-rank with the float32 originals the candidates whose
-			// bounds let them rank, as a collection does (each distance
-			// computed once).
-			pq := prep(qv)
-			var ranked []hnsw.Result
-			n, _ := hnsw.Rerank(res, 10, func(id uint64) (float32, bool, error) {
-				d := metric.Exact(pq, pb[id])
-				ranked = append(ranked, hnsw.Result{ID: id, Distance: d})
-				return d, true, nil
-			})
+			res, n := query(qv, ef)
 			reads += n
-			res = ranked
-			slices.SortFunc(res, func(a, b hnsw.Result) int {
-				switch {
-				case a.Distance < b.Distance:
-					return -1
-				case a.Distance > b.Distance:
-					return 1
-				}
-				return 0
-			})
 			for _, r := range res[:min(10, len(res))] {
 				if slices.Contains(gt[i], int(r.ID)) {
 					hits++
