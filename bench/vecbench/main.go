@@ -29,6 +29,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -420,15 +421,7 @@ func sweep(g *hnsw.Graph, metric quant.Metric, queries, pb [][]float32, gt [][]i
 			ranked = append(ranked, hnsw.Result{ID: id, Distance: d})
 			return d, true, nil
 		})
-		slices.SortFunc(ranked, func(a, b hnsw.Result) int {
-			switch {
-			case a.Distance < b.Distance:
-				return -1
-			case a.Distance > b.Distance:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(ranked, func(a, b hnsw.Result) int { return cmp.Compare(a.Distance, b.Distance) })
 		return ranked, n
 	}
 	// A garbage collection, then an untimed pass, as hnswlib_peer.py makes
