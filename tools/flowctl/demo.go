@@ -386,10 +386,14 @@ func demoQueues(ctx context.Context, qm *queue.Manager, show func(step), say fun
 func demoAgents(ctx context.Context, d *db.DB, qm *queue.Manager, show func(step), say func(string, ...any)) error {
 	var r *registry.Registry
 	var spawned atomic.Int64
+	// Spawned agents promise an hourly heartbeat, as the workers below do:
+	// nothing in the demo heartbeats them, and with the default 1s
+	// interval a slow run (CI's race pass) reached the unhealthy count
+	// below after they too had missed three.
 	spawner := func(ctx context.Context, pool string) error {
 		n := spawned.Add(1)
 		return r.Register(ctx, registry.AgentSpec{ID: fmt.Sprintf("%s-warm-%d", pool, n), Pool: pool,
-			Capabilities: []string{"python"}, Capacity: 4})
+			Capabilities: []string{"python"}, Capacity: 4, HeartbeatInterval: time.Hour})
 	}
 	r, err := registry.Attach(d, &registry.Options{Spawner: spawner, CheckInterval: 20 * time.Millisecond})
 	if err != nil {
