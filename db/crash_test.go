@@ -104,7 +104,7 @@ func TestCrashSweep(t *testing.T) {
 			}
 			k := string(e.Key)
 			var w, i, j int
-			if _, err := fmt.Sscanf(k, "w%d/%03d/%d", &w, &i, &j); err != nil || string(e.Value) != string(crashValue(k)) ||
+			if _, err := fmt.Sscanf(k, "w%d/%d/%d", &w, &i, &j); err != nil || string(e.Value) != string(crashValue(k)) ||
 				w >= crashWriters || i < 1 || j > i%3 {
 				t.Errorf("k=%d: key never written appeared: %q=%q", r.K, k, e.Value)
 				continue
@@ -113,7 +113,7 @@ func TestCrashSweep(t *testing.T) {
 		}
 		for k := range present {
 			var w, i, j int
-			fmt.Sscanf(k, "w%d/%03d/%d", &w, &i, &j)
+			fmt.Sscanf(k, "w%d/%d/%d", &w, &i, &j)
 			for jj := 0; jj <= i%3; jj++ {
 				if kk := fmt.Sprintf("w%d/%03d/%d", w, i, jj); !present[kk] {
 					t.Errorf("k=%d: torn batch: %s present without %s", r.K, k, kk)

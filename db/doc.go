@@ -49,7 +49,12 @@
 //     that frame's callers and every later caller get ErrFatal, and nothing
 //     is acknowledged until the store is reopened.
 //  4. A frame applies atomically with its log index: after any crash the
-//     store holds exactly the frames up to its applied index.
+//     store holds exactly the frames up to its applied index. This rests on
+//     Pebble recovering a prefix of its WAL, which it does for WALs in the
+//     chunk format of FormatWALSyncChunks and later; a new store's first
+//     WAL is in the older format (Pebble creates it before raising the
+//     store's version), so Open rotates it before the first frame
+//     (TestLostWALPageKeepsPrefix).
 //  5. A rejected record (a typed error in its Result) writes nothing; the
 //     other records of its frame still apply.
 //  6. Expired keys are invisible to reads at once (reads compare expiry with
