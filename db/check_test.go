@@ -128,16 +128,23 @@ func TestCheckFindsDiskCorruption(t *testing.T) {
 	if len(ssts) == 0 {
 		t.Fatal("no sstable written")
 	}
+	// Damage the largest table, which holds the key-value data. (A new
+	// store also has a small one from Open's first flush, holding only
+	// store metadata that Open must read.)
+	largest, size := "", int64(0)
 	for _, f := range ssts {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+		if st, err := os.Stat(f); err == nil && st.Size() > size {
+			largest, size = f, st.Size()
 		}
-		for i := len(data) / 3; i < 2*len(data)/3; i += 997 { // data blocks, not the first (meta) block
-			data[i] ^= 0xff
-		}
-		os.WriteFile(f, data, 0o600)
 	}
+	data, err := os.ReadFile(largest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(data) / 3; i < 2*len(data)/3; i += 997 { // data blocks, not the first (meta) block
+		data[i] ^= 0xff
+	}
+	os.WriteFile(largest, data, 0o600)
 	d, err = db.Open(dir, &db.Options{Logger: quiet(), TTLReapInterval: -1})
 	if err != nil {
 		t.Fatalf("open failed; only data blocks were damaged: %v", err)
