@@ -6,9 +6,10 @@
 // -rounds rounds of -reads reads each) for a block cache that holds them all
 // and one that does not, compacted into one level or as flushed, and for
 // each -index block size (Pebble's default is the data block size, which
-// gives tables of this size two-level indexes).
+// gives tables of this size two-level indexes) and -compression of the
+// blocks.
 //
-//	cd bench && go run ./pointread [-reads 300000] [-rounds 3] [-index 4096,262144]
+//	cd bench && go run ./pointread [-reads 300000] [-rounds 3] [-index 4096,262144] [-compression snappy,minlz,none]
 package main
 
 import (
@@ -27,6 +28,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable/block"
 )
 
 const (
@@ -38,7 +40,7 @@ func key(i uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte("\x00\x00\x00\x02\x41\x02fm"), i)
 }
 
-func measure(cacheMB int64, compact bool, indexBlock, reads, rounds int) float64 {
+func measure(cacheMB int64, compact bool, indexBlock int, comp *block.CompressionProfile, reads, rounds int) float64 {
 	dir, err := os.MkdirTemp("", "pointread-")
 	if err != nil {
 		log.Fatal(err)
@@ -50,6 +52,7 @@ func measure(cacheMB int64, compact bool, indexBlock, reads, rounds int) float64
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		po.Levels[i].IndexBlockSize = indexBlock
+		po.Levels[i].Compression = func() *block.CompressionProfile { return comp }
 	}
 	p, err := pebble.Open(dir, po)
 	if err != nil {
@@ -102,6 +105,12 @@ func measure(cacheMB int64, compact bool, indexBlock, reads, rounds int) float64
 	return us[len(us)/2]
 }
 
+var profiles = map[string]*block.CompressionProfile{
+	"snappy": block.SnappyCompression,
+	"minlz":  block.MinLZCompression,
+	"none":   block.NoCompression,
+}
+
 type quiet struct{}
 
 func (quiet) Infof(string, ...any)      {}
@@ -112,9 +121,10 @@ func main() {
 	reads := flag.Int("reads", 300000, "reads per round")
 	rounds := flag.Int("rounds", 3, "rounds (median reported)")
 	indexBlocks := flag.String("index", "4096,262144", "index block sizes to compare (Pebble's default is the block size, 4096)")
+	comps := flag.String("compression", "snappy", "block compressions to compare: snappy (Pebble's default), minlz (Pebble's Fastest on amd64), none")
 	flag.Parse()
 	fmt.Printf("machine: %d CPUs, %s; %d values of %d bytes, random point reads\n", runtime.NumCPU(), runtime.Version(), n, valSize)
-	fmt.Printf("%-12s %-12s %-12s %10s\n", "block cache", "LSM", "index block", "µs/Get")
+	fmt.Printf("%-12s %-12s %-12s %-12s %10s\n", "block cache", "LSM", "index block", "compression", "µs/Get")
 	for _, c := range []struct {
 		mb      int64
 		compact bool
@@ -128,7 +138,13 @@ func main() {
 			if err != nil {
 				log.Fatalf("-index: %v", err)
 			}
-			fmt.Printf("%-12s %-12s %-12d %10.2f\n", fmt.Sprintf("%d MiB", c.mb), lsm, ib, measure(c.mb, c.compact, ib, *reads, *rounds))
+			for _, cn := range strings.Split(*comps, ",") {
+				comp, ok := profiles[cn]
+				if !ok {
+					log.Fatalf("-compression: unknown %q", cn)
+				}
+				fmt.Printf("%-12s %-12s %-12d %-12s %10.2f\n", fmt.Sprintf("%d MiB", c.mb), lsm, ib, cn, measure(c.mb, c.compact, ib, comp, *reads, *rounds))
+			}
 		}
 	}
 }
