@@ -234,7 +234,7 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 	}
 	fmt.Printf("  collection (one run): %d vectors upserted in durable records of 1,000 in %.1fs; reopen (db.Open + hnsw.Attach) %v; just after it, ef %d ran %.0f q/s; then per ef a fresh reopen, %d warm-up queries, and search through Manager.Search (k 10, ef candidates re-ranked from Pebble):\n",
 		len(base), cr.build, cr.open.Round(time.Millisecond), cr.cold.EF, cr.cold.QPS, len(warm))
-	fmt.Printf("  %5s %14s %10s %14s %8s\n", "ef", "flowdb qps", "recall@10", "hnswlib qps", "ratio")
+	fmt.Printf("  %5s %14s %10s %14s %8s %12s %10s\n", "ef", "flowdb qps", "recall@10", "hnswlib qps", "ratio", "cache fill", "cache hit")
 	for i, ef := range efs {
 		var pq []float64
 		for _, pr := range peers {
@@ -244,7 +244,7 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 		if len(pq) > 0 {
 			ratio = cr.runs[i].QPS / med(pq)
 		}
-		fmt.Printf("  %5d %14.0f %10.4f %14.0f %8.2f\n", ef, cr.runs[i].QPS, cr.runs[i].Recall, med(pq), ratio)
+		fmt.Printf("  %5d %14.0f %10.4f %14.0f %8.2f %9d MiB %9.1f%%\n", ef, cr.runs[i].QPS, cr.runs[i].Recall, med(pq), ratio, cr.cacheFill[i]>>20, 100*cr.cacheHit[i])
 	}
 }
 
@@ -253,6 +253,10 @@ type collRun struct {
 	open  time.Duration
 	cold  run // the first ef, on a just-opened store
 	runs  []run
+	// Per ef: the block cache's fill when the measured pass began (bytes)
+	// and its hit rate over that pass (data, index and filter blocks).
+	cacheFill []int64
+	cacheHit  []float64
 }
 
 // collection builds the data set as a user would (a store, a collection,
@@ -348,7 +352,12 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 		if i == 0 {
 			lsm("after the warm-up")
 		}
+		before := d.Pebble().Metrics().BlockCache
 		cr.runs = append(cr.runs, pass(ef, queries, gt))
+		after := d.Pebble().Metrics().BlockCache
+		hits, misses := after.Hits-before.Hits, after.Misses-before.Misses
+		cr.cacheFill = append(cr.cacheFill, before.Size)
+		cr.cacheHit = append(cr.cacheHit, float64(hits)/float64(max(hits+misses, 1)))
 	}
 	return cr
 }
