@@ -421,6 +421,28 @@ func (d *DB) FS() vfs.FS { return d.opts.FS }
 // directly breaks flowdb's invariants: every mutation must be a record.
 func (d *DB) Pebble() *pebble.DB { return d.pdb }
 
+// Compact rewrites the tables holding keys in [start, end) into the LSM's
+// last level, as far down as they go, so that a point read there probes one
+// table instead of one per level. It changes no data and writes no
+// record: replicas compact on their own. It is worth its write cost after
+// a bulk load that is read at random afterwards (a vector collection's
+// import, see hnsw.Manager.Compact); Pebble compacts on its own otherwise.
+// It blocks until done or ctx ends, and Close waits for it. On a read-only
+// store it returns ErrReadOnly.
+func (d *DB) Compact(ctx context.Context, start, end []byte) error {
+	if d.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.leave()
+	if err := d.pdb.Compact(ctx, start, end, true); err != nil {
+		return fmt.Errorf("db: compact: %w", err)
+	}
+	return nil
+}
+
 // Placement returns how names are placed on data shards.
 func (d *DB) Placement() keys.Placement { return d.placement }
 

@@ -19,12 +19,18 @@
 // (db.Open, hnsw.Attach, durable upserts of 1,000), reopens it (timed), and
 // sweeps Manager.Search, which re-ranks from Pebble: the figure a user of
 // the library sees, with the store's block cache (-cache MiB; default
-// db's 128) deciding how many of those reads hit memory. Each ef runs on a
+// db's 128) deciding how many of those reads hit memory. After the build
+// the collection is compacted (Manager.Compact, as `flowctl vec import`
+// does; -compact=false measures the store as built). Each ef runs on a
 // freshly reopened store after -warm warm-up queries that are not
 // measured, so no pass finds in the cache what an earlier pass over the
-// same queries read.
+// same queries read. A reopen fills the block cache with the graph's node
+// and code blocks, read once to load the graph; the default 8,000 warm-up
+// queries replace most of them with vector blocks, as a running store's
+// searches would (the sweep prints the cache's hit rate; with 2,000 it was
+// 92% against 96%).
 //
-//	cd bench && GOEXPERIMENT=simd go run ./vecbench [-runs 3] [-queries 1000] [-m 16] [-efc 200] [-efs 16,32,64,128] [-metric l2,cosine] [-cache 0] [-compact]
+//	cd bench && GOEXPERIMENT=simd go run ./vecbench [-runs 3] [-queries 1000] [-m 16] [-efc 200] [-efs 16,32,64,128] [-metric l2,cosine] [-cache 0] [-compact=true] [-warm 8000]
 package main
 
 import (
@@ -67,10 +73,10 @@ var (
 	buildprof = flag.String("buildprofile", "", "write a CPU profile of the build")
 	runs      = flag.Int("runs", 1, "runs (each a flowdb build and sweep, then hnswlib's); medians are reported")
 	rerank    = flag.Int("rerank", 2, "re-rank the best rerank·k of the ef candidates (at least k, at most ef), as a collection does by default")
-	collprof  = flag.String("collprofile", "", "write a CPU profile of the collection's search sweep")
+	collprof  = flag.String("collprofile", "", "write a CPU profile of each measured collection pass (not its reopen or warm-up) to this path with .ef<ef> appended")
 	cacheMB   = flag.Int64("cache", 0, "the collection store's block cache in MiB (0: db's default, 128)")
-	compact   = flag.Bool("compact", false, "compact the collection store after the build (before the reopen)")
-	warmN     = flag.Int("warm", 2000, "collection: warm-up queries before the sweep (test-set vectors after the measured ones), so that the sweep measures a running store's block cache rather than a just-opened one's; the first ef is also timed cold, before them")
+	compact   = flag.Bool("compact", true, "compact the collection after the build (Manager.Compact, as flowctl vec import does), before the reopen")
+	warmN     = flag.Int("warm", 8000, "collection: warm-up queries before the sweep (test-set vectors after the measured ones), so that the sweep measures a running store's block cache rather than a just-opened one's; the first ef is also timed cold, before them")
 	coll      = flag.Bool("collection", true, "also measure a collection (db.Open, hnsw.Attach): durable build, search with re-ranking from Pebble, reopen")
 )
 
@@ -232,8 +238,8 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 	if !*coll {
 		return
 	}
-	fmt.Printf("  collection (one run): %d vectors upserted in durable records of 1,000 in %.1fs; reopen (db.Open + hnsw.Attach) %v; just after it, ef %d ran %.0f q/s; then per ef a fresh reopen, %d warm-up queries, and search through Manager.Search (k 10, ef candidates re-ranked from Pebble):\n",
-		len(base), cr.build, cr.open.Round(time.Millisecond), cr.cold.EF, cr.cold.QPS, len(warm))
+	fmt.Printf("  collection (one run): %d vectors upserted in durable records of 1,000 in %.1fs; compacted in %v; reopen (db.Open + hnsw.Attach) %v; just after it, ef %d ran %.0f q/s; then per ef a fresh reopen, %d warm-up queries, and search through Manager.Search (k 10, ef candidates re-ranked from Pebble):\n",
+		len(base), cr.build, cr.compact.Round(time.Millisecond), cr.open.Round(time.Millisecond), cr.cold.EF, cr.cold.QPS, len(warm))
 	fmt.Printf("  %5s %14s %10s %14s %8s %12s %10s\n", "ef", "flowdb qps", "recall@10", "hnswlib qps", "ratio", "cache fill", "cache hit")
 	for i, ef := range efs {
 		var pq []float64
@@ -251,8 +257,10 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 type collRun struct {
 	build float64
 	open  time.Duration
-	cold  run // the first ef, on a just-opened store
-	runs  []run
+	// compact is Manager.Compact's time (0 with -compact=false).
+	compact time.Duration
+	cold    run // the first ef, on a just-opened store
+	runs    []run
 	// Per ef: the block cache's fill when the measured pass began (bytes)
 	// and its hit rate over that pass (data, index and filter blocks).
 	cacheFill []int64
@@ -307,9 +315,12 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 	}
 	lsm("after the build")
 	if *compact {
-		if err := d.Pebble().Compact(ctx, []byte{0}, []byte{0xff, 0xff, 0xff, 0xff, 0xff}, true); err != nil {
+		t0 := time.Now()
+		if err := vm.Compact(ctx, "fm"); err != nil {
 			log.Fatal(err)
 		}
+		cr.compact = time.Since(t0)
+		lsm("after Manager.Compact")
 	}
 	reopen := func() time.Duration {
 		d.Close()
@@ -324,7 +335,6 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 	}
 	cr.open = reopen()
 	defer func() { d.Close() }()
-	defer prof.CPU(*collprof)()
 	pass := func(ef int, qs [][]float32, gt [][]int) run {
 		t0 := time.Now()
 		hits := 0
@@ -353,7 +363,12 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 			lsm("after the warm-up")
 		}
 		before := d.Pebble().Metrics().BlockCache
+		stop := func() {}
+		if *collprof != "" {
+			stop = prof.CPU(fmt.Sprintf("%s.ef%d", *collprof, ef))
+		}
 		cr.runs = append(cr.runs, pass(ef, queries, gt))
+		stop()
 		after := d.Pebble().Metrics().BlockCache
 		hits, misses := after.Hits-before.Hits, after.Misses-before.Misses
 		cr.cacheFill = append(cr.cacheFill, before.Size)

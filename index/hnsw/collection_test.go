@@ -588,3 +588,103 @@ func TestFloats(t *testing.T) {
 		}
 	}
 }
+
+// TestCompact: Compact moves every table holding a collection's vectors to
+// the LSM's last level and changes nothing a reader sees (tables, graph,
+// search results); it refuses unknown collections, closed stores and
+// read-only ones with typed errors.
+func TestCompact(t *testing.T) {
+	ctx := context.Background()
+	vs := clustered(21, 1200, 8, 32)
+	fs := vfs.NewMem()
+	d, m := openColl(t, fs)
+	if err := m.Create(ctx, Config{Name: "mem", Dim: 32, Metric: quant.L2, TrainSize: 400}); err != nil {
+		t.Fatal(err)
+	}
+	for lo := 0; lo < len(vs); lo += 200 {
+		var batch []Vector
+		for i := lo; i < lo+200; i++ {
+			batch = append(batch, Vector{ID: uint64(i + 1), Values: vs[i], Tags: []string{strconv.Itoa(i % 3)}})
+		}
+		if err := m.Upsert(ctx, "mem", batch); err != nil {
+			t.Fatal(err)
+		}
+		// One table per batch, as a bulk load past several memtables
+		// leaves them: overlapping tables in L0.
+		if err := d.Pebble().Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := m.get("mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vecLo := ckey(c.shard, TableVec, "mem", nil)
+	vecHi := keys.PrefixEnd(vecLo)
+	// levels lists the level of each table that overlaps the vector range.
+	levels := func() []int {
+		tables, err := d.Pebble().SSTables()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int
+		for level, ts := range tables {
+			for _, tb := range ts {
+				if bytes.Compare(tb.Smallest.UserKey, vecHi) < 0 && bytes.Compare(tb.Largest.UserKey, vecLo) >= 0 {
+					out = append(out, level)
+				}
+			}
+		}
+		return out
+	}
+	if ls := levels(); !slices.ContainsFunc(ls, func(l int) bool { return l < 6 }) {
+		t.Fatalf("before Compact the vectors are already in the last level only (%v): the test sets nothing up", ls)
+	}
+	queries := clustered(22, 20, 8, 32)
+	search := func() [][]Hit {
+		var out [][]Hit
+		for _, q := range queries {
+			h, err := m.Search(ctx, "mem", q, 10, SearchOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, h)
+		}
+		return out
+	}
+	dump, graph, hits := tableDump(t, d), m.graphBytes("mem"), search()
+
+	if err := m.Compact(ctx, "mem"); err != nil {
+		t.Fatal(err)
+	}
+	ls := levels()
+	if len(ls) == 0 || slices.ContainsFunc(ls, func(l int) bool { return l != 6 }) {
+		t.Fatalf("after Compact the vector tables are in levels %v, want all in L6", ls)
+	}
+	if !bytes.Equal(tableDump(t, d), dump) || !bytes.Equal(m.graphBytes("mem"), graph) || !reflect.DeepEqual(search(), hits) {
+		t.Fatal("Compact changed what a reader sees")
+	}
+	if rep, err := d.Check(ctx, nil); err != nil || !rep.OK() {
+		t.Fatalf("check after Compact: %v %+v", err, rep)
+	}
+
+	if err := m.Compact(ctx, "nope"); !errors.Is(err, ErrNoCollection) {
+		t.Fatalf("unknown collection: %v", err)
+	}
+	d.Close()
+	if err := m.Compact(ctx, "mem"); !errors.Is(err, db.ErrClosed) {
+		t.Fatalf("closed store: %v", err)
+	}
+	ro, err := db.Open("/v", &db.Options{FS: fs, Logger: quiet, ReadOnly: true, TTLReapInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	mro, err := Attach(ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mro.Compact(ctx, "mem"); !errors.Is(err, db.ErrReadOnly) {
+		t.Fatalf("read-only store: %v", err)
+	}
+}

@@ -274,7 +274,19 @@ func vecSuite(t *testing.T, tg target) {
 	if err := os.WriteFile(jpath, []byte(jl.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tg.must(t, "vec", "import", "mem", jpath)
+	var imp struct {
+		Imported  int  `json:"imported"`
+		Compacted bool `json:"compacted"`
+	}
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "vec", "import", "mem", jpath)), &imp); err != nil || imp.Imported != 120 || !imp.Compacted {
+		t.Fatalf("import: %+v %v", imp, err)
+	}
+	if out := tg.must(t, "vec", "compact", "mem"); !strings.Contains(out, "compacted mem") {
+		t.Fatalf("compact:\n%s", out)
+	}
+	if _, err := tg.run(t, "vec", "compact", "nope"); !errors.Is(err, hnsw.ErrNoCollection) {
+		t.Fatalf("compact of an unknown collection: %v", err)
+	}
 	var st hnsw.Stats
 	if err := json.Unmarshal([]byte(tg.must(t, "--json", "vec", "stats", "mem")), &st); err != nil {
 		t.Fatal(err)
