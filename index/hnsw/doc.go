@@ -33,6 +33,15 @@
 // almost exactly, and 14 under cosine (from 15.4-17.8), where the residual
 // is wide against the gaps between neighbors.
 //
+// Compaction: each re-rank read is a Pebble point read, which probes every
+// level whose tables may hold the key. A bulk load leaves the vectors spread
+// over L0, L5 and L6, and Pebble does not merge them further while the
+// store only reads. Manager.Compact (which `flowctl vec import` runs when
+// it ends) moves the collection's tables to the last level. On
+// Fashion-MNIST (bench/vecbench, 128 MiB cache, warm) search at ef 16 ran
+// 8,885 against 8,051 q/s under L2 (one run each, 2026-12-05); compacting
+// 60,000 vectors took 1.1 s.
+//
 // Filters: each tag keeps a roaring bitmap of the ids that carry it
 // (github.com/RoaringBitmap/roaring/v2, rebuilt on open from the tag
 // index). A filtered search intersects the bitmaps; an allowed set of at
