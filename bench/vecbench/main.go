@@ -15,7 +15,7 @@
 // in Pebble, are outside it). The graph sweep re-ranks the best -rerank·k
 // candidates with the float32 originals held in memory.
 //
-// With -collection (default on) it also builds a real collection once
+// With -collection (default on) each run also builds a real collection
 // (db.Open, hnsw.Attach, durable upserts of 1,000), reopens it (timed), and
 // sweeps Manager.Search, which re-ranks from Pebble: the figure a user of
 // the library sees, with the store's block cache (-cache MiB; default
@@ -28,7 +28,11 @@
 // and code blocks, read once to load the graph; the default 8,000 warm-up
 // queries replace most of them with vector blocks, as a running store's
 // searches would (the sweep prints the cache's hit rate; with 2,000 it was
-// 92% against 96%).
+// 92% against 96%). The collection rows are medians over the runs, each
+// run's ratio against the hnswlib run beside it ("run ratios" gives their
+// range), and a last table lines the two up at equal recall as
+// ann-benchmarks does: for each recall R, each system's fastest ef whose
+// median recall@10 reaches R.
 //
 //	cd bench && GOEXPERIMENT=simd go run ./vecbench [-runs 3] [-queries 1000] [-m 16] [-efc 200] [-efs 16,32,64,128] [-metric l2,cosine] [-cache 0] [-compact=true] [-warm 8000]
 package main
@@ -188,11 +192,15 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 	var peers []peer
 	var builds []float64
 	var bytesPer float64
+	var colls []collRun
 	for r := range *runs {
 		g, build, bp := buildGraph(metric, base, r == 0)
 		builds, bytesPer = append(builds, build), bp
 		mine = append(mine, sweep(g, metric, queries, pb, gt, efs, prep, r == 0))
 		g = nil
+		if *coll {
+			colls = append(colls, collection(metric, base, queries, gt, efs))
+		}
 		if !*noPeer {
 			peers = append(peers, runPeer(metric, len(queries), efs))
 		}
@@ -212,10 +220,6 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 		p.Bytes = pr.Bytes
 	}
 	p.BuildS = med(peerBuilds)
-	var cr collRun
-	if *coll {
-		cr = collection(metric, base, queries, gt, efs)
-	}
 	fmt.Printf("\n%s (median of %d runs; flowdb and hnswlib alternate): flowdb build %.1fs (batches of 1,000, candidates searched on %d goroutines), %.0f bytes/vector in RAM; hnswlib build %.1fs (%d threads), %d bytes/vector at level 0\n",
 		metric, *runs, med(builds), runtime.GOMAXPROCS(0), bytesPer, p.BuildS, *threads, p.Bytes)
 	fmt.Printf("  %5s %14s %10s %8s %14s %10s %8s\n", "ef", "flowdb qps", "recall@10", "re-rank", "hnswlib qps", "recall@10", "ratio")
@@ -238,20 +242,79 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 	if !*coll {
 		return
 	}
-	fmt.Printf("  collection (one run): %d vectors upserted in durable records of 1,000 in %.1fs; compacted in %v; reopen (db.Open + hnsw.Attach) %v; just after it, ef %d ran %.0f q/s; then per ef a fresh reopen, %d warm-up queries, and search through Manager.Search (k 10, ef candidates re-ranked from Pebble):\n",
-		len(base), cr.build, cr.compact.Round(time.Millisecond), cr.open.Round(time.Millisecond), cr.cold.EF, cr.cold.QPS, len(warm))
-	fmt.Printf("  %5s %14s %10s %14s %8s %12s %10s\n", "ef", "flowdb qps", "recall@10", "hnswlib qps", "ratio", "cache fill", "cache hit")
+	each := func(f func(cr collRun) float64) float64 {
+		var xs []float64
+		for _, cr := range colls {
+			xs = append(xs, f(cr))
+		}
+		return med(xs)
+	}
+	secs := func(f func(cr collRun) time.Duration) time.Duration {
+		return time.Duration(each(func(cr collRun) float64 { return float64(f(cr)) })).Round(time.Millisecond)
+	}
+	fmt.Printf("  collection (median of %d runs, each built between flowdb's graph and hnswlib): %d vectors upserted in durable records of 1,000 in %.1fs; compacted in %v; reopen (db.Open + hnsw.Attach) %v; just after it, ef %d ran %.0f q/s; then per ef a fresh reopen, %d warm-up queries, and search through Manager.Search (k 10, ef candidates re-ranked from Pebble):\n",
+		len(colls), len(base), each(func(cr collRun) float64 { return cr.build }), secs(func(cr collRun) time.Duration { return cr.compact }),
+		secs(func(cr collRun) time.Duration { return cr.open }), efs[0], each(func(cr collRun) float64 { return cr.cold.QPS }), len(warm))
+	fmt.Printf("  %5s %14s %10s %14s %8s %15s %12s %10s\n", "ef", "flowdb qps", "recall@10", "hnswlib qps", "ratio", "run ratios", "cache fill", "cache hit")
 	for i, ef := range efs {
 		var pq []float64
 		for _, pr := range peers {
 			pq = append(pq, pr.Runs[i].QPS)
 		}
-		ratio := 0.0
+		q := each(func(cr collRun) float64 { return cr.runs[i].QPS })
+		ratio, lo, hi := 0.0, 0.0, 0.0
 		if len(pq) > 0 {
-			ratio = cr.runs[i].QPS / med(pq)
+			// Each run's ratio is against the hnswlib run that followed it.
+			var rs []float64
+			for r, cr := range colls {
+				rs = append(rs, cr.runs[i].QPS/pq[r])
+			}
+			ratio, lo, hi = q/med(pq), slices.Min(rs), slices.Max(rs)
 		}
-		fmt.Printf("  %5d %14.0f %10.4f %14.0f %8.2f %9d MiB %9.1f%%\n", ef, cr.runs[i].QPS, cr.runs[i].Recall, med(pq), ratio, cr.cacheFill[i]>>20, 100*cr.cacheHit[i])
+		fmt.Printf("  %5d %14.0f %10.4f %14.0f %8.2f %7.2f-%-7.2f %9d MiB %9.1f%%\n", ef, q, colls[0].runs[i].Recall, med(pq), ratio, lo, hi,
+			int64(each(func(cr collRun) float64 { return float64(cr.cacheFill[i]) }))>>20, 100*each(func(cr collRun) float64 { return cr.cacheHit[i] }))
 	}
+	if len(peers) == 0 {
+		return
+	}
+	// The target compares queries/s at the same recall. ef alone does not
+	// line the two up (the same ef gives each a slightly different recall),
+	// so this applies ann-benchmarks' rule to the medians: for a recall R,
+	// each system's fastest ef whose recall@10 reaches R.
+	var mineC, theirs []run
+	for i, ef := range efs {
+		mineC = append(mineC, run{EF: ef, QPS: each(func(cr collRun) float64 { return cr.runs[i].QPS }), Recall: each(func(cr collRun) float64 { return cr.runs[i].Recall })})
+		var pq, pr []float64
+		for _, p := range peers {
+			pq, pr = append(pq, p.Runs[i].QPS), append(pr, p.Runs[i].Recall)
+		}
+		theirs = append(theirs, run{EF: ef, QPS: med(pq), Recall: med(pr)})
+	}
+	fmt.Printf("  collection at equal recall (for each R, the fastest ef whose median recall@10 reaches it):\n")
+	fmt.Printf("  %6s %10s %14s %10s %14s %8s\n", "R", "flowdb ef", "flowdb qps", "hnswlib ef", "hnswlib qps", "ratio")
+	for _, R := range []float64{0.95, 0.97, 0.98, 0.99, 0.995} {
+		a, okA := fastestAt(mineC, R)
+		b, okB := fastestAt(theirs, R)
+		switch {
+		case okA && okB:
+			fmt.Printf("  %6.3f %10d %14.0f %10d %14.0f %8.2f\n", R, a.EF, a.QPS, b.EF, b.QPS, a.QPS/b.QPS)
+		case okA || okB:
+			fmt.Printf("  %6.3f  reached by only one system in this sweep (flowdb %v, hnswlib %v)\n", R, okA, okB)
+		}
+	}
+}
+
+// fastestAt returns the point with the highest queries/s among those whose
+// recall reaches r, and false when none does.
+func fastestAt(points []run, r float64) (run, bool) {
+	var best run
+	ok := false
+	for _, p := range points {
+		if p.Recall >= r && (!ok || p.QPS > best.QPS) {
+			best, ok = p, true
+		}
+	}
+	return best, ok
 }
 
 type collRun struct {
