@@ -281,8 +281,14 @@ func encodeVec(v []float32, tags [][]byte) []byte {
 // decoded into scratch.
 func floats(val []byte, scratch []float32) []float32 {
 	dim := len(scratch)
-	if nativeLE && uintptr(unsafe.Pointer(unsafe.SliceData(val)))%4 == 0 {
-		return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(val))), dim)
+	if nativeLE {
+		if uintptr(unsafe.Pointer(unsafe.SliceData(val)))%4 == 0 {
+			return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(val))), dim)
+		}
+		// A block's values are packed with no alignment: one memmove
+		// rather than a float at a time.
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(scratch))), 4*dim), val[:4*dim])
+		return scratch
 	}
 	for i := range scratch {
 		scratch[i] = math.Float32frombits(binary.LittleEndian.Uint32(val[4*i:]))
