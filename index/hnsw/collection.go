@@ -1,6 +1,7 @@
 package hnsw
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -947,23 +948,35 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 		hits = append(hits, ranked{id, c.cfg.Metric.Exact(qv, floats(val, scratch)), slices.Clone(val[4*c.cfg.Dim:])})
 		return true
 	}
-	// readOne reads the stored vector of id (a point read, which skips
-	// levels by their bloom filters) and ranks it; ok is false if id was
-	// deleted since it was picked. (One iterator seeking the ids in
-	// ascending order measured slower: its seeks loaded more blocks.)
+	// readOne reads the stored vector of id and ranks it; ok is false if
+	// id was deleted since it was picked. The reads of one search share
+	// one iterator and its prefix seeks, which skip tables by their bloom
+	// filters as a point read does but keep the tables' index blocks
+	// between reads. (Plain SeekGE in ascending id order measured slower:
+	// its seeks loaded more blocks.)
 	key := slices.Clone(prefix)
-	readOne := func(id uint64) (float32, bool, error) {
-		key = binary.BigEndian.AppendUint64(key[:len(prefix)], id)
-		val, cl, err := r.Get(key)
-		if errors.Is(err, pebble.ErrNotFound) {
-			return 0, false, nil
+	var vit *pebble.Iterator
+	defer func() {
+		if vit != nil {
+			vit.Close()
 		}
+	}()
+	readOne := func(id uint64) (float32, bool, error) {
+		if vit == nil {
+			var err error
+			if vit, err = r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)}); err != nil {
+				return 0, false, err
+			}
+		}
+		key = binary.BigEndian.AppendUint64(key[:len(prefix)], id)
+		if !vit.SeekPrefixGE(key) || !bytes.Equal(vit.Key(), key) {
+			return 0, false, vit.Error()
+		}
+		val, err := vit.ValueAndErr()
 		if err != nil {
 			return 0, false, err
 		}
-		ok := add(id, val)
-		cl.Close()
-		if !ok {
+		if !add(id, val) {
 			return 0, false, nil
 		}
 		return hits[len(hits)-1].d, true, nil
