@@ -954,25 +954,32 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 	// filters as a point read does but keep the tables' index blocks
 	// between reads. (Plain SeekGE in ascending id order measured slower:
 	// its seeks loaded more blocks.)
-	key := slices.Clone(prefix)
+	// The search's one iterator over the collection's vectors, opened on
+	// first use (an empty filter reads nothing).
 	var vit *pebble.Iterator
+	vecs := func() (*pebble.Iterator, error) {
+		var err error
+		if vit == nil {
+			vit, err = r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+		}
+		return vit, err
+	}
 	defer func() {
 		if vit != nil {
 			vit.Close()
 		}
 	}()
+	key := slices.Clone(prefix)
 	readOne := func(id uint64) (float32, bool, error) {
-		if vit == nil {
-			var err error
-			if vit, err = r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)}); err != nil {
-				return 0, false, err
-			}
+		it, err := vecs()
+		if err != nil {
+			return 0, false, err
 		}
 		key = binary.BigEndian.AppendUint64(key[:len(prefix)], id)
-		if !vit.SeekPrefixGE(key) || !bytes.Equal(vit.Key(), key) {
-			return 0, false, vit.Error()
+		if !it.SeekPrefixGE(key) || !bytes.Equal(it.Key(), key) {
+			return 0, false, it.Error()
 		}
-		val, err := vit.ValueAndErr()
+		val, err := it.ValueAndErr()
 		if err != nil {
 			return 0, false, err
 		}
@@ -1001,14 +1008,14 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 			return nil, err
 		}
 	case g == nil:
-		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+		it, err := vecs()
 		if err != nil {
 			return nil, err
 		}
 		for ok := it.First(); ok; ok = it.Next() {
 			add(binary.BigEndian.Uint64(it.Key()[len(prefix):]), it.Value())
 		}
-		if err := it.Close(); err != nil {
+		if err := it.Error(); err != nil {
 			return nil, err
 		}
 	default:

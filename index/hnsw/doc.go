@@ -33,11 +33,12 @@
 // almost exactly, and 14 under cosine (from 15.4-17.8), where the residual
 // is wide against the gaps between neighbors.
 //
-// Compaction: each re-rank read is a prefix seek (the reads of one search
-// share one Pebble iterator, which keeps the tables' index blocks between
-// reads: +2% with cache misses, +7% fully cached, in a same-process A/B of
-// 2026-12-06), which probes every level whose tables may hold the key. A bulk load leaves the vectors spread
-// over L0, L5 and L6, and Pebble does not merge them further while the
+// Compaction: each re-rank read is a prefix seek, which probes every level
+// whose tables may hold the key. (The reads of one search share one Pebble
+// iterator, which keeps the tables' index blocks between reads: +2% with
+// cache misses, +7% fully cached, against a Get per read in a same-process
+// A/B of 2026-12-06.) A bulk load leaves the vectors spread over L0, L5
+// and L6, and Pebble does not merge them further while the
 // store only reads. Manager.Compact (which `flowctl vec import` runs when
 // it ends) moves the collection's tables to the last level. On
 // Fashion-MNIST (bench/vecbench, 128 MiB cache, warm) search at ef 16 ran
