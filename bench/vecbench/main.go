@@ -34,7 +34,13 @@
 // ann-benchmarks does: for each recall R, each system's fastest ef whose
 // median recall@10 reaches R.
 //
-//	cd bench && GOEXPERIMENT=simd go run ./vecbench [-runs 3] [-queries 1000] [-m 16] [-efc 200] [-efs 16,32,64,128] [-metric l2,cosine] [-cache 0] [-compact=true] [-warm 8000]
+// -caches 32,64,128 replaces the collection sweep with an A/B of block
+// cache sizes on the one store (the first metric's first run): each size in turn is
+// reopened, warmed and measured, -rounds times per ef with the order
+// rotating, and hnswlib runs once per round; it prints the medians, the
+// ratios to hnswlib and the cache hit rates, then exits.
+//
+//	cd bench && GOEXPERIMENT=simd go run ./vecbench [-runs 3] [-queries 1000] [-m 16] [-efc 200] [-efs 16,32,64,128] [-metric l2,cosine] [-cache 0] [-compact=true] [-warm 8000] [-caches 64,128,256 -rounds 3]
 package main
 
 import (
@@ -79,6 +85,8 @@ var (
 	rerank    = flag.Int("rerank", 2, "re-rank the best rerank·k of the ef candidates (at least k, at most ef), as a collection does by default")
 	collprof  = flag.String("collprofile", "", "write a CPU profile of each measured collection pass (not its reopen or warm-up) to this path with .ef<ef> appended")
 	cacheMB   = flag.Int64("cache", 0, "the collection store's block cache in MiB (0: db's default, 128)")
+	caches    = flag.String("caches", "", "instead of the sweep, an A/B of block cache sizes on one collection store: comma-separated MiB, each in turn reopened, warmed and measured, -rounds times per ef (the order rotating), with hnswlib run once per round (unless -no-hnswlib); prints medians and exits")
+	rounds    = flag.Int("rounds", 3, "rounds of the -caches A/B")
 	compact   = flag.Bool("compact", true, "compact the collection after the build (Manager.Compact, as flowctl vec import does), before the reopen")
 	warmN     = flag.Int("warm", 8000, "collection: warm-up queries before the sweep (test-set vectors after the measured ones), so that the sweep measures a running store's block cache rather than a just-opened one's; the first ef is also timed cold, before them")
 	coll      = flag.Bool("collection", true, "also measure a collection (db.Open, hnsw.Attach): durable build, search with re-ranking from Pebble, reopen")
@@ -205,14 +213,7 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 			peers = append(peers, runPeer(metric, len(queries), efs))
 		}
 	}
-	med := func(xs []float64) float64 {
-		xs = slices.Clone(xs)
-		slices.Sort(xs)
-		if len(xs) == 0 {
-			return 0
-		}
-		return xs[len(xs)/2]
-	}
+	med := median
 	var p peer
 	var peerBuilds []float64
 	for _, pr := range peers {
@@ -414,6 +415,19 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 		}
 		return run{ef, float64(len(qs)) / time.Since(t0).Seconds(), float64(hits) / float64(10*len(qs)), 0}
 	}
+	if *caches != "" {
+		cacheAB(metric, len(queries), efs, func(mib int64, ef int) (run, float64) {
+			*cacheMB = mib
+			reopen()
+			pass(ef, warm, nil)
+			before := d.Pebble().Metrics().BlockCache
+			r := pass(ef, queries, gt)
+			after := d.Pebble().Metrics().BlockCache
+			h, m := after.Hits-before.Hits, after.Misses-before.Misses
+			return r, float64(h) / float64(max(h+m, 1))
+		})
+		os.Exit(0)
+	}
 	cr.cold = pass(efs[0], queries, gt)
 	// Each ef is measured on a freshly opened store warmed by the warm-up
 	// queries (none of them measured): measured one after another on one
@@ -438,6 +452,65 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 		cr.cacheHit = append(cr.cacheHit, float64(hits)/float64(max(hits+misses, 1)))
 	}
 	return cr
+}
+
+// cacheAB measures each -caches block cache size in turn with measure
+// (reopen with it, warm up, one measured pass), -rounds rounds per ef, and
+// hnswlib once per round, and prints the medians and their ratios.
+func cacheAB(metric quant.Metric, nq int, efs []int, measure func(mib int64, ef int) (run, float64)) {
+	var sizes []int64
+	for _, f := range strings.Split(*caches, ",") {
+		var mib int64
+		if _, err := fmt.Sscanf(f, "%d", &mib); err != nil || mib <= 0 {
+			log.Fatalf("-caches %q: want sizes in MiB", f)
+		}
+		sizes = append(sizes, mib)
+	}
+	qps := make(map[[2]int][]float64) // [ef index, size index]
+	hit := make(map[[2]int][]float64)
+	rec := make(map[int]float64)
+	peerQPS := make([][]float64, len(efs))
+	peerRec := make([]float64, len(efs))
+	for r := range *rounds {
+		for i, ef := range efs {
+			for j := range sizes {
+				k := (j + r) % len(sizes)
+				run, h := measure(sizes[k], ef)
+				key := [2]int{i, k}
+				qps[key], hit[key], rec[i] = append(qps[key], run.QPS), append(hit[key], h), run.Recall
+			}
+		}
+		if !*noPeer {
+			p := runPeer(metric, nq, efs)
+			for i := range efs {
+				peerQPS[i], peerRec[i] = append(peerQPS[i], p.Runs[i].QPS), p.Runs[i].Recall
+			}
+		}
+	}
+	fmt.Printf("  block cache sizes on one store (%s), medians of %d rounds (each: reopen, %d warm-up queries, one measured pass; order rotating; hnswlib once per round)\n", metric, *rounds, *warmN)
+	fmt.Printf("  %5s %10s %12s %16s %10s %10s %14s %10s %10s\n", "ef", "cache", "flowdb qps", "range", "recall@10", "cache hit", "hnswlib qps", "recall@10", "ratio")
+	for i, ef := range efs {
+		pq := median(peerQPS[i])
+		for k, mib := range sizes {
+			q := qps[[2]int{i, k}]
+			ratio := 0.0
+			if pq > 0 {
+				ratio = median(q) / pq
+			}
+			fmt.Printf("  %5d %6d MiB %12.0f %7.0f-%-8.0f %10.4f %9.1f%% %14.0f %10.4f %10.2f\n", ef, mib, median(q), slices.Min(q), slices.Max(q),
+				rec[i], 100*median(hit[[2]int{i, k}]), pq, peerRec[i], ratio)
+		}
+	}
+}
+
+// median is the middle of xs (the upper one of an even count; 0 if empty).
+func median(xs []float64) float64 {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	if len(xs) == 0 {
+		return 0
+	}
+	return xs[len(xs)/2]
 }
 
 // buildGraph builds the graph as a collection's apply does (InsertBatch in

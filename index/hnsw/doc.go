@@ -45,6 +45,16 @@
 // 8,885 against 8,051 q/s under L2 (one run each, 2026-12-05); compacting
 // 60,000 vectors took 1.1 s.
 //
+// Speed against memory: a search costs the walk over int8 codes plus a
+// Pebble read per re-ranked candidate (about 10 under L2 on Fashion-MNIST,
+// 14 under cosine), each about 2 µs of seek with its block cached and
+// several times that without. Under cosine at recall 0.95-0.98 that keeps
+// a collection below hnswlib's queries/s at any cache a user would give
+// it: 0.58-0.95x with db's 128 MiB block cache, 0.77-1.08x with 256 MiB
+// (bench/vecbench -caches, 2026-12-06). A cache of decoded vectors in
+// front of Pebble was tried and not kept: at equal memory it was no faster
+// than the block cache alone (see the README's Benchmarks).
+//
 // Filters: each tag keeps a roaring bitmap of the ids that carry it
 // (github.com/RoaringBitmap/roaring/v2, rebuilt on open from the tag
 // index). A filtered search intersects the bitmaps; an allowed set of at
