@@ -35,10 +35,11 @@
 // median recall@10 reaches R.
 //
 // -caches 32,64,128 replaces the collection sweep with an A/B of block
-// cache sizes on the one store (the first metric's first run): each size in turn is
-// reopened, warmed and measured, -rounds times per ef with the order
-// rotating, and hnswlib runs once per round; it prints the medians, the
-// ratios to hnswlib and the cache hit rates, then exits.
+// cache sizes on the one store (the first metric's first run): each size
+// in turn is reopened, warmed and measured, -rounds times per ef with the
+// order rotating, and hnswlib runs once per round; it prints the medians,
+// the ratios to hnswlib and the cache hit rates, removes the store and
+// exits.
 //
 //	cd bench && GOEXPERIMENT=simd go run ./vecbench [-runs 3] [-queries 1000] [-m 16] [-efc 200] [-efs 16,32,64,128] [-metric l2,cosine] [-cache 0] [-compact=true] [-warm 8000] [-caches 64,128,256 -rounds 3]
 package main
@@ -426,6 +427,9 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 			h, m := after.Hits-before.Hits, after.Misses-before.Misses
 			return r, float64(h) / float64(max(h+m, 1))
 		})
+		// os.Exit skips the deferred clean-up: do it first.
+		d.Close()
+		os.RemoveAll(dir)
 		os.Exit(0)
 	}
 	cr.cold = pass(efs[0], queries, gt)
