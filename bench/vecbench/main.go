@@ -63,6 +63,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/bench/internal/prof"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
@@ -214,16 +215,15 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 			peers = append(peers, runPeer(metric, len(queries), efs))
 		}
 	}
-	med := median
 	var p peer
 	var peerBuilds []float64
 	for _, pr := range peers {
 		peerBuilds = append(peerBuilds, pr.BuildS)
 		p.Bytes = pr.Bytes
 	}
-	p.BuildS = med(peerBuilds)
+	p.BuildS = median(peerBuilds)
 	fmt.Printf("\n%s (median of %d runs; flowdb and hnswlib alternate): flowdb build %.1fs (batches of 1,000, candidates searched on %d goroutines), %.0f bytes/vector in RAM; hnswlib build %.1fs (%d threads), %d bytes/vector at level 0\n",
-		metric, *runs, med(builds), runtime.GOMAXPROCS(0), bytesPer, p.BuildS, *threads, p.Bytes)
+		metric, *runs, median(builds), runtime.GOMAXPROCS(0), bytesPer, p.BuildS, *threads, p.Bytes)
 	fmt.Printf("  %5s %14s %10s %8s %14s %10s %8s\n", "ef", "flowdb qps", "recall@10", "re-rank", "hnswlib qps", "recall@10", "ratio")
 	for i, ef := range efs {
 		var q, pq []float64
@@ -237,9 +237,9 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 		}
 		ratio := 0.0
 		if len(pq) > 0 {
-			ratio = med(q) / med(pq)
+			ratio = median(q) / median(pq)
 		}
-		fmt.Printf("  %5d %14.0f %10.4f %8.1f %14.0f %10.4f %8.2f\n", ef, med(q), mine[0][i].Recall, mine[0][i].Reads, med(pq), precall, ratio)
+		fmt.Printf("  %5d %14.0f %10.4f %8.1f %14.0f %10.4f %8.2f\n", ef, median(q), mine[0][i].Recall, mine[0][i].Reads, median(pq), precall, ratio)
 	}
 	if !*coll {
 		return
@@ -249,7 +249,7 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 		for _, cr := range colls {
 			xs = append(xs, f(cr))
 		}
-		return med(xs)
+		return median(xs)
 	}
 	secs := func(f func(cr collRun) time.Duration) time.Duration {
 		return time.Duration(each(func(cr collRun) float64 { return float64(f(cr)) })).Round(time.Millisecond)
@@ -271,9 +271,9 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 			for r, cr := range colls {
 				rs = append(rs, cr.runs[i].QPS/pq[r])
 			}
-			ratio, lo, hi = q/med(pq), slices.Min(rs), slices.Max(rs)
+			ratio, lo, hi = q/median(pq), slices.Min(rs), slices.Max(rs)
 		}
-		fmt.Printf("  %5d %14.0f %10.4f %14.0f %8.2f %7.2f-%-7.2f %9d MiB %9.1f%%\n", ef, q, colls[0].runs[i].Recall, med(pq), ratio, lo, hi,
+		fmt.Printf("  %5d %14.0f %10.4f %14.0f %8.2f %7.2f-%-7.2f %9d MiB %9.1f%%\n", ef, q, colls[0].runs[i].Recall, median(pq), ratio, lo, hi,
 			int64(each(func(cr collRun) float64 { return float64(cr.cacheFill[i]) }))>>20, 100*each(func(cr collRun) float64 { return cr.cacheHit[i] }))
 	}
 	if len(peers) == 0 {
@@ -290,7 +290,7 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 		for _, p := range peers {
 			pq, pr = append(pq, p.Runs[i].QPS), append(pr, p.Runs[i].Recall)
 		}
-		theirs = append(theirs, run{EF: ef, QPS: med(pq), Recall: med(pr)})
+		theirs = append(theirs, run{EF: ef, QPS: median(pq), Recall: median(pr)})
 	}
 	fmt.Printf("  collection at equal recall (for each R, the fastest ef whose median recall@10 reaches it):\n")
 	fmt.Printf("  %6s %10s %14s %10s %14s %8s\n", "R", "flowdb ef", "flowdb qps", "hnswlib ef", "hnswlib qps", "ratio")
@@ -424,8 +424,7 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 			before := d.Pebble().Metrics().BlockCache
 			r := pass(ef, queries, gt)
 			after := d.Pebble().Metrics().BlockCache
-			h, m := after.Hits-before.Hits, after.Misses-before.Misses
-			return r, float64(h) / float64(max(h+m, 1))
+			return r, hitRate(before, after)
 		})
 		// os.Exit skips the deferred clean-up: do it first.
 		d.Close()
@@ -451,9 +450,8 @@ func collection(metric quant.Metric, base, queries [][]float32, gt [][]int, efs 
 		cr.runs = append(cr.runs, pass(ef, queries, gt))
 		stop()
 		after := d.Pebble().Metrics().BlockCache
-		hits, misses := after.Hits-before.Hits, after.Misses-before.Misses
 		cr.cacheFill = append(cr.cacheFill, before.Size)
-		cr.cacheHit = append(cr.cacheHit, float64(hits)/float64(max(hits+misses, 1)))
+		cr.cacheHit = append(cr.cacheHit, hitRate(before, after))
 	}
 	return cr
 }
@@ -505,6 +503,12 @@ func cacheAB(metric quant.Metric, nq int, efs []int, measure func(mib int64, ef 
 				rec[i], 100*median(hit[[2]int{i, k}]), pq, peerRec[i], ratio)
 		}
 	}
+}
+
+// hitRate is the block cache's hit rate between two readings of its metrics.
+func hitRate(before, after pebble.CacheMetrics) float64 {
+	h, m := after.Hits-before.Hits, after.Misses-before.Misses
+	return float64(h) / float64(max(h+m, 1))
 }
 
 // median is the middle of xs (the upper one of an even count; 0 if empty).

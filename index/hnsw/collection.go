@@ -948,12 +948,6 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 		hits = append(hits, ranked{id, c.cfg.Metric.Exact(qv, floats(val, scratch)), slices.Clone(val[4*c.cfg.Dim:])})
 		return true
 	}
-	// readOne reads the stored vector of id and ranks it; ok is false if
-	// id was deleted since it was picked. The reads of one search share
-	// one iterator and its prefix seeks, which skip tables by their bloom
-	// filters as a point read does but keep the tables' index blocks
-	// between reads. (Plain SeekGE in ascending id order measured slower:
-	// its seeks loaded more blocks.)
 	// The search's one iterator over the collection's vectors, opened on
 	// first use (an empty filter reads nothing).
 	var vit *pebble.Iterator
@@ -970,6 +964,12 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 		}
 	}()
 	key := slices.Clone(prefix)
+	// readOne reads the stored vector of id and ranks it; ok is false if
+	// id was deleted since it was picked. The reads of one search share
+	// the iterator and its prefix seeks, which skip tables by their bloom
+	// filters as a point read does but keep the tables' index blocks
+	// between reads. (Plain SeekGE in ascending id order measured slower:
+	// its seeks loaded more blocks.)
 	readOne := func(id uint64) (float32, bool, error) {
 		it, err := vecs()
 		if err != nil {
