@@ -103,8 +103,12 @@ func Open(dir string, opts *Options) (*DB, error) {
 
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref() // Pebble holds its own reference
+	var pfs vfs.FS = yieldFS{o.FS}
+	if o.Durability == NoSync {
+		pfs = noSyncWALFS{pfs}
+	}
 	po := &pebble.Options{
-		FS:                 yieldFS{o.FS},
+		FS:                 pfs,
 		Cache:              cache,
 		Logger:             pebbleLogger{o.Logger},
 		ReadOnly:           o.ReadOnly,
@@ -128,10 +132,10 @@ func Open(dir string, opts *Options) (*DB, error) {
 	if o.Pebble != nil {
 		o.Pebble(po)
 	}
-	pdb, err := pebble.Open(dir, po)
+	pdb, err := openPebble(dir, po, o)
 	if err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("db: open pebble in %s: %w", dir, err)
+		return nil, err
 	}
 	d.pdb = pdb
 
@@ -514,7 +518,6 @@ type inflight struct {
 	results []wal.Result
 	hooks   []func()
 	index   uint64
-	synced  bool // committed without a sync to wait for (NoSync durability)
 	start   time.Time
 	// Stage timings for Metrics: visibility wait and apply (A), write (B),
 	// and the time the acker waited for the fsync.
@@ -717,10 +720,8 @@ func (d *DB) writeBatch(fl *inflight) (err error) {
 			err = pf
 		}
 	}()
-	if d.opts.Durability == NoSync {
-		fl.synced = true
-		return fl.b.Commit(pebble.NoSync)
-	}
+	// In NoSync mode the WAL's fsyncs do nothing (noSyncWALFS): the sync
+	// that the acker waits for then means "written to the OS".
 	return d.pdb.ApplyNoSyncWait(fl.b, pebble.Sync)
 }
 
@@ -739,19 +740,17 @@ func (d *DB) ackLoop(acks *ackQueue, done chan<- struct{}) {
 			fl.b = nil
 		}
 		if fl.b != nil {
-			if !fl.synced {
-				if testSyncHook != nil {
-					testSyncHook()
-				}
-				t0 := time.Now()
-				serr := fl.b.SyncWait()
-				d.m.syncNanos.Add(uint64(time.Since(t0)))
-				if serr != nil && err == nil {
-					ferr := fmt.Errorf("%w: fsync: %v", ErrFatal, serr)
-					d.fatal.CompareAndSwap(nil, &ferr)
-					d.opts.Logger.Error("flowdb: fsync failed; engine stopped", "err", serr)
-					err = *d.fatal.Load()
-				}
+			if testSyncHook != nil {
+				testSyncHook()
+			}
+			t0 := time.Now()
+			serr := fl.b.SyncWait()
+			d.m.syncNanos.Add(uint64(time.Since(t0)))
+			if serr != nil && err == nil {
+				ferr := fmt.Errorf("%w: fsync: %v", ErrFatal, serr)
+				d.fatal.CompareAndSwap(nil, &ferr)
+				d.opts.Logger.Error("flowdb: fsync failed; engine stopped", "err", serr)
+				err = *d.fatal.Load()
 			}
 			fl.b.Close()
 		}

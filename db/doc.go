@@ -143,6 +143,14 @@
 //     (64 producers x 16-task calls, 4 alternating pairs): 1.14x the
 //     lifecycle throughput of writing in apply order; kvbench's batches of
 //     100 random keys unchanged.
+//   - NoSync durability answers after write(2) of the WAL, not after the
+//     WAL writer's buffer: Pebble's NoSync commit leaves a frame in a
+//     user-space block until the block fills or something syncs, and a
+//     process crash lost up to 32 KiB of acknowledged frames that way. The
+//     store commits as in SyncEachCommit over a WAL whose fsyncs do nothing
+//     (noSyncWALFS), and a marker file lets Open cut such a WAL's torn tail
+//     after a power cut (openPebble). TestDurabilityModesSurviveSIGKILL
+//     (internal/killtest) kills a writer of every subsystem in both modes.
 //   - A mutation is visible to reads as soon as Pebble has applied its
 //     batch, which may be shortly before the fsync completes; its caller is
 //     answered only after the fsync. Pebble's own Commit(Sync) behaves the

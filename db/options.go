@@ -18,9 +18,18 @@ const (
 	// holds it has been fsynced. Survives process crashes and power loss.
 	// The default.
 	SyncEachCommit Durability = iota
-	// NoSync acknowledges after the batch is written to Pebble's WAL without
-	// an fsync. Survives a process crash (the OS has the bytes) but not power
-	// loss or a kernel crash.
+	// NoSync acknowledges after the frame has been written to the WAL file
+	// with write(2), without an fsync: the kernel holds every acknowledged
+	// frame. A process crash (SIGKILL, panic, OOM kill) loses nothing
+	// acknowledged. A power cut or kernel crash may lose the frames the
+	// kernel had not yet written back: always a suffix of the acknowledged
+	// ones, never a frame in the middle. Since the WAL's chunks then claim
+	// syncs that never happened, a store written in this mode carries a
+	// marker file, and Open cuts a WAL damaged that way at its last whole
+	// record instead of reporting corruption (a store without the marker
+	// still reports it). Tables and the manifest are synced as in
+	// SyncEachCommit. Opening the store in SyncEachCommit mode flushes and
+	// removes the marker.
 	NoSync
 )
 

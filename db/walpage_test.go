@@ -30,6 +30,11 @@ import (
 // format (doc.go, Invariants). Without that rotation, seeds 5, 15, 23, 25
 // and 32 fail ("write 858 is missing but k00859 survived").
 //
+// The stores are written in NoSync mode (every WAL byte unsynced), whose
+// WAL chunks claim syncs that never reached the disk: a hole before such a
+// claim is what Pebble calls corruption, and Open must cut the WAL at the
+// hole instead (the NoSync marker, nosyncfs.go).
+//
 // FLOWDB_WALPAGE_SEEDS sets the number of stores (default 60; each store's
 // WAL positions differ a little from run to run, as frames carry times).
 func TestLostWALPageKeepsPrefix(t *testing.T) {
