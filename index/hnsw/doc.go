@@ -107,12 +107,20 @@
 //     link that repair misses is stepped over by every search. A deleted
 //     node's slot is not reused.
 //   - Search never returns a deleted vector or the same id twice.
+//   - Every live vector is reachable from the entry point by links, after
+//     any sequence of inserts, updates and deletes (reach.go): a node that
+//     loses its last incoming level-0 link, or a new node no neighbor kept,
+//     gets one from the nearest node a search for it reaches, at once; a
+//     set cut off together is reattached by a full walk every
+//     max(1,024, live/4) operations. Both are deterministic.
+//     Graph.Unreachable (and so db.Check) reports any node a walk misses.
 //
 // # Memory
 //
 // Per slot (live or deleted): its code (Dim bytes), Term (4 bytes) and
 // Residual (8 bytes; under inner products also ‖x̂‖², 4 bytes), its
-// level-0 link record (a count and 2·M slots: 4·(2·M+1) bytes), a node (48
+// level-0 link record (a count and 2·M slots: 4·(2·M+1) bytes), its count
+// of incoming level-0 links (4 bytes, for reachability), a node (48
 // bytes: id, level, upper-level links header); per node above level 0
 // (1/M of them), M links per level; per live vector a map entry from id to
 // slot (about 40 bytes). Codes, vectors and link records live in chunked

@@ -109,6 +109,15 @@ type Graph struct {
 	// dirty holds the slots changed since the last TakeDirty (a set; read
 	// out sorted), so that a collection persists exactly what changed.
 	dirty map[uint32]struct{}
+	// indeg counts per slot the level-0 links that point at it (from live
+	// nodes: a deleted node has none); deadCount counts deleted slots.
+	// orphans lists the slots whose count fell to 0, or that are new, since
+	// the last settle, which gives each that is live an incoming link
+	// (reach.go). scratch is setLinks' buffer.
+	indeg     []uint32
+	deadCount int
+	orphans   []uint32
+	scratch   []uint32
 }
 
 // NewGraph returns an empty graph quantizing with q, or, with a nil q, one
@@ -243,6 +252,14 @@ func (g *Graph) linksOf(n uint32, lv int) []uint32 {
 func (g *Graph) setLinks(n uint32, lv int, ls []uint32) {
 	if lv == 0 {
 		r := g.l0.at(n)
+		old := append(g.scratch[:0], r[1:1+r[0]]...) // ls may alias r
+		for _, o := range old {
+			g.unref(o)
+		}
+		for _, o := range ls {
+			g.indeg[o]++
+		}
+		g.scratch = old
 		copy(r[1:1+len(ls)], ls)
 		r[0] = uint32(len(ls))
 		return
@@ -256,6 +273,7 @@ func (g *Graph) addLink(n uint32, lv int, s uint32) {
 		r := g.l0.at(n)
 		r[1+r[0]] = s
 		r[0]++
+		g.indeg[s]++
 		return
 	}
 	g.nodes[n].up[lv-1] = append(g.nodes[n].up[lv-1], s)
@@ -271,12 +289,17 @@ func (g *Graph) newNode(id uint64, lvl int) uint32 {
 	}
 	g.nodes = append(g.nodes, node{id: id, level: lvl, up: up})
 	g.l0.add()
+	g.indeg = append(g.indeg, 0)
+	g.orphans = append(g.orphans, s) // until a neighbor links to it (settle)
 	return s
 }
 
 func (g *Graph) isDead(s uint32) bool { return g.dead[s>>6]&(1<<(s&63)) != 0 }
 
-func (g *Graph) setDead(s uint32) { g.dead[s>>6] |= 1 << (s & 63) }
+func (g *Graph) setDead(s uint32) {
+	g.dead[s>>6] |= 1 << (s & 63)
+	g.deadCount++
+}
 
 // newQuery prepares a checked (and, under cosine, normalized) vector.
 func (g *Graph) newQuery(v []float32) (query, error) {
@@ -498,7 +521,9 @@ func (g *Graph) Insert(id uint64, v []float32) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	before := g.opCount()
 	g.insertLocked(p)
+	g.settle(before)
 	return nil
 }
 
@@ -575,7 +600,9 @@ func (g *Graph) Delete(id uint64) error {
 	if !ok || g.nodes[s].deleted {
 		return fmt.Errorf("%w: %d", ErrNotFound, id)
 	}
+	before := g.opCount()
 	g.deleteLocked(s)
+	g.settle(before)
 	return nil
 }
 
@@ -614,6 +641,9 @@ func (g *Graph) deleteLocked(s uint32) {
 		for _, m := range near {
 			g.repair(m, s, lv)
 		}
+	}
+	for _, o := range g.linksOf(s, 0) {
+		g.unref(o)
 	}
 	g.l0.at(s)[0] = 0
 	dn.up = nil
@@ -949,6 +979,12 @@ func Restore(p Params, q *quant.Quantizer, entry int32, nodes, codes [][]byte) (
 	// Links may only point at live nodes or at deleted ones (traversal skips
 	// their links): both are in range, checked above.
 	g.entry = entry
+	g.indeg = make([]uint32, len(nodes))
+	for s := range g.nodes {
+		for _, o := range g.linksOf(uint32(s), 0) {
+			g.indeg[o]++
+		}
+	}
 	return g, nil
 }
 
@@ -1008,6 +1044,8 @@ func (g *Graph) InsertBatch(ids []uint64, vs [][]float32) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	before := g.opCount()
+	defer func() { g.settle(before) }()
 	for lo := 0; lo < len(ps); lo += batchStep {
 		sub := ps[lo:min(lo+batchStep, len(ps))]
 		seen := make(map[uint64]bool, len(sub))
