@@ -14,6 +14,38 @@
 // replica encodes identically; Unmarshal never panics and rejects bad bytes
 // with ErrCorrupt.
 //
+// # Stored format (wire format)
+//
+// Quantizer parameters (MarshalBinary, Unmarshal) travel in index/hnsw's
+// train record and are kept in the collection's definition, so every
+// replica and every reopen decodes the same bytes to the same quantizer.
+// Integers and floats are little-endian; floats are IEEE 754 float32:
+//
+//	offset     size    field
+//	0          1       version: 1
+//	1          1       range: 0 PerDimension, 1 Global
+//	2          4       dim: 1..MaxDim (uint32)
+//	6          4·dim   min_d for d = 0..dim-1
+//	6+4·dim    4·dim   scale_d for d = 0..dim-1
+//	                   total: exactly 6 + 8·dim bytes
+//
+// Under Global, Train makes every min_d and every scale_d equal; they are
+// still written once per dimension. Unmarshal rejects with ErrCorrupt any other version
+// or range, a dim outside 1..MaxDim, any other length, a NaN or infinite
+// min_d, and a scale_d that is not positive or whose inverse or range end
+// (min_d + 255·scale_d) is not finite; it never panics (FuzzUnmarshal).
+//
+// Other packages store these values of this package, so they are wire
+// format too:
+//
+//	value       stored by                    encoding
+//	Metric      index/hnsw collection config L2 0, InnerProduct 1, Cosine 2 (uvarint)
+//	code        index/hnsw code table        dim int8 components, code_d as above (two's complement)
+//	Residual    index/hnsw code table        R then K, float32 each
+//
+// Changing a field's order or width, or the meaning of a number, needs a
+// new version byte and a decoder that still reads version 1.
+//
 // # Per-dimension ranges, and why
 //
 // The default Range is PerDimension, chosen by measurement on Fashion-MNIST
