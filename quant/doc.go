@@ -14,6 +14,38 @@
 // replica encodes identically; Unmarshal never panics and rejects bad bytes
 // with ErrCorrupt.
 //
+// # Stored format (wire format)
+//
+// Quantizer parameters (MarshalBinary, Unmarshal) travel in index/hnsw's
+// train record and are kept in the collection's definition, so every
+// replica and every reopen decodes the same bytes to the same quantizer.
+// Integers and floats are little-endian; floats are IEEE 754 float32:
+//
+//	offset     size    field
+//	0          1       version: 1
+//	1          1       range: 0 PerDimension, 1 Global
+//	2          4       dim: 1..MaxDim (uint32)
+//	6          4·dim   min_d for d = 0..dim-1
+//	6+4·dim    4·dim   scale_d for d = 0..dim-1
+//	                   total: exactly 6 + 8·dim bytes
+//
+// Under Global, Train makes every min_d and every scale_d equal; they are
+// still written once per dimension. Unmarshal rejects with ErrCorrupt any other version
+// or range, a dim outside 1..MaxDim, any other length, a NaN or infinite
+// min_d, and a scale_d that is not positive or whose inverse or range end
+// (min_d + 255·scale_d) is not finite; it never panics (FuzzUnmarshal).
+//
+// Other packages store these values of this package, so they are wire
+// format too:
+//
+//	value       stored by                    encoding
+//	Metric      index/hnsw collection config L2 0, InnerProduct 1, Cosine 2 (uvarint)
+//	code        index/hnsw code table        dim int8 components, code_d as above (two's complement)
+//	Residual    index/hnsw code table        R then K, float32 each
+//
+// Changing a field's order or width, or the meaning of a number, needs a
+// new version byte and a decoder that still reads version 1.
+//
 // # Per-dimension ranges, and why
 //
 // The default Range is PerDimension, chosen by measurement on Fashion-MNIST
@@ -63,8 +95,8 @@
 // at most step/2 per unit of Σ|c_d| (TestDistancesMatchDecoded checks the
 // bound), far below the int8 codes' own error. Two reasons for it:
 //
-//   - Speed: at 784 dims DotI16Int8 takes about 35 ns with AVX-512, against
-//     about 175 ns for the float32-query WeightedL2F32Int8 it replaced.
+//   - Speed: at 784 dims DotI16Int8 with AVX-512 takes about a fifth of the
+//     time of the float32-query WeightedL2F32Int8 it replaced.
 //   - Determinism: integer sums are exact, so every implementation returns
 //     the same value, and the float64 steps are written so that no compiler
 //     may fuse them. Distances, and so HNSW graphs, are the same bits on
@@ -78,34 +110,16 @@
 // with kernels written with Go's experimental simd/archsimd package, and on
 // a CPU with AVX-512 the asymmetric ones with sixteen-lane variants (Impl
 // says which are in use); the tests hold every variant the CPU can run to
-// the same plain-loop reference in that build. BenchmarkKernels (go test -bench Kernels
-// ./quant; add GOEXPERIMENT=simd for AVX2), ns/op, median of 3, portable /
-// AVX2, on a 2-core Intel Xeon VM (shared, noisy):
-//
-//	kernel               128        384        784        1536
-//	L2Int8               94 / 28    358 / 61   885 / 140  1264 / 287
-//	DotInt8              119 / 29   295 / 55   944 / 90   1503 / 224
-//	L2F32Int8            144 / 31   296 / 85   1106 / 201 1618 / 337
-//	WeightedL2F32Int8    133 / 55   416 / 158  1339 / 204 2575 / 629
-//	DotF32Int8           96 / 31    301 / 75   933 / 176  1409 / 285
-//	L2F32                65 / 46    208 / 93   584 / 257  704 / 368
-//	DotF32               57 / 38    175 / 102  355 / 273  882 / 406
-//
-// The integer kernels of the asymmetric query and of code-to-code
-// distances, portable / AVX-512 (the AVX2 variants run where AVX-512 is
-// missing):
-//
-//	DotI16Int8           111 / 13   307 / 22   723 / 35   1503 / 54
-//	WeightedL2Int8       152 / 37   392 / 51   1003 / 90  1951 / 157
-//	WeightedDotInt8      125 / 28   364 / 56   814 / 93   1523 / 132
-//
-// With AVX-512 the re-ranking kernels take sixteen lanes too: L2F32 18 /
-// 39 / 65 / 96 ns and DotF32 19 / 41 / 50 / 98 ns at 128 / 384 / 784 /
-// 1,536 dims (against the AVX2 column above).
+// the same plain-loop reference in that build. BenchmarkKernels (go test
+// -bench Kernels ./quant; add GOEXPERIMENT=simd for the AVX2 and AVX-512
+// kernels) measures every kernel at 128, 384, 784 and 1,536 dims: the
+// vectorized integer kernels run several times as fast as the portable
+// ones, the float32 re-ranking kernels gain less. Figures, dated, are in
+// bench/RESULTS.md (quant).
 //
 // The AVX2 kernels clear the vector registers' upper halves before they
 // return (archsimd.ClearAVXUpperBits): without it the caller's scalar float
-// code paid about 230 ns per call on this Intel machine.
+// code paid a penalty on every call (bench/RESULTS.md) on Intel machines.
 //
 // # Bounds on the exact distance
 //

@@ -103,10 +103,10 @@
 // an enqueue writes one key fewer per task. An Ack deletes the body: most
 // tasks are acked within seconds, so the body and its tombstone usually sit
 // in the same memtable, whose flush drops the body (only the small
-// tombstone goes on down the tree). Kept for ResultRetention (an hour by default), the bodies were most
-// of what flushes and compactions wrote (with incompressible 256-byte
-// payloads, queuebench: 92 MB of tables flushed per 300,000 tasks, 20 MB
-// once Ack deletes them). A Lease writes
+// tombstone goes on down the tree). Kept for ResultRetention (an hour by
+// default), the bodies were most of what flushes and compactions wrote:
+// with incompressible 256-byte payloads, deleting them cut the tables
+// flushed to about a fifth (bench/RESULTS.md, queue). A Lease writes
 // the new state whole from the ready entry and the body without reading the
 // old state; the last error of an earlier attempt is therefore shown only
 // until the task is leased again.
@@ -127,19 +127,20 @@
 //
 // Every call is one record, answered once the frame holding it is durable;
 // concurrent calls share frames and fsyncs (group commit). A lifecycle's
-// rate is therefore set by the records per task: with one task per Enqueue
-// and leases of 32, 64 producers drain about 32,000-50,000 tasks/s on two
-// cores (0.71-0.75x raw Pebble), close to what their own round trips
-// allow; with EnqueueBatch of 16 and leases of 512 (and a HotCapacity above
-// the tasks in flight, so that leases come from memory), about 135,000
-// with random 256-byte payloads and 145,000-170,000 with compressible ones
-// (bench/queuebench, depending on the day's disk). Enqueue p99 is about 10
-// ms at half that peak on two cores, where flushes, compactions and the
-// WAL's fsyncs make the commit pipeline queue for a processor (README,
-// Benchmarks). A
-// record that reads nothing from Pebble (a lease from the hot set, an ack
-// of a cached lease, an enqueue without an idempotency key) is applied
-// while the previous frame is still being written (db.Tx).
+// rate is therefore set by the records per task. With one task per Enqueue
+// and leases of 32, producers are bound by their own round trips (each
+// waits for its fsync), somewhat below raw Pebble doing the same writes;
+// with many producers, EnqueueBatch and large leases (and a HotCapacity
+// above the tasks in flight, so that leases come from memory) a queue has
+// run above raw Pebble making the same writes call by call, since
+// concurrent calls share frames and fsyncs. On two cores the tail latency
+// at high rates comes from the commit pipeline queueing for a processor
+// while a flush or compaction holds one. Measured rates, ratios and
+// percentiles, with their dates and commands: bench/RESULTS.md (queue) and
+// the README's Benchmarks section (bench/queuebench against raw Pebble and
+// NATS JetStream). A record that reads nothing from Pebble (a lease from
+// the hot set, an ack of a cached lease, an enqueue without an idempotency
+// key) is applied while the previous frame is still being written (db.Tx).
 //
 // # Concurrency
 //

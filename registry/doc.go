@@ -41,10 +41,70 @@
 //   - Bad arguments get ErrInvalid before anything is logged; unknown agents
 //     and pools ErrNotFound.
 //
+// # Invariants
+//
+//  1. Every change to agents and pools is one of this package's records
+//     (KindRegister ... KindPoolDelete), applied on the catalog shard; the
+//     view, the cache and the tables change only in apply.
+//  2. Apply is deterministic: times come from the record (db.Tx.Time), the
+//     expire record carries its MissedHeartbeats, labels are encoded in key
+//     order and expired ids are processed in id order, so no map order
+//     reaches a record, a table or a result.
+//  3. The view equals the tables: Attach loads it from them, and after a
+//     Raft snapshot replaced the catalog shard it is rebuilt from them
+//     (db.DB.OnShardReload). Every stored agent and pool decodes, passes
+//     validation and is keyed by its own id or name (db.Check verifies
+//     each entry).
+//  4. A stored agent's capabilities are sorted and unique; its capacity is
+//     1..MaxCapacity and its load 0..MaxCapacity; its heartbeat interval is
+//     positive (Register fills in the default before proposing).
+//  5. An agent is healthy after Register and after each Heartbeat, and
+//     unhealthy only through an expire record; idle since is 0 while its
+//     load is above 0.
+//  6. Sessions are not in the registry's tables: they are key-value entries
+//     with a TTL, written through db's key-value API.
+//
 // # Tables (catalog shard, keys.CatalogShard)
 //
-//	0x30 agent  id   -> spec | load | status | healthy | registered | last heartbeat | idle since
-//	0x31 pool   name -> name | min warm | max size | retire after
+// Keys are shard (4 B) | table (1 B) | the id or name's bytes (no length:
+// the id is the rest of the key):
+//
+//	0x30 agent  id   -> agent (below)
+//	0x31 pool   name -> pool (below)
+//
+// # Encodings (wire format)
+//
+// Record bodies and table values use internal/codec: uvarint (U), zig-zag
+// varint (I), and strings as uvarint length | bytes (S); a list is a
+// uvarint count then its items. Times are Unix nanoseconds of record time
+// (I); durations are nanoseconds (I). Decoders accept only the minimal
+// encoding of each number and no trailing bytes, and reject what fails
+// validation (db.ErrBadRecord for a record, wal.ErrCorrupt for a stored
+// value).
+//
+//	spec      id S | pool S | capabilities count U, each S | capacity U |
+//	          labels count U, each key S | value S (keys sorted) | heartbeat interval I
+//	agent     spec | load U | status S | healthy U (0 or 1) | registered I |
+//	          last heartbeat I | idle since I (0: busy)
+//	pool      name S | min warm U | max size U (0: unbounded) | retire after I
+//
+//	record                 kind  body                                     result (wal.Result)
+//	KindRegister           200   spec                                     N 1
+//	KindDeregister         201   id S                                     N 1
+//	KindHeartbeat          202   id S | load U | status S                 N 1
+//	KindExpire             203   missed heartbeats U (1..2^20)            N ids turned unhealthy, Data their ids (count U, each S)
+//	KindPoolDefine         204   pool (stored as it is)                   N 1
+//	KindPoolDelete         205   name S                                   N 1
+//
+// Limits (MaxIDSize, MaxLabelSize, MaxCapabilities, MaxLabels,
+// MaxCapacity, MaxStatusSize) bound every string and count on decode as on
+// Register. The kinds' numbers, the field order and the encodings are the
+// log and on-disk format: changing any of them needs new record kinds or
+// a migration of the tables.
+//
+// A session's value (namespaces session.client and session.agent, key the
+// session id) is idle timeout (8 B, big-endian nanoseconds) | data, with
+// the entry's TTL set to the idle timeout at each touch.
 //
 // # Memory
 //

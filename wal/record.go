@@ -35,18 +35,28 @@ var (
 )
 
 // Kind identifies the state machine that owns a record and the shape of its
-// body. Kinds are allocated in ranges, one per package, so that packages
-// register their own kinds without coordinating beyond this table:
+// body. Kinds are allocated in ranges of a hundred, one per package that
+// owns records, so that packages register their own kinds (db.KindSpec)
+// without coordinating beyond this table. The engine refuses a second
+// registration of a kind (db.ErrKindRegistered), and the encoder a record
+// of kind 0.
 //
-//	0          invalid
-//	1-99       db: the key-value space and engine housekeeping
-//	100-199    queue
-//	200-299    registry and scheduler
-//	300-399    index/hnsw and quant
-//	400-499    raftsm
-//	500-65535  reserved
+//	range      owner        kinds in use
+//	0          -            invalid
+//	1-99       db           1 key-value batch, 2 key-value expiry (KindKVBatch, KindKVExpire)
+//	100-199    queue        100-112: create, enqueue, lease, extend, ack, nack, cancel,
+//	                        tick, replay, purge, ack batch, assign, release
+//	200-299    registry     200-205: register, deregister, heartbeat, expire,
+//	                        pool define, pool delete
+//	300-399    index/hnsw   300-304: create, insert, delete, train, drop
+//	400-65535  unallocated  a new package that owns records takes the next free hundred
 //
-// The numeric value of a kind is part of the wire format.
+// Packages without kinds of their own: sched proposes queue records
+// (assign 111, release 112); quant's parameters travel inside hnsw's train
+// record; raftsm replicates frames of the kinds above.
+//
+// Wire format: the numeric value of a kind is stored in every frame and
+// must never change or be reused for another body.
 type Kind uint16
 
 // Record is one mutation. Body is owned by whoever produced it; after

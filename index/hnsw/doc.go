@@ -35,25 +35,26 @@
 //
 // Compaction: each re-rank read is a prefix seek, which probes every level
 // whose tables may hold the key. (The reads of one search share one Pebble
-// iterator, which keeps the tables' index blocks between reads: +2% with
-// cache misses, +7% fully cached, against a Get per read in a same-process
-// A/B of 2026-12-06.) A bulk load leaves the vectors spread over L0, L5
-// and L6, and Pebble does not merge them further while the
-// store only reads. Manager.Compact (which `flowctl vec import` runs when
-// it ends) moves the collection's tables to the last level. On
-// Fashion-MNIST (bench/vecbench, 128 MiB cache, warm) search at ef 16 ran
-// 8,885 against 8,051 q/s under L2 (one run each, 2026-12-05); compacting
-// 60,000 vectors took 1.1 s.
+// iterator, which keeps the tables' index blocks between reads: a few
+// percent faster than a Get per read, more when every block is cached.) A
+// bulk load leaves the vectors spread over L0, L5 and L6, and Pebble does
+// not merge them further while the store only reads. Manager.Compact
+// (which `flowctl vec import` runs when it ends) moves the collection's
+// tables to the last level, which speeds up searches by about a tenth on
+// Fashion-MNIST and takes about a second for 60,000 vectors.
 //
 // Speed against memory: a search costs the walk over int8 codes plus a
 // Pebble read per re-ranked candidate (about 10 under L2 on Fashion-MNIST,
 // 14 under cosine), each about 2 µs of seek with its block cached and
 // several times that without. Under cosine at recall 0.95-0.98 that keeps
-// a collection below hnswlib's queries/s at any cache a user would give
-// it: 0.58-0.95x with db's 128 MiB block cache, 0.77-1.08x with 256 MiB
-// (bench/vecbench -caches, 2026-12-06). A cache of decoded vectors in
+// a collection below hnswlib's queries/s with db's default block cache,
+// and near it only with twice that cache. A cache of decoded vectors in
 // front of Pebble was tried and not kept: at equal memory it was no faster
-// than the block cache alone (see the README's Benchmarks).
+// than the block cache alone.
+//
+// The measurements behind these statements, with their dates and
+// commands, are in bench/RESULTS.md (index/hnsw), and the peer comparisons
+// with hnswlib in the README's Benchmarks section.
 //
 // Filters: each tag keeps a roaring bitmap of the ids that carry it
 // (github.com/RoaringBitmap/roaring/v2, rebuilt on open from the tag

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/tools/flowctl/internal/humanize"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -15,27 +17,22 @@ func (a *app) statsCmd() *cobra.Command {
 		Short: "Print engine and Pebble figures",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			m := d.Metrics()
-			if a.json {
-				return a.printJSON(struct {
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				m, dir := s.Metrics(), s.Dir()
+				return output{JSON: struct {
 					db.Metrics
 					ReadAmp   int    `json:"read_amp"`
 					Memtables int64  `json:"memtables"`
 					Dir       string `json:"dir"`
-				}{m, m.Pebble.ReadAmp(), m.Pebble.MemTable.Count, d.Dir()})
-			}
-			fmt.Fprintf(a.out, "store          %s\n", d.Dir())
-			fmt.Fprintf(a.out, "applied index  %d\n", m.AppliedIndex)
-			fmt.Fprintf(a.out, "disk usage     %s\n", humanBytes(m.DiskBytes))
-			fmt.Fprintf(a.out, "durability     %s\n", m.Durability)
-			fmt.Fprintf(a.out, "read amp       %d\n\n", m.Pebble.ReadAmp())
-			fmt.Fprint(a.out, m.Pebble.String())
-			return nil
+				}{m, m.Pebble.ReadAmp(), m.Pebble.MemTable.Count, dir}, Text: func(w io.Writer) {
+					fmt.Fprintf(w, "store          %s\n", dir)
+					fmt.Fprintf(w, "applied index  %d\n", m.AppliedIndex)
+					fmt.Fprintf(w, "disk usage     %s\n", humanize.IBytes(m.DiskBytes))
+					fmt.Fprintf(w, "durability     %s\n", m.Durability)
+					fmt.Fprintf(w, "read amp       %d\n\n", m.Pebble.ReadAmp())
+					fmt.Fprint(w, m.Pebble.String())
+				}}, nil
+			})
 		},
 	}
 }
@@ -46,45 +43,38 @@ func (a *app) checkCmd() *cobra.Command {
 		Short: "Verify frame checksums and engine invariants; exit 1 on damage",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			var bar *progressbar.ProgressBar
-			if !a.json {
-				bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(a.errOut),
-					progressbar.OptionSetDescription("checking keys"), progressbar.OptionClearOnFinish())
-			}
-			rep, err := d.Check(cmd.Context(), func(n int) {
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				var bar *progressbar.ProgressBar
+				if !a.json {
+					bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(a.errOut),
+						progressbar.OptionSetDescription("checking keys"), progressbar.OptionClearOnFinish())
+				}
+				rep, err := s.Check(cmd.Context(), func(n int) {
+					if bar != nil {
+						bar.Set(n)
+					}
+				})
 				if bar != nil {
-					bar.Set(n)
+					bar.Finish()
 				}
+				if err != nil {
+					return output{}, err
+				}
+				out := output{JSON: rep, Text: func(w io.Writer) {
+					fmt.Fprintf(w, "checked %d keys, %d frames (%d..%d), applied index %d\n",
+						rep.Keys, rep.Frames, rep.FirstFrame, rep.LastFrame, rep.AppliedIndex)
+					for _, p := range rep.Problems {
+						fmt.Fprintf(w, "DAMAGE table=%s key=%s: %s\n", p.Table, p.Key, p.Err)
+					}
+					if rep.OK() {
+						fmt.Fprintln(w, "ok")
+					}
+				}}
+				if !rep.OK() {
+					return out, errDamage
+				}
+				return out, nil
 			})
-			if bar != nil {
-				bar.Finish()
-			}
-			if err != nil {
-				return err
-			}
-			if a.json {
-				if err := a.printJSON(rep); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintf(a.out, "checked %d keys, %d frames (%d..%d), applied index %d\n",
-					rep.Keys, rep.Frames, rep.FirstFrame, rep.LastFrame, rep.AppliedIndex)
-				for _, p := range rep.Problems {
-					fmt.Fprintf(a.out, "DAMAGE table=%s key=%s: %s\n", p.Table, p.Key, p.Err)
-				}
-				if rep.OK() {
-					fmt.Fprintln(a.out, "ok")
-				}
-			}
-			if !rep.OK() {
-				return errDamage
-			}
-			return nil
 		},
 	}
 }
@@ -117,22 +107,18 @@ func (a *app) backupCmd() *cobra.Command {
 			if to == "" {
 				return usageError{fmt.Errorf("--to is required")}
 			}
-			d, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			p, done := a.progress("backup")
-			err = d.Backup(cmd.Context(), to, p)
-			done()
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(map[string]any{"backup": to, "applied_index": d.AppliedIndex()})
-			}
-			fmt.Fprintf(a.out, "backup of %s at applied index %d written to %s\n", d.Dir(), d.AppliedIndex(), to)
-			return nil
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				p, done := a.progress("backup")
+				err := s.Backup(cmd.Context(), to, p)
+				done()
+				if err != nil {
+					return output{}, err
+				}
+				applied, dir := s.AppliedIndex(), s.Dir()
+				return output{JSON: map[string]any{"backup": to, "applied_index": applied}, Text: func(w io.Writer) {
+					fmt.Fprintf(w, "backup of %s at applied index %d written to %s\n", dir, applied, to)
+				}}, nil
+			})
 		},
 	}
 	c.Flags().StringVar(&to, "to", "", "destination directory (must not exist or be empty)")
@@ -151,31 +137,17 @@ func (a *app) restoreCmd() *cobra.Command {
 			}
 			p, done := a.progress("restore")
 			rep, err := db.Restore(cmd.Context(), from, a.dir,
-				&db.RestoreOptions{Attach: func(d *db.DB) error { _, err := attach(d); return err }}, p)
+				&db.RestoreOptions{Attach: func(d *db.DB) error { _, err := attach(d, false); return err }}, p)
 			done()
 			if err != nil {
 				return err
 			}
-			if a.json {
-				return a.printJSON(map[string]any{"restored": a.dir, "keys": rep.Keys, "applied_index": rep.AppliedIndex})
-			}
-			fmt.Fprintf(a.out, "restored %d keys (applied index %d) from %s into %s\n", rep.Keys, rep.AppliedIndex, from, a.dir)
-			return nil
+			return a.print(output{JSON: map[string]any{"restored": a.dir, "keys": rep.Keys, "applied_index": rep.AppliedIndex},
+				Text: func(w io.Writer) {
+					fmt.Fprintf(w, "restored %d keys (applied index %d) from %s into %s\n", rep.Keys, rep.AppliedIndex, from, a.dir)
+				}})
 		},
 	}
 	c.Flags().StringVar(&from, "from", "", "backup directory written by flowctl backup")
 	return c
-}
-
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -27,29 +28,21 @@ func (a *app) agentListCmd() *cobra.Command {
 			if f.Health != "" && f.Health != "healthy" && f.Health != "unhealthy" {
 				return usageError{fmt.Errorf("--health must be healthy or unhealthy")}
 			}
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
 			f.Capabilities = splitList(caps)
-			as := s.R.List(f)
-			if a.json {
-				if as == nil {
-					as = []*registry.Agent{}
-				}
-				return a.printJSON(as)
-			}
-			fmt.Fprintf(a.out, "%-24s %-12s %-8s %8s %-24s %s\n", "ID", "POOL", "HEALTH", "LOAD", "LAST HEARTBEAT", "CAPABILITIES")
-			for _, ag := range as {
-				h := "healthy"
-				if !ag.Healthy {
-					h = "unhealthy"
-				}
-				fmt.Fprintf(a.out, "%-24s %-12s %-8s %4d/%-3d %-24s %s\n", ag.ID, ag.Pool, h, ag.Load, ag.Capacity,
-					ag.LastHeartbeat.UTC().Format(time.RFC3339), strings.Join(ag.Capabilities, ","))
-			}
-			return nil
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				as := s.R.List(f)
+				return output{JSON: as, Text: func(w io.Writer) {
+					fmt.Fprintf(w, "%-24s %-12s %-8s %8s %-24s %s\n", "ID", "POOL", "HEALTH", "LOAD", "LAST HEARTBEAT", "CAPABILITIES")
+					for _, ag := range as {
+						h := "healthy"
+						if !ag.Healthy {
+							h = "unhealthy"
+						}
+						fmt.Fprintf(w, "%-24s %-12s %-8s %4d/%-3d %-24s %s\n", ag.ID, ag.Pool, h, ag.Load, ag.Capacity,
+							ag.LastHeartbeat.UTC().Format(time.RFC3339), strings.Join(ag.Capabilities, ","))
+					}
+				}}, nil
+			})
 		},
 	}
 	c.Flags().StringVar(&f.Pool, "pool", "", "only agents of this pool")
@@ -64,26 +57,21 @@ func (a *app) agentInspectCmd() *cobra.Command {
 		Short: "Show one agent",
 		Args:  exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ag, err := s.R.Get(args[0])
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(ag)
-			}
-			fmt.Fprintf(a.out, "id: %s\npool: %s\ncapabilities: %s\ncapacity: %d\nload: %d\nstatus: %s\nhealthy: %v\n",
-				ag.ID, ag.Pool, strings.Join(ag.Capabilities, ","), ag.Capacity, ag.Load, ag.Status, ag.Healthy)
-			fmt.Fprintf(a.out, "heartbeat interval: %v\nregistered: %s\nlast heartbeat: %s\n", ag.HeartbeatInterval,
-				ag.Registered.UTC().Format(time.RFC3339Nano), ag.LastHeartbeat.UTC().Format(time.RFC3339Nano))
-			for k, v := range ag.Labels {
-				fmt.Fprintf(a.out, "label %s=%s\n", k, v)
-			}
-			return nil
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				ag, err := s.R.Get(args[0])
+				if err != nil {
+					return output{}, err
+				}
+				return output{JSON: ag, Text: func(w io.Writer) {
+					fmt.Fprintf(w, "id: %s\npool: %s\ncapabilities: %s\ncapacity: %d\nload: %d\nstatus: %s\nhealthy: %v\n",
+						ag.ID, ag.Pool, strings.Join(ag.Capabilities, ","), ag.Capacity, ag.Load, ag.Status, ag.Healthy)
+					fmt.Fprintf(w, "heartbeat interval: %v\nregistered: %s\nlast heartbeat: %s\n", ag.HeartbeatInterval,
+						ag.Registered.UTC().Format(time.RFC3339Nano), ag.LastHeartbeat.UTC().Format(time.RFC3339Nano))
+					for k, v := range ag.Labels {
+						fmt.Fprintf(w, "label %s=%s\n", k, v)
+					}
+				}}, nil
+			})
 		},
 	}
 }
@@ -108,12 +96,9 @@ func (a *app) agentRegisterCmd() *cobra.Command {
 				}
 				spec.Labels[k] = v
 			}
-			s, err := a.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.R.Register(cmd.Context(), spec)
+			return a.withStore(mayCreate, func(s *store) (output, error) {
+				return output{}, s.R.Register(cmd.Context(), spec)
+			})
 		},
 	}
 	f := c.Flags()
@@ -131,12 +116,9 @@ func (a *app) agentDeregisterCmd() *cobra.Command {
 		Short: "Remove an agent",
 		Args:  exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.R.Deregister(cmd.Context(), args[0])
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				return output{}, s.R.Deregister(cmd.Context(), args[0])
+			})
 		},
 	}
 }
@@ -149,12 +131,9 @@ func (a *app) agentHeartbeatCmd() *cobra.Command {
 		Short: "Record a heartbeat (load and status) for an agent",
 		Args:  exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.R.Heartbeat(cmd.Context(), args[0], load, status)
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				return output{}, s.R.Heartbeat(cmd.Context(), args[0], load, status)
+			})
 		},
 	}
 	c.Flags().IntVar(&load, "load", 0, "tasks the agent holds")
@@ -168,23 +147,15 @@ func (a *app) agentExpireCmd() *cobra.Command {
 		Short: "Mark unhealthy the agents that missed their heartbeats (a running engine does this itself)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ids, err := s.R.Expire(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if a.json {
-				if ids == nil {
-					ids = []string{}
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				ids, err := s.R.Expire(cmd.Context())
+				if err != nil {
+					return output{}, err
 				}
-				return a.printJSON(ids)
-			}
-			fmt.Fprintf(a.out, "%d agents turned unhealthy: %s\n", len(ids), strings.Join(ids, ","))
-			return nil
+				return output{JSON: ids, Text: func(w io.Writer) {
+					fmt.Fprintf(w, "%d agents turned unhealthy: %s\n", len(ids), strings.Join(ids, ","))
+				}}, nil
+			})
 		},
 	}
 }
@@ -198,12 +169,9 @@ func (a *app) poolCmd() *cobra.Command {
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p.Name = args[0]
-			s, err := a.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.R.DefinePool(cmd.Context(), p)
+			return a.withStore(mayCreate, func(s *store) (output, error) {
+				return output{}, s.R.DefinePool(cmd.Context(), p)
+			})
 		},
 	}
 	def.Flags().IntVar(&p.MinWarm, "min-warm", 0, "healthy idle agents to keep ready")
@@ -215,23 +183,15 @@ func (a *app) poolCmd() *cobra.Command {
 			Short: short,
 			Args:  exactArgs(0, "no arguments"),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				s, err := a.open(true)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				st := s.R.PoolStats()
-				if a.json {
-					if st == nil {
-						st = []registry.PoolStats{}
-					}
-					return a.printJSON(st)
-				}
-				fmt.Fprintf(a.out, "%-16s %8s %8s %6s %6s %9s %8s\n", "POOL", "MIN WARM", "MAX", "WARM", "BUSY", "UNHEALTHY", "SPAWNING")
-				for _, x := range st {
-					fmt.Fprintf(a.out, "%-16s %8d %8d %6d %6d %9d %8d\n", x.Name, x.MinWarm, x.MaxSize, x.Warm, x.Busy, x.Unhealthy, x.Spawning)
-				}
-				return nil
+				return a.withStore(mustExist, func(s *store) (output, error) {
+					st := s.R.PoolStats()
+					return output{JSON: st, Text: func(w io.Writer) {
+						fmt.Fprintf(w, "%-16s %8s %8s %6s %6s %9s %8s\n", "POOL", "MIN WARM", "MAX", "WARM", "BUSY", "UNHEALTHY", "SPAWNING")
+						for _, x := range st {
+							fmt.Fprintf(w, "%-16s %8d %8d %6d %6d %9d %8d\n", x.Name, x.MinWarm, x.MaxSize, x.Warm, x.Busy, x.Unhealthy, x.Spawning)
+						}
+					}}, nil
+				})
 			},
 		}
 	}

@@ -8,15 +8,12 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/flowdb/flowdb/db"
-	"github.com/flowdb/flowdb/index/hnsw"
-	"github.com/flowdb/flowdb/quant"
-	"github.com/flowdb/flowdb/queue"
-	"github.com/flowdb/flowdb/registry"
-	"github.com/flowdb/flowdb/sched"
+	"github.com/flowdb/flowdb/wal"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -120,41 +117,48 @@ type execResponse struct {
 	Stdout string `json:"stdout"`
 	Stderr string `json:"stderr"`
 	// Error is the command's error text ("" on success), Usage whether it
-	// was a bad argument (exit status 2), Classes the names of the
+	// was a bad argument (exit status 2), Classes the texts of the
 	// sentinel errors it matches (errorClasses).
 	Error   string   `json:"error,omitempty"`
 	Usage   bool     `json:"usage,omitempty"`
 	Classes []string `json:"classes,omitempty"`
 }
 
-// errorClasses are the sentinel errors that keep their identity across
-// /v1/exec, so that errors.Is works on the client as on the node.
-var errorClasses = []struct {
-	name string
-	err  error
-}{
-	{"db.not_found", db.ErrNotFound}, {"db.outcome_unknown", db.ErrOutcomeUnknown}, {"db.closed", db.ErrClosed},
-	{"db.cross_shard", db.ErrCrossShard}, {"db.empty_key", db.ErrEmptyKey}, {"db.key_too_large", db.ErrKeyTooLarge},
-	{"db.value_too_large", db.ErrValueTooLarge}, {"db.namespace_too_large", db.ErrNamespaceTooLarge},
-	{"db.invalid_ttl", db.ErrInvalidTTL}, {"db.invalid_range", db.ErrInvalidRange},
-	{"queue.not_found", queue.ErrNotFound}, {"queue.exists", queue.ErrExists}, {"queue.full", queue.ErrFull},
-	{"queue.lease_lost", queue.ErrLeaseLost}, {"queue.canceled", queue.ErrCanceled}, {"queue.invalid", queue.ErrInvalid},
-	{"registry.not_found", registry.ErrNotFound}, {"registry.invalid", registry.ErrInvalid},
-	{"hnsw.no_collection", hnsw.ErrNoCollection}, {"hnsw.exists", hnsw.ErrExists}, {"hnsw.not_found", hnsw.ErrNotFound},
-	{"hnsw.invalid", hnsw.ErrInvalid}, {"hnsw.zero_vector", hnsw.ErrZeroVector},
-	{"quant.dimension", quant.ErrDimension}, {"quant.not_finite", quant.ErrNotFinite},
-	{"sched.invalid", sched.ErrInvalid},
+// errorClasses returns the texts of the sentinel errors err matches among
+// those the engine carries across a replicated store: its own and those
+// every subsystem registered with its record kinds (db.KindSpec.Errors).
+// The engine's result encoding, which takes a record's rejection from a
+// replica back to its proposer, holds exactly these classes: encoding err
+// as a result and decoding it asks the engine for them, so a subsystem's
+// new sentinel crosses /v1/exec as soon as the subsystem registers it.
+func errorClasses(d *db.DB, err error) []string {
+	rs, derr := d.DecodeResults(d.EncodeResults([]wal.Result{{Err: err}}))
+	if derr != nil || len(rs) != 1 {
+		return nil
+	}
+	var out []string
+	if m, ok := rs[0].Err.(interface{ Unwrap() []error }); ok {
+		for _, c := range m.Unwrap() {
+			out = append(out, c.Error())
+		}
+	}
+	return out
 }
 
 // remoteError is a node's command error on the client: its text, and the
-// sentinels it matched on the node.
+// texts of the sentinels it matched on the node. errors.Is matches a
+// sentinel by its text, as the engine's results do (sentinel texts are
+// unique: each starts with its package's name).
 type remoteError struct {
-	msg  string
-	errs []error
+	msg     string
+	classes []string
 }
 
-func (e *remoteError) Error() string   { return e.msg }
-func (e *remoteError) Unwrap() []error { return e.errs }
+func (e *remoteError) Error() string { return e.msg }
+
+func (e *remoteError) Is(target error) bool {
+	return target != nil && slices.Contains(e.classes, target.Error())
+}
 
 // execRemote runs cmd on the node named by --node and replays its output.
 func (a *app) execRemote(cmd *cobra.Command, args []string) error {
@@ -172,14 +176,7 @@ func (a *app) execRemote(cmd *cobra.Command, args []string) error {
 	if r.Error == "" {
 		return nil
 	}
-	re := &remoteError{msg: r.Error}
-	for _, name := range r.Classes {
-		for _, c := range errorClasses {
-			if c.name == name {
-				re.errs = append(re.errs, c.err)
-			}
-		}
-	}
+	re := &remoteError{msg: r.Error, classes: r.Classes}
 	if r.Usage {
 		return usageError{re}
 	}
@@ -210,11 +207,7 @@ func serveExec(s *store) http.HandlerFunc {
 			resp.Error = err.Error()
 			var ue usageError
 			resp.Usage = errors.As(err, &ue) || usage(err)
-			for _, c := range errorClasses {
-				if errors.Is(err, c.err) {
-					resp.Classes = append(resp.Classes, c.name)
-				}
-			}
+			resp.Classes = errorClasses(s.DB, err)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(resp)

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -64,23 +65,16 @@ func (a *app) kvGetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			e, err := d.GetEntry(cmd.Context(), args[0], key)
-			if errors.Is(err, db.ErrNotFound) {
-				return fmt.Errorf("%s/%s: %w", args[0], args[1], err)
-			}
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(toJSON(e))
-			}
-			fmt.Fprintln(a.out, printable(e.Value))
-			return nil
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				e, err := s.GetEntry(cmd.Context(), args[0], key)
+				if errors.Is(err, db.ErrNotFound) {
+					return output{}, fmt.Errorf("%s/%s: %w", args[0], args[1], err)
+				}
+				if err != nil {
+					return output{}, err
+				}
+				return output{JSON: toJSON(e), Text: func(w io.Writer) { fmt.Fprintln(w, printable(e.Value)) }}, nil
+			})
 		},
 	}
 }
@@ -100,12 +94,9 @@ func (a *app) kvSetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := a.open(false)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return d.SetTTL(cmd.Context(), args[0], key, val, ttl)
+			return a.withStore(mayCreate, func(s *store) (output, error) {
+				return output{}, s.SetTTL(cmd.Context(), args[0], key, val, ttl)
+			})
 		},
 	}
 	c.Flags().DurationVar(&ttl, "ttl", 0, "expire the key after this long (0: never)")
@@ -123,15 +114,12 @@ func (a *app) kvDelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			if prefix {
-				return d.DeletePrefix(cmd.Context(), args[0], key)
-			}
-			return d.Delete(cmd.Context(), args[0], key)
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				if prefix {
+					return output{}, s.DeletePrefix(cmd.Context(), args[0], key)
+				}
+				return output{}, s.Delete(cmd.Context(), args[0], key)
+			})
 		},
 	}
 	c.Flags().BoolVar(&prefix, "prefix", false, "delete every key with this prefix")
@@ -162,29 +150,21 @@ func (a *app) kvScanCmd() *cobra.Command {
 			if limit < 0 {
 				return usageError{errors.New("--limit must be >= 0")}
 			}
-			d, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			var out []kvJSON
-			for e, err := range d.Scan(cmd.Context(), args[0], o) {
-				if err != nil {
-					return err
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				// Text streams as the scan goes; JSON is one array.
+				var out []kvJSON
+				for e, err := range s.Scan(cmd.Context(), args[0], o) {
+					if err != nil {
+						return output{}, err
+					}
+					if a.json {
+						out = append(out, toJSON(e))
+					} else {
+						fmt.Fprintf(a.out, "%s\t%s\n", printable(e.Key), printable(e.Value))
+					}
 				}
-				if a.json {
-					out = append(out, toJSON(e))
-				} else {
-					fmt.Fprintf(a.out, "%s\t%s\n", printable(e.Key), printable(e.Value))
-				}
-			}
-			if a.json {
-				if out == nil {
-					out = []kvJSON{}
-				}
-				return a.printJSON(out)
-			}
-			return nil
+				return output{JSON: out}, nil
+			})
 		},
 	}
 	c.Flags().StringVar(&prefix, "prefix", "", "only keys with this prefix")

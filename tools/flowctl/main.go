@@ -15,7 +15,6 @@ package main
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +24,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
 	"github.com/flowdb/flowdb/quant"
 	"github.com/flowdb/flowdb/queue"
@@ -37,7 +35,7 @@ import (
 type app struct {
 	dir     string
 	node    string // a running node's admin URL (--node)
-	shared  *store // inside a node: the live store every data command uses
+	shared  *store // inside a node: the live store every data command borrows
 	json    bool
 	verbose bool
 	out     io.Writer
@@ -100,91 +98,6 @@ func (a *app) logger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-// store is an open store with every state machine attached.
-type store struct {
-	*db.DB
-	Q *queue.Manager
-	R *registry.Registry
-	V *hnsw.Manager
-	// borrowed: a node's live store lent to one command; Close leaves it open.
-	borrowed bool
-}
-
-// Close detaches the state machines and closes the store.
-func (s *store) Close() error {
-	if s.borrowed {
-		return nil
-	}
-	s.R.Close()
-	s.Q.Close()
-	return s.DB.Close()
-}
-
-// attach registers every state machine with d. The CLI runs no background
-// loops: each queue record processes the timers due at its time, and
-// `agent expire` proposes the registry's expiry by hand.
-func attach(d *db.DB) (*store, error) {
-	q, err := queue.Attach(d, &queue.Options{TickInterval: -1})
-	if err != nil {
-		return nil, err
-	}
-	r, err := registry.Attach(d, &registry.Options{CheckInterval: -1})
-	if err != nil {
-		q.Close()
-		return nil, err
-	}
-	v, err := hnsw.Attach(d)
-	if err != nil {
-		r.Close()
-		q.Close()
-		return nil, err
-	}
-	return &store{DB: d, Q: q, R: r, V: v}, nil
-}
-
-// open opens the store at --dir. Read commands pass mustExist so a typo in
-// --dir is reported instead of creating an empty store.
-func (a *app) open(mustExist bool) (*store, error) {
-	if a.shared != nil {
-		s := *a.shared
-		s.borrowed = true
-		return &s, nil
-	}
-	if a.dir == "" {
-		return nil, usageError{errors.New("--dir is required (the store directory)")}
-	}
-	if mustExist {
-		st, err := os.Stat(a.dir)
-		if err != nil {
-			return nil, fmt.Errorf("no flowdb store at %s: %w", a.dir, err)
-		}
-		if !st.IsDir() {
-			return nil, fmt.Errorf("%s is not a directory", a.dir)
-		}
-	}
-	d, err := db.Open(a.dir, &db.Options{Logger: a.logger(), ErrorIfNotExists: mustExist})
-	switch {
-	case errors.Is(err, db.ErrNotExist):
-		return nil, fmt.Errorf("no flowdb store at %s (a directory without a store; write to it with `flowctl --dir %s kv set` to create one)", a.dir, a.dir)
-	case errors.Is(err, db.ErrLocked):
-		return nil, fmt.Errorf("%s is open in another process; stop it first: %w", a.dir, err)
-	case err != nil:
-		return nil, err
-	}
-	s, err := attach(d)
-	if err != nil {
-		d.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
-func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // printable renders bytes as text when they are printable UTF-8 (tabs and

@@ -15,6 +15,7 @@ import (
 	"github.com/flowdb/flowdb/index/hnsw"
 	"github.com/flowdb/flowdb/quant"
 	"github.com/flowdb/flowdb/registry"
+	"github.com/flowdb/flowdb/tools/flowctl/internal/demo"
 )
 
 // run executes flowctl with args in-process and returns stdout.
@@ -139,7 +140,7 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("demo takes a few seconds")
 	}
-	var rep demoReport
+	var rep demo.Report
 	out := mustRun(t, "--dir", filepath.Join(t.TempDir(), "demo"), "--json", "demo")
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -190,6 +191,12 @@ func queueSuite(t *testing.T, tg target) {
 		t.Fatalf("dlq list: %q", got)
 	}
 	tg.must(t, "queue", "dlq", "replay", "jobs", "--all")
+	if got := tg.must(t, "queue", "dlq", "replay", "jobs", "--all"); got != "no dead letters\n" {
+		t.Fatalf("replay of an empty dlq: %q", got)
+	}
+	if got := tg.must(t, "--json", "queue", "dlq", "purge", "jobs", "--all"); got != "" {
+		t.Fatalf("purge --json of an empty dlq printed text: %q", got)
+	}
 	var st map[string]any
 	if err := json.Unmarshal([]byte(tg.must(t, "--json", "queue", "stats", "jobs")), &st); err != nil ||
 		st["hot"].(float64) != 2 || st["dead"].(float64) != 0 || st["done"].(float64) != 1 {
@@ -309,7 +316,11 @@ func vecSuite(t *testing.T, tg target) {
 	if out := tg.must(t, "vec", "get", "mem", "2"); !strings.Contains(out, "tags    x") {
 		t.Fatalf("get:\n%s", out)
 	}
-	tg.must(t, "vec", "delete", "mem", "2", "4")
+	// With --json a command prints JSON or nothing, never text.
+	var del map[string]int
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "vec", "delete", "mem", "2", "4")), &del); err != nil || del["deleted"] != 2 {
+		t.Fatalf("vec delete --json: %v %v", del, err)
+	}
 	if _, err := tg.run(t, "vec", "get", "mem", "2"); !errors.Is(err, hnsw.ErrNotFound) {
 		t.Fatalf("get deleted: %v", err)
 	}

@@ -19,10 +19,7 @@ import (
 	"time"
 
 	"github.com/flowdb/flowdb/db"
-	"github.com/flowdb/flowdb/index/hnsw"
-	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/raftsm"
-	"github.com/flowdb/flowdb/registry"
 	"github.com/spf13/cobra"
 )
 
@@ -194,24 +191,9 @@ func (a *app) runNode(ctx context.Context, nf nodeFile) error {
 		cfg.TLS = &raftsm.TLS{CAFile: nf.TLSCA, CertFile: nf.TLSCert, KeyFile: nf.TLSKey}
 	}
 	var s *store
-	cfg.Attach = func(d *db.DB) error {
-		q, err := queue.Attach(d, nil)
-		if err != nil {
-			return err
-		}
-		r, err := registry.Attach(d, nil)
-		if err != nil {
-			q.Close()
-			return err
-		}
-		v, err := hnsw.Attach(d)
-		if err != nil {
-			r.Close()
-			q.Close()
-			return err
-		}
-		s = &store{DB: d, Q: q, R: r, V: v}
-		return nil
+	cfg.Attach = func(d *db.DB) (err error) {
+		s, err = attach(d, true)
+		return err
 	}
 	n, err := raftsm.Open(ctx, cfg)
 	if err != nil {
@@ -219,8 +201,7 @@ func (a *app) runNode(ctx context.Context, nf nodeFile) error {
 	}
 	l, err := net.Listen("tcp", nf.Admin)
 	if err != nil {
-		s.R.Close()
-		s.Q.Close()
+		s.detach()
 		n.Close()
 		return err
 	}
@@ -231,8 +212,7 @@ func (a *app) runNode(ctx context.Context, nf nodeFile) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
-	s.R.Close()
-	s.Q.Close()
+	s.detach()
 	return n.Close()
 }
 
@@ -352,20 +332,18 @@ func (a *app) clusterCmd() *cobra.Command {
 				if err := a.remote(cmd.Context(), http.MethodGet, "/v1/status", nil, &st); err != nil {
 					return err
 				}
-				if a.json {
-					return a.printJSON(st)
-				}
-				fmt.Fprintf(a.out, "replica %d  proposals %d  retries %d  timeouts %d\n", st.Replica, st.Counters.Proposals, st.Counters.Retries, st.Counters.Timeouts)
-				fmt.Fprintln(a.out, "shard  leader  term  applied  members")
-				for _, s := range st.Shards {
-					var ms []string
-					for id, addr := range s.Members {
-						ms = append(ms, fmt.Sprintf("%d=%s", id, addr))
+				return a.print(output{JSON: st, Text: func(w io.Writer) {
+					fmt.Fprintf(w, "replica %d  proposals %d  retries %d  timeouts %d\n", st.Replica, st.Counters.Proposals, st.Counters.Retries, st.Counters.Timeouts)
+					fmt.Fprintln(w, "shard  leader  term  applied  members")
+					for _, s := range st.Shards {
+						var ms []string
+						for id, addr := range s.Members {
+							ms = append(ms, fmt.Sprintf("%d=%s", id, addr))
+						}
+						sort.Strings(ms)
+						fmt.Fprintf(w, "%-6d %-7d %-5d %-8d %s\n", s.Shard, s.Leader, s.Term, s.Applied, strings.Join(ms, ","))
 					}
-					sort.Strings(ms)
-					fmt.Fprintf(a.out, "%-6d %-7d %-5d %-8d %s\n", s.Shard, s.Leader, s.Term, s.Applied, strings.Join(ms, ","))
-				}
-				return nil
+				}})
 			},
 		},
 		&cobra.Command{

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -43,12 +44,9 @@ func (a *app) qCreateCmd() *cobra.Command {
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c.Name = args[0]
-			s, err := a.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.Q.Create(cmd.Context(), c)
+			return a.withStore(mayCreate, func(s *store) (output, error) {
+				return output{}, s.Q.Create(cmd.Context(), c)
+			})
 		},
 	}
 	f := c2.Flags()
@@ -68,30 +66,22 @@ func (a *app) qListCmd() *cobra.Command {
 		Short: "List queues with their depths",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			var all []queue.Stats
-			for _, n := range s.Q.Queues() {
-				st, err := s.Q.Stats(n)
-				if err != nil {
-					return err
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				var all []queue.Stats
+				for _, n := range s.Q.Queues() {
+					st, err := s.Q.Stats(n)
+					if err != nil {
+						return output{}, err
+					}
+					all = append(all, st)
 				}
-				all = append(all, st)
-			}
-			if a.json {
-				if all == nil {
-					all = []queue.Stats{}
-				}
-				return a.printJSON(all)
-			}
-			fmt.Fprintf(a.out, "%-24s %8s %9s %8s %8s %8s %8s\n", "QUEUE", "HOT", "OVERFLOW", "DELAYED", "LEASED", "DEAD", "DONE")
-			for _, st := range all {
-				fmt.Fprintf(a.out, "%-24s %8d %9d %8d %8d %8d %8d\n", st.Name, st.Hot, st.Overflow, st.Delayed, st.Leased, st.Dead, st.Done)
-			}
-			return nil
+				return output{JSON: all, Text: func(w io.Writer) {
+					fmt.Fprintf(w, "%-24s %8s %9s %8s %8s %8s %8s\n", "QUEUE", "HOT", "OVERFLOW", "DELAYED", "LEASED", "DEAD", "DONE")
+					for _, st := range all {
+						fmt.Fprintf(w, "%-24s %8d %9d %8d %8d %8d %8d\n", st.Name, st.Hot, st.Overflow, st.Delayed, st.Leased, st.Dead, st.Done)
+					}
+				}}, nil
+			})
 		},
 	}
 }
@@ -102,23 +92,18 @@ func (a *app) qStatsCmd() *cobra.Command {
 		Short: "Depths, totals, rates and oldest task age of a queue",
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			st, err := s.Q.Stats(args[0])
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(st)
-			}
-			fmt.Fprintf(a.out, "queue     %s\nhot       %d\noverflow  %d\ndelayed   %d\nleased    %d\ndead      %d\ndone      %d\n",
-				st.Name, st.Hot, st.Overflow, st.Delayed, st.Leased, st.Dead, st.Done)
-			fmt.Fprintf(a.out, "capacity  %d\nbytes     %d\nenqueued  %d\nacked     %d\nretried   %d\noldest    %v\n",
-				st.Capacity, st.Bytes, st.Enqueued, st.Acked, st.Retried, st.OldestAge.Round(time.Millisecond))
-			return nil
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				st, err := s.Q.Stats(args[0])
+				if err != nil {
+					return output{}, err
+				}
+				return output{JSON: st, Text: func(w io.Writer) {
+					fmt.Fprintf(w, "queue     %s\nhot       %d\noverflow  %d\ndelayed   %d\nleased    %d\ndead      %d\ndone      %d\n",
+						st.Name, st.Hot, st.Overflow, st.Delayed, st.Leased, st.Dead, st.Done)
+					fmt.Fprintf(w, "capacity  %d\nbytes     %d\nenqueued  %d\nacked     %d\nretried   %d\noldest    %v\n",
+						st.Capacity, st.Bytes, st.Enqueued, st.Acked, st.Retried, st.OldestAge.Round(time.Millisecond))
+				}}, nil
+			})
 		},
 	}
 }
@@ -140,20 +125,13 @@ func (a *app) qEnqueueCmd() *cobra.Command {
 			if delay > 0 {
 				t.NotBefore = time.Now().Add(delay)
 			}
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			id, err := s.Q.Enqueue(cmd.Context(), args[0], t)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(map[string]uint64{"id": id})
-			}
-			fmt.Fprintln(a.out, id)
-			return nil
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				id, err := s.Q.Enqueue(cmd.Context(), args[0], t)
+				if err != nil {
+					return output{}, err
+				}
+				return output{JSON: map[string]uint64{"id": id}, Text: func(w io.Writer) { fmt.Fprintln(w, id) }}, nil
+			})
 		},
 	}
 	f := c.Flags()
@@ -187,37 +165,33 @@ func (a *app) qLeaseCmd() *cobra.Command {
 			if agent == "" {
 				return usageError{fmt.Errorf("--agent is required")}
 			}
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx := cmd.Context()
-			var ls []queue.Lease
-			if wait > 0 {
-				wctx, cancel := context.WithTimeout(ctx, wait)
-				ls, err = s.Q.LeaseWait(wctx, args[0], agent, n, splitList(caps), leaseFor)
-				cancel()
-				if wctx.Err() != nil && len(ls) == 0 {
-					err = nil
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				ctx := cmd.Context()
+				var ls []queue.Lease
+				var err error
+				if wait > 0 {
+					wctx, cancel := context.WithTimeout(ctx, wait)
+					ls, err = s.Q.LeaseWait(wctx, args[0], agent, n, splitList(caps), leaseFor)
+					cancel()
+					if wctx.Err() != nil && len(ls) == 0 {
+						err = nil
+					}
+				} else {
+					ls, err = s.Q.Lease(ctx, args[0], agent, n, splitList(caps), leaseFor)
 				}
-			} else {
-				ls, err = s.Q.Lease(ctx, args[0], agent, n, splitList(caps), leaseFor)
-			}
-			if err != nil {
-				return err
-			}
-			out := []leaseJSON{}
-			for _, l := range ls {
-				out = append(out, leaseJSON{l.ID, l.Token, l.Expires.UTC().Format(time.RFC3339Nano), l.Attempt, l.Priority, printable(l.Payload), l.Tags})
-			}
-			if a.json {
-				return a.printJSON(out)
-			}
-			for _, l := range out {
-				fmt.Fprintf(a.out, "%d\t%d\t%s\n", l.ID, l.Token, l.Payload)
-			}
-			return nil
+				if err != nil {
+					return output{}, err
+				}
+				var out []leaseJSON
+				for _, l := range ls {
+					out = append(out, leaseJSON{l.ID, l.Token, l.Expires.UTC().Format(time.RFC3339Nano), l.Attempt, l.Priority, printable(l.Payload), l.Tags})
+				}
+				return output{JSON: out, Text: func(w io.Writer) {
+					for _, l := range out {
+						fmt.Fprintf(w, "%d\t%d\t%s\n", l.ID, l.Token, l.Payload)
+					}
+				}}, nil
+			})
 		},
 	}
 	f := c.Flags()
@@ -245,15 +219,12 @@ func (a *app) qAckCmd(kind string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if kind == "ack" {
-				return s.Q.Ack(cmd.Context(), args[0], id, token, []byte(text))
-			}
-			return s.Q.Nack(cmd.Context(), args[0], id, token, text)
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				if kind == "ack" {
+					return output{}, s.Q.Ack(cmd.Context(), args[0], id, token, []byte(text))
+				}
+				return output{}, s.Q.Nack(cmd.Context(), args[0], id, token, text)
+			})
 		},
 	}
 	if kind == "ack" {
@@ -270,22 +241,21 @@ type taskJSON struct {
 	Result  string `json:"result,omitempty"`
 }
 
-func (a *app) printTasks(ts []queue.TaskInfo) error {
+// tasksOutput prints tasks one a line, or as a JSON array.
+func tasksOutput(ts []queue.TaskInfo) output {
 	out := []taskJSON{}
 	for _, t := range ts {
 		out = append(out, taskJSON{t, printable(t.Payload), printable(t.Result)})
 	}
-	if a.json {
-		return a.printJSON(out)
-	}
-	for _, t := range out {
-		fmt.Fprintf(a.out, "%d\t%s\tprio %d\tattempts %d\t%s", t.ID, t.State, t.Priority, t.Attempts, t.Payload)
-		if t.LastError != "" {
-			fmt.Fprintf(a.out, "\terror: %s", t.LastError)
+	return output{JSON: out, Text: func(w io.Writer) {
+		for _, t := range out {
+			fmt.Fprintf(w, "%d\t%s\tprio %d\tattempts %d\t%s", t.ID, t.State, t.Priority, t.Attempts, t.Payload)
+			if t.LastError != "" {
+				fmt.Fprintf(w, "\terror: %s", t.LastError)
+			}
+			fmt.Fprintln(w)
 		}
-		fmt.Fprintln(a.out)
-	}
-	return nil
+	}}
 }
 
 func (a *app) qInspectCmd() *cobra.Command {
@@ -298,16 +268,13 @@ func (a *app) qInspectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			t, err := s.Q.Get(cmd.Context(), args[0], id)
-			if err != nil {
-				return err
-			}
-			return a.printTasks([]queue.TaskInfo{t})
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				t, err := s.Q.Get(cmd.Context(), args[0], id)
+				if err != nil {
+					return output{}, err
+				}
+				return tasksOutput([]queue.TaskInfo{t}), nil
+			})
 		},
 	}
 }
@@ -319,16 +286,13 @@ func (a *app) dlqListCmd() *cobra.Command {
 		Short: "List dead letters, oldest first",
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ts, err := s.Q.Dead(cmd.Context(), args[0], limit)
-			if err != nil {
-				return err
-			}
-			return a.printTasks(ts)
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				ts, err := s.Q.Dead(cmd.Context(), args[0], limit)
+				if err != nil {
+					return output{}, err
+				}
+				return tasksOutput(ts), nil
+			})
 		},
 	}
 	c.Flags().IntVar(&limit, "limit", 100, "most to list (0: all)")
@@ -355,34 +319,31 @@ func (a *app) dlqOpCmd(kind string) *cobra.Command {
 				}
 				ids = append(ids, id)
 			}
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx := cmd.Context()
-			if all {
-				ts, err := s.Q.Dead(ctx, args[0], queue.MaxBatch)
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				ctx := cmd.Context()
+				if all {
+					ts, err := s.Q.Dead(ctx, args[0], queue.MaxBatch)
+					if err != nil {
+						return output{}, err
+					}
+					for _, t := range ts {
+						ids = append(ids, t.ID)
+					}
+					if len(ids) == 0 {
+						return output{Text: func(w io.Writer) { fmt.Fprintln(w, "no dead letters") }}, nil
+					}
+				}
+				var err error
+				if kind == "replay" {
+					err = s.Q.Replay(ctx, args[0], ids)
+				} else {
+					err = s.Q.Purge(ctx, args[0], ids)
+				}
 				if err != nil {
-					return err
+					return output{}, err
 				}
-				for _, t := range ts {
-					ids = append(ids, t.ID)
-				}
-				if len(ids) == 0 {
-					fmt.Fprintln(a.out, "no dead letters")
-					return nil
-				}
-			}
-			if kind == "replay" {
-				err = s.Q.Replay(ctx, args[0], ids)
-			} else {
-				err = s.Q.Purge(ctx, args[0], ids)
-			}
-			if err == nil && !a.json {
-				fmt.Fprintf(a.out, "%s: %d dead letters\n", kind, len(ids))
-			}
-			return err
+				return output{Text: func(w io.Writer) { fmt.Fprintf(w, "%s: %d dead letters\n", kind, len(ids)) }}, nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&all, "all", false, "every dead letter (up to 10,000)")

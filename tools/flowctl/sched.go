@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/flowdb/flowdb/sched"
 	"github.com/spf13/cobra"
@@ -30,31 +31,27 @@ func (a *app) schedStatsCmd() *cobra.Command {
 			"counters (assigned, affinity hits) belong to the process that dispatches.",
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			out := schedStatsOut{Stats: sched.AgentStats(s.Q, s.R), Ready: map[string]int64{}}
-			out.Policy = ""
-			for _, name := range s.Q.Queues() {
-				st, err := s.Q.Stats(name)
-				if err != nil {
-					return err
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				out := schedStatsOut{Stats: sched.AgentStats(s.Q, s.R), Ready: map[string]int64{}}
+				out.Policy = ""
+				queues := s.Q.Queues()
+				for _, name := range queues {
+					st, err := s.Q.Stats(name)
+					if err != nil {
+						return output{}, err
+					}
+					out.Ready[name] = st.Hot + st.Overflow
 				}
-				out.Ready[name] = st.Hot + st.Overflow
-			}
-			if a.json {
-				return a.printJSON(out)
-			}
-			st := out.Stats
-			fmt.Fprintf(a.out, "agents            %d healthy, capacity %d, holding %d\n", st.Agents, st.Capacity, st.Held)
-			fmt.Fprintf(a.out, "utilization       min %.2f  mean %.2f  max %.2f  balance %.2f\n", st.UtilMin, st.UtilMean, st.UtilMax, st.Balance)
-			fmt.Fprintf(a.out, "unhealthy holding %d agents\n", st.UnhealthyHolding)
-			for _, name := range s.Q.Queues() {
-				fmt.Fprintf(a.out, "ready             %-20s %d\n", name, out.Ready[name])
-			}
-			return nil
+				return output{JSON: out, Text: func(w io.Writer) {
+					st := out.Stats
+					fmt.Fprintf(w, "agents            %d healthy, capacity %d, holding %d\n", st.Agents, st.Capacity, st.Held)
+					fmt.Fprintf(w, "utilization       min %.2f  mean %.2f  max %.2f  balance %.2f\n", st.UtilMin, st.UtilMean, st.UtilMax, st.Balance)
+					fmt.Fprintf(w, "unhealthy holding %d agents\n", st.UnhealthyHolding)
+					for _, name := range queues {
+						fmt.Fprintf(w, "ready             %-20s %d\n", name, out.Ready[name])
+					}
+				}}, nil
+			})
 		},
 	}
 }

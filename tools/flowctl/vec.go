@@ -34,12 +34,9 @@ func (a *app) vecCreateCmd() *cobra.Command {
 				return usageError{err}
 			}
 			cfg.Name, cfg.Metric = args[0], m
-			s, err := a.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.V.Create(cmd.Context(), cfg)
+			return a.withStore(mayCreate, func(s *store) (output, error) {
+				return output{}, s.V.Create(cmd.Context(), cfg)
+			})
 		},
 	}
 	f := c.Flags()
@@ -59,30 +56,22 @@ func (a *app) vecListCmd() *cobra.Command {
 		Short: "List collections",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			var out []hnsw.Stats
-			for _, n := range s.V.Collections() {
-				st, err := s.V.Stats(n)
-				if err != nil {
-					return err
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				var out []hnsw.Stats
+				for _, n := range s.V.Collections() {
+					st, err := s.V.Stats(n)
+					if err != nil {
+						return output{}, err
+					}
+					out = append(out, st)
 				}
-				out = append(out, st)
-			}
-			if a.json {
-				if out == nil {
-					out = []hnsw.Stats{}
-				}
-				return a.printJSON(out)
-			}
-			fmt.Fprintf(a.out, "%-24s %6s %-7s %10s %s\n", "NAME", "DIM", "METRIC", "VECTORS", "GRAPH")
-			for _, st := range out {
-				fmt.Fprintf(a.out, "%-24s %6d %-7s %10d %v\n", st.Config.Name, st.Config.Dim, st.Config.Metric, st.Vectors, st.Trained)
-			}
-			return nil
+				return output{JSON: out, Text: func(w io.Writer) {
+					fmt.Fprintf(w, "%-24s %6s %-7s %10s %s\n", "NAME", "DIM", "METRIC", "VECTORS", "GRAPH")
+					for _, st := range out {
+						fmt.Fprintf(w, "%-24s %6d %-7s %10d %v\n", st.Config.Name, st.Config.Dim, st.Config.Metric, st.Vectors, st.Trained)
+					}
+				}}, nil
+			})
 		},
 	}
 }
@@ -93,27 +82,22 @@ func (a *app) vecStatsCmd() *cobra.Command {
 		Short: "A collection's settings and size",
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			st, err := s.V.Stats(args[0])
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(st)
-			}
-			c := st.Config
-			fmt.Fprintf(a.out, "collection  %s\ndim         %d\nmetric      %s\nM           %d\nefC         %d\nef          %d\nvectors     %d\n",
-				c.Name, c.Dim, c.Metric, c.M, c.EfConstruction, c.Ef, st.Vectors)
-			if c.Float {
-				fmt.Fprintf(a.out, "quantized   no (float32 graph)\n")
-			} else {
-				fmt.Fprintf(a.out, "quantized   int8\ngraph       %v (built at %d vectors)\n", st.Trained, c.TrainSize)
-			}
-			return nil
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				st, err := s.V.Stats(args[0])
+				if err != nil {
+					return output{}, err
+				}
+				return output{JSON: st, Text: func(w io.Writer) {
+					c := st.Config
+					fmt.Fprintf(w, "collection  %s\ndim         %d\nmetric      %s\nM           %d\nefC         %d\nef          %d\nvectors     %d\n",
+						c.Name, c.Dim, c.Metric, c.M, c.EfConstruction, c.Ef, st.Vectors)
+					if c.Float {
+						fmt.Fprintf(w, "quantized   no (float32 graph)\n")
+					} else {
+						fmt.Fprintf(w, "quantized   int8\ngraph       %v (built at %d vectors)\n", st.Trained, c.TrainSize)
+					}
+				}}, nil
+			})
 		},
 	}
 }
@@ -179,42 +163,36 @@ func (a *app) vecImportCmd() *cobra.Command {
 			default:
 				return usageError{fmt.Errorf("--format must be fvecs, jsonl or idx")}
 			}
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			var bar *progressbar.ProgressBar
-			if !a.json {
-				bar = progressbar.NewOptions(len(vs), progressbar.OptionSetWriter(a.errOut),
-					progressbar.OptionSetDescription("importing "+name), progressbar.OptionShowCount())
-			}
-			for lo := 0; lo < len(vs); lo += batch {
-				hi := min(lo+batch, len(vs))
-				if err := s.V.Upsert(cmd.Context(), name, vs[lo:hi]); err != nil {
-					return fmt.Errorf("vectors %d-%d: %w", lo, hi-1, err)
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				var bar *progressbar.ProgressBar
+				if !a.json {
+					bar = progressbar.NewOptions(len(vs), progressbar.OptionSetWriter(a.errOut),
+						progressbar.OptionSetDescription("importing "+name), progressbar.OptionShowCount())
+				}
+				for lo := 0; lo < len(vs); lo += batch {
+					hi := min(lo+batch, len(vs))
+					if err := s.V.Upsert(cmd.Context(), name, vs[lo:hi]); err != nil {
+						return output{}, fmt.Errorf("vectors %d-%d: %w", lo, hi-1, err)
+					}
+					if bar != nil {
+						bar.Add(hi - lo)
+					}
 				}
 				if bar != nil {
-					bar.Add(hi - lo)
+					bar.Finish()
+					fmt.Fprintln(a.errOut)
 				}
-			}
-			if bar != nil {
-				bar.Finish()
-				fmt.Fprintln(a.errOut)
-			}
-			if compact {
-				if !a.json {
-					fmt.Fprintf(a.errOut, "compacting %s\n", name)
+				if compact {
+					if !a.json {
+						fmt.Fprintf(a.errOut, "compacting %s\n", name)
+					}
+					if err := s.V.Compact(cmd.Context(), name); err != nil {
+						return output{}, fmt.Errorf("imported %d vectors; compacting: %w", len(vs), err)
+					}
 				}
-				if err := s.V.Compact(cmd.Context(), name); err != nil {
-					return fmt.Errorf("imported %d vectors; compacting: %w", len(vs), err)
-				}
-			}
-			if a.json {
-				return a.printJSON(map[string]any{"imported": len(vs), "compacted": compact})
-			}
-			fmt.Fprintf(a.out, "imported %d vectors into %s\n", len(vs), name)
-			return nil
+				return output{JSON: map[string]any{"imported": len(vs), "compacted": compact},
+					Text: func(w io.Writer) { fmt.Fprintf(w, "imported %d vectors into %s\n", len(vs), name) }}, nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&compact, "compact", true, "compact the collection's tables when the import ends (see `vec compact`)")
@@ -261,26 +239,18 @@ func (a *app) vecSearchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			hits, err := s.V.Search(cmd.Context(), args[0], q, k, hnsw.SearchOptions{Ef: ef, Tags: splitList(tags)})
-			if err != nil {
-				return err
-			}
-			if a.json {
-				if hits == nil {
-					hits = []hnsw.Hit{}
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				hits, err := s.V.Search(cmd.Context(), args[0], q, k, hnsw.SearchOptions{Ef: ef, Tags: splitList(tags)})
+				if err != nil {
+					return output{}, err
 				}
-				return a.printJSON(hits)
-			}
-			fmt.Fprintf(a.out, "%-20s %14s %s\n", "ID", "DISTANCE", "TAGS")
-			for _, h := range hits {
-				fmt.Fprintf(a.out, "%-20d %14.6g %s\n", h.ID, h.Distance, strings.Join(h.Tags, ","))
-			}
-			return nil
+				return output{JSON: hits, Text: func(w io.Writer) {
+					fmt.Fprintf(w, "%-20s %14s %s\n", "ID", "DISTANCE", "TAGS")
+					for _, h := range hits {
+						fmt.Fprintf(w, "%-20d %14.6g %s\n", h.ID, h.Distance, strings.Join(h.Tags, ","))
+					}
+				}}, nil
+			})
 		},
 	}
 	c.Flags().IntVar(&k, "k", 10, "results")
@@ -299,21 +269,16 @@ func (a *app) vecGetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			v, err := s.V.Get(args[0], id)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(jsonVector{ID: v.ID, Vector: v.Values, Tags: v.Tags})
-			}
-			b, _ := json.Marshal(v.Values)
-			fmt.Fprintf(a.out, "id      %d\ntags    %s\nvector  %s\n", v.ID, strings.Join(v.Tags, ","), b)
-			return nil
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				v, err := s.V.Get(args[0], id)
+				if err != nil {
+					return output{}, err
+				}
+				return output{JSON: jsonVector{ID: v.ID, Vector: v.Values, Tags: v.Tags}, Text: func(w io.Writer) {
+					b, _ := json.Marshal(v.Values)
+					fmt.Fprintf(w, "id      %d\ntags    %s\nvector  %s\n", v.ID, strings.Join(v.Tags, ","), b)
+				}}, nil
+			})
 		},
 	}
 }
@@ -332,17 +297,13 @@ func (a *app) vecDeleteCmd() *cobra.Command {
 				}
 				ids = append(ids, id)
 			}
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			n, err := s.V.Delete(cmd.Context(), args[0], ids)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.out, "deleted %d\n", n)
-			return nil
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				n, err := s.V.Delete(cmd.Context(), args[0], ids)
+				if err != nil {
+					return output{}, err
+				}
+				return output{JSON: map[string]int{"deleted": n}, Text: func(w io.Writer) { fmt.Fprintf(w, "deleted %d\n", n) }}, nil
+			})
 		},
 	}
 }
@@ -356,19 +317,13 @@ func (a *app) vecCompactCmd() *cobra.Command {
 			"re-ranks is then one table probe instead of one per level. Changes no data; `vec import` runs it.",
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if err := s.V.Compact(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(map[string]any{"compacted": args[0]})
-			}
-			fmt.Fprintf(a.out, "compacted %s\n", args[0])
-			return nil
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				if err := s.V.Compact(cmd.Context(), args[0]); err != nil {
+					return output{}, err
+				}
+				return output{JSON: map[string]any{"compacted": args[0]},
+					Text: func(w io.Writer) { fmt.Fprintf(w, "compacted %s\n", args[0]) }}, nil
+			})
 		},
 	}
 }
@@ -379,12 +334,9 @@ func (a *app) vecDropCmd() *cobra.Command {
 		Short: "Delete a collection and all its vectors",
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.V.Drop(cmd.Context(), args[0])
+			return a.withStore(mustExist, func(s *store) (output, error) {
+				return output{}, s.V.Drop(cmd.Context(), args[0])
+			})
 		},
 	}
 }

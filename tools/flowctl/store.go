@@ -1,0 +1,159 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+
+	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/queue"
+	"github.com/flowdb/flowdb/registry"
+)
+
+// How a data command runs. Its RunE parses and checks its arguments, then
+// hands a function to withStore, which opens the store at --dir (or, inside
+// a node, borrows the node's live store, see exec.go), runs the function,
+// prints what it returned (JSON with --json, else text) and closes the
+// store. With --node the whole RunE runs on the node instead (exec.go).
+
+// store is an open store with every subsystem attached.
+type store struct {
+	*db.DB
+	Q *queue.Manager
+	R *registry.Registry
+	V *hnsw.Manager
+}
+
+// attach registers every subsystem with d: the one place the CLI and the
+// node list them. With loops false, as in the CLI, the subsystems run no
+// background loops: each queue record processes the timers due at its
+// time, and `agent expire` proposes the registry's expiry by hand. A node
+// passes true.
+func attach(d *db.DB, loops bool) (*store, error) {
+	var qo *queue.Options
+	var ro *registry.Options
+	if !loops {
+		qo, ro = &queue.Options{TickInterval: -1}, &registry.Options{CheckInterval: -1}
+	}
+	q, err := queue.Attach(d, qo)
+	if err != nil {
+		return nil, err
+	}
+	r, err := registry.Attach(d, ro)
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	v, err := hnsw.Attach(d)
+	if err != nil {
+		r.Close()
+		q.Close()
+		return nil, err
+	}
+	return &store{DB: d, Q: q, R: r, V: v}, nil
+}
+
+// detach stops what attach started; it leaves the DB open.
+func (s *store) detach() {
+	s.R.Close()
+	s.Q.Close()
+}
+
+// Close detaches the subsystems and closes the store.
+func (s *store) Close() error {
+	s.detach()
+	return s.DB.Close()
+}
+
+// openMode says what opening a directory without a store does.
+type openMode bool
+
+const (
+	// mustExist reports it, so that a typo in --dir is not taken for a
+	// new, empty store (read commands and updates of existing things).
+	mustExist openMode = true
+	// mayCreate creates the store (commands that create things).
+	mayCreate openMode = false
+)
+
+// open opens the store at --dir with every subsystem attached.
+func (a *app) open(mode openMode) (*store, error) {
+	if a.dir == "" {
+		return nil, usageError{errors.New("--dir is required (the store directory)")}
+	}
+	if mode == mustExist {
+		st, err := os.Stat(a.dir)
+		if err != nil {
+			return nil, fmt.Errorf("no flowdb store at %s: %w", a.dir, err)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("%s is not a directory", a.dir)
+		}
+	}
+	d, err := db.Open(a.dir, &db.Options{Logger: a.logger(), ErrorIfNotExists: mode == mustExist})
+	switch {
+	case errors.Is(err, db.ErrNotExist):
+		return nil, fmt.Errorf("no flowdb store at %s (a directory without a store; write to it with `flowctl --dir %s kv set` to create one)", a.dir, a.dir)
+	case errors.Is(err, db.ErrLocked):
+		return nil, fmt.Errorf("%s is open in another process; stop it first: %w", a.dir, err)
+	case err != nil:
+		return nil, err
+	}
+	s, err := attach(d, false)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// output is what a command prints on stdout: JSON with --json, else Text
+// (a table, a few lines). A nil field prints nothing in its mode.
+type output struct {
+	JSON any
+	Text func(w io.Writer)
+}
+
+// print prints o. A nil slice prints as the empty JSON array.
+func (a *app) print(o output) error {
+	if !a.json {
+		if o.Text != nil {
+			o.Text(a.out)
+		}
+		return nil
+	}
+	if o.JSON == nil {
+		return nil
+	}
+	v := o.JSON
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
+		v = reflect.MakeSlice(rv.Type(), 0, 0).Interface()
+	}
+	enc := json.NewEncoder(a.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// withStore runs fn on the store (see open; inside a node, on the node's
+// live store, which stays open), prints its output, and closes the store.
+// The output is printed even when fn fails: check prints its report, then
+// exits 1.
+func (a *app) withStore(mode openMode, fn func(s *store) (output, error)) error {
+	s := a.shared
+	if s == nil {
+		var err error
+		if s, err = a.open(mode); err != nil {
+			return err
+		}
+		defer s.Close()
+	}
+	out, err := fn(s)
+	if perr := a.print(out); err == nil {
+		err = perr
+	}
+	return err
+}
