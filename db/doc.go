@@ -72,7 +72,7 @@
 //	kv        s | 0x10 | len(ns) | ns | key  -> flags (1 B) | [expiry (8 B BE)] | value
 //	kv ttl    s | 0x11 | expiry | len(ns) | ns | key -> (empty)
 //
-// s is the data shard of the namespace (keys.Placement). With
+// s is the data shard of the namespace (Placement). With
 // Options.LogRetention > 0 the command log keeps the last LogRetention frames
 // (older ones are deleted by the applier itself every 64 frames) and Check
 // verifies each one's checksum, decoding and contiguity up to the applied

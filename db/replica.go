@@ -48,7 +48,7 @@ var ErrWrongShard = errors.New("db: record applied on a shard that does not own 
 
 // RouteByName routes records whose body begins with a length-prefixed name
 // (a queue or a collection): the name's data shard.
-func RouteByName(p keys.Placement, body []byte) (uint32, error) {
+func RouteByName(p Placement, body []byte) (uint32, error) {
 	name, _, ok := codec.LenBytes(body, 1<<16)
 	if !ok {
 		return 0, fmt.Errorf("%w: no name to route by", ErrBadRecord)
@@ -57,7 +57,7 @@ func RouteByName(p keys.Placement, body []byte) (uint32, error) {
 }
 
 // RouteCatalog routes records kept on the catalog shard (the registry).
-func RouteCatalog(keys.Placement, []byte) (uint32, error) { return keys.CatalogShard, nil }
+func RouteCatalog(Placement, []byte) (uint32, error) { return keys.CatalogShard, nil }
 
 // Route returns the shard rec applies on (KindSpec.Route).
 func (d *DB) Route(rec wal.Record) (uint32, error) {

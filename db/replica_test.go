@@ -2,12 +2,14 @@ package db
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"testing"
 
 	"log/slog"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/wal"
 )
@@ -28,11 +30,14 @@ func openTest(tb testing.TB) *DB {
 func TestResultsRoundTrip(t *testing.T) {
 	d := openTest(t)
 	errCustom := errors.New("custom: refused")
-	if err := d.Register(KindSpec{Kind: 200, Name: "test", Apply: func(*Tx, wal.Record) (wal.Result, error) { return wal.Result{}, nil },
-		Errors: []error{errCustom}}); err != nil {
+	if err := d.Attach(Machine{Name: "test", Errors: []error{errCustom},
+		Kinds: []KindSpec{{Kind: 200, Name: "test", Apply: func(*Tx, wal.Record) (wal.Result, error) { return wal.Result{}, nil }}}}); err != nil {
 		t.Fatal(err)
 	}
-	d.RegisterChecker(Checker{Name: "noop"}) // must keep the registered errors
+	// A later machine must keep the errors registered before it.
+	if err := d.Attach(Machine{Name: "noop", Check: func(context.Context, pebble.Reader) []error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
 	in := []wal.Result{{N: 7, Data: []byte("id")}}
 	for _, s := range append(append([]error{}, engineErrors...), errCustom) {
 		in = append(in, wal.Result{N: 1, Err: fmt.Errorf("%w: detail", s)})
