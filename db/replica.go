@@ -242,7 +242,7 @@ func (d *DB) closeReplica() {
 // Results travel from a replica's state machine to the proposer (and are
 // kept for deduplicated retries) as bytes: per record uvarint N | bytes Data
 // | error classes | error text. The classes are the texts of the sentinel
-// errors (the engine's own, then those registered through KindSpec.Errors,
+// errors (the engine's own, then those registered through Machine.Errors,
 // in registration order) that the error matches with errors.Is, so that
 // the proposer's errors.Is works as on a standalone store.
 
