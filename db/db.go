@@ -454,7 +454,7 @@ func (d *DB) Propose(ctx context.Context, rec wal.Record) (wal.Result, error) {
 	if d.repl != nil {
 		// A replica proposes each record to the shard that owns it.
 		var err error
-		if shard, err = d.Route(rec); err != nil {
+		if shard, err = d.route(rec); err != nil {
 			return wal.Result{}, err
 		}
 	} else if fe := d.fatal.Load(); fe != nil {

@@ -85,7 +85,7 @@
 // frames through the Replicator; every replica applies them through a
 // ShardApplier, which also refuses records routed to the wrong shard
 // (ErrWrongShard), deduplicates frames by Origin (DedupWindow), and keeps
-// the results typed across the wire (KindSpec.Errors, EncodeResults).
+// the results typed across the wire (Machine.Errors, DecodeResults).
 // Reads call ReadBarrier first (a Raft read index) unless
 // Options.StaleReads. All shards of a replica apply one at a time
 // (ShardApplier.Exclusive); after a snapshot (ShardApplier.RecoverSnapshot)

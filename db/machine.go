@@ -37,7 +37,7 @@ type Machine struct {
 	// records with (a wal.Result's Err wraps one of them, see Reject), so
 	// that a rejection travelling from a replica's state machine back to
 	// its proposer still matches them with errors.Is. Their order is part
-	// of the encoded results a replica keeps (EncodeResults): append, never
+	// of the encoded results a replica keeps (DecodeResults): append, never
 	// reorder.
 	Errors []error
 	// Tables are the key tables the machine owns.

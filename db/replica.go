@@ -59,8 +59,8 @@ func RouteByName(p Placement, body []byte) (uint32, error) {
 // RouteCatalog routes records kept on the catalog shard (the registry).
 func RouteCatalog(Placement, []byte) (uint32, error) { return keys.CatalogShard, nil }
 
-// Route returns the shard rec applies on (KindSpec.Route).
-func (d *DB) Route(rec wal.Record) (uint32, error) {
+// route returns the shard rec applies on (KindSpec.Route).
+func (d *DB) route(rec wal.Record) (uint32, error) {
 	spec := d.reg.load().kinds[rec.Kind]
 	if spec == nil {
 		return 0, fmt.Errorf("%w: %d", ErrUnknownKind, rec.Kind)
@@ -273,9 +273,7 @@ func errorClasses(reg *registry, err error) [][]byte {
 	return out
 }
 
-// EncodeResults encodes the results of one frame's records.
-func (d *DB) EncodeResults(rs []wal.Result) []byte { return encodeResults(d.reg.load(), rs) }
-
+// encodeResults encodes the results of one frame's records.
 func encodeResults(reg *registry, rs []wal.Result) []byte {
 	e := codec.Enc(nil).U(uint64(len(rs)))
 	for _, r := range rs {
@@ -289,8 +287,9 @@ func encodeResults(reg *registry, rs []wal.Result) []byte {
 	return e
 }
 
-// DecodeResults decodes EncodeResults; errors match their sentinels with
-// errors.Is. Bytes that do not decode give wal.ErrCorrupt.
+// DecodeResults decodes the results of one frame's records, as a
+// ShardApplier encodes them (ShardApplier.Apply); errors match their
+// sentinels with errors.Is. Bytes that do not decode give wal.ErrCorrupt.
 func (d *DB) DecodeResults(b []byte) ([]wal.Result, error) { return decodeResults(d.reg.load(), b) }
 
 func decodeResults(reg *registry, b []byte) ([]wal.Result, error) {

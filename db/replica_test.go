@@ -43,7 +43,7 @@ func TestResultsRoundTrip(t *testing.T) {
 		in = append(in, wal.Result{N: 1, Err: fmt.Errorf("%w: detail", s)})
 	}
 	in = append(in, wal.Result{Err: fmt.Errorf("%w: %w", ErrBadRecord, ErrEmptyKey)}, wal.Result{Err: errors.New("unregistered")})
-	out, err := d.DecodeResults(d.EncodeResults(in))
+	out, err := d.DecodeResults(encodeResults(d.reg.load(), in))
 	if err != nil || len(out) != len(in) {
 		t.Fatalf("decode: %d results, %v", len(out), err)
 	}
@@ -75,7 +75,7 @@ func TestResultsRoundTrip(t *testing.T) {
 // panic; what decodes re-encodes to the same bytes.
 func FuzzDecodeResults(f *testing.F) {
 	d := openTest(f)
-	f.Add(d.EncodeResults([]wal.Result{{N: 1, Data: []byte("x")}, {Err: fmt.Errorf("%w: y", ErrNotFound)}}))
+	f.Add(encodeResults(d.reg.load(), []wal.Result{{N: 1, Data: []byte("x")}, {Err: fmt.Errorf("%w: y", ErrNotFound)}}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rs, err := d.DecodeResults(b)
@@ -85,7 +85,7 @@ func FuzzDecodeResults(f *testing.F) {
 			}
 			return
 		}
-		if _, err := d.DecodeResults(d.EncodeResults(rs)); err != nil {
+		if _, err := d.DecodeResults(encodeResults(d.reg.load(), rs)); err != nil {
 			t.Fatalf("re-encoding of decoded results does not decode: %v", err)
 		}
 	})

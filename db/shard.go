@@ -41,9 +41,6 @@ func (d *DB) ShardApplier(shard uint32) (*ShardApplier, error) {
 	return &ShardApplier{d: d, a: applier{reg: &d.reg, shard: shard, placement: d.placement, index: index, time: t, gaps: true}}, nil
 }
 
-// Shard is the shard this applier applies.
-func (s *ShardApplier) Shard() uint32 { return s.a.shard }
-
 // Applied is the index of the last frame whose batch was committed.
 func (s *ShardApplier) Applied() uint64 {
 	s.mu.Lock()
@@ -82,7 +79,7 @@ func (s *ShardApplier) NewBatch(frames ...*wal.Frame) *ShardBatch {
 
 // Apply applies f as log index `index` (above every index applied or
 // applied into b so far) into b, returning one result per record, the same
-// results encoded (EncodeResults), and the hooks to run, in order, once b
+// results encoded (see DecodeResults), and the hooks to run, in order, once b
 // is committed. The applier counts f as
 // applied from here on (the next frame may go into the same batch), so a
 // batch that is not committed leaves the shard to be reopened; a non-nil

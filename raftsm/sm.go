@@ -131,11 +131,11 @@ func (s *StateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	return sa.Applied(), nil
 }
 
-// Update applies entries (consecutive committed frames) in one Pebble
-// batch, written without a sync (Sync makes it durable; Pebble's log keeps
-// batches in order, so a crash loses a suffix, never a hole). Each entry's
-// Result is Value = the number of records applied without a rejection,
-// Data = per record: uvarint N | error text (length-prefixed).
+// Update applies entries (consecutive committed frames) in one batch
+// (db.ShardBatch), written without a sync (Sync makes it durable; Pebble's
+// log keeps batches in order, so a crash loses a suffix, never a hole).
+// Each entry's Result is Value = the number of records applied without a
+// rejection, Data = the encoded results (see result).
 func (s *StateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 	// Each frame decodes on its own (a shared Decoder's scratch would hold
 	// only the last compressed frame's records).
@@ -177,8 +177,8 @@ func (s *StateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 }
 
 // result is an entry's Result: Value = records applied without a
-// rejection, Data = the encoded results (db.EncodeResults; typed
-// rejections included).
+// rejection, Data = the encoded results (typed rejections included;
+// db.DB.DecodeResults decodes them).
 func result(rs []wal.Result, enc []byte) sm.Result {
 	var ok uint64
 	for _, r := range rs {
