@@ -22,7 +22,10 @@ import (
 // example a field TxnOps, one entry per operation code with the function
 // that applies the operation's body inside the transaction's Tx), and the
 // engine's transaction kind will dispatch each operation to its machine as
-// the applier dispatches records by kind today.
+// the applier dispatches records by kind today. Since a refused operation
+// must leave no trace of the transaction's earlier ones, in Pebble or in
+// any in-memory view, such an entry will also say how the machine's view
+// changes are held back until the whole transaction applied (or undone).
 type Machine struct {
 	// Name names the machine in Check's output (its Check's problems).
 	Name string
