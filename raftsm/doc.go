@@ -90,7 +90,8 @@
 //     carry no frame (elections, membership changes) never reach it, so an
 //     index need only exceed the applied one. All entries of a call apply
 //     into one Pebble batch that also holds the new applied index, so the
-//     state and its index are atomic (package db's invariant 4). An entry at or
+//     state and its index are atomic (invariant 4 of package db: a crash
+//     leaves exactly the entries up to the applied index). An entry at or
 //     below the applied index (re-delivered after a restart) is skipped.
 //   - Update commits without a sync; Sync syncs Pebble's log. Pebble's log
 //     is written in order, so a crash can lose a suffix of applied entries,

@@ -217,6 +217,15 @@ func (s *StateMachine) SaveSnapshot(ctx interface{}, w io.Writer, done <-chan st
 	return stopped(s.sa.SaveSnapshot(ctx.(*db.ShardSnapshot), w, done))
 }
 
+// stopped turns the store's db.ErrSnapshotStopped into Dragonboat's
+// statemachine.ErrSnapshotStopped, which Dragonboat compares by identity.
+func stopped(err error) error {
+	if errors.Is(err, db.ErrSnapshotStopped) {
+		return sm.ErrSnapshotStopped
+	}
+	return err
+}
+
 // RecoverFromSnapshot replaces the shard's key range with the snapshot's
 // keys (the applied index among them), durably, repositions the applier
 // and rebuilds the in-memory views (db.ShardApplier.RecoverSnapshot), then
@@ -231,15 +240,6 @@ func (s *StateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 	}
 	recovered.Add(1)
 	return nil
-}
-
-// stopped turns the store's db.ErrSnapshotStopped into Dragonboat's
-// statemachine.ErrSnapshotStopped, which Dragonboat compares by identity.
-func stopped(err error) error {
-	if errors.Is(err, db.ErrSnapshotStopped) {
-		return sm.ErrSnapshotStopped
-	}
-	return err
 }
 
 // Close releases nothing: the store belongs to the caller.
