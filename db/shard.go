@@ -12,15 +12,16 @@ import (
 // standalone commit pipeline: package raftsm drives it from a Raft state
 // machine, which serializes its calls. Frames go through the same applier
 // (the same record kinds and Apply functions) as the standalone engine's,
-// into a Pebble batch the caller commits; the shard's applied index and
-// time are written in the same batch.
+// into a batch (ShardBatch) the caller commits; the shard's applied index
+// and time are written in the same batch. It also saves and recovers the
+// shard's snapshots (snapshot.go), so the caller never touches Pebble.
 //
 // Raft log indexes that carry no frame (elections, membership changes)
 // never reach it, so an index need only be above the applied one, not
 // next to it.
 type ShardApplier struct {
 	d      *DB
-	mu     sync.Mutex // serializes Apply/Commit/Reload (the caller should already)
+	mu     sync.Mutex // serializes Apply/Commit/reload (the caller should already)
 	a      applier
 	sorter batchSorter
 }
