@@ -1,11 +1,11 @@
 package db
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -53,11 +53,7 @@ type KindSpec struct {
 	// must name the shard whose keys Apply writes. Records it cannot route
 	// get its error (ErrBadRecord, ErrCrossShard). nil means the catalog
 	// shard. See RouteByName and RouteCatalog.
-	Route func(p keys.Placement, body []byte) (uint32, error)
-	// Errors are the sentinel errors Apply rejects records with, so that a
-	// rejection travelling from a replica's state machine back to its
-	// proposer still matches them with errors.Is.
-	Errors []error
+	Route func(p Placement, body []byte) (uint32, error)
 }
 
 // TableSpec registers a key table (see internal/keys) so that Check can
@@ -70,21 +66,13 @@ type TableSpec struct {
 	Check func(key, value []byte) error
 }
 
-// Checker verifies invariants that span tables (counters against indexes,
-// indexes against records). It reads the snapshot Check walks and returns
-// one error per problem found (nil or empty when sound).
-type Checker struct {
-	Name  string
-	Check func(ctx context.Context, r pebble.Reader) []error
-}
-
-// registry maps kinds and tables to their owners. It is copied on write so
-// that the apply path reads it without locks.
+// registry maps kinds and tables to the machines that own them. It is
+// copied on write so that the apply path reads it without locks.
 type registry struct {
 	kinds    map[wal.Kind]*KindSpec
 	tables   map[byte]*TableSpec
-	checkers []Checker
-	errors   []error // KindSpec.Errors in registration order
+	machines []*Machine // in attach order
+	errors   []error    // Machine.Errors in attach order, each once
 }
 
 type applierRegistry struct {
@@ -94,22 +82,23 @@ type applierRegistry struct {
 
 func (r *applierRegistry) load() *registry { return r.cur.Load() }
 
-func (r *applierRegistry) register(k *KindSpec, t *TableSpec) error {
+// attach adds m's kinds, tables and errors, all or none.
+func (r *applierRegistry) attach(m *Machine) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := r.cur.Load()
 	next := &registry{kinds: make(map[wal.Kind]*KindSpec), tables: make(map[byte]*TableSpec)}
-	if old != nil {
-		for kk, v := range old.kinds {
-			next.kinds[kk] = v
-		}
-		for kk, v := range old.tables {
-			next.tables[kk] = v
-		}
-		next.checkers = append(next.checkers, old.checkers...)
-		next.errors = append(next.errors, old.errors...)
+	if old := r.cur.Load(); old != nil {
+		maps.Copy(next.kinds, old.kinds)
+		maps.Copy(next.tables, old.tables)
+		next.machines = slices.Clone(old.machines)
+		next.errors = slices.Clone(old.errors)
 	}
-	if k != nil {
+	if m == nil { // Open installs an empty registry
+		r.cur.Store(next)
+		return nil
+	}
+	for i := range m.Kinds {
+		k := &m.Kinds[i]
 		if k.Kind == 0 || k.Apply == nil {
 			return fmt.Errorf("%w: kind %d needs a non-zero kind and an Apply", ErrInvalidOptions, k.Kind)
 		}
@@ -117,18 +106,20 @@ func (r *applierRegistry) register(k *KindSpec, t *TableSpec) error {
 			return fmt.Errorf("%w: %d (%s)", ErrKindRegistered, k.Kind, k.Name)
 		}
 		next.kinds[k.Kind] = k
-		for _, e := range k.Errors {
-			if !slices.Contains(next.errors, e) {
-				next.errors = append(next.errors, e)
-			}
-		}
 	}
-	if t != nil {
+	for i := range m.Tables {
+		t := &m.Tables[i]
 		if _, dup := next.tables[t.Table]; dup {
 			return fmt.Errorf("%w: table %#x (%s)", ErrKindRegistered, t.Table, t.Name)
 		}
 		next.tables[t.Table] = t
 	}
+	for _, e := range m.Errors {
+		if !slices.Contains(next.errors, e) {
+			next.errors = append(next.errors, e)
+		}
+	}
+	next.machines = append(next.machines, m)
 	r.cur.Store(next)
 	return nil
 }
@@ -145,7 +136,7 @@ type Tx struct {
 	// Shard is the shard whose log is applied (keys.LocalShard standalone).
 	Shard uint32
 	// Placement places names on data shards.
-	Placement keys.Placement
+	Placement Placement
 
 	batch   *pebble.Batch
 	indexed bool       // records may read (the batch is, or becomes, indexed)
@@ -299,7 +290,7 @@ func readApplied(r pebble.Reader, shard uint32) (uint64, int64, error) {
 type applier struct {
 	reg       *applierRegistry
 	shard     uint32
-	placement keys.Placement
+	placement Placement
 	retention int  // frames kept in the log table; <= 0 keeps none
 	gaps      bool // indexes may skip (Raft entries that carry no frame)
 	// encoded holds the last deduplicated frame's encoded results (kept or

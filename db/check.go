@@ -40,10 +40,10 @@ const maxProblems = 1000
 // kept in the command log, that their indexes are contiguous and end at the
 // applied index; and every entry of every registered table (kv values, TTL
 // index entries, and the tables later packages register). Unknown tables are
-// damage. Then it runs every registered cross-table Checker on the same
-// snapshot. progress, if non-nil, is called with the number of keys seen so
-// far every 4096 keys. Check reads a consistent snapshot and may run while
-// the store is in use.
+// damage. Then it runs every attached machine's cross-table check
+// (Machine.Check) on the same snapshot. progress, if non-nil, is called
+// with the number of keys seen so far every 4096 keys. Check reads a
+// consistent snapshot and may run while the store is in use.
 func (d *DB) Check(ctx context.Context, progress func(keys int)) (*CheckReport, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
@@ -139,9 +139,12 @@ func (d *DB) Check(ctx context.Context, progress func(keys int)) (*CheckReport, 
 	if err := it.Error(); err != nil {
 		add(nil, "", "iterate: %v", err)
 	}
-	for _, c := range reg.checkers {
-		for _, err := range c.Check(ctx, snap) {
-			add(nil, c.Name, "%v", err)
+	for _, m := range reg.machines {
+		if m.Check == nil {
+			continue
+		}
+		for _, err := range m.Check(ctx, snap) {
+			add(nil, m.Name, "%v", err)
 		}
 	}
 	if r.Frames > 0 {

@@ -26,7 +26,7 @@ type DB struct {
 	lock      *pebble.Lock
 	batcher   *wal.Batcher
 	reg       applierRegistry
-	placement keys.Placement
+	placement Placement
 
 	// closeMu is read-held by every call while it enters the engine (a read,
 	// a Submit); Close write-holds it after setting closed, so it waits for
@@ -55,10 +55,8 @@ type DB struct {
 	m engineMetrics
 
 	// Replicated stores only (Options.Replicator).
-	repl     *replicaState
-	applyMu  sync.Mutex // serializes every shard's apply (ShardApplier)
-	reloadMu sync.Mutex
-	reload   []func(shard uint32) error
+	repl    *replicaState
+	applyMu sync.Mutex // serializes every shard's apply (ShardApplier)
 }
 
 // visibility tracks the last frame stage B has made visible in Pebble.
@@ -74,8 +72,8 @@ func Open(dir string, opts *Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{opts: o, dir: dir, placement: keys.Placement{DataShards: o.DataShards}}
-	d.reg.register(nil, nil) // install an empty registry
+	d := &DB{opts: o, dir: dir, placement: Placement{DataShards: o.DataShards}}
+	d.reg.attach(nil) // install an empty registry
 	d.cursors.open = make(map[*Cursor]struct{})
 
 	if o.ErrorIfNotExists || o.ReadOnly {
@@ -324,7 +322,7 @@ func (d *DB) initShardsMeta() error {
 				return fmt.Errorf("%w: store has %d data shards, Options say %d", ErrInvalidOptions, n, d.opts.DataShards)
 			}
 			d.opts.DataShards = n
-			d.placement = keys.Placement{DataShards: n}
+			d.placement = Placement{DataShards: n}
 		}
 		return nil
 	}
@@ -393,31 +391,6 @@ func memTableSize(cache int64) uint64 {
 // Dir returns the directory the store was opened in.
 func (d *DB) Dir() string { return d.dir }
 
-// Register adds a record kind and, optionally, the tables its state machine
-// owns. Packages that keep state in flowdb (queue, registry, hnsw) call it
-// when they attach to a DB, before submitting records of that kind.
-func (d *DB) Register(k KindSpec, tables ...TableSpec) error {
-	if err := d.reg.register(&k, nil); err != nil {
-		return err
-	}
-	for i := range tables {
-		if err := d.reg.register(nil, &tables[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// RegisterChecker adds a cross-table invariant check that Check runs on its
-// snapshot.
-func (d *DB) RegisterChecker(c Checker) {
-	d.reg.mu.Lock()
-	defer d.reg.mu.Unlock()
-	old := d.reg.cur.Load()
-	next := &registry{kinds: old.kinds, tables: old.tables, errors: old.errors, checkers: append(append([]Checker(nil), old.checkers...), c)}
-	d.reg.cur.Store(next)
-}
-
 // FS is the file system the store writes through (Options.FS).
 func (d *DB) FS() vfs.FS { return d.opts.FS }
 
@@ -448,7 +421,7 @@ func (d *DB) Compact(ctx context.Context, start, end []byte) error {
 }
 
 // Placement returns how names are placed on data shards.
-func (d *DB) Placement() keys.Placement { return d.placement }
+func (d *DB) Placement() Placement { return d.placement }
 
 // Now returns the proposer clock's time (Options.Now).
 func (d *DB) Now() time.Time { return d.opts.Now() }
@@ -485,7 +458,7 @@ func (d *DB) Propose(ctx context.Context, rec wal.Record) (wal.Result, error) {
 	if d.repl != nil {
 		// A replica proposes each record to the shard that owns it.
 		var err error
-		if shard, err = d.Route(rec); err != nil {
+		if shard, err = d.route(rec); err != nil {
 			return wal.Result{}, err
 		}
 	} else if fe := d.fatal.Load(); fe != nil {

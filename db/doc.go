@@ -15,10 +15,67 @@
 // group commit, and it adds no latency to a lone writer.
 //
 // The applier dispatches each record by kind to the state machine that
-// registered it (DB.Register). The key-value space registers its kinds in
-// Open; queues, the registry and vector indexes register theirs when they
-// attach. The replicated engine (raftsm) applies the same frames with the
-// same applier.
+// declared it. The key-value space attaches in Open; queues, the registry
+// and vector indexes attach when their package's Attach is called. The
+// replicated engine (raftsm) applies the same frames with the same applier.
+//
+// # Follow one write
+//
+// A static reader loses the path twice: at the hand-off between the
+// caller and the commit goroutine (the wal.Batcher), and at the function
+// value the applier calls.
+// Here is DB.Set on a standalone store, hop by hop:
+//
+//  1. API call: DB.Set (kv.go) validates namespace, key and value
+//     (Batch.add) and encodes one KindKVBatch record (Batch.record).
+//  2. DB.Propose wraps it in a wal.Proposal and hands it to the store's
+//     wal.Batcher (Batcher.Submit); the caller then waits in
+//     Proposal.Wait.
+//  3. Commit loop, stage A (DB.commitLoop, one goroutine): Batcher.Next
+//     returns every pending proposal; they become one wal.Frame stamped
+//     with Options.Now, applied at the next log index by DB.applyInto.
+//  4. applier.applyFrame looks each record's kind up in the registry that
+//     DB.Attach filled and calls that KindSpec.Apply (here
+//     kvMachine.applyBatch) with a Tx over the frame's Pebble batch.
+//  5. Pebble batch: the Apply writes through Tx.Set/Delete/DeleteRange;
+//     applyFrame adds the applied index (and, with LogRetention, the
+//     frame); batchSorter.sort puts the point writes in key order.
+//  6. Stage B (DB.writeLoop, DB.writeBatch) hands the batch to Pebble
+//     with ApplyNoSyncWait: written to Pebble's WAL and memtable, visible
+//     to reads, not yet durable.
+//  7. fsync: the acknowledger (DB.ackLoop) waits for the batch's sync
+//     (Batch.SyncWait), frames in order; a failed sync is fatal (ErrFatal).
+//  8. Answer: ackLoop publishes the applied index, runs the frame's
+//     AfterCommit hooks, and calls Proposal.Finish with each record's
+//     wal.Result; Proposal.Wait returns in Propose, and Set returns the
+//     record's error (nil, or its typed rejection).
+//
+// On a replica, steps 3 to 8 are instead: the shard's proposer
+// (DB.proposeLoop) frames the records and sends the frame through
+// Options.Replicator; every replica's raftsm state machine applies it with
+// ShardApplier.Apply (the same applyFrame and KindSpec.Apply) and
+// ShardApplier.Commit; the proposer's caller is answered with the results
+// its own replica applied.
+//
+// # Extending the engine
+//
+// A subsystem plugs in with one declaration, a Machine, handed to
+// DB.Attach: its record kinds (KindSpec: Apply, Reads, Route), the
+// sentinel errors its records are rejected with (db.Reject builds such a
+// result), its key tables (TableSpec, checked by Check), an optional
+// cross-table Check, and Load and Reload to build its in-memory view of a
+// shard at attach and after a Raft snapshot. Transactions will add a
+// machine's transactional operations to the same declaration (see
+// Machine). The extension API is public and names only public types:
+// Machine, KindSpec, TableSpec, Tx, Placement (which used to be an
+// internal type, now db's), Propose. Table tags, though, are allocated in
+// internal/keys, so machines live inside this module today; an outside
+// machine would need a tag range reserved there first.
+//
+// Snapshots of a replicated shard are db's too: ShardApplier.PrepareSnapshot,
+// SaveSnapshot and RecoverSnapshot stream a shard's key range in the
+// format drawn in snapshot.go and replace it, so raftsm sees nothing of
+// Pebble. DB.Pebble is for reads only.
 //
 // # Replicas
 //
@@ -28,18 +85,21 @@
 // frames through the Replicator; every replica applies them through a
 // ShardApplier, which also refuses records routed to the wrong shard
 // (ErrWrongShard), deduplicates frames by Origin (DedupWindow), and keeps
-// the results typed across the wire (KindSpec.Errors, EncodeResults).
+// the results typed across the wire (Machine.Errors, DecodeResults).
 // Reads call ReadBarrier first (a Raft read index) unless
 // Options.StaleReads. All shards of a replica apply one at a time
-// (ShardApplier.Exclusive); after a snapshot, OnShardReload callbacks
-// rebuild in-memory views.
+// (ShardApplier.Exclusive); after a snapshot (ShardApplier.RecoverSnapshot)
+// every machine on the shard rebuilds its in-memory view (Machine.Reload).
 //
 // # Invariants
 //
 //  1. Every mutation is a record; only the applier writes to Pebble. The
 //     exceptions are store configuration written by Open before any record
 //     (the data-shards marker, the command-log retention, and dropping the
-//     kept frames when the log is turned off).
+//     kept frames when the log is turned off), and a replicated shard's
+//     snapshot recovery (ShardApplier.RecoverSnapshot), which replaces the
+//     shard's whole key range, applied index included. Both are db's code:
+//     no other package writes to Pebble.
 //  2. Apply is deterministic: it reads no clock (it uses the frame's time,
 //     made non-decreasing as max(frame time, last applied time)), iterates no
 //     map, draws no randomness. Two stores that apply the same frames hold
@@ -72,7 +132,7 @@
 //	kv        s | 0x10 | len(ns) | ns | key  -> flags (1 B) | [expiry (8 B BE)] | value
 //	kv ttl    s | 0x11 | expiry | len(ns) | ns | key -> (empty)
 //
-// s is the data shard of the namespace (keys.Placement). With
+// s is the data shard of the namespace (Placement.ShardFor). With
 // Options.LogRetention > 0 the command log keeps the last LogRetention frames
 // (older ones are deleted by the applier itself every 64 frames) and Check
 // verifies each one's checksum, decoding and contiguity up to the applied

@@ -51,6 +51,7 @@ var (
 	// ErrUnknownKind: a record whose kind no state machine registered. It is
 	// rejected and changes nothing.
 	ErrUnknownKind = errors.New("db: unknown record kind")
-	// ErrKindRegistered: Register was called twice for one kind.
+	// ErrKindRegistered: Attach was given a record kind or a table that
+	// another machine (or the same one) already registered.
 	ErrKindRegistered = errors.New("db: record kind already registered")
 )

@@ -54,10 +54,7 @@ const valHasExpiry byte = 1
 //
 //	shard | TableKV | len(ns) (1 B) | ns | key
 func kvKey[N ~string | ~[]byte](dst []byte, shard uint32, ns N, key []byte) []byte {
-	dst = keys.AppendPrefix(dst, shard, keys.TableKV)
-	dst = append(dst, byte(len(ns)))
-	dst = append(dst, ns...)
-	return append(dst, key...)
+	return append(keys.AppendName(dst, shard, keys.TableKV, ns), key...)
 }
 
 // ttlKey appends the TTL index key of (ns, key) expiring at expiry:
@@ -338,20 +335,24 @@ type kvOp struct {
 
 func (d *DB) registerKV() error {
 	m := &kvMachine{expired: func(n int) { d.m.ttlExpired.Add(uint64(n)) }}
-	err := d.Register(KindSpec{Kind: KindKVBatch, Name: "kv.batch", Apply: m.applyBatch, Route: routeKVBatch},
-		TableSpec{Table: keys.TableKV, Name: "kv", Check: checkKVEntry},
-		TableSpec{Table: keys.TableKVTTL, Name: "kv.ttl", Check: checkTTLEntry})
-	if err != nil {
-		return err
-	}
-	return d.Register(KindSpec{Kind: KindKVExpire, Name: "kv.expire", Reads: true, Apply: m.applyExpire, Route: routeKVExpire})
+	return d.Attach(Machine{
+		Name: "kv",
+		Kinds: []KindSpec{
+			{Kind: KindKVBatch, Name: "kv.batch", Apply: m.applyBatch, Route: routeKVBatch},
+			{Kind: KindKVExpire, Name: "kv.expire", Reads: true, Apply: m.applyExpire, Route: routeKVExpire},
+		},
+		Tables: []TableSpec{
+			{Table: keys.TableKV, Name: "kv", Check: checkKVEntry},
+			{Table: keys.TableKVTTL, Name: "kv.ttl", Check: checkTTLEntry},
+		},
+	})
 }
 
 // routeKVBatch routes a batch to its namespaces' shard; on a replicated
 // store a batch whose namespaces sit on different shards is refused with
 // ErrCrossShard (each shard is its own Raft group, so it could not apply
 // atomically).
-func routeKVBatch(p keys.Placement, body []byte) (uint32, error) {
+func routeKVBatch(p Placement, body []byte) (uint32, error) {
 	var m kvMachine
 	if err := m.parseBatch(body); err != nil {
 		return 0, err
@@ -372,7 +373,7 @@ func routeKVBatch(p keys.Placement, body []byte) (uint32, error) {
 
 // routeKVExpire routes a reaper record by its first namespace (the reaper
 // proposes one shard's keys per record).
-func routeKVExpire(p keys.Placement, body []byte) (uint32, error) {
+func routeKVExpire(p Placement, body []byte) (uint32, error) {
 	n, rest, ok := codec.Uvarint(body)
 	if !ok || n == 0 {
 		return 0, fmt.Errorf("%w: kv expire", ErrBadRecord)
@@ -434,7 +435,7 @@ func (m *kvMachine) parseBatch(body []byte) error {
 
 func (m *kvMachine) applyBatch(tx *Tx, rec wal.Record) (wal.Result, error) {
 	if err := m.parseBatch(rec.Body); err != nil {
-		return wal.Result{Err: err}, nil
+		return Reject(err)
 	}
 	for i := range m.ops {
 		o := &m.ops[i]
@@ -505,7 +506,7 @@ type expireEntry struct {
 func (m *kvMachine) applyExpire(tx *Tx, rec wal.Record) (wal.Result, error) {
 	n, p, ok := codec.Uvarint(rec.Body)
 	if !ok || n > uint64(len(p)) {
-		return wal.Result{Err: fmt.Errorf("%w: kv expire", ErrBadRecord)}, nil
+		return Reject(fmt.Errorf("%w: kv expire", ErrBadRecord))
 	}
 	m.ops = m.ops[:0]
 	for i := uint64(0); i < n; i++ {
@@ -523,7 +524,7 @@ func (m *kvMachine) applyExpire(tx *Tx, rec wal.Record) (wal.Result, error) {
 		m.ops = append(m.ops, o)
 	}
 	if !ok || len(p) != 0 {
-		return wal.Result{Err: fmt.Errorf("%w: kv expire", ErrBadRecord)}, nil
+		return Reject(fmt.Errorf("%w: kv expire", ErrBadRecord))
 	}
 	deleted := 0
 	for i := range m.ops {

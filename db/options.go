@@ -96,7 +96,7 @@ type Options struct {
 	// TTLReapBatch caps the keys reclaimed per reaper record. Default 1024.
 	TTLReapBatch int
 	// DataShards is the number of data shards names are placed on (see
-	// internal/keys.Placement). Fixed when the store is created. Default 1.
+	// Placement). Fixed when the store is created. Default 1.
 	DataShards int
 
 	// Replicator, if set, makes the store a replica of Raft-replicated

@@ -50,10 +50,10 @@ func TestApplyReadsEarlierFrames(t *testing.T) {
 	write := func(tx *Tx, rec wal.Record) (wal.Result, error) {
 		return wal.Result{N: 1}, tx.Set(note, rec.Body)
 	}
-	if err := d.Register(KindSpec{Kind: kindIncr, Name: "test.incr", Reads: true, Apply: incr}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Register(KindSpec{Kind: kindNote, Name: "test.note", Apply: write}); err != nil {
+	if err := d.Attach(Machine{Name: "test", Kinds: []KindSpec{
+		{Kind: kindIncr, Name: "test.incr", Reads: true, Apply: incr},
+		{Kind: kindNote, Name: "test.note", Apply: write},
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	const workers, each = 64, 40
@@ -137,10 +137,10 @@ func TestFrameReadsOwnWrites(t *testing.T) {
 		}
 		return r, it.Close()
 	}
-	if err := d.Register(KindSpec{Kind: kindPut, Name: "test.put", Apply: put}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Register(KindSpec{Kind: kindRead, Name: "test.read", Reads: true, Apply: read}); err != nil {
+	if err := d.Attach(Machine{Name: "test", Kinds: []KindSpec{
+		{Kind: kindPut, Name: "test.put", Apply: put},
+		{Kind: kindRead, Name: "test.read", Reads: true, Apply: read},
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	// A private applier over the store, as in applyAll: one frame, its
@@ -235,7 +235,7 @@ func TestHooksMayTakeApplyLocks(t *testing.T) {
 		})
 		return wal.Result{N: 1}, tx.Set(key, rec.Body)
 	}
-	if err := d.Register(KindSpec{Kind: kindLocked, Name: "test.locked", Reads: true, Apply: apply}); err != nil {
+	if err := d.Attach(Machine{Name: "test", Kinds: []KindSpec{{Kind: kindLocked, Name: "test.locked", Reads: true, Apply: apply}}}); err != nil {
 		t.Fatal(err)
 	}
 	const workers, each = 16, 100

@@ -48,7 +48,7 @@ var ErrWrongShard = errors.New("db: record applied on a shard that does not own 
 
 // RouteByName routes records whose body begins with a length-prefixed name
 // (a queue or a collection): the name's data shard.
-func RouteByName(p keys.Placement, body []byte) (uint32, error) {
+func RouteByName(p Placement, body []byte) (uint32, error) {
 	name, _, ok := codec.LenBytes(body, 1<<16)
 	if !ok {
 		return 0, fmt.Errorf("%w: no name to route by", ErrBadRecord)
@@ -57,10 +57,10 @@ func RouteByName(p keys.Placement, body []byte) (uint32, error) {
 }
 
 // RouteCatalog routes records kept on the catalog shard (the registry).
-func RouteCatalog(keys.Placement, []byte) (uint32, error) { return keys.CatalogShard, nil }
+func RouteCatalog(Placement, []byte) (uint32, error) { return keys.CatalogShard, nil }
 
-// Route returns the shard rec applies on (KindSpec.Route).
-func (d *DB) Route(rec wal.Record) (uint32, error) {
+// route returns the shard rec applies on (KindSpec.Route).
+func (d *DB) route(rec wal.Record) (uint32, error) {
 	spec := d.reg.load().kinds[rec.Kind]
 	if spec == nil {
 		return 0, fmt.Errorf("%w: %d", ErrUnknownKind, rec.Kind)
@@ -242,7 +242,7 @@ func (d *DB) closeReplica() {
 // Results travel from a replica's state machine to the proposer (and are
 // kept for deduplicated retries) as bytes: per record uvarint N | bytes Data
 // | error classes | error text. The classes are the texts of the sentinel
-// errors (the engine's own, then those registered through KindSpec.Errors,
+// errors (the engine's own, then those registered through Machine.Errors,
 // in registration order) that the error matches with errors.Is, so that
 // the proposer's errors.Is works as on a standalone store.
 
@@ -273,9 +273,7 @@ func errorClasses(reg *registry, err error) [][]byte {
 	return out
 }
 
-// EncodeResults encodes the results of one frame's records.
-func (d *DB) EncodeResults(rs []wal.Result) []byte { return encodeResults(d.reg.load(), rs) }
-
+// encodeResults encodes the results of one frame's records.
 func encodeResults(reg *registry, rs []wal.Result) []byte {
 	e := codec.Enc(nil).U(uint64(len(rs)))
 	for _, r := range rs {
@@ -289,8 +287,9 @@ func encodeResults(reg *registry, rs []wal.Result) []byte {
 	return e
 }
 
-// DecodeResults decodes EncodeResults; errors match their sentinels with
-// errors.Is. Bytes that do not decode give wal.ErrCorrupt.
+// DecodeResults decodes the results of one frame's records, as a
+// ShardApplier encodes them (ShardApplier.Apply); errors match their
+// sentinels with errors.Is. Bytes that do not decode give wal.ErrCorrupt.
 func (d *DB) DecodeResults(b []byte) ([]wal.Result, error) { return decodeResults(d.reg.load(), b) }
 
 func decodeResults(reg *registry, b []byte) ([]wal.Result, error) {

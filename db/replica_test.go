@@ -2,12 +2,14 @@ package db
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"testing"
 
 	"log/slog"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/wal"
 )
@@ -28,17 +30,20 @@ func openTest(tb testing.TB) *DB {
 func TestResultsRoundTrip(t *testing.T) {
 	d := openTest(t)
 	errCustom := errors.New("custom: refused")
-	if err := d.Register(KindSpec{Kind: 200, Name: "test", Apply: func(*Tx, wal.Record) (wal.Result, error) { return wal.Result{}, nil },
-		Errors: []error{errCustom}}); err != nil {
+	if err := d.Attach(Machine{Name: "test", Errors: []error{errCustom},
+		Kinds: []KindSpec{{Kind: 200, Name: "test", Apply: func(*Tx, wal.Record) (wal.Result, error) { return wal.Result{}, nil }}}}); err != nil {
 		t.Fatal(err)
 	}
-	d.RegisterChecker(Checker{Name: "noop"}) // must keep the registered errors
+	// A later machine must keep the errors registered before it.
+	if err := d.Attach(Machine{Name: "noop", Check: func(context.Context, pebble.Reader) []error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
 	in := []wal.Result{{N: 7, Data: []byte("id")}}
 	for _, s := range append(append([]error{}, engineErrors...), errCustom) {
 		in = append(in, wal.Result{N: 1, Err: fmt.Errorf("%w: detail", s)})
 	}
 	in = append(in, wal.Result{Err: fmt.Errorf("%w: %w", ErrBadRecord, ErrEmptyKey)}, wal.Result{Err: errors.New("unregistered")})
-	out, err := d.DecodeResults(d.EncodeResults(in))
+	out, err := d.DecodeResults(encodeResults(d.reg.load(), in))
 	if err != nil || len(out) != len(in) {
 		t.Fatalf("decode: %d results, %v", len(out), err)
 	}
@@ -70,7 +75,7 @@ func TestResultsRoundTrip(t *testing.T) {
 // panic; what decodes re-encodes to the same bytes.
 func FuzzDecodeResults(f *testing.F) {
 	d := openTest(f)
-	f.Add(d.EncodeResults([]wal.Result{{N: 1, Data: []byte("x")}, {Err: fmt.Errorf("%w: y", ErrNotFound)}}))
+	f.Add(encodeResults(d.reg.load(), []wal.Result{{N: 1, Data: []byte("x")}, {Err: fmt.Errorf("%w: y", ErrNotFound)}}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rs, err := d.DecodeResults(b)
@@ -80,7 +85,7 @@ func FuzzDecodeResults(f *testing.F) {
 			}
 			return
 		}
-		if _, err := d.DecodeResults(d.EncodeResults(rs)); err != nil {
+		if _, err := d.DecodeResults(encodeResults(d.reg.load(), rs)); err != nil {
 			t.Fatalf("re-encoding of decoded results does not decode: %v", err)
 		}
 	})

@@ -1,9 +1,7 @@
 package db
 
 import (
-	"encoding/binary"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -14,15 +12,16 @@ import (
 // standalone commit pipeline: package raftsm drives it from a Raft state
 // machine, which serializes its calls. Frames go through the same applier
 // (the same record kinds and Apply functions) as the standalone engine's,
-// into a Pebble batch the caller commits; the shard's applied index and
-// time are written in the same batch.
+// into a batch (ShardBatch) the caller commits; the shard's applied index
+// and time are written in the same batch. It also saves and recovers the
+// shard's snapshots (snapshot.go), so the caller never touches Pebble.
 //
 // Raft log indexes that carry no frame (elections, membership changes)
 // never reach it, so an index need only be above the applied one, not
 // next to it.
 type ShardApplier struct {
 	d      *DB
-	mu     sync.Mutex // serializes Apply/Commit/Reload (the caller should already)
+	mu     sync.Mutex // serializes Apply/Commit/reload (the caller should already)
 	a      applier
 	sorter batchSorter
 }
@@ -43,9 +42,6 @@ func (d *DB) ShardApplier(shard uint32) (*ShardApplier, error) {
 	return &ShardApplier{d: d, a: applier{reg: &d.reg, shard: shard, placement: d.placement, index: index, time: t, gaps: true}}, nil
 }
 
-// Shard is the shard this applier applies.
-func (s *ShardApplier) Shard() uint32 { return s.a.shard }
-
 // Applied is the index of the last frame whose batch was committed.
 func (s *ShardApplier) Applied() uint64 {
 	s.mu.Lock()
@@ -53,32 +49,48 @@ func (s *ShardApplier) Applied() uint64 {
 	return s.a.index
 }
 
+// ShardBatch holds the writes of frames applied by ShardApplier.Apply
+// until Commit writes them. It belongs to the goroutine that applies the
+// shard; its contents are the engine's, not the caller's.
+type ShardBatch struct {
+	b *pebble.Batch
+}
+
+// Close discards the batch's writes (after a failed Apply). Commit closes
+// the batch itself.
+func (b *ShardBatch) Close() {
+	if b.b != nil {
+		b.b.Close()
+		b.b = nil
+	}
+}
+
 // NewBatch returns a batch for frames f will be applied into: indexed when
 // any record in them reads state (KindSpec.Reads), so that reads see the
 // batch's earlier writes.
-func (s *ShardApplier) NewBatch(frames ...*wal.Frame) *pebble.Batch {
+func (s *ShardApplier) NewBatch(frames ...*wal.Frame) *ShardBatch {
 	for _, f := range frames {
 		// Deduplication reads what the batch kept for earlier frames.
 		if f.Origin.ID != 0 || s.a.mayRead(f) {
-			return s.d.pdb.NewIndexedBatch()
+			return &ShardBatch{b: s.d.pdb.NewIndexedBatch()}
 		}
 	}
-	return s.d.pdb.NewBatch()
+	return &ShardBatch{b: s.d.pdb.NewBatch()}
 }
 
 // Apply applies f as log index `index` (above every index applied or
 // applied into b so far) into b, returning one result per record, the same
-// results encoded (EncodeResults), and the hooks to run, in order, once b
+// results encoded (see DecodeResults), and the hooks to run, in order, once b
 // is committed. The applier counts f as
 // applied from here on (the next frame may go into the same batch), so a
 // batch that is not committed leaves the shard to be reopened; a non-nil
-// error is likewise fatal for the shard: b must be discarded.
-func (s *ShardApplier) Apply(b *pebble.Batch, index uint64, f *wal.Frame) ([]wal.Result, []byte, []func(), error) {
+// error is likewise fatal for the shard: b must be discarded (Close).
+func (s *ShardApplier) Apply(b *ShardBatch, index uint64, f *wal.Frame) ([]wal.Result, []byte, []func(), error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	results := make([]wal.Result, len(f.Records))
 	// b is indexed whenever f may read (NewBatch), so it stays the batch.
-	_, hooks, err := s.a.applyFrame(b, nil, index, f, nil, results)
+	_, hooks, err := s.a.applyFrame(b.b, nil, index, f, nil, results)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -95,20 +107,26 @@ func (s *ShardApplier) Apply(b *pebble.Batch, index uint64, f *wal.Frame) ([]wal
 // a sync, and closes it. Its point writes go in key order, as the
 // standalone pipeline writes them (batchSorter): the same state, cheaper
 // memtable inserts.
-func (s *ShardApplier) Commit(b *pebble.Batch) error {
+func (s *ShardApplier) Commit(b *ShardBatch) error {
 	s.mu.Lock()
-	b = s.sorter.sort(s.d.pdb, b)
+	pb := s.sorter.sort(s.d.pdb, b.b)
 	s.mu.Unlock()
-	err := b.Commit(pebble.NoSync)
-	b.Close()
+	b.b = nil
+	err := pb.Commit(pebble.NoSync)
+	pb.Close()
 	return err
 }
 
-// Reload re-reads the applied index and time from the store after a
-// snapshot replaced the shard's key range, and has every state machine
-// rebuild its in-memory view of the shard (OnShardReload). Call it inside
-// Exclusive.
-func (s *ShardApplier) Reload() error {
+// Sync makes every batch committed so far durable (Commit writes without
+// a sync; Pebble's log keeps batches in order, so a crash before Sync
+// loses a suffix of them, never one in the middle).
+func (s *ShardApplier) Sync() error { return s.d.pdb.LogData(nil, pebble.Sync) }
+
+// reload re-reads the applied index and time from the store after a
+// snapshot replaced the shard's key range, and has every machine that
+// lives on the shard rebuild its in-memory view of it (Machine.Reload).
+// REQUIRES: d.applyMu held (Exclusive).
+func (s *ShardApplier) reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	index, t, err := readApplied(s.d.pdb, s.a.shard)
@@ -116,11 +134,11 @@ func (s *ShardApplier) Reload() error {
 		return err
 	}
 	s.a.index, s.a.time = index, t
-	s.d.reloadMu.Lock()
-	fns := slices.Clone(s.d.reload)
-	s.d.reloadMu.Unlock()
-	for _, fn := range fns {
-		if err := fn(s.a.shard); err != nil {
+	for _, m := range s.a.reg.load().machines {
+		if m.Reload == nil || !m.ownsShard(s.a.shard) {
+			continue
+		}
+		if err := m.Reload(s.a.shard); err != nil {
 			return fmt.Errorf("db: reload shard %d: %w", s.a.shard, err)
 		}
 	}
@@ -131,31 +149,10 @@ func (s *ShardApplier) Reload() error {
 // machines' in-memory views (queue hot sets, the registry, HNSW graphs)
 // are written by apply functions written for one applying goroutine, as
 // the standalone engine has, so a replica's shards apply one at a time.
-// Wrap each batch (apply, commit, hooks) and each snapshot recovery in it.
+// Wrap each batch (apply, commit, hooks) in it; RecoverSnapshot takes it
+// itself.
 func (s *ShardApplier) Exclusive(fn func() error) error {
 	s.d.applyMu.Lock()
 	defer s.d.applyMu.Unlock()
 	return fn()
 }
-
-// OnShardReload registers fn to rebuild a state machine's in-memory view
-// of shard from Pebble, after a Raft snapshot replaced the shard's keys.
-// It runs with every shard's apply stopped.
-func (d *DB) OnShardReload(fn func(shard uint32) error) {
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
-	d.reload = append(d.reload, fn)
-}
-
-// ShardBounds is the key range [lo, hi) that holds all of shard's state,
-// its applied index included.
-func ShardBounds(shard uint32) (lo, hi []byte) {
-	return binary.BigEndian.AppendUint32(nil, shard), binary.BigEndian.AppendUint32(nil, shard+1)
-}
-
-// AppliedKey is the key of shard's applied index and time (in its range).
-func AppliedKey(shard uint32) []byte { return metaAppliedKey(shard) }
-
-// DecodeApplied decodes an applied-index value (wal.ErrCorrupt if it is
-// not one).
-func DecodeApplied(v []byte) (index uint64, time int64, err error) { return decodeApplied(v) }

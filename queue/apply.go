@@ -72,8 +72,6 @@ type op struct {
 	wake bool // tasks became ready: wake LeaseWait callers after commit
 }
 
-func rejected(err error) (wal.Result, error) { return wal.Result{Err: err}, nil }
-
 // begin finds the queue named by a record and processes its due timers.
 // REQUIRES: m.mu held.
 func (m *Manager) begin(tx *db.Tx, name []byte) (op, error) {
@@ -101,9 +99,7 @@ func (o *op) end() error {
 // Set, Delete and Get, which copy them; nothing keeps them.
 func (o *op) key(table byte, extra int) []byte {
 	b := o.tx.Scratch(keys.PrefixLen + 1 + len(o.name) + extra)
-	b = keys.AppendPrefix(b, o.q.shard, table)
-	b = append(b, byte(len(o.name)))
-	return append(b, o.name...)
+	return keys.AppendName(b, o.q.shard, table, o.name)
 }
 
 // idKey is table's key for task id (task, state).
@@ -345,8 +341,8 @@ func (o *op) processDue(limit int, seed uint64) error {
 		return nil
 	}
 	if q.m.delayed > 0 {
-		lo := qkey(q.shard, keys.TableQueueDelayed, o.name)
-		hi := qkey(q.shard, keys.TableQueueDelayed, o.name, ts(o.now+1))
+		lo := keys.NameKey(q.shard, keys.TableQueueDelayed, o.name)
+		hi := keys.NameKey(q.shard, keys.TableQueueDelayed, o.name, ts(o.now+1))
 		ids, err := o.scanIDs(lo, hi, limit)
 		if err != nil {
 			return err
@@ -375,8 +371,8 @@ func (o *op) processDue(limit int, seed uint64) error {
 		}
 	}
 	if q.m.leased > 0 {
-		lo := qkey(q.shard, keys.TableQueueLease, o.name)
-		hi := qkey(q.shard, keys.TableQueueLease, o.name, ts(o.now+1))
+		lo := keys.NameKey(q.shard, keys.TableQueueLease, o.name)
+		hi := keys.NameKey(q.shard, keys.TableQueueLease, o.name, ts(o.now+1))
 		ids, err := o.scanIDs(lo, hi, limit)
 		if err != nil {
 			return err
@@ -405,7 +401,7 @@ func (o *op) recomputeHint() error {
 	q := o.q
 	q.dueHint = math.MaxInt64
 	for _, table := range []byte{keys.TableQueueDelayed, keys.TableQueueLease} {
-		prefix := qkey(q.shard, table, o.name)
+		prefix := keys.NameKey(q.shard, table, o.name)
 		it, err := o.tx.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 		if err != nil {
 			return err
@@ -452,16 +448,16 @@ func (o *op) refill() error {
 	if need <= 0 || q.overflow() <= 0 {
 		return nil
 	}
-	lo := qkey(q.shard, keys.TableQueueReady, o.name)
+	lo := keys.NameKey(q.shard, keys.TableQueueReady, o.name)
 	if len(q.hot) > 0 {
-		lo = keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name, q.hot[len(q.hot)-1].rank.suffix()))
+		lo = keys.PrefixEnd(keys.NameKey(q.shard, keys.TableQueueReady, o.name, q.hot[len(q.hot)-1].rank.suffix()))
 	}
-	hi := keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name))
+	hi := keys.PrefixEnd(keys.NameKey(q.shard, keys.TableQueueReady, o.name))
 	it, err := o.tx.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return err
 	}
-	base := len(qkey(q.shard, keys.TableQueueReady, o.name))
+	base := len(keys.NameKey(q.shard, keys.TableQueueReady, o.name))
 	start := len(q.hot)
 	for ok := it.First(); ok && need > 0; ok = it.Next() {
 		e, ok2 := hotFromReady(it.Key()[base:], it.Value())
@@ -486,7 +482,7 @@ func (o *op) cacheBodies(es []hotEntry) error {
 	if len(es) == 0 {
 		return nil
 	}
-	prefix := qkey(o.q.shard, keys.TableQueueTask, o.name)
+	prefix := keys.NameKey(o.q.shard, keys.TableQueueTask, o.name)
 	it, err := o.tx.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 	if err != nil {
 		return err
@@ -519,22 +515,22 @@ func (o *op) cacheBodies(es []hotEntry) error {
 func (m *Manager) applyCreate(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	cfg, ok := decodeConfig(rec.Body)
 	if !ok {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if q := m.queues[cfg.Name]; q != nil {
 		if q.cfg != cfg {
-			return rejected(fmt.Errorf("%w: %q", ErrExists, cfg.Name))
+			return db.Reject(fmt.Errorf("%w: %q", ErrExists, cfg.Name))
 		}
 		return wal.Result{}, nil // same config: idempotent
 	}
 	shard := tx.Placement.ShardFor(cfg.Name)
-	if err := tx.Set(qkey(shard, keys.TableQueueDef, cfg.Name), rec.Body); err != nil {
+	if err := tx.Set(keys.NameKey(shard, keys.TableQueueDef, cfg.Name), rec.Body); err != nil {
 		return wal.Result{}, err
 	}
 	q := &qstate{cfg: cfg, shard: shard, wake: make(chan struct{}), dueHint: math.MaxInt64}
-	if err := tx.Set(qkey(shard, keys.TableQueueMeta, cfg.Name), q.m.encode(nil)); err != nil {
+	if err := tx.Set(keys.NameKey(shard, keys.TableQueueMeta, cfg.Name), q.m.encode(nil)); err != nil {
 		return wal.Result{}, err
 	}
 	m.queues[cfg.Name] = q
@@ -583,11 +579,11 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	// by the next enqueue record (apply keeps no pointer into it).
 	defer func() { clear(tasks); m.enqBuf = tasks[:0] }()
 	if !ok {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	o, err := m.begin(tx, name)
 	if err != nil {
-		return rejected(err)
+		return db.Reject(err)
 	}
 	q := o.q
 	// Resolve idempotency keys and check admission for the whole batch
@@ -605,7 +601,7 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 				ids[i] = ^uint64(j) // resolved below to task j's id
 				continue
 			}
-			v, c, err := tx.Get(qkey(q.shard, keys.TableQueueIdem, o.name, t.idem))
+			v, c, err := tx.Get(keys.NameKey(q.shard, keys.TableQueueIdem, o.name, t.idem))
 			if err == nil {
 				d := newDec(v)
 				id, at := d.U64(), int64(d.U64())
@@ -625,11 +621,11 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		if capacity >= 0 {
 			reserveStart := capacity - int64(float64(capacity)*q.cfg.ReserveFraction)
 			if outstanding >= capacity || (outstanding >= reserveStart && int(t.prio) < q.cfg.HighPriority) {
-				return rejected(fmt.Errorf("%w: %q holds %d of %d tasks", ErrFull, o.name, outstanding, capacity))
+				return db.Reject(fmt.Errorf("%w: %q holds %d of %d tasks", ErrFull, o.name, outstanding, capacity))
 			}
 		}
 		if q.cfg.MaxBytes > 0 && bytes+int64(len(t.payload)) > q.cfg.MaxBytes {
-			return rejected(fmt.Errorf("%w: %q holds %d of %d payload bytes", ErrFull, o.name, bytes, q.cfg.MaxBytes))
+			return db.Reject(fmt.Errorf("%w: %q holds %d of %d payload bytes", ErrFull, o.name, bytes, q.cfg.MaxBytes))
 		}
 		outstanding++
 		bytes += int64(len(t.payload))
@@ -670,14 +666,14 @@ func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		}
 		if len(t.idem) > 0 {
 			if staleAt[i] != 0 {
-				if err := tx.Delete(qkey(q.shard, keys.TableQueueIdemAt, o.name, ts(staleAt[i]), t.idem)); err != nil {
+				if err := tx.Delete(keys.NameKey(q.shard, keys.TableQueueIdemAt, o.name, ts(staleAt[i]), t.idem)); err != nil {
 					return wal.Result{}, err
 				}
 			}
-			if err := tx.Set(qkey(q.shard, keys.TableQueueIdem, o.name, t.idem), enc(be64(id)).U64(uint64(o.now))); err != nil {
+			if err := tx.Set(keys.NameKey(q.shard, keys.TableQueueIdem, o.name, t.idem), enc(be64(id)).U64(uint64(o.now))); err != nil {
 				return wal.Result{}, err
 			}
-			if err := tx.Set(qkey(q.shard, keys.TableQueueIdemAt, o.name, ts(o.now), t.idem), nil); err != nil {
+			if err := tx.Set(keys.NameKey(q.shard, keys.TableQueueIdemAt, o.name, ts(o.now), t.idem), nil); err != nil {
 				return wal.Result{}, err
 			}
 		}
@@ -704,13 +700,13 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	caps := d.List(MaxCapabilities, MaxLabelSize)
 	ld := d.I()
 	if !d.Done() || n == 0 || n > MaxBatch || ld < 0 || len(agent) == 0 {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, err := m.begin(tx, name)
 	if err != nil {
-		return rejected(err)
+		return db.Reject(err)
 	}
 	if err := o.processDue(dueLimit, tx.Index); err != nil {
 		return wal.Result{}, err
@@ -741,16 +737,16 @@ func (m *Manager) applyLease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	q.m.ready -= int64(len(picked))
 	fromHot := len(picked)
 	if uint64(len(picked)) < n && q.overflow() > 0 {
-		lo := qkey(q.shard, keys.TableQueueReady, o.name)
+		lo := keys.NameKey(q.shard, keys.TableQueueReady, o.name)
 		if hasLast {
-			lo = keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name, lastRank.suffix()))
+			lo = keys.PrefixEnd(keys.NameKey(q.shard, keys.TableQueueReady, o.name, lastRank.suffix()))
 		}
-		hi := keys.PrefixEnd(qkey(q.shard, keys.TableQueueReady, o.name))
+		hi := keys.PrefixEnd(keys.NameKey(q.shard, keys.TableQueueReady, o.name))
 		it, err := tx.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
 			return wal.Result{}, err
 		}
-		base := len(qkey(q.shard, keys.TableQueueReady, o.name))
+		base := len(keys.NameKey(q.shard, keys.TableQueueReady, o.name))
 		for ok, seen := it.First(), 0; ok && uint64(len(picked)) < n && seen < overflowScan; ok, seen = it.Next(), seen+1 {
 			e, ok2 := hotFromReady(it.Key()[base:], it.Value())
 			if !ok2 {
@@ -822,13 +818,13 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		token, seed, extra = d.U(), d.U(), d.B(1<<16)
 	}
 	if !d.Done() || ld < 0 {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, err := m.begin(tx, name)
 	if err != nil {
-		return rejected(err)
+		return db.Reject(err)
 	}
 	// Validate before any write (timers due now count: an expired lease is
 	// lost even if no tick has run yet).
@@ -850,7 +846,7 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		}
 	}
 	if rej != nil {
-		return rejected(rej)
+		return db.Reject(rej)
 	}
 	q := o.q
 	switch rec.Kind {
@@ -937,7 +933,7 @@ func (m *Manager) applyAckBatch(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := newDec(rec.Body)
 	name, n := d.B(MaxNameSize), d.U()
 	if !d.OK || n == 0 || n > MaxBatch || n > uint64(len(d.P)) {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	type item struct {
 		id, token uint64
@@ -948,13 +944,13 @@ func (m *Manager) applyAckBatch(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		items[i] = item{d.U(), d.U(), d.B(MaxResultSize)}
 	}
 	if !d.Done() {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, err := m.begin(tx, name)
 	if err != nil {
-		return rejected(err)
+		return db.Reject(err)
 	}
 	status := make([]byte, n)
 	var done uint64
@@ -986,13 +982,13 @@ func (m *Manager) applyTick(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := newDec(rec.Body)
 	name, seed := d.B(MaxNameSize), d.U()
 	if !d.Done() {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, err := m.begin(tx, name)
 	if err != nil {
-		return rejected(err)
+		return db.Reject(err)
 	}
 	if err := o.processDue(tickDueLimit, seed); err != nil {
 		return wal.Result{}, err
@@ -1008,8 +1004,8 @@ func (m *Manager) applyTick(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		if *r.count == 0 {
 			continue
 		}
-		lo := qkey(q.shard, r.table, o.name)
-		hi := qkey(q.shard, r.table, o.name, ts(o.now-int64(r.keep)+1))
+		lo := keys.NameKey(q.shard, r.table, o.name)
+		hi := keys.NameKey(q.shard, r.table, o.name, ts(o.now-int64(r.keep)+1))
 		ids, err := o.scanIDs(lo, hi, reclaimPerRec)
 		if err != nil {
 			return wal.Result{}, err
@@ -1037,8 +1033,8 @@ func (m *Manager) applyTick(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 // since keeps its newer entry).
 func (o *op) reclaimIdem() error {
 	q := o.q
-	prefix := qkey(q.shard, keys.TableQueueIdemAt, o.name)
-	hi := qkey(q.shard, keys.TableQueueIdemAt, o.name, ts(o.now-int64(q.cfg.IdempotencyWindow)+1))
+	prefix := keys.NameKey(q.shard, keys.TableQueueIdemAt, o.name)
+	hi := keys.NameKey(q.shard, keys.TableQueueIdemAt, o.name, ts(o.now-int64(q.cfg.IdempotencyWindow)+1))
 	it, err := o.tx.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: hi})
 	if err != nil {
 		return err
@@ -1063,7 +1059,7 @@ func (o *op) reclaimIdem() error {
 		if err := o.tx.Delete(e.key); err != nil {
 			return err
 		}
-		ik := qkey(q.shard, keys.TableQueueIdem, o.name, e.idem)
+		ik := keys.NameKey(q.shard, keys.TableQueueIdem, o.name, e.idem)
 		v, c, err := o.tx.Get(ik)
 		if errors.Is(err, pebble.ErrNotFound) {
 			continue
@@ -1088,20 +1084,20 @@ func (m *Manager) applyDead(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	name := d.B(MaxNameSize)
 	n := d.U()
 	if !d.OK || n > MaxBatch || n > uint64(len(d.P)) {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	ids := make([]uint64, n)
 	for i := range ids {
 		ids[i] = d.U()
 	}
 	if !d.Done() {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, err := m.begin(tx, name)
 	if err != nil {
-		return rejected(err)
+		return db.Reject(err)
 	}
 	q := o.q
 	tasks := make([]task, len(ids))
@@ -1111,13 +1107,13 @@ func (m *Manager) applyDead(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 			return wal.Result{}, err
 		}
 		if !ok || t.state != stateDead {
-			return rejected(fmt.Errorf("%w: no dead letter %d in %q", ErrNotFound, id, o.name))
+			return db.Reject(fmt.Errorf("%w: no dead letter %d in %q", ErrNotFound, id, o.name))
 		}
 		tasks[i] = t
 	}
 	if rec.Kind == KindReplay {
 		if c := q.cfg.capacity(); c >= 0 && q.m.ready+q.m.delayed+q.m.leased+int64(len(ids)) > c {
-			return rejected(fmt.Errorf("%w: replaying %d into %q", ErrFull, len(ids), o.name))
+			return db.Reject(fmt.Errorf("%w: replaying %d into %q", ErrFull, len(ids), o.name))
 		}
 	}
 	for i, id := range ids {

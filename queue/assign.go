@@ -221,7 +221,7 @@ func (m *Manager) applyAssign(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := newDec(rec.Body)
 	name, ld, n := d.B(MaxNameSize), d.I(), d.U()
 	if !d.OK || ld < 0 || n == 0 || n > MaxBatch || n > uint64(len(d.P)) {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	type item struct {
 		id, prio, seq, capacity uint64
@@ -231,17 +231,17 @@ func (m *Manager) applyAssign(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	for i := range items {
 		items[i] = item{id: d.U(), prio: d.U(), seq: d.U(), agent: d.B(MaxLabelSize), capacity: d.U()}
 		if items[i].prio > MaxPriority || len(items[i].agent) == 0 || items[i].capacity == 0 {
-			return rejected(errBadRecord)
+			return db.Reject(errBadRecord)
 		}
 	}
 	if !d.Done() {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, err := m.begin(tx, name)
 	if err != nil {
-		return rejected(err)
+		return db.Reject(err)
 	}
 	if err := o.processDue(dueLimit, tx.Index); err != nil {
 		return wal.Result{}, err
@@ -307,7 +307,7 @@ func (m *Manager) applyAssign(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 // readyAt reads the ready entry at rank r outside the hot set; found only if
 // it is task id's.
 func (o *op) readyAt(r rank, id uint64) (hotEntry, bool, error) {
-	v, c, err := o.tx.Get(qkey(o.q.shard, keys.TableQueueReady, o.name, r.suffix()))
+	v, c, err := o.tx.Get(keys.NameKey(o.q.shard, keys.TableQueueReady, o.name, r.suffix()))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return hotEntry{}, false, nil
 	}
@@ -329,13 +329,13 @@ func (m *Manager) applyRelease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := newDec(rec.Body)
 	name, agent, reason, sd := d.B(MaxNameSize), d.B(MaxLabelSize), d.B(1<<10), d.U()
 	if !d.Done() || len(agent) == 0 {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, err := m.begin(tx, name)
 	if err != nil {
-		return rejected(err)
+		return db.Reject(err)
 	}
 	if err := o.processDue(dueLimit, sd); err != nil {
 		return wal.Result{}, err
@@ -351,7 +351,7 @@ func (m *Manager) applyRelease(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	}
 	var mine []held
 	if o.q.held[string(agent)] > 0 {
-		lo := qkey(o.q.shard, keys.TableQueueLease, o.name)
+		lo := keys.NameKey(o.q.shard, keys.TableQueueLease, o.name)
 		leased, err := o.scanIDs(lo, keys.PrefixEnd(lo), math.MaxInt)
 		if err != nil {
 			return wal.Result{}, err

@@ -59,7 +59,7 @@
 //
 // # Tables (on-disk format)
 //
-// All keys begin with the queue's data shard (keys.Placement), a table tag,
+// All keys begin with the queue's data shard (db.Placement), a table tag,
 // and len(name) | name:
 //
 //	0x20 def      -> config

@@ -144,7 +144,7 @@ func (m *Manager) Stats(queue string) (Stats, error) {
 		oldest := int64(0)
 		p := m.d.Pebble()
 		for pr := 0; pr <= MaxPriority; pr++ {
-			prefix := qkey(shard, keys.TableQueueReady, queue, []byte{byte(255 - pr)})
+			prefix := keys.NameKey(shard, keys.TableQueueReady, queue, []byte{byte(255 - pr)})
 			it, err := p.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 			if err != nil {
 				return s, err
@@ -170,7 +170,7 @@ func (m *Manager) readTask(shard uint32, queue string, id uint64) (task, bool, e
 	snap := m.d.Pebble().NewSnapshot()
 	defer snap.Close()
 	get := func(table byte) ([]byte, error) {
-		v, c, err := snap.Get(qkey(shard, table, queue, be64(id)))
+		v, c, err := snap.Get(keys.NameKey(shard, table, queue, be64(id)))
 		if err != nil {
 			return nil, err
 		}
@@ -284,7 +284,7 @@ func (m *Manager) Dead(ctx context.Context, queue string, limit int) ([]TaskInfo
 		return nil, err
 	}
 	shard := m.d.Placement().ShardFor(queue)
-	prefix := qkey(shard, keys.TableQueueDead, queue)
+	prefix := keys.NameKey(shard, keys.TableQueueDead, queue)
 	it, err := m.d.Pebble().NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 	if err != nil {
 		return nil, err
@@ -378,8 +378,8 @@ func (m *Manager) due(shard uint32, cfg Config, mm meta, now int64) bool {
 		if count <= 0 {
 			return false
 		}
-		lo := qkey(shard, table, cfg.Name)
-		it, err := m.d.Pebble().NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: qkey(shard, table, cfg.Name, ts(until+1))})
+		lo := keys.NameKey(shard, table, cfg.Name)
+		it, err := m.d.Pebble().NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: keys.NameKey(shard, table, cfg.Name, ts(until+1))})
 		if err != nil {
 			return false
 		}

@@ -9,11 +9,11 @@ import (
 )
 
 // TestScratchKeys checks that the keys apply builds in the frame's scratch
-// memory are byte for byte the documented on-disk keys (qkey), so that the
+// memory are byte for byte the documented on-disk keys (keys.NameKey), so that the
 // allocation-free path changed no format.
 func TestScratchKeys(t *testing.T) {
 	o := &op{tx: &db.Tx{}, q: &qstate{shard: 7}, name: "jobs-queue"}
-	want := func(table byte, parts ...[]byte) []byte { return qkey(7, table, o.name, parts...) }
+	want := func(table byte, parts ...[]byte) []byte { return keys.NameKey(7, table, o.name, parts...) }
 	agent := []byte("agent-12")
 	cases := []struct {
 		name      string

@@ -50,8 +50,9 @@ type Manager struct {
 // applyErrors are the errors queue records are rejected with.
 var applyErrors = []error{ErrNotFound, ErrExists, ErrFull, ErrLeaseLost, ErrCanceled, ErrInvalid, ErrNotReady, ErrAtCapacity}
 
-// Attach registers the queue record kinds and tables with d, loads every
-// queue's state from Pebble, and starts the ticker. Call it once per DB,
+// Attach attaches the queue state machine to d (db.DB.Attach: its record
+// kinds and tables, its check, every queue's state loaded from Pebble) and
+// starts the ticker. Call it once per DB,
 // before any queue call; Close it before closing d.
 func Attach(d *db.DB, o *Options) (*Manager, error) {
 	m := &Manager{d: d, queues: map[string]*qstate{}, stop: make(chan struct{}), done: make(chan struct{})}
@@ -61,35 +62,32 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 	if m.opts.TickInterval == 0 {
 		m.opts.TickInterval = 50 * time.Millisecond
 	}
-	kinds := []db.KindSpec{
-		{Kind: KindCreate, Name: "queue.create", Apply: m.applyCreate, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindEnqueue, Name: "queue.enqueue", Reads: true, Apply: m.applyEnqueue, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindLease, Name: "queue.lease", Reads: true, Apply: m.applyLease, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindExtend, Name: "queue.extend", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindAck, Name: "queue.ack", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindNack, Name: "queue.nack", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindCancel, Name: "queue.cancel", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindTick, Name: "queue.tick", Reads: true, Apply: m.applyTick, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindReplay, Name: "queue.replay", Reads: true, Apply: m.applyDead, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindPurge, Name: "queue.purge", Reads: true, Apply: m.applyDead, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindAckBatch, Name: "queue.ackbatch", Reads: true, Apply: m.applyAckBatch, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindAssign, Name: "queue.assign", Reads: true, Apply: m.applyAssign, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindRelease, Name: "queue.release", Reads: true, Apply: m.applyRelease, Route: db.RouteByName, Errors: applyErrors},
-	}
-	for i, k := range kinds {
-		var tables []db.TableSpec
-		if i == 0 {
-			tables = tableSpecs()
-		}
-		if err := d.Register(k, tables...); err != nil {
-			return nil, err
-		}
-	}
-	d.RegisterChecker(m.checker())
-	if err := m.load(); err != nil {
+	err := d.Attach(db.Machine{
+		Name: "queue",
+		Kinds: []db.KindSpec{
+			{Kind: KindCreate, Name: "queue.create", Apply: m.applyCreate, Route: db.RouteByName},
+			{Kind: KindEnqueue, Name: "queue.enqueue", Reads: true, Apply: m.applyEnqueue, Route: db.RouteByName},
+			{Kind: KindLease, Name: "queue.lease", Reads: true, Apply: m.applyLease, Route: db.RouteByName},
+			{Kind: KindExtend, Name: "queue.extend", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName},
+			{Kind: KindAck, Name: "queue.ack", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName},
+			{Kind: KindNack, Name: "queue.nack", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName},
+			{Kind: KindCancel, Name: "queue.cancel", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName},
+			{Kind: KindTick, Name: "queue.tick", Reads: true, Apply: m.applyTick, Route: db.RouteByName},
+			{Kind: KindReplay, Name: "queue.replay", Reads: true, Apply: m.applyDead, Route: db.RouteByName},
+			{Kind: KindPurge, Name: "queue.purge", Reads: true, Apply: m.applyDead, Route: db.RouteByName},
+			{Kind: KindAckBatch, Name: "queue.ackbatch", Reads: true, Apply: m.applyAckBatch, Route: db.RouteByName},
+			{Kind: KindAssign, Name: "queue.assign", Reads: true, Apply: m.applyAssign, Route: db.RouteByName},
+			{Kind: KindRelease, Name: "queue.release", Reads: true, Apply: m.applyRelease, Route: db.RouteByName},
+		},
+		Errors: applyErrors,
+		Tables: tableSpecs(),
+		Check:  m.check,
+		Load:   m.loadShard,
+		Reload: m.reloadShard,
+	})
+	if err != nil {
 		return nil, err
 	}
-	d.OnShardReload(m.reloadShard)
 	if m.opts.TickInterval > 0 {
 		go m.tickLoop()
 	} else {
@@ -98,18 +96,8 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 	return m, nil
 }
 
-// load rebuilds every queue's in-memory state from Pebble.
-func (m *Manager) load() error {
-	for shard := range m.d.Placement().Data() {
-		if err := m.loadShard(shard); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // reloadShard rebuilds the queues of shard after a Raft snapshot replaced
-// its keys (db.OnShardReload; every shard's apply is stopped). Waiters on
+// its keys (db.Machine.Reload; every shard's apply is stopped). Waiters on
 // the replaced queues wake and look again.
 func (m *Manager) reloadShard(shard uint32) error {
 	m.mu.Lock()
@@ -140,7 +128,7 @@ func (m *Manager) loadShard(shard uint32) error {
 				return fmt.Errorf("queue: %w: definition at %x", wal.ErrCorrupt, it.Key())
 			}
 			q := &qstate{cfg: cfg, shard: shard, wake: make(chan struct{}), dueHint: math.MinInt64}
-			v, c, err := p.Get(qkey(shard, keys.TableQueueMeta, cfg.Name))
+			v, c, err := p.Get(keys.NameKey(shard, keys.TableQueueMeta, cfg.Name))
 			if err != nil {
 				it.Close()
 				return fmt.Errorf("queue %q: counters: %w", cfg.Name, err)
@@ -171,7 +159,7 @@ func (m *Manager) loadShard(shard uint32) error {
 
 // loadHot reads the first HotCapacity ready entries into the hot set.
 func loadHot(r pebble.Reader, q *qstate) error {
-	prefix := qkey(q.shard, keys.TableQueueReady, q.cfg.Name)
+	prefix := keys.NameKey(q.shard, keys.TableQueueReady, q.cfg.Name)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 	if err != nil {
 		return err
@@ -191,7 +179,7 @@ func loadHot(r pebble.Reader, q *qstate) error {
 // loadHeld counts the tasks leased to each agent, from the lease index and
 // the leased tasks' states (one read per leased task).
 func (m *Manager) loadHeld(r pebble.Reader, q *qstate) error {
-	prefix := qkey(q.shard, keys.TableQueueLease, q.cfg.Name)
+	prefix := keys.NameKey(q.shard, keys.TableQueueLease, q.cfg.Name)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 	if err != nil {
 		return err
@@ -203,7 +191,7 @@ func (m *Manager) loadHeld(r pebble.Reader, q *qstate) error {
 			return fmt.Errorf("queue %q: %w: lease entry %x", q.cfg.Name, wal.ErrCorrupt, k)
 		}
 		id := binary.BigEndian.Uint64(k[len(k)-8:])
-		v, c, err := r.Get(qkey(q.shard, keys.TableQueueState, q.cfg.Name, be64(id)))
+		v, c, err := r.Get(keys.NameKey(q.shard, keys.TableQueueState, q.cfg.Name, be64(id)))
 		if err != nil {
 			it.Close()
 			return fmt.Errorf("queue %q: state of leased task %d: %w", q.cfg.Name, id, err)

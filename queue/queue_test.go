@@ -220,7 +220,7 @@ func TestAckDeletesBody(t *testing.T) {
 		t.Fatalf("done task kept its body: %+v", info)
 	}
 	shard := d.Placement().ShardFor("jobs")
-	bodyKey := func(id uint64) []byte { return qkey(shard, keys.TableQueueTask, "jobs", be64(id)) }
+	bodyKey := func(id uint64) []byte { return keys.NameKey(shard, keys.TableQueueTask, "jobs", be64(id)) }
 	if _, _, err := d.Pebble().Get(bodyKey(done.ID)); !errors.Is(err, pebble.ErrNotFound) {
 		t.Fatalf("body of the acked task: %v, want ErrNotFound", err)
 	}

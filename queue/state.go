@@ -13,17 +13,6 @@ import (
 
 func dur(v int64) time.Duration { return time.Duration(v) }
 
-// qkey builds shard | table | len(name) | name | suffix.
-func qkey(shard uint32, table byte, name string, suffix ...[]byte) []byte {
-	k := keys.AppendPrefix(make([]byte, 0, 32+len(name)), shard, table)
-	k = append(k, byte(len(name)))
-	k = append(k, name...)
-	for _, s := range suffix {
-		k = append(k, s...)
-	}
-	return k
-}
-
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 func ts(v int64) []byte    { return keys.AppendInt64(nil, v) }
 

@@ -8,52 +8,49 @@ import (
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/keys"
 )
 
 // maxVerifyErrors caps what one verification reports.
 const maxVerifyErrors = 100
 
-// checker returns the cross-table invariant check db.Check runs: for every
-// queue, every task but a done one has its body, the ready, delayed,
-// lease, dead and done indexes hold exactly one entry per task in the
-// matching state (at the matching time or rank), and the counters equal
-// what the task records add up to.
-func (m *Manager) checker() db.Checker {
-	return db.Checker{Name: "queue", Check: func(ctx context.Context, r pebble.Reader) []error {
-		var errs []error
-		report := func(format string, a ...any) {
-			if len(errs) < maxVerifyErrors {
-				errs = append(errs, fmt.Errorf(format, a...))
-			}
+// check is the cross-table invariant check db.Check runs
+// (db.Machine.Check): for every queue, every task but a done one has its
+// body, the ready, delayed, lease, dead and done indexes hold exactly one
+// entry per task in the matching state (at the matching time or rank), and
+// the counters equal what the task records add up to.
+func (m *Manager) check(ctx context.Context, r pebble.Reader) []error {
+	var errs []error
+	report := func(format string, a ...any) {
+		if len(errs) < maxVerifyErrors {
+			errs = append(errs, fmt.Errorf(format, a...))
 		}
-		for shard := range m.d.Placement().Data() {
-			lo, hi := keys.TableRange(shard, keys.TableQueueDef)
-			defs, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-			if err != nil {
+	}
+	for shard := range m.d.Placement().Data() {
+		lo, hi := keys.TableRange(shard, keys.TableQueueDef)
+		defs, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return append(errs, err)
+		}
+		for ok := defs.First(); ok; ok = defs.Next() {
+			cfg, ok := decodeConfig(defs.Value())
+			if !ok {
+				continue // reported by the table check
+			}
+			verifyQueue(r, shard, cfg.Name, report)
+			if err := ctx.Err(); err != nil {
+				defs.Close()
 				return append(errs, err)
 			}
-			for ok := defs.First(); ok; ok = defs.Next() {
-				cfg, ok := decodeConfig(defs.Value())
-				if !ok {
-					continue // reported by the table check
-				}
-				verifyQueue(r, shard, cfg.Name, report)
-				if err := ctx.Err(); err != nil {
-					defs.Close()
-					return append(errs, err)
-				}
-			}
-			defs.Close()
 		}
-		return errs
-	}}
+		defs.Close()
+	}
+	return errs
 }
 
 func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string, ...any)) {
 	scan := func(table byte, fn func(suffix, value []byte)) {
-		prefix := qkey(shard, table, name)
+		prefix := keys.NameKey(shard, table, name)
 		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 		if err != nil {
 			report("queue %q: %v", name, err)
@@ -183,7 +180,7 @@ func verifyQueue(r pebble.Reader, shard uint32, name string, report func(string,
 	for k := range idemAt {
 		report("queue %q: idempotency time entry %x has no key", name, k)
 	}
-	v, c, err := r.Get(qkey(shard, keys.TableQueueMeta, name))
+	v, c, err := r.Get(keys.NameKey(shard, keys.TableQueueMeta, name))
 	if err != nil {
 		report("queue %q: counters: %v", name, err)
 		return

@@ -23,7 +23,7 @@
 // db.Options.MaxInflight per node (default 8); while every slot is taken,
 // the next frame gathers everything that arrives. A caller is answered once its frame is committed and
 // applied on its node, with its own record's result; rejections keep their
-// types across the wire (db.KindSpec.Errors), so errors.Is works as on a
+// types across the wire (db.Machine.Errors), so errors.Is works as on a
 // standalone store.
 //
 // # Exactly once
@@ -56,7 +56,7 @@
 // replica's shards apply one at a time (db.ShardApplier.Exclusive), as the
 // standalone engine's single applier does. After a snapshot replaced a
 // shard's keys, every state machine rebuilds its view of that shard
-// (db.DB.OnShardReload).
+// (db.Machine.Reload).
 //
 // # Cluster operations
 //
@@ -84,8 +84,8 @@
 // # Dragonboat's rules, and how this adapter keeps them
 //
 //   - Open returns the index of the last entry whose state is on disk: the
-//     shard's applied index, read from the store (db.AppliedKey). Update and
-//     Lookup are not called before Open returns.
+//     shard's applied index, read from the store (db.ShardApplier.Applied).
+//     Update and Lookup are not called before Open returns.
 //   - Update receives consecutive committed entries; Raft indexes that
 //     carry no frame (elections, membership changes) never reach it, so an
 //     index need only exceed the applied one. All entries of a call apply
@@ -109,19 +109,22 @@
 //     copy of the store were put in its place.
 //   - Concurrency: Dragonboat serializes Update, Sync, PrepareSnapshot,
 //     RecoverFromSnapshot and Close; Lookup and SaveSnapshot may run during
-//     Update. Lookup reads Pebble (each read sees committed batches only)
-//     or the applied index; SaveSnapshot reads a Pebble snapshot taken in
-//     PrepareSnapshot, so it never sees a half-applied batch.
-//   - Snapshots: the shard's key range (db.ShardBounds) from the Pebble
-//     snapshot, keys in order (the same state always streams the same
-//     bytes): per key uvarint length | key | uvarint length | value, then a
-//     zero length. Recovery deletes the range and writes the keys, the
-//     applied index last (a recovery cut short leaves none, so Dragonboat
-//     asks for the snapshot again), then syncs. Bytes that do not decode,
-//     keys outside the shard and a missing or malformed applied index are
-//     refused with ErrBadSnapshot before anything is committed (for
-//     snapshots under 64 MiB; larger ones commit in steps, still with the
-//     applied index last).
+//     Update. Lookup returns the applied index; SaveSnapshot reads a
+//     snapshot taken in PrepareSnapshot (db.ShardSnapshot), so it never
+//     sees a half-applied batch.
+//   - Snapshots are the store's (db.ShardApplier.PrepareSnapshot,
+//     SaveSnapshot, RecoverSnapshot): the shard's key range, keys in order
+//     (the same state always streams the same bytes), in the format drawn
+//     in db/snapshot.go. Recovery deletes the range and writes the keys,
+//     the applied index last (a recovery cut short leaves none, so
+//     Dragonboat asks for the snapshot again), syncs, and rebuilds the
+//     in-memory views; this adapter then records the high-water mark.
+//     Bytes that do not decode, keys outside the shard and a missing or
+//     malformed applied index are refused with ErrBadSnapshot (which is
+//     db.ErrBadSnapshot) before anything is committed (for snapshots under
+//     64 MiB; larger ones commit in steps, still with the applied index
+//     last). This package never writes to Pebble, nor sees it: the
+//     batches it applies frames into are opaque (db.ShardBatch).
 //
 // A StateMachine holds no goroutines and owns neither the store nor the
 // NodeHost: Close releases nothing.

@@ -104,7 +104,7 @@ func startClusterTick(t *testing.T, size int, tick time.Duration) ([]*tnode, map
 // rangeHash hashes every key and value of shard in d.
 func rangeHash(t *testing.T, d *db.DB, shard uint32) (uint64, int) {
 	t.Helper()
-	lo, hi := db.ShardBounds(shard)
+	lo, hi := keys.ShardRange(shard)
 	it, err := d.Pebble().NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +160,7 @@ func converge(t *testing.T, ns []*tnode) {
 }
 
 // namesOnShards returns one name placed on each of two different shards.
-func namesOnShards(p keys.Placement) (string, string) {
+func namesOnShards(p db.Placement) (string, string) {
 	a := "ns-0"
 	for i := 1; ; i++ {
 		b := fmt.Sprintf("ns-%d", i)

@@ -1,8 +1,6 @@
 package raftsm
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,7 +9,6 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/errors/oserror"
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/wal"
@@ -24,8 +21,10 @@ var (
 	// this state machine already reported to Dragonboat (the store was
 	// replaced by an older copy); Open refuses it.
 	ErrIndexBehind = errors.New("raftsm: applied index went backwards")
-	// ErrBadSnapshot: snapshot bytes that do not decode.
-	ErrBadSnapshot = errors.New("raftsm: corrupt snapshot")
+	// ErrBadSnapshot: snapshot bytes that do not decode, hold a key outside
+	// the shard or lack the applied index (db.ErrBadSnapshot itself: the
+	// store reads and writes snapshots).
+	ErrBadSnapshot = db.ErrBadSnapshot
 	// ErrBadEntry: a Raft entry that is not a frame.
 	ErrBadEntry = errors.New("raftsm: entry is not a frame")
 )
@@ -132,11 +131,11 @@ func (s *StateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	return sa.Applied(), nil
 }
 
-// Update applies entries (consecutive committed frames) in one Pebble
-// batch, written without a sync (Sync makes it durable; Pebble's log keeps
-// batches in order, so a crash loses a suffix, never a hole). Each entry's
-// Result is Value = the number of records applied without a rejection,
-// Data = per record: uvarint N | error text (length-prefixed).
+// Update applies entries (consecutive committed frames) in one batch
+// (db.ShardBatch), written without a sync (Sync makes it durable; Pebble's
+// log keeps batches in order, so a crash loses a suffix, never a hole).
+// Each entry's Result is Value = the number of records applied without a
+// rejection, Data = the encoded results (see result).
 func (s *StateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 	// Each frame decodes on its own (a shared Decoder's scratch would hold
 	// only the last compressed frame's records).
@@ -178,8 +177,8 @@ func (s *StateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 }
 
 // result is an entry's Result: Value = records applied without a
-// rejection, Data = the encoded results (db.EncodeResults; typed
-// rejections included).
+// rejection, Data = the encoded results (typed rejections included;
+// db.DB.DecodeResults decodes them).
 func result(rs []wal.Result, enc []byte) sm.Result {
 	var ok uint64
 	for _, r := range rs {
@@ -190,14 +189,12 @@ func result(rs []wal.Result, enc []byte) sm.Result {
 	return sm.Result{Value: ok, Data: enc}
 }
 
-// Lookup runs a read: a func(pebble.Reader) (any, error) gets the store
-// (reads of the shard's key range), nil returns the applied index.
+// Lookup returns the applied index for a nil query. Reads of the store
+// need no Lookup: a replica reads its own store after a Raft read index
+// (db.DB.ReadBarrier), which Node takes with a nil query.
 func (s *StateMachine) Lookup(q interface{}) (interface{}, error) {
-	switch q := q.(type) {
-	case nil:
+	if q == nil {
 		return s.sa.Applied(), nil
-	case func(pebble.Reader) (any, error):
-		return q(s.d.Pebble())
 	}
 	return nil, fmt.Errorf("raftsm: unknown query %T", q)
 }
@@ -205,146 +202,38 @@ func (s *StateMachine) Lookup(q interface{}) (interface{}, error) {
 // Sync makes every applied batch durable, then records the applied index
 // as the high-water mark Open checks.
 func (s *StateMachine) Sync() error {
-	if err := s.d.Pebble().LogData(nil, pebble.Sync); err != nil {
+	if err := s.sa.Sync(); err != nil {
 		return err
 	}
 	return s.writeHWM(s.sa.Applied())
 }
 
-// PrepareSnapshot captures the shard as it is now (a Pebble snapshot).
-func (s *StateMachine) PrepareSnapshot() (interface{}, error) { return s.d.Pebble().NewSnapshot(), nil }
+// PrepareSnapshot captures the shard as it is now (db.ShardSnapshot).
+func (s *StateMachine) PrepareSnapshot() (interface{}, error) { return s.sa.PrepareSnapshot(), nil }
 
-// SaveSnapshot streams the shard's key range from the prepared snapshot:
-// per key, uvarint len | key | uvarint len | value; then a zero length.
-// The same state always gives the same bytes (keys in order).
+// SaveSnapshot streams the shard from the prepared snapshot in the store's
+// shard snapshot format (db.ShardApplier.SaveSnapshot).
 func (s *StateMachine) SaveSnapshot(ctx interface{}, w io.Writer, done <-chan struct{}) error {
-	snap := ctx.(*pebble.Snapshot)
-	defer snap.Close()
-	lo, hi := db.ShardBounds(s.shard)
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return err
+	return stopped(s.sa.SaveSnapshot(ctx.(*db.ShardSnapshot), w, done))
+}
+
+// stopped turns the store's db.ErrSnapshotStopped into Dragonboat's
+// statemachine.ErrSnapshotStopped, which Dragonboat compares by identity.
+func stopped(err error) error {
+	if errors.Is(err, db.ErrSnapshotStopped) {
+		return sm.ErrSnapshotStopped
 	}
-	defer it.Close()
-	bw := bufio.NewWriterSize(w, 1<<20)
-	var hdr []byte
-	for ok := it.First(); ok; ok = it.Next() {
-		select {
-		case <-done:
-			return sm.ErrSnapshotStopped
-		default:
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return err
-		}
-		hdr = binary.AppendUvarint(hdr[:0], uint64(len(it.Key())))
-		bw.Write(hdr)
-		bw.Write(it.Key())
-		hdr = binary.AppendUvarint(hdr[:0], uint64(len(v)))
-		bw.Write(hdr)
-		if _, err := bw.Write(v); err != nil {
-			return err
-		}
-	}
-	if err := it.Error(); err != nil {
-		return err
-	}
-	bw.WriteByte(0)
-	return bw.Flush()
+	return err
 }
 
 // RecoverFromSnapshot replaces the shard's key range with the snapshot's
-// keys (the applied index among them), durably, then repositions the
-// applier. Keys outside the shard's range are refused (ErrBadSnapshot).
+// keys (the applied index among them), durably, repositions the applier
+// and rebuilds the in-memory views (db.ShardApplier.RecoverSnapshot), then
+// records the new applied index as the high-water mark. Bytes that do not
+// decode and keys outside the shard are refused (ErrBadSnapshot).
 func (s *StateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) error {
-	lo, hi := db.ShardBounds(s.shard)
-	appliedKey := db.AppliedKey(s.shard)
-	var applied []byte
-	br := bufio.NewReaderSize(r, 1<<20)
-	p := s.d.Pebble()
-	b := p.NewBatch()
-	if err := b.DeleteRange(lo, hi, nil); err != nil {
-		return err
-	}
-	read := func() ([]byte, bool, error) {
-		n, err := binary.ReadUvarint(br)
-		if err != nil {
-			return nil, false, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
-		}
-		if n == 0 {
-			return nil, true, nil
-		}
-		if n > 1<<30 {
-			return nil, false, fmt.Errorf("%w: length %d", ErrBadSnapshot, n)
-		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return nil, false, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
-		}
-		return buf, false, nil
-	}
-	for {
-		select {
-		case <-done:
-			b.Close()
-			return sm.ErrSnapshotStopped
-		default:
-		}
-		k, end, err := read()
-		if err != nil {
-			b.Close()
-			return err
-		}
-		if end {
-			break
-		}
-		v, end, err := read()
-		if err == nil && end {
-			v = nil // an empty value reads as the end marker's length: keep it empty
-		} else if err != nil {
-			b.Close()
-			return err
-		}
-		if string(k) < string(lo) || string(k) >= string(hi) {
-			b.Close()
-			return fmt.Errorf("%w: key outside shard %d", ErrBadSnapshot, s.shard)
-		}
-		if bytes.Equal(k, appliedKey) {
-			if _, _, err := db.DecodeApplied(v); err != nil {
-				b.Close()
-				return fmt.Errorf("%w: %w", ErrBadSnapshot, err)
-			}
-			applied = v // written last: a recovery cut short leaves no applied index
-			continue
-		}
-		if err := b.Set(k, v, nil); err != nil {
-			b.Close()
-			return err
-		}
-		if b.Len() > 64<<20 {
-			if err := b.Commit(pebble.NoSync); err != nil {
-				return err
-			}
-			b = p.NewBatch()
-		}
-	}
-	if applied == nil {
-		b.Close()
-		return fmt.Errorf("%w: no applied index", ErrBadSnapshot)
-	}
-	if err := b.Set(appliedKey, applied, nil); err != nil {
-		b.Close()
-		return err
-	}
-	err := s.sa.Exclusive(func() error {
-		if err := b.Commit(pebble.Sync); err != nil {
-			return err
-		}
-		return s.sa.Reload()
-	})
-	if err != nil {
-		return err
+	if err := s.sa.RecoverSnapshot(r, done); err != nil {
+		return stopped(err)
 	}
 	if err := s.writeHWM(s.sa.Applied()); err != nil {
 		return err

@@ -11,8 +11,6 @@ import (
 	"github.com/flowdb/flowdb/wal"
 )
 
-func rejected(err error) (wal.Result, error) { return wal.Result{Err: err}, nil }
-
 // index adds a to the view (replacing an agent with the same id).
 // REQUIRES: r.mu held for writing (or no concurrent access).
 func (r *Registry) index(a *Agent) {
@@ -72,7 +70,7 @@ func (r *Registry) applyRegister(tx *db.Tx, rec wal.Record) (wal.Result, error) 
 	d := codec.NewDec(rec.Body)
 	s := decodeSpec(d)
 	if !d.Done() || s.HeartbeatInterval <= 0 {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -90,13 +88,13 @@ func (r *Registry) applyDeregister(tx *db.Tx, rec wal.Record) (wal.Result, error
 	d := codec.NewDec(rec.Body)
 	id := d.S(MaxIDSize)
 	if !d.Done() {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	a := r.agents[id]
 	if a == nil {
-		return rejected(fmt.Errorf("%w: agent %q", ErrNotFound, id))
+		return db.Reject(fmt.Errorf("%w: agent %q", ErrNotFound, id))
 	}
 	if err := tx.Delete(agentKey(id)); err != nil {
 		return wal.Result{}, err
@@ -129,13 +127,13 @@ func (r *Registry) applyHeartbeat(tx *db.Tx, rec wal.Record) (wal.Result, error)
 	d := codec.NewDec(rec.Body)
 	id, load, status := d.S(MaxIDSize), d.U(), d.S(MaxStatusSize)
 	if !d.Done() || load > MaxCapacity {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.agents[id]
 	if old == nil {
-		return rejected(fmt.Errorf("%w: agent %q", ErrNotFound, id))
+		return db.Reject(fmt.Errorf("%w: agent %q", ErrNotFound, id))
 	}
 	a := *old
 	a.Load, a.Status, a.lastBeat, a.Healthy = int(load), status, tx.Time, true
@@ -162,7 +160,7 @@ func (r *Registry) applyExpire(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := codec.NewDec(rec.Body)
 	missed := d.U()
 	if !d.Done() || missed == 0 || missed > 1<<20 {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -193,17 +191,17 @@ func (r *Registry) applyPool(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		d := codec.NewDec(rec.Body)
 		name := d.S(MaxLabelSize)
 		if !d.Done() {
-			return rejected(errBadRecord)
+			return db.Reject(errBadRecord)
 		}
 		if r.pools[name] == nil {
-			return rejected(fmt.Errorf("%w: pool %q", ErrNotFound, name))
+			return db.Reject(fmt.Errorf("%w: pool %q", ErrNotFound, name))
 		}
 		delete(r.pools, name)
 		return wal.Result{N: 1}, tx.Delete(poolKey(name))
 	}
 	p, ok := decodePool(rec.Body)
 	if !ok {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	r.pools[p.Name] = &p
 	return wal.Result{N: 1}, tx.Set(poolKey(p.Name), rec.Body)

@@ -219,8 +219,9 @@ type Registry struct {
 	done chan struct{}
 }
 
-// Attach registers the registry's record kinds and tables with d, loads the
-// view from Pebble and starts the background loop. Close it before d.
+// Attach attaches the registry's state machine to d (db.DB.Attach: its
+// record kinds and tables, the view loaded from Pebble) and starts the
+// background loop. Close it before d.
 func Attach(d *db.DB, o *Options) (*Registry, error) {
 	r := &Registry{d: d, agents: map[string]*Agent{}, byPool: map[string]map[string]struct{}{},
 		byCap: map[string]map[string]struct{}{}, pools: map[string]*Pool{},
@@ -255,27 +256,25 @@ func Attach(d *db.DB, o *Options) (*Registry, error) {
 		return nil, err
 	}
 	r.tend.init()
-	kinds := []db.KindSpec{
-		{Kind: KindRegister, Name: "registry.register", Apply: r.applyRegister, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
-		{Kind: KindDeregister, Name: "registry.deregister", Apply: r.applyDeregister, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
-		{Kind: KindHeartbeat, Name: "registry.heartbeat", Apply: r.applyHeartbeat, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
-		{Kind: KindExpire, Name: "registry.expire", Apply: r.applyExpire, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
-		{Kind: KindPoolDefine, Name: "registry.pool", Apply: r.applyPool, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
-		{Kind: KindPoolDelete, Name: "registry.pooldelete", Apply: r.applyPool, Route: db.RouteCatalog, Errors: []error{ErrNotFound, ErrInvalid}},
-	}
-	for i, k := range kinds {
-		var tables []db.TableSpec
-		if i == 0 {
-			tables = tableSpecs()
-		}
-		if err := d.Register(k, tables...); err != nil {
-			return nil, err
-		}
-	}
-	if err := r.load(); err != nil {
+	err = d.Attach(db.Machine{
+		Name:    "registry",
+		Catalog: true,
+		Kinds: []db.KindSpec{
+			{Kind: KindRegister, Name: "registry.register", Apply: r.applyRegister, Route: db.RouteCatalog},
+			{Kind: KindDeregister, Name: "registry.deregister", Apply: r.applyDeregister, Route: db.RouteCatalog},
+			{Kind: KindHeartbeat, Name: "registry.heartbeat", Apply: r.applyHeartbeat, Route: db.RouteCatalog},
+			{Kind: KindExpire, Name: "registry.expire", Apply: r.applyExpire, Route: db.RouteCatalog},
+			{Kind: KindPoolDefine, Name: "registry.pool", Apply: r.applyPool, Route: db.RouteCatalog},
+			{Kind: KindPoolDelete, Name: "registry.pooldelete", Apply: r.applyPool, Route: db.RouteCatalog},
+		},
+		Errors: []error{ErrNotFound, ErrInvalid},
+		Tables: tableSpecs(),
+		Load:   func(uint32) error { return r.load() },
+		Reload: r.reloadShard,
+	})
+	if err != nil {
 		return nil, err
 	}
-	d.OnShardReload(r.reloadShard)
 	if r.opts.CheckInterval > 0 {
 		go r.loop()
 	} else {
@@ -309,13 +308,10 @@ func poolKey(name string) []byte {
 	return append(keys.Prefix(keys.CatalogShard, keys.TablePool), name...)
 }
 
-// load rebuilds the view from Pebble.
 // reloadShard rebuilds the view after a Raft snapshot replaced the
-// catalog shard's keys (db.OnShardReload).
-func (r *Registry) reloadShard(shard uint32) error {
-	if shard != keys.CatalogShard {
-		return nil
-	}
+// catalog shard's keys (db.Machine.Reload; the registry lives on the
+// catalog shard only).
+func (r *Registry) reloadShard(uint32) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.agents)
@@ -328,6 +324,7 @@ func (r *Registry) reloadShard(shard uint32) error {
 	return r.load()
 }
 
+// load rebuilds the view from Pebble.
 func (r *Registry) load() error {
 	pdb := r.d.Pebble()
 	for _, t := range []byte{keys.TableAgent, keys.TablePool} {

@@ -54,7 +54,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/bench/internal/prof"
 	"github.com/flowdb/flowdb/db"
-	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/raftsm"
 	"github.com/flowdb/flowdb/wal"
@@ -84,7 +83,7 @@ func inflightFor(maxRecords int) (node, shard int) {
 }
 
 // queueNames are -queues names on distinct data shards of placement p.
-func queueNames(p keys.Placement) []string {
+func queueNames(p db.Placement) []string {
 	var names []string
 	used := map[uint32]bool{}
 	for i := 0; len(names) < *nQueues; i++ {

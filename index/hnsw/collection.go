@@ -186,30 +186,28 @@ type Manager struct {
 // applyErrors are the errors vector records are rejected with.
 var applyErrors = []error{ErrNoCollection, ErrExists, ErrZeroVector, ErrInvalid, ErrNotFound, ErrDimension, ErrNotFinite, ErrCorrupt}
 
-// Attach registers the collection record kinds and tables with d and loads
-// every collection (graph included) from Pebble. Call it once per DB.
+// Attach attaches the vector collections' state machine to d
+// (db.DB.Attach: its record kinds and tables, every collection, graph
+// included, loaded from Pebble). Call it once per DB.
 func Attach(d *db.DB) (*Manager, error) {
 	m := &Manager{d: d, colls: map[string]*coll{}}
-	kinds := []db.KindSpec{
-		{Kind: KindCreate, Name: "vec.create", Reads: true, Apply: m.applyCreate, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindInsert, Name: "vec.insert", Reads: true, Apply: m.applyInsert, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindDelete, Name: "vec.delete", Reads: true, Apply: m.applyDelete, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindTrain, Name: "vec.train", Reads: true, Apply: m.applyTrain, Route: db.RouteByName, Errors: applyErrors},
-		{Kind: KindDrop, Name: "vec.drop", Apply: m.applyDrop, Route: db.RouteByName, Errors: applyErrors},
-	}
-	for i, k := range kinds {
-		var tables []db.TableSpec
-		if i == 0 {
-			tables = tableSpecs()
-		}
-		if err := d.Register(k, tables...); err != nil {
-			return nil, err
-		}
-	}
-	if err := m.load(); err != nil {
+	err := d.Attach(db.Machine{
+		Name: "vec",
+		Kinds: []db.KindSpec{
+			{Kind: KindCreate, Name: "vec.create", Reads: true, Apply: m.applyCreate, Route: db.RouteByName},
+			{Kind: KindInsert, Name: "vec.insert", Reads: true, Apply: m.applyInsert, Route: db.RouteByName},
+			{Kind: KindDelete, Name: "vec.delete", Reads: true, Apply: m.applyDelete, Route: db.RouteByName},
+			{Kind: KindTrain, Name: "vec.train", Reads: true, Apply: m.applyTrain, Route: db.RouteByName},
+			{Kind: KindDrop, Name: "vec.drop", Apply: m.applyDrop, Route: db.RouteByName},
+		},
+		Errors: applyErrors,
+		Tables: tableSpecs(),
+		Load:   m.loadShard,
+		Reload: m.reloadShard,
+	})
+	if err != nil {
 		return nil, err
 	}
-	d.OnShardReload(m.reloadShard)
 	return m, nil
 }
 

@@ -21,12 +21,7 @@
 // shards start at 2 (Dragonboat shard ids are the same numbers).
 package keys
 
-import (
-	"encoding/binary"
-	"iter"
-
-	"github.com/cespare/xxhash/v2"
-)
+import "encoding/binary"
 
 // Table tags.
 const (
@@ -100,6 +95,30 @@ func Split(key []byte) (shard uint32, table byte, rest []byte, ok bool) {
 	return binary.BigEndian.Uint32(key), key[4], key[PrefixLen:], true
 }
 
+// AppendName appends the prefix of a named object's keys (a queue, a
+// collection, a key-value namespace) to dst:
+//
+//	shard (4 B) | table (1 B) | len(name) (1 B) | name
+//
+// Names are at most 255 bytes; callers validate them before any key is
+// built.
+func AppendName[N ~string | ~[]byte](dst []byte, shard uint32, table byte, name N) []byte {
+	dst = AppendPrefix(dst, shard, table)
+	dst = append(dst, byte(len(name)))
+	return append(dst, name...)
+}
+
+// NameKey returns a new key of a named object: AppendName's prefix, then
+// each suffix in turn. It has room for 26 more bytes than that before an
+// append must grow it.
+func NameKey(shard uint32, table byte, name string, suffix ...[]byte) []byte {
+	k := AppendName(make([]byte, 0, 32+len(name)), shard, table, name)
+	for _, s := range suffix {
+		k = append(k, s...)
+	}
+	return k
+}
+
 // AppendUint64 appends v big-endian (order-preserving).
 func AppendUint64(dst []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(dst, v) }
 
@@ -122,40 +141,4 @@ func PrefixEnd(p []byte) []byte {
 		}
 	}
 	return nil
-}
-
-// Placement assigns names (queues, collections, namespaces) to data shards by
-// xxhash, as the replicated engine does. With DataShards = 1 every name lives
-// on FirstData.
-type Placement struct {
-	DataShards int
-}
-
-// Data yields the data shards' ids in order (one when DataShards <= 1).
-func (p Placement) Data() iter.Seq[uint32] {
-	return func(yield func(uint32) bool) {
-		for s := 0; s < max(p.DataShards, 1); s++ {
-			if !yield(FirstData + uint32(s)) {
-				return
-			}
-		}
-	}
-}
-
-// ShardFor returns the data shard that owns name.
-func (p Placement) ShardFor(name string) uint32 {
-	n := p.DataShards
-	if n <= 1 {
-		return FirstData
-	}
-	return FirstData + uint32(xxhash.Sum64String(name)%uint64(n))
-}
-
-// ShardForBytes is ShardFor for a name held as bytes.
-func (p Placement) ShardForBytes(name []byte) uint32 {
-	n := p.DataShards
-	if n <= 1 {
-		return FirstData
-	}
-	return FirstData + uint32(xxhash.Sum64(name)%uint64(n))
 }
