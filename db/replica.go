@@ -273,6 +273,23 @@ func errorClasses(reg *registry, err error) [][]byte {
 	return out
 }
 
+// ErrorClasses returns the sentinel errors err matches among those the
+// engine carries across the wire: its own, then those every attached
+// machine registered (Machine.Errors), in registration order. A remote API
+// sends their texts with an error so that errors.Is works on the other
+// side (a sentinel's text is unique: it starts with its package's name).
+func (d *DB) ErrorClasses(err error) []error {
+	var out []error
+	for _, list := range [][]error{engineErrors, d.reg.load().errors} {
+		for _, s := range list {
+			if errors.Is(err, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
 // encodeResults encodes the results of one frame's records.
 func encodeResults(reg *registry, rs []wal.Result) []byte {
 	e := codec.Enc(nil).U(uint64(len(rs)))

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/flowdb/flowdb/db"
-	"github.com/flowdb/flowdb/wal"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -126,21 +125,12 @@ type execResponse struct {
 
 // errorClasses returns the texts of the sentinel errors err matches among
 // those the engine carries across a replicated store: its own and those
-// every subsystem registered with its record kinds (db.KindSpec.Errors).
-// The engine's result encoding, which takes a record's rejection from a
-// replica back to its proposer, holds exactly these classes: encoding err
-// as a result and decoding it asks the engine for them, so a subsystem's
-// new sentinel crosses /v1/exec as soon as the subsystem registers it.
+// every subsystem registered (db.Machine.Errors), so a subsystem's new
+// sentinel crosses /v1/exec as soon as the subsystem registers it.
 func errorClasses(d *db.DB, err error) []string {
-	rs, derr := d.DecodeResults(d.EncodeResults([]wal.Result{{Err: err}}))
-	if derr != nil || len(rs) != 1 {
-		return nil
-	}
 	var out []string
-	if m, ok := rs[0].Err.(interface{ Unwrap() []error }); ok {
-		for _, c := range m.Unwrap() {
-			out = append(out, c.Error())
-		}
+	for _, c := range d.ErrorClasses(err) {
+		out = append(out, c.Error())
 	}
 	return out
 }
