@@ -8,7 +8,8 @@ import (
 	"github.com/flowdb/flowdb/wal"
 )
 
-// More errors.
+// Errors of collections, besides those of the graph (graph.go), which
+// collections return too.
 var (
 	// ErrNoCollection: an unknown collection.
 	ErrNoCollection = errors.New("hnsw: no such collection")
@@ -18,4 +19,6 @@ var (
 
 func rejected(err error) (wal.Result, error) { return wal.Result{Err: err}, nil }
 
+// errBadRecord rejects a malformed record: a body that does not decode or
+// is out of bounds, or a train record that does not fit its collection.
 var errBadRecord = fmt.Errorf("%w: vector record", db.ErrBadRecord)
