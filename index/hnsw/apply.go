@@ -49,13 +49,13 @@ func (m *Manager) applyCreate(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := codec.NewDec(rec.Body)
 	cfg := decodeConfig(d)
 	if !d.Done() || cfg.validate() != nil {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c := m.colls[cfg.Name]; c != nil {
 		if c.cfg != cfg {
-			return rejected(fmt.Errorf("%w: %q", ErrExists, cfg.Name))
+			return db.Reject(fmt.Errorf("%w: %q", ErrExists, cfg.Name))
 		}
 		return wal.Result{}, nil
 	}
@@ -63,7 +63,7 @@ func (m *Manager) applyCreate(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	if cfg.Float {
 		g, err := NewGraph(cfg.params(), nil)
 		if err != nil {
-			return rejected(err)
+			return db.Reject(err)
 		}
 		c.g = g
 	}
@@ -77,13 +77,13 @@ func (m *Manager) applyCreate(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 func (m *Manager) applyInsert(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	name, items, ok := decodeInsert(rec.Body)
 	if !ok {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.colls[name]
 	if c == nil {
-		return rejected(fmt.Errorf("%w: %q", ErrNoCollection, name))
+		return db.Reject(fmt.Errorf("%w: %q", ErrNoCollection, name))
 	}
 	// Validate every vector before changing anything: a batch applies whole
 	// or not at all.
@@ -91,7 +91,7 @@ func (m *Manager) applyInsert(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	for i, it := range items {
 		v, err := prepare(c.cfg.Dim, c.cfg.Metric, it.v)
 		if err != nil {
-			return rejected(fmt.Errorf("vector %d (id %d): %w", i, it.id, err))
+			return db.Reject(fmt.Errorf("vector %d (id %d): %w", i, it.id, err))
 		}
 		prepared[i] = v
 	}
@@ -131,20 +131,20 @@ func (m *Manager) applyDelete(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := codec.NewDec(rec.Body)
 	name, n := d.S(MaxNameSize), d.U()
 	if !d.OK || n == 0 || n > MaxBatch || n > uint64(len(d.P)) {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	ids := make([]uint64, n)
 	for i := range ids {
 		ids[i] = d.U64()
 	}
 	if !d.Done() {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.colls[name]
 	if c == nil {
-		return rejected(fmt.Errorf("%w: %q", ErrNoCollection, name))
+		return db.Reject(fmt.Errorf("%w: %q", ErrNoCollection, name))
 	}
 	var done uint64
 	for _, id := range ids {
@@ -179,27 +179,27 @@ func (m *Manager) applyTrain(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := codec.NewDec(rec.Body)
 	name, qb := d.S(MaxNameSize), d.B(1<<20)
 	if !d.Done() {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	q, err := quant.Unmarshal(qb)
 	if err != nil {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.colls[name]
 	if c == nil {
-		return rejected(fmt.Errorf("%w: %q", ErrNoCollection, name))
+		return db.Reject(fmt.Errorf("%w: %q", ErrNoCollection, name))
 	}
 	if c.g != nil {
 		return wal.Result{}, nil // trained already: the first train record wins
 	}
 	if q.Dim() != c.cfg.Dim || c.cfg.Float {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	g, err := NewGraph(c.cfg.params(), q)
 	if err != nil {
-		return rejected(err)
+		return db.Reject(err)
 	}
 	// Build from the stored vectors in id order.
 	prefix := ckey(c.shard, TableVec, name, nil)
@@ -232,13 +232,13 @@ func (m *Manager) applyDrop(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	d := codec.NewDec(rec.Body)
 	name := d.S(MaxNameSize)
 	if !d.Done() {
-		return rejected(errBadRecord)
+		return db.Reject(errBadRecord)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.colls[name]
 	if c == nil {
-		return rejected(fmt.Errorf("%w: %q", ErrNoCollection, name))
+		return db.Reject(fmt.Errorf("%w: %q", ErrNoCollection, name))
 	}
 	for _, table := range []byte{TableDef, TableVec, TableNode, TableCode, TableTag} {
 		prefix := ckey(c.shard, table, name, nil)

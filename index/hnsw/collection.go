@@ -163,6 +163,7 @@ func Attach(d *db.DB) (*Manager, error) {
 		},
 		Errors: applyErrors,
 		Tables: tableSpecs(),
+		Check:  m.check,
 		Load:   m.loadShard,
 		Reload: m.reloadShard,
 	})
@@ -190,10 +191,7 @@ func tableSpecs() []db.TableSpec {
 
 // ckey builds shard | table | len(name) | name | suffix.
 func ckey(shard uint32, table byte, name string, suffix []byte) []byte {
-	k := keys.AppendPrefix(make([]byte, 0, 16+len(name)+len(suffix)), shard, table)
-	k = append(k, byte(len(name)))
-	k = append(k, name...)
-	return append(k, suffix...)
+	return keys.NameKey(shard, table, name, suffix)
 }
 
 func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/flowdb/flowdb/db"
-	"github.com/flowdb/flowdb/wal"
 )
 
 // Errors of collections, besides those of the graph (graph.go), which
@@ -16,8 +15,6 @@ var (
 	// ErrExists: a collection of that name exists with another config.
 	ErrExists = errors.New("hnsw: collection exists")
 )
-
-func rejected(err error) (wal.Result, error) { return wal.Result{Err: err}, nil }
 
 // errBadRecord rejects a malformed record: a body that does not decode or
 // is out of bounds, or a train record that does not fit its collection.

@@ -10,17 +10,8 @@ import (
 	"github.com/flowdb/flowdb/quant"
 )
 
-func (m *Manager) load() error {
-	for shard := range m.d.Placement().Data() {
-		if err := m.loadShard(shard); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // reloadShard rebuilds the collections of shard after a Raft snapshot
-// replaced its keys (db.OnShardReload; every shard's apply is stopped).
+// replaced its keys (db.Machine.Reload; every shard's apply is stopped).
 func (m *Manager) reloadShard(shard uint32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
