@@ -145,7 +145,7 @@ func run(set string, metric quant.Metric, base, queries [][]float32, efs []int) 
 	for i := range ids {
 		ids[i] = uint64(i)
 	}
-	q, err := quant.Train(pb[:min(len(pb), 2000)], quant.Options{})
+	q, err := quant.Train(pb[:min(len(pb), 10_000)], quant.Options{}) // as vecbench and a collection of that size
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -158,11 +158,14 @@ func run(set string, metric quant.Metric, base, queries [][]float32, efs []int) 
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := gq.InsertBatch(ids, base); err != nil {
-		log.Fatal(err)
-	}
-	if err := gf.InsertBatch(ids, base); err != nil {
-		log.Fatal(err)
+	for lo := 0; lo < len(base); lo += 1000 { // as a collection applies insert records of 1,000
+		hi := min(lo+1000, len(base))
+		if err := gq.InsertBatch(ids[lo:hi], base[lo:hi]); err != nil {
+			log.Fatal(err)
+		}
+		if err := gf.InsertBatch(ids[lo:hi], base[lo:hi]); err != nil {
+			log.Fatal(err)
+		}
 	}
 	gt := groundTruth(metric, pb, queries, k)
 	fmt.Printf("\n%s, %s: %d base vectors of %d dims, %d queries, M 16, efConstruction 200\n", set, metric, len(base), dim, len(queries))
