@@ -193,11 +193,6 @@ type sessKey struct {
 	id  int
 }
 
-type sessValue struct {
-	worker int
-	at     int64
-}
-
 // sessionTable is a lock-striped shared map, like an ETS set with read and
 // write concurrency.
 type sessionTable struct {
