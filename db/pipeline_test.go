@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"log/slog"
 	"runtime"
 	"slices"
 	"sync"
@@ -24,7 +23,7 @@ import (
 func TestApplyReadsEarlierFrames(t *testing.T) {
 	testWriteHook = func() { time.Sleep(300 * time.Microsecond) }
 	defer func() { testWriteHook = nil }()
-	d, err := Open(t.TempDir(), &Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
+	d, err := Open(t.TempDir(), &Options{Logger: discardLogger(), TTLReapInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +104,7 @@ func TestApplyReadsEarlierFrames(t *testing.T) {
 // the same frame wrote (through Get and through an iterator), while the
 // records after that read still land in the batch that is committed.
 func TestFrameReadsOwnWrites(t *testing.T) {
-	d, err := Open(t.TempDir(), &Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
+	d, err := Open(t.TempDir(), &Options{Logger: discardLogger(), TTLReapInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +211,7 @@ func TestHooksMayTakeApplyLocks(t *testing.T) {
 	pipeDepth = 1
 	testSyncHook = func() { time.Sleep(time.Millisecond) }
 	defer func() { pipeDepth, testSyncHook = depth, nil }()
-	d, err := Open(t.TempDir(), &Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
+	d, err := Open(t.TempDir(), &Options{Logger: discardLogger(), TTLReapInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"testing"
 
-	"log/slog"
-
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/wal"
 )
 
 func openTest(tb testing.TB) *DB {
 	tb.Helper()
-	d, err := Open("store", &Options{FS: vfs.NewMem(), Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
+	d, err := Open("store", &Options{FS: vfs.NewMem(), Logger: discardLogger(), TTLReapInterval: -1})
 	if err != nil {
 		tb.Fatal(err)
 	}
