@@ -16,7 +16,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -64,8 +63,7 @@ func measure(g int, keys []int, lookup func(k int)) result {
 		}()
 	}
 	wg.Wait()
-	all := slices.Concat(lat...)
-	slices.Sort(all)
+	all := stats.Sorted(lat...)
 	return result{float64(len(keys)) / el.Seconds(), stats.Pct(all, 50), stats.Pct(all, 99)}
 }
 
