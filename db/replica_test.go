@@ -12,10 +12,7 @@ import (
 
 func openTest(tb testing.TB) *DB {
 	tb.Helper()
-	d, err := Open("store", &Options{FS: vfs.NewMem(), Logger: discardLogger(), TTLReapInterval: -1})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	d := openTestStore(tb, "store", vfs.NewMem())
 	tb.Cleanup(func() { d.Close() })
 	return d
 }
