@@ -612,13 +612,10 @@ func TestModel(t *testing.T) {
 		if err := r.qm.Create(context.Background(), modelCfg); err != nil {
 			t.Fatal(err)
 		}
-		n := 10 + r.Rng.IntN(30)
-		for i := 0; i < n; i++ {
-			r.step()
-		}
+		n := r.TakeSteps(10, 30, r.step)
 		r.qm.Close()
 		r.d.Close()
 		return n
 	})
-	t.Logf("%d sequences, %d operations, %d crash-and-reopen steps: no divergence", run.Seqs, run.Steps, run.Reopens)
+	t.Logf("%v: no divergence", run)
 }

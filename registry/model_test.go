@@ -232,13 +232,10 @@ func TestModel(t *testing.T) {
 	run := testutil.RunModel(t, 2000, 7, func(s *testutil.Seq) int {
 		x := &regRunner{Seq: s, model: map[string]*mAgent{}}
 		x.open()
-		n := 10 + x.Rng.IntN(30)
-		for i := 0; i < n; i++ {
-			x.step()
-		}
+		n := x.TakeSteps(10, 30, x.step)
 		x.r.Close()
 		x.d.Close()
 		return n
 	})
-	t.Logf("%d sequences, %d operations, %d crash-and-reopen steps: no divergence", run.Seqs, run.Steps, run.Reopens)
+	t.Logf("%v: no divergence", run)
 }

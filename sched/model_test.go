@@ -241,12 +241,9 @@ func TestModel(t *testing.T) {
 		if err := x.e.q.Create(context.Background(), queue.Config{Name: "q", HotCapacity: 4, MaxAttempts: 1000}); err != nil {
 			t.Fatal(err)
 		}
-		n := 20 + x.Rng.IntN(40)
-		for range n {
-			x.step()
-		}
+		n := x.TakeSteps(20, 40, x.step)
 		x.stop()
 		return n
 	})
-	t.Logf("%d sequences, %d operations, %d crash-and-reopen steps: no task lost, no capacity exceeded, no unhealthy holder", run.Seqs, run.Steps, run.Reopens)
+	t.Logf("%v: no task lost, no capacity exceeded, no unhealthy holder", run)
 }

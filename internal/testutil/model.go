@@ -50,6 +50,16 @@ func (s *Seq) Step(format string, args ...any) {
 	s.Steps = append(s.Steps, fmt.Sprintf(format, args...))
 }
 
+// TakeSteps calls step between least and least+span-1 times, the count
+// drawn from Rng, and returns the count.
+func (s *Seq) TakeSteps(least, span int, step func()) int {
+	n := least + s.Rng.IntN(span)
+	for range n {
+		step()
+	}
+	return n
+}
+
 // Advance takes a step that moves the clock forward by d.
 func (s *Seq) Advance(d time.Duration) {
 	s.Step("advance(%v)", d)
@@ -98,6 +108,11 @@ func (s *Seq) Crash(closeAll func()) {
 // ModelRun sums what RunModel ran.
 type ModelRun struct {
 	Seqs, Steps, Reopens int
+}
+
+// String gives the sums for a test's log line.
+func (r ModelRun) String() string {
+	return fmt.Sprintf("%d sequences, %d operations, %d crash-and-reopen steps", r.Seqs, r.Steps, r.Reopens)
 }
 
 // RunModel runs run once per seed of ModelSeeds(def), each on a fresh Seq
