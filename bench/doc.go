@@ -2,7 +2,7 @@
 // its own Go module so that peer systems used only for comparison (NATS
 // server, hnswlib drivers) never enter the library's go.mod.
 //
-// Programs:
+// Programs (each documents its flags in its package comment):
 //
 //	go run ./kvbench        durable Set throughput and latency, flowdb against
 //	                        raw Pebble doing the same writes with the same sync
@@ -15,8 +15,21 @@
 //	                        against round-robin
 //	go run ./erlmcpbench    erlmcp v2.1's four core micro-operations in Go
 //	                        and on the BEAM (core_ops.escript) in one run
+//	go run ./replbench      replicated enqueues on three Dragonboat nodes,
+//	                        operations per Raft proposal against the
+//	                        one-operation baseline and raw Pebble
+//	go run ./vecbench       HNSW queries/s, recall and build time against
+//	                        hnswlib (hnswlib_peer.py) on Fashion-MNIST
+//	go run ./vecload        reopen time of a persisted vector collection
+//	go run ./quantbench     recall of int8 quantization on Fashion-MNIST,
+//	                        one global range against a range per dimension
+//	go run ./pointread      cost of a Pebble point read of a stored vector,
+//	                        by block cache, index block size and compression
 //
-// Every program measures its peer in the same run, repeats each scenario
-// (-runs, default 5) alternating which system goes first, and reports
-// medians and flowdb/peer ratios, with the machine it ran on.
+// Programs with a peer measure it in the same run, repeat each scenario
+// (-runs) alternating which system goes first, and report medians and
+// flowdb/peer ratios, with the machine they ran on. Medians and
+// percentiles come from package internal/stats, so every program picks
+// them the same way; raw Pebble baselines open Pebble with
+// db.PebbleOptions, the tuning flowdb itself gives Pebble.
 package bench

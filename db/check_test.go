@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
 
 // damage writes raw bytes behind flowdb's back, as disk corruption or a bug
@@ -27,20 +28,14 @@ func damage(t *testing.T, fs vfs.FS, fn func(p *pebble.DB)) *db.DB {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := db.Open("/store", &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1, LogRetention: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, "/store", &db.Options{FS: fs, Logger: testutil.Quiet(), TTLReapInterval: -1, LogRetention: 100})
 	t.Cleanup(func() { d.Close() })
 	return d
 }
 
 func seeded(t *testing.T) vfs.FS {
 	fs := vfs.NewMem()
-	d, err := db.Open("/store", &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1, LogRetention: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, "/store", &db.Options{FS: fs, Logger: testutil.Quiet(), TTLReapInterval: -1, LogRetention: 100})
 	ctx := context.Background()
 	for i := 0; i < 20; i++ {
 		if err := d.Set(ctx, "n", []byte{byte('a' + i)}, []byte("v")); err != nil {
@@ -103,10 +98,7 @@ func TestCheckFindsDamage(t *testing.T) {
 func TestCheckFindsDiskCorruption(t *testing.T) {
 	dir := t.TempDir()
 	// No command log: the table then holds only kv blocks after the meta keys.
-	d, err := db.Open(dir, &db.Options{Logger: quiet(), TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, dir, testutil.StoreOptions(nil, nil))
 	ctx := context.Background()
 	b := d.NewBatch()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -145,7 +137,7 @@ func TestCheckFindsDiskCorruption(t *testing.T) {
 		data[i] ^= 0xff
 	}
 	os.WriteFile(largest, data, 0o600)
-	d, err = db.Open(dir, &db.Options{Logger: quiet(), TTLReapInterval: -1})
+	d, err = db.Open(dir, testutil.StoreOptions(nil, nil))
 	if err != nil {
 		t.Fatalf("open failed; only data blocks were damaged: %v", err)
 	}
@@ -167,10 +159,7 @@ func TestLogRetentionIsAStoreProperty(t *testing.T) {
 	fs := vfs.NewMem()
 	step := func(retention, writes, wantFrames int) {
 		t.Helper()
-		d, err := db.Open("/r", &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1, LogRetention: retention})
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := testutil.Open(t, "/r", &db.Options{FS: fs, Logger: testutil.Quiet(), TTLReapInterval: -1, LogRetention: retention})
 		defer d.Close()
 		for i := 0; i < writes; i++ {
 			if err := d.Set(ctx, "n", []byte(fmt.Sprint(i)), nil); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/crashtest"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
 
 // crashWrite is one acknowledged batch: fresh keys plus the writer's counter.
@@ -45,7 +46,7 @@ func TestCrashSweep(t *testing.T) {
 		if r.Variant == 1 {
 			retention = 64
 		}
-		d, err := db.Open("/crash", &db.Options{FS: r.FS, Logger: quiet(), Durability: durability,
+		d, err := db.Open("/crash", &db.Options{FS: r.FS, Logger: testutil.Quiet(), Durability: durability,
 			TTLReapInterval: -1, LogRetention: retention})
 		if err != nil {
 			t.Fatalf("k=%d: open: %v", r.K, err)
@@ -79,7 +80,7 @@ func TestCrashSweep(t *testing.T) {
 	}
 	verify := func(r *crashtest.Run[crashWrite]) {
 		ctx := context.Background()
-		d, err := db.Open("/crash", &db.Options{FS: r.Clone(), Logger: quiet(), TTLReapInterval: -1})
+		d, err := db.Open("/crash", testutil.StoreOptions(r.Clone(), nil))
 		if err != nil {
 			t.Fatalf("k=%d: reopen after crash: %v", r.K, err)
 		}

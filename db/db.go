@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/wal"
@@ -99,34 +98,21 @@ func Open(dir string, opts *Options) (*DB, error) {
 		}
 	}
 
-	cache := pebble.NewCache(o.CacheSize)
-	defer cache.Unref() // Pebble holds its own reference
-	var pfs vfs.FS = yieldFS{o.FS}
+	po := PebbleOptions(o.CacheSize)
+	defer po.Cache.Unref() // Pebble holds its own reference
+	po.FS = yieldFS{o.FS}
 	if o.Durability == NoSync {
-		pfs = noSyncWALFS{pfs}
+		po.FS = noSyncWALFS{po.FS}
 	}
-	po := &pebble.Options{
-		FS:                 pfs,
-		Cache:              cache,
-		Logger:             pebbleLogger{o.Logger},
-		ReadOnly:           o.ReadOnly,
-		Lock:               lock,
-		FormatMajorVersion: pebble.FormatNewest,
-		// Pebble reserves memtable memory out of the block cache, so the
-		// memtables (one active, one flushing) must stay well below it.
-		MemTableSize: memTableSize(o.CacheSize),
-		// Corruption found on a read path surfaces as that read's error (and
-		// in Check); Pebble's default would exit the process.
-		EventListener: &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
-			d.m.corruptions.Add(1)
-			o.Logger.Error("flowdb: on-disk corruption", "path", info.Path, "err", info.Details)
-		}},
-	}
-	// Bloom filters make point reads (applying queue records reads tasks by
-	// id) skip the tables that cannot hold the key.
-	for i := range po.Levels {
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
+	po.Logger = pebbleLogger{o.Logger}
+	po.ReadOnly = o.ReadOnly
+	po.Lock = lock
+	// Corruption found on a read path surfaces as that read's error (and in
+	// Check); Pebble's default would exit the process.
+	po.EventListener = &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
+		d.m.corruptions.Add(1)
+		o.Logger.Error("flowdb: on-disk corruption", "path", info.Path, "err", info.Details)
+	}}
 	if o.Pebble != nil {
 		o.Pebble(po)
 	}
@@ -834,7 +820,11 @@ func (d *DB) Close() error {
 		<-d.commitDone
 		return nil
 	}
-	d.closeMu.Lock() // waits for calls inside the engine
+	// An empty critical section on purpose: taking closeMu waits for every
+	// call still inside the engine (each holds it shared while inside), and
+	// closed, set above, keeps new ones out, so nothing needs guarding.
+	d.closeMu.Lock()
+	//lint:ignore SA2001 the empty critical section waits for calls inside the engine
 	d.closeMu.Unlock()
 	close(d.reaperStop)
 	<-d.reaperDone

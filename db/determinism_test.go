@@ -66,10 +66,7 @@ func rngTTL(rng *rand.Rand) time.Duration {
 // key and value.
 func applyAll(t *testing.T, frames []*wal.Frame, retention int) []byte {
 	t.Helper()
-	d, err := Open("/det", &Options{FS: vfs.NewMem(), Logger: discardLogger(), ReadOnly: false, TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openTestStore(t, "/det", vfs.NewMem())
 	defer d.Close()
 	// Drive a private applier over the same Pebble store, bypassing the
 	// commit loop, which has applied nothing.
@@ -78,6 +75,7 @@ func applyAll(t *testing.T, frames []*wal.Frame, retention int) []byte {
 	for i, f := range frames {
 		var enc []byte
 		if retention > 0 {
+			var err error
 			enc, _, err = wal.AppendFrame(nil, f, wal.EncodeOptions{}, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
 
 // TestFailedSyncIsFatal fails the WAL fsync once the store is running: the
@@ -27,10 +28,7 @@ func TestFailedSyncIsFatal(t *testing.T) {
 		}
 		return nil
 	})
-	d, err := db.Open("/f", &db.Options{FS: errorfs.Wrap(mem, inj), Logger: quiet(), TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, "/f", &db.Options{FS: errorfs.Wrap(mem, inj), Logger: testutil.Quiet(), TTLReapInterval: -1})
 	for i := 0; i < 10; i++ {
 		if err := d.Set(ctx, "n", []byte(fmt.Sprint(i)), []byte("v")); err != nil {
 			t.Fatal(err)
@@ -45,10 +43,7 @@ func TestFailedSyncIsFatal(t *testing.T) {
 		t.Fatalf("write after a failed fsync: got %v, want ErrFatal", err)
 	}
 	d.Close()
-	d, err = db.Open("/f", &db.Options{FS: mem.CrashClone(vfs.CrashCloneCfg{}), Logger: quiet(), TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d = testutil.Open(t, "/f", &db.Options{FS: mem.CrashClone(vfs.CrashCloneCfg{}), Logger: testutil.Quiet(), TTLReapInterval: -1})
 	defer d.Close()
 	for i := 0; i < 10; i++ {
 		if _, err := d.Get(ctx, "n", []byte(fmt.Sprint(i))); err != nil {

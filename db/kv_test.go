@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -19,25 +18,9 @@ import (
 	"github.com/flowdb/flowdb/internal/testutil"
 )
 
-func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-func openMem(t *testing.T, fs vfs.FS, clock *testutil.Clock) *db.DB {
-	t.Helper()
-	o := &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1}
-	if clock != nil {
-		o.Now = clock.Now
-	}
-	d, err := db.Open("/store", o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
-}
-
 func TestKVErrors(t *testing.T) {
 	ctx := context.Background()
-	d := openMem(t, vfs.NewMem(), nil)
+	d := testutil.OpenMem(t, nil)
 	big := func(n int) []byte { return bytes.Repeat([]byte("x"), n) }
 	ns65 := strings.Repeat("n", db.MaxNamespaceSize+1)
 	cases := []struct {
@@ -92,7 +75,7 @@ func TestKVErrors(t *testing.T) {
 
 func TestKVBasics(t *testing.T) {
 	ctx := context.Background()
-	d := openMem(t, vfs.NewMem(), nil)
+	d := testutil.OpenMem(t, nil)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -135,7 +118,7 @@ func TestKVBasics(t *testing.T) {
 
 func TestScan(t *testing.T) {
 	ctx := context.Background()
-	d := openMem(t, vfs.NewMem(), nil)
+	d := testutil.OpenMem(t, nil)
 	b := d.NewBatch()
 	for i := 0; i < 50; i++ {
 		b.Set("s", []byte(fmt.Sprintf("user/%02d", i)), []byte(fmt.Sprint(i)))
@@ -200,7 +183,7 @@ func TestScan(t *testing.T) {
 func TestTTL(t *testing.T) {
 	ctx := context.Background()
 	clock := testutil.NewClock()
-	d := openMem(t, vfs.NewMem(), clock)
+	d := testutil.OpenMem(t, clock)
 	if err := d.SetTTL(ctx, "s", []byte("short"), []byte("v"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -260,10 +243,7 @@ func TestTTL(t *testing.T) {
 func TestReopenKeepsData(t *testing.T) {
 	ctx := context.Background()
 	fs := vfs.NewMem()
-	d, err := db.Open("/s", &db.Options{FS: fs, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, "/s", &db.Options{FS: fs, Logger: testutil.Quiet()})
 	for i := 0; i < 100; i++ {
 		if err := d.Set(ctx, "n", []byte(fmt.Sprint(i)), []byte("v")); err != nil {
 			t.Fatal(err)
@@ -273,10 +253,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d, err = db.Open("/s", &db.Options{FS: fs, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d = testutil.Open(t, "/s", &db.Options{FS: fs, Logger: testutil.Quiet()})
 	defer d.Close()
 	if d.AppliedIndex() != idx {
 		t.Fatalf("applied index %d after reopen, want %d", d.AppliedIndex(), idx)
@@ -290,22 +267,19 @@ func TestReopenKeepsData(t *testing.T) {
 
 func TestOpenErrors(t *testing.T) {
 	fs := vfs.NewMem()
-	if _, err := db.Open("/none", &db.Options{FS: fs, ErrorIfNotExists: true, Logger: quiet()}); !errors.Is(err, db.ErrNotExist) {
+	if _, err := db.Open("/none", &db.Options{FS: fs, ErrorIfNotExists: true, Logger: testutil.Quiet()}); !errors.Is(err, db.ErrNotExist) {
 		t.Fatalf("missing store: %v", err)
 	}
 	if _, err := db.Open("/x", &db.Options{FS: fs, CacheSize: -1}); !errors.Is(err, db.ErrInvalidOptions) {
 		t.Fatalf("bad options: %v", err)
 	}
 	dir := t.TempDir()
-	d, err := db.Open(dir, &db.Options{Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, dir, &db.Options{Logger: testutil.Quiet()})
 	defer d.Close()
-	if _, err := db.Open(dir, &db.Options{Logger: quiet()}); !errors.Is(err, db.ErrLocked) {
+	if _, err := db.Open(dir, &db.Options{Logger: testutil.Quiet()}); !errors.Is(err, db.ErrLocked) {
 		t.Fatalf("second open of a locked dir: %v", err)
 	}
-	ro, err := db.Open(dir, &db.Options{Logger: quiet(), ReadOnly: true})
+	ro, err := db.Open(dir, &db.Options{Logger: testutil.Quiet(), ReadOnly: true})
 	if err == nil {
 		ro.Close()
 		t.Fatal("read-only open of a locked dir succeeded")
@@ -315,15 +289,12 @@ func TestOpenErrors(t *testing.T) {
 func TestReadOnly(t *testing.T) {
 	ctx := context.Background()
 	fs := vfs.NewMem()
-	d := openMem(t, fs, nil)
+	d := testutil.Open(t, "/store", testutil.StoreOptions(fs, nil))
 	if err := d.Set(ctx, "n", []byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
-	ro, err := db.Open("/store", &db.Options{FS: fs, ReadOnly: true, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ro := testutil.Open(t, "/store", &db.Options{FS: fs, ReadOnly: true, Logger: testutil.Quiet()})
 	defer ro.Close()
 	if v, err := ro.Get(ctx, "n", []byte("k")); err != nil || string(v) != "v" {
 		t.Fatalf("read-only get: %q %v", v, err)
@@ -339,10 +310,7 @@ func TestReadOnly(t *testing.T) {
 func TestCloseWhileBusy(t *testing.T) {
 	ctx := context.Background()
 	fs := vfs.NewMem()
-	d, err := db.Open("/s", &db.Options{FS: fs, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, "/s", &db.Options{FS: fs, Logger: testutil.Quiet()})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var acked [][]byte
@@ -390,10 +358,7 @@ func TestCloseWhileBusy(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	d, err = db.Open("/s", &db.Options{FS: fs, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d = testutil.Open(t, "/s", &db.Options{FS: fs, Logger: testutil.Quiet()})
 	defer d.Close()
 	if len(acked) == 0 {
 		t.Fatal("no write acknowledged before Close")
@@ -417,10 +382,7 @@ func TestGroupCommit(t *testing.T) {
 		}
 		return nil
 	}))
-	d, err := db.Open(t.TempDir(), &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, t.TempDir(), testutil.StoreOptions(fs, nil))
 	defer d.Close()
 	before := syncs.Load()
 	var wg sync.WaitGroup
@@ -451,10 +413,7 @@ func TestGroupCommit(t *testing.T) {
 // expired keys.
 func TestBackgroundReaper(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open("/s", &db.Options{FS: vfs.NewMem(), Logger: quiet(), TTLReapInterval: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, "/s", &db.Options{FS: vfs.NewMem(), Logger: testutil.Quiet(), TTLReapInterval: 5 * time.Millisecond})
 	defer d.Close()
 	b := d.NewBatch()
 	for i := 0; i < 50; i++ {
@@ -485,7 +444,7 @@ func TestCreationIsTwoPhase(t *testing.T) {
 	f, _ := fs.Create("/foreign/MANIFEST-000001", vfs.WriteCategoryUnspecified)
 	f.Write([]byte("not ours"))
 	f.Close()
-	if _, err := db.Open("/foreign", &db.Options{FS: fs, Logger: quiet()}); !errors.Is(err, db.ErrForeign) {
+	if _, err := db.Open("/foreign", &db.Options{FS: fs, Logger: testutil.Quiet()}); !errors.Is(err, db.ErrForeign) {
 		t.Fatalf("foreign dir: %v", err)
 	}
 	if ls, _ := fs.List("/foreign"); len(ls) < 1 {
@@ -497,7 +456,7 @@ func TestCreationIsTwoPhase(t *testing.T) {
 		f, _ := fs.Create("/half/"+n, vfs.WriteCategoryUnspecified)
 		f.Close()
 	}
-	d, err := db.Open("/half", &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1})
+	d, err := db.Open("/half", testutil.StoreOptions(fs, nil))
 	if err != nil {
 		t.Fatalf("interrupted creation not recovered: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
 
 // TestNoSyncWALCutNeedsMarker checks both sides of the NoSync WAL contract
@@ -21,7 +22,7 @@ func TestNoSyncWALCutNeedsMarker(t *testing.T) {
 	ctx := context.Background()
 	const marker = "FLOWDB-NOSYNC-WAL"
 	fs := vfs.NewCrashableMem()
-	d, err := db.Open("/n", &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1, Durability: db.NoSync})
+	d, err := db.Open("/n", &db.Options{FS: fs, Logger: testutil.Quiet(), TTLReapInterval: -1, Durability: db.NoSync})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestNoSyncWALCutNeedsMarker(t *testing.T) {
 	if err := unmarked.Remove("/n/" + marker); err != nil {
 		t.Fatal(err)
 	}
-	if d2, err := db.Open("/n", &db.Options{FS: unmarked, Logger: quiet(), TTLReapInterval: -1}); err == nil {
+	if d2, err := db.Open("/n", &db.Options{FS: unmarked, Logger: testutil.Quiet(), TTLReapInterval: -1}); err == nil {
 		d2.Close()
 		t.Fatal("a store written with real syncs opened over a hole in its synced WAL")
 	} else if !strings.Contains(err.Error(), "invalid chunk") {
@@ -69,7 +70,7 @@ func TestNoSyncWALCutNeedsMarker(t *testing.T) {
 
 	// With it, the WAL is cut, a prefix survives, and a SyncEachCommit open
 	// flushes and drops the marker.
-	d3, err := db.Open("/n", &db.Options{FS: image, Logger: quiet(), TTLReapInterval: -1})
+	d3, err := db.Open("/n", &db.Options{FS: image, Logger: testutil.Quiet(), TTLReapInterval: -1})
 	if err != nil {
 		t.Fatalf("open with the marker: %v", err)
 	}
@@ -95,7 +96,7 @@ func TestNoSyncWALCutNeedsMarker(t *testing.T) {
 	if err := d3.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d4, err := db.Open("/n", &db.Options{FS: image, Logger: quiet(), TTLReapInterval: -1})
+	d4, err := db.Open("/n", &db.Options{FS: image, Logger: testutil.Quiet(), TTLReapInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

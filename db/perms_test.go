@@ -2,21 +2,17 @@ package db_test
 
 import (
 	"io/fs"
-	"log/slog"
 	"path/filepath"
 	"testing"
 
-	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
 
 // TestPrivateFiles: on the OS file system a store's files are 0600 and its
 // directories 0700.
 func TestPrivateFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
-	d, err := db.Open(dir, &db.Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, dir, testutil.StoreOptions(nil, nil))
 	for i := range 100 {
 		if err := d.Set(t.Context(), "ns", []byte{byte(i)}, make([]byte, 1000)); err != nil {
 			t.Fatal(err)
@@ -29,7 +25,7 @@ func TestPrivateFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	err = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"testing"
 
-	"log/slog"
-
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/wal"
@@ -16,10 +14,7 @@ import (
 
 func openTest(tb testing.TB) *DB {
 	tb.Helper()
-	d, err := Open("store", &Options{FS: vfs.NewMem(), Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	d := openTestStore(tb, "store", vfs.NewMem())
 	tb.Cleanup(func() { d.Close() })
 	return d
 }

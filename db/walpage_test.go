@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
 
 // TestLostWALPageKeepsPrefix crashes stores whose WAL lost the end of a
@@ -52,10 +53,7 @@ func TestLostWALPageKeepsPrefix(t *testing.T) {
 		fs := vfs.NewCrashableMem()
 		// Nothing is synced after Open: the WAL is all unsynced data, as
 		// whatever follows a hole must be.
-		d, err := db.Open("/w", &db.Options{FS: fs, Logger: quiet(), TTLReapInterval: -1, Durability: db.NoSync})
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := testutil.Open(t, "/w", &db.Options{FS: fs, Logger: testutil.Quiet(), TTLReapInterval: -1, Durability: db.NoSync})
 		for i := 1; i <= writes; i++ {
 			vals[i] = []byte(strings.Repeat("v", 20+rng.IntN(200)))
 			if err := d.Set(ctx, "ns", key(i), vals[i]); err != nil {
@@ -92,7 +90,7 @@ func TestLostWALPageKeepsPrefix(t *testing.T) {
 					f.Close()
 					images++
 					where := fmt.Sprintf("seed %d, %s, %d zeros before offset %d", seed, n, k, b)
-					d2, err := db.Open("/w", &db.Options{FS: img, Logger: quiet(), TTLReapInterval: -1})
+					d2, err := db.Open("/w", testutil.StoreOptions(img, nil))
 					if err != nil {
 						t.Fatalf("%s: open: %v", where, err)
 					}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/crashtest"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
 
 // qAck is one acknowledged queue operation.
@@ -51,7 +52,7 @@ func TestQueueCrashSweep(t *testing.T) {
 	var checkedEnq, checkedAck, lost int
 	workload := func(r *crashtest.Run[qAck]) {
 		ctx := context.Background()
-		d, err := db.Open("/qc", &db.Options{FS: r.FS, Logger: quietLog, Durability: durability, TTLReapInterval: -1})
+		d, err := db.Open("/qc", &db.Options{FS: r.FS, Logger: testutil.Quiet(), Durability: durability, TTLReapInterval: -1})
 		if err != nil {
 			t.Fatalf("k=%d: open: %v", r.K, err)
 		}
@@ -121,7 +122,7 @@ func TestQueueCrashSweep(t *testing.T) {
 	}
 	verify := func(r *crashtest.Run[qAck]) {
 		ctx := context.Background()
-		d, err := db.Open("/qc", &db.Options{FS: r.Clone(), Logger: quietLog, TTLReapInterval: -1})
+		d, err := db.Open("/qc", testutil.StoreOptions(r.Clone(), nil))
 		if err != nil {
 			t.Fatalf("k=%d: reopen: %v", r.K, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 )
 
 // TestKillChild is the workload of TestSIGKILL, run in a child process: it
@@ -27,7 +28,7 @@ func TestKillChild(t *testing.T) {
 	}
 	round := os.Getenv("FLOWDB_KILL_ROUND")
 	ctx := context.Background()
-	d, err := db.Open(dir, &db.Options{Logger: quietLog})
+	d, err := db.Open(dir, &db.Options{Logger: testutil.Quiet()})
 	if err != nil {
 		fmt.Printf("X open %v\n", err)
 		os.Exit(3)
@@ -157,7 +158,7 @@ func TestSIGKILL(t *testing.T) {
 func verifyKilled(t *testing.T, dir string, round int, enqueued map[uint64]string, acked map[uint64]bool) {
 	t.Helper()
 	ctx := context.Background()
-	d, err := db.Open(dir, &db.Options{Logger: quietLog, TTLReapInterval: -1})
+	d, err := db.Open(dir, testutil.StoreOptions(nil, nil))
 	if err != nil {
 		t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)
 	}

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/testutil"
 )
@@ -304,33 +301,18 @@ var modelCfg = Config{Name: "m", HotCapacity: 3, OverflowCapacity: 5, ReserveFra
 	IdempotencyWindow: 20 * time.Second}
 
 type seqRunner struct {
-	t      *testing.T
-	seed   uint64
-	rng    *rand.Rand
-	clock  *testutil.Clock
-	mem    *vfs.MemFS
-	d      *db.DB
-	qm     *Manager
-	model  *model
-	steps  []string
-	reopen int
-	stale  []Candidate // candidates of an earlier assign step, to assign again
-}
-
-func (r *seqRunner) fail(format string, args ...any) {
-	r.t.Helper()
-	r.t.Fatalf("seed %d, step %d (%s): %s\nsteps: %v", r.seed, len(r.steps), r.steps[len(r.steps)-1],
-		fmt.Sprintf(format, args...), r.steps)
+	*testutil.Seq
+	d     *db.DB
+	qm    *Manager
+	model *model
+	stale []Candidate // candidates of an earlier assign step, to assign again
 }
 
 func (r *seqRunner) open() {
-	d, err := db.Open("/m", &db.Options{FS: r.mem, Logger: quietLog, Now: r.clock.Now, TTLReapInterval: -1})
-	if err != nil {
-		r.fail("open: %v", err)
-	}
+	d := r.Open("/m")
 	qm, err := Attach(d, &Options{TickInterval: -1})
 	if err != nil {
-		r.fail("attach: %v", err)
+		r.Fail("attach: %v", err)
 	}
 	r.d, r.qm = d, qm
 }
@@ -344,7 +326,7 @@ func wantErr(got, want error) bool {
 
 func (r *seqRunner) step() {
 	ctx := context.Background()
-	m, rng, now := r.model, r.rng, r.clock.Now().UnixNano()
+	m, rng, now := r.model, r.Rng, r.Clock.Now().UnixNano()
 	pickID := func(states ...byte) (uint64, bool) {
 		var ids []uint64
 		for id, t := range m.tasks {
@@ -369,7 +351,7 @@ func (r *seqRunner) step() {
 				t.IdempotencyKey = "k" + strconv.Itoa(rng.IntN(4))
 			}
 			if rng.IntN(5) == 0 {
-				t.NotBefore = r.clock.Now().Add(time.Duration(rng.IntN(5)) * time.Second)
+				t.NotBefore = r.Clock.Now().Add(time.Duration(rng.IntN(5)) * time.Second)
 			}
 			ts = append(ts, t)
 			nb := int64(0)
@@ -378,11 +360,11 @@ func (r *seqRunner) step() {
 			}
 			ms = append(ms, mEnq{t.Priority, nb, t.IdempotencyKey, t.Requires})
 		}
-		r.steps = append(r.steps, fmt.Sprintf("enqueue%v", ms))
+		r.Step("enqueue%v", ms)
 		wantIDs, wantE := m.enqueue(now, ms)
 		ids, err := r.qm.EnqueueBatch(ctx, "m", ts)
 		if !wantErr(err, wantE) || (err == nil && !slices.Equal(ids, wantIDs)) {
-			r.fail("got %v %v, model %v %v", ids, err, wantIDs, wantE)
+			r.Fail("got %v %v, model %v %v", ids, err, wantIDs, wantE)
 		}
 	case op < 50:
 		n, caps := 1+rng.IntN(3), capsets[rng.IntN(4)]
@@ -391,15 +373,15 @@ func (r *seqRunner) step() {
 			ld = time.Duration(1+rng.IntN(20)) * time.Second
 		}
 		agent := agents[rng.IntN(len(agents))]
-		r.steps = append(r.steps, fmt.Sprintf("lease(%s,%d,%v,%v)", agent, n, caps, ld))
+		r.Step("lease(%s,%d,%v,%v)", agent, n, caps, ld)
 		want := m.lease(now, agent, n, caps, ld)
 		ls, err := r.qm.Lease(ctx, "m", agent, n, caps, ld)
 		if err != nil || len(ls) != len(want) {
-			r.fail("got %d leases (%v), model %d", len(ls), err, len(want))
+			r.Fail("got %d leases (%v), model %d", len(ls), err, len(want))
 		}
 		for i, l := range ls {
 			if l.ID != want[i].id || l.Attempt != int(want[i].attempts) || l.Priority != want[i].prio {
-				r.fail("lease %d: got id %d attempt %d, model id %d attempt %d", i, l.ID, l.Attempt, want[i].id, want[i].attempts)
+				r.Fail("lease %d: got id %d attempt %d, model id %d attempt %d", i, l.ID, l.Attempt, want[i].id, want[i].attempts)
 			}
 			want[i].token = l.Token
 		}
@@ -413,7 +395,7 @@ func (r *seqRunner) step() {
 			}
 		}
 		kind := []string{"ack", "nack", "extend"}[rng.IntN(3)]
-		r.steps = append(r.steps, fmt.Sprintf("%s(%d)", kind, id))
+		r.Step("%s(%d)", kind, id)
 		t, wantE := m.leased(now, id, token)
 		var err error
 		batch := false
@@ -447,11 +429,11 @@ func (r *seqRunner) step() {
 			m.due(now)
 		}
 		if !wantErr(err, wantE) {
-			r.fail("got %v, model %v", err, wantE)
+			r.Fail("got %v, model %v", err, wantE)
 		}
 	case op < 78:
 		id, _ := pickID()
-		r.steps = append(r.steps, fmt.Sprintf("cancel(%d)", id))
+		r.Step("cancel(%d)", id)
 		t := m.tasks[id]
 		var wantE error
 		if t == nil || (t.state != stateReady && t.state != stateDelayed && t.state != stateLeased) {
@@ -465,18 +447,18 @@ func (r *seqRunner) step() {
 			m.due(now)
 		}
 		if err := r.qm.Cancel(ctx, "m", id); !wantErr(err, wantE) {
-			r.fail("got %v, model %v", err, wantE)
+			r.Fail("got %v, model %v", err, wantE)
 		}
 	case op < 84:
-		r.steps = append(r.steps, "tick")
+		r.Step("tick")
 		m.tick(now)
 		if err := r.qm.Tick(ctx, "m"); err != nil {
-			r.fail("%v", err)
+			r.Fail("%v", err)
 		}
 	case op < 88:
 		id, ok := pickID(stateDead)
 		purge := rng.IntN(2) == 0
-		r.steps = append(r.steps, fmt.Sprintf("dead(purge=%v,%d)", purge, id))
+		r.Step("dead(purge=%v,%d)", purge, id)
 		var wantE error
 		t := m.tasks[id]
 		switch {
@@ -497,14 +479,14 @@ func (r *seqRunner) step() {
 			err = r.qm.Replay(ctx, "m", []uint64{id})
 		}
 		if !wantErr(err, wantE) {
-			r.fail("got %v, model %v", err, wantE)
+			r.Fail("got %v, model %v", err, wantE)
 		}
 	case op < 93:
 		// Push dispatch: assign fresh (and sometimes stale or repeated)
 		// candidates to random agents with small capacities.
 		cands, err := r.qm.Ready("m", 1+rng.IntN(4), nil)
 		if err != nil {
-			r.fail("ready: %v", err)
+			r.Fail("ready: %v", err)
 		}
 		if len(r.stale) > 0 && rng.IntN(3) == 0 {
 			cands = append(cands, r.stale[rng.IntN(len(r.stale))])
@@ -514,7 +496,7 @@ func (r *seqRunner) step() {
 		}
 		r.stale = cands
 		if len(cands) == 0 {
-			r.steps = append(r.steps, "assign(none ready)")
+			r.Step("assign(none ready)")
 			break
 		}
 		var as []Assignment
@@ -524,55 +506,48 @@ func (r *seqRunner) step() {
 			as = append(as, a)
 			desc = append(desc, fmt.Sprintf("%d->%s/%d", c.ID, a.Agent, a.Capacity))
 		}
-		r.steps = append(r.steps, fmt.Sprintf("assign%v", desc))
+		r.Step("assign%v", desc)
 		want := m.assign(now, as)
 		ls, errs, err := r.qm.Assign(ctx, "m", 0, as)
 		if err != nil {
-			r.fail("assign: %v", err)
+			r.Fail("assign: %v", err)
 		}
 		j := 0
 		for i := range as {
 			if !wantErr(errs[i], want[i]) {
-				r.fail("assignment %d: got %v, model %v", i, errs[i], want[i])
+				r.Fail("assignment %d: got %v, model %v", i, errs[i], want[i])
 			}
 			if want[i] == nil {
 				t := m.tasks[as[i].Task.ID]
 				if l := ls[j]; l.ID != t.id || l.Agent != as[i].Agent || l.Attempt != int(t.attempts) {
-					r.fail("assignment %d: lease %+v, model task %d attempt %d", i, l, t.id, t.attempts)
+					r.Fail("assignment %d: lease %+v, model task %d attempt %d", i, l, t.id, t.attempts)
 				}
 				t.token = ls[j].Token
 				j++
 			}
 		}
 		if j != len(ls) {
-			r.fail("%d leases for %d successful assignments", len(ls), j)
+			r.Fail("%d leases for %d successful assignments", len(ls), j)
 		}
 	case op < 95:
 		agent := agents[rng.IntN(len(agents))]
-		r.steps = append(r.steps, fmt.Sprintf("release(%s)", agent))
+		r.Step("release(%s)", agent)
 		want := m.release(now, agent)
 		n, err := r.qm.Release(ctx, agent, "gone")
 		if err != nil || n != want {
-			r.fail("released %d (%v), model %d", n, err, want)
+			r.Fail("released %d (%v), model %d", n, err, want)
 		}
 	case op < 98:
 		adv := time.Duration(rng.IntN(12000)) * time.Millisecond
-		r.steps = append(r.steps, fmt.Sprintf("advance(%v)", adv))
-		r.clock.Advance(adv)
+		r.Advance(adv)
 	default:
-		r.steps = append(r.steps, "crash+reopen")
-		r.reopen++
-		cfg := vfs.CrashCloneCfg{}
-		if rng.IntN(2) == 0 {
-			cfg = vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(r.seed, uint64(len(r.steps))))}
-		}
-		clone := r.mem.CrashClone(cfg)
-		r.qm.Close()
-		r.d.Close()
-		r.mem = clone
+		r.Crash(func() {
+			r.qm.Close()
+			r.d.Close()
+		})
 		r.open()
 	}
-	r.compare(len(r.steps)%5 == 0)
+	r.compare(len(r.Steps)%5 == 0)
 }
 
 // compare checks the engine against the model: depths, totals, the hot set
@@ -581,7 +556,7 @@ func (r *seqRunner) compare(full bool) {
 	m := r.model
 	st, err := r.qm.Stats("m")
 	if err != nil {
-		r.fail("stats: %v", err)
+		r.Fail("stats: %v", err)
 	}
 	ready := m.ready()
 	hot := min(len(ready), m.cfg.HotCapacity)
@@ -591,7 +566,7 @@ func (r *seqRunner) compare(full bool) {
 	got := Stats{Hot: st.Hot, Overflow: st.Overflow, Delayed: st.Delayed, Leased: st.Leased, Dead: st.Dead,
 		Done: st.Done, Enqueued: st.Enqueued, Acked: st.Acked, Retried: st.Retried, DeadSum: st.DeadSum}
 	if got != want {
-		r.fail("stats %+v, model %+v", got, want)
+		r.Fail("stats %+v, model %+v", got, want)
 	}
 	r.qm.mu.Lock()
 	q := r.qm.queues["m"]
@@ -605,11 +580,11 @@ func (r *seqRunner) compare(full bool) {
 		wantHot = append(wantHot, t.id)
 	}
 	if !slices.Equal(hotIDs, wantHot) {
-		r.fail("hot set %v, model %v", hotIDs, wantHot)
+		r.Fail("hot set %v, model %v", hotIDs, wantHot)
 	}
 	for _, a := range agents {
 		if got, want := r.qm.Held(a), m.held(a); got != want {
-			r.fail("agent %s holds %d tasks, model %d", a, got, want)
+			r.Fail("agent %s holds %d tasks, model %d", a, got, want)
 		}
 	}
 	if !full {
@@ -618,11 +593,11 @@ func (r *seqRunner) compare(full bool) {
 	for id, t := range m.tasks {
 		info, err := r.qm.Get(context.Background(), "m", id)
 		if err != nil || info.State != stateNames[t.state] || info.Attempts != int(t.attempts) || info.Priority != t.prio {
-			r.fail("task %d: got %+v %v, model state %s attempts %d", id, info, err, stateNames[t.state], t.attempts)
+			r.Fail("task %d: got %+v %v, model state %s attempts %d", id, info, err, stateNames[t.state], t.attempts)
 		}
 	}
 	if rep, err := r.d.Check(context.Background(), nil); err != nil || !rep.OK() {
-		r.fail("check: %v %+v", err, rep.Problems)
+		r.Fail("check: %v %+v", err, rep.Problems)
 	}
 }
 
@@ -631,29 +606,16 @@ func (r *seqRunner) compare(full bool) {
 // FLOWDB_MODEL_SEQS sets the number of sequences (default 10,000);
 // FLOWDB_MODEL_SEED runs one sequence.
 func TestModel(t *testing.T) {
-	seqs, first := 10_000, uint64(0)
-	if v, err := strconv.Atoi(os.Getenv("FLOWDB_MODEL_SEQS")); err == nil && v > 0 {
-		seqs = v
-	}
-	if v, err := strconv.ParseUint(os.Getenv("FLOWDB_MODEL_SEED"), 10, 64); err == nil {
-		seqs, first = 1, v
-	}
-	ops, reopens := 0, 0
-	for s := first; s < first+uint64(seqs); s++ {
-		r := &seqRunner{t: t, seed: s, rng: rand.New(rand.NewPCG(s, 1)), clock: testutil.NewClock(), mem: vfs.NewCrashableMem(),
-			model: &model{cfg: modelCfg.withDefaults(), tasks: map[uint64]*mTask{}, idem: map[string]mIdem{}}}
+	run := testutil.RunModel(t, 10_000, 1, func(s *testutil.Seq) int {
+		r := &seqRunner{Seq: s, model: &model{cfg: modelCfg.withDefaults(), tasks: map[uint64]*mTask{}, idem: map[string]mIdem{}}}
 		r.open()
 		if err := r.qm.Create(context.Background(), modelCfg); err != nil {
 			t.Fatal(err)
 		}
-		n := 10 + r.rng.IntN(30)
-		for i := 0; i < n; i++ {
-			r.step()
-		}
-		ops += n
-		reopens += r.reopen
+		n := r.TakeSteps(10, 30, r.step)
 		r.qm.Close()
 		r.d.Close()
-	}
-	t.Logf("%d sequences, %d operations, %d crash-and-reopen steps: no divergence", seqs, ops, reopens)
+		return n
+	})
+	t.Logf("%v: no divergence", run)
 }

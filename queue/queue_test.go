@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,10 +20,7 @@ import (
 
 func openQ(t testing.TB, fs vfs.FS, c *testutil.Clock) (*db.DB, *Manager) {
 	t.Helper()
-	d, err := db.Open("/q", &db.Options{FS: fs, Logger: slog.New(slog.DiscardHandler), Now: c.Now, TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, "/q", testutil.StoreOptions(fs, c))
 	m, err := Attach(d, &Options{TickInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -90,18 +86,13 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
-var quietLog = slog.New(slog.DiscardHandler)
-
 // TestLeaseWaitNeverStrands drains a queue with consumers whose LeaseWait
 // deadlines keep expiring while leases are being proposed. A lease proposed
 // under an expiring deadline must still reach its caller: with a one-hour
 // lease, a stranded task would never be acknowledged.
 func TestLeaseWaitNeverStrands(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open(t.TempDir(), &db.Options{Logger: quietLog, TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, t.TempDir(), testutil.StoreOptions(nil, nil))
 	defer d.Close()
 	m, err := Attach(d, nil)
 	if err != nil {

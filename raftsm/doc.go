@@ -103,8 +103,8 @@
 //     Data = per record its N and error text.
 //   - An applied index that went backwards is refused: Sync (and each
 //     snapshot recovery) records the durable applied index in a high-water
-//     file kept beside the Raft log (markDir, not in the store, written
-//     through the store's vfs.FS with fsync and rename); Open returns
+//     marker kept beside the Raft log (markDir, not in the store: a Pebble
+//     vfs/atomicfs marker, through the store's vfs.FS); Open returns
 //     ErrIndexBehind when the store holds less, as it would if an older
 //     copy of the store were put in its place.
 //   - Concurrency: Dragonboat serializes Update, Sync, PrepareSnapshot,

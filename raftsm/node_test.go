@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -35,8 +34,8 @@ type tnode struct {
 func testConfig(id uint64, dir, addr string, members map[uint64]string) Config {
 	return Config{Dir: dir, ReplicaID: id, RaftAddress: addr, Members: members, DataShards: 2,
 		RTTMillisecond: 5, ElectionRTT: 10, HeartbeatRTT: 1, SnapshotEntries: 40, CompactionOverhead: 5,
-		LogDB: "tiny", Logger: slog.New(slog.DiscardHandler),
-		Store: &db.Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1}}
+		LogDB: "tiny", Logger: testutil.Quiet(),
+		Store: testutil.StoreOptions(nil, nil)}
 }
 
 func (tn *tnode) start(t *testing.T, members map[uint64]string, join bool) {

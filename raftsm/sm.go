@@ -1,15 +1,13 @@
 package raftsm
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
+	"strconv"
 	"sync/atomic"
 
-	"github.com/cockroachdb/errors/oserror"
-	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/atomicfs"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/wal"
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -38,67 +36,46 @@ type StateMachine struct {
 	shard   uint32
 	markDir string
 	sa      *db.ShardApplier
+	hwm     *atomicfs.Marker // located on the first writeHWM
 }
 
 // recovered counts RecoverFromSnapshot calls that completed (tests).
 var recovered atomic.Int64
 
-// hwmPath is the high-water mark file: the applied index last made
-// durable by Sync, kept in markDir (with the Raft log, not in the store),
-// so that a store replaced by an older copy is caught on Open.
-func (s *StateMachine) hwmPath() string {
-	return filepath.Join(s.markDir, fmt.Sprintf("raftsm-shard-%d.applied", s.shard))
-}
+// hwmName names the high-water mark: the applied index last made durable
+// by Sync, kept in markDir (with the Raft log, not in the store) as a
+// Pebble atomicfs marker, so that a store replaced by an older copy is
+// caught on Open.
+func (s *StateMachine) hwmName() string { return fmt.Sprintf("raftsm-shard-%d-applied", s.shard) }
 
 func (s *StateMachine) readHWM() (uint64, error) {
-	fs := s.d.FS()
-	f, err := fs.Open(s.hwmPath())
-	if oserror.IsNotExist(err) {
-		return 0, nil
-	}
-	if err != nil {
+	v, err := atomicfs.ReadMarker(s.d.FS(), s.markDir, s.hwmName())
+	if err != nil || v == "" {
 		return 0, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
+	index, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("raftsm: high-water mark %s: %q", s.hwmName(), v)
 	}
-	if len(b) != 8 {
-		return 0, fmt.Errorf("raftsm: %s: %d bytes", s.hwmPath(), len(b))
-	}
-	return binary.BigEndian.Uint64(b), nil
+	return index, nil
 }
 
-// writeHWM records index durably through the store's file system (write,
-// fsync, rename, fsync the directory).
+// writeHWM records index durably through the store's file system: the
+// marker moves to a new file named after index, and the directory is
+// synced.
 func (s *StateMachine) writeHWM(index uint64) error {
-	fs := s.d.FS()
-	tmp := s.hwmPath() + ".tmp"
-	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return err
+	if s.hwm == nil {
+		m, _, err := atomicfs.LocateMarker(s.d.FS(), s.markDir, s.hwmName())
+		if err != nil {
+			return err
+		}
+		if err := m.RemoveObsolete(); err != nil {
+			m.Close()
+			return err
+		}
+		s.hwm = m
 	}
-	if _, err := f.Write(binary.BigEndian.AppendUint64(nil, index)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := fs.Rename(tmp, s.hwmPath()); err != nil {
-		return err
-	}
-	dir, err := fs.OpenDir(s.markDir)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return s.hwm.Move(strconv.FormatUint(index, 10))
 }
 
 // New returns a state machine for shard of d, keeping its high-water mark
@@ -242,5 +219,13 @@ func (s *StateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 	return nil
 }
 
-// Close releases nothing: the store belongs to the caller.
-func (s *StateMachine) Close() error { return nil }
+// Close releases the high-water mark's directory handle; the store belongs
+// to the caller.
+func (s *StateMachine) Close() error {
+	if s.hwm == nil {
+		return nil
+	}
+	err := s.hwm.Close()
+	s.hwm = nil
+	return err
+}

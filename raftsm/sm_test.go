@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -36,10 +35,7 @@ type replica struct {
 
 func (r *replica) start(t *testing.T, members map[uint64]dragonboat.Target) {
 	t.Helper()
-	d, err := db.Open(filepath.Join(r.dir, "store"), &db.Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, filepath.Join(r.dir, "store"), testutil.StoreOptions(nil, nil))
 	nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
 		NodeHostDir:    filepath.Join(r.dir, "nh"),
 		RTTMillisecond: 5,

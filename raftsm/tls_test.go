@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -24,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/testutil"
 )
 
@@ -105,11 +103,10 @@ func TestTLSChild(t *testing.T) {
 	if err := json.Unmarshal([]byte(spec), &cc); err != nil {
 		t.Fatal(err)
 	}
-	quiet := slog.New(slog.DiscardHandler)
 	tlsCfg := cc.TLS
 	n, err := Open(context.Background(), Config{Dir: cc.Dir, ReplicaID: cc.ID, RaftAddress: cc.Addr, Members: cc.Members,
-		Join: cc.Join, RTTMillisecond: 5, LogDB: "tiny", TLS: &tlsCfg, Logger: quiet,
-		Store: &db.Options{Logger: quiet, TTLReapInterval: -1}})
+		Join: cc.Join, RTTMillisecond: 5, LogDB: "tiny", TLS: &tlsCfg, Logger: testutil.Quiet(),
+		Store: testutil.StoreOptions(nil, nil)})
 	if err != nil {
 		fmt.Println("err open:", err)
 		return
@@ -221,9 +218,8 @@ func TestMutualTLSProcesses(t *testing.T) {
 		children = append(children, startChild(t, childConfig{ID: id, Dir: filepath.Join(dir, fmt.Sprintf("n%d", id)),
 			Addr: addrs[id], Members: addrs, TLS: *certs[id]}))
 	}
-	quiet := slog.New(slog.DiscardHandler)
 	n, err := Open(t.Context(), Config{Dir: filepath.Join(dir, "n1"), ReplicaID: 1, RaftAddress: addrs[1], Members: addrs,
-		RTTMillisecond: 5, LogDB: "tiny", TLS: certs[1], Logger: quiet, Store: &db.Options{Logger: quiet, TTLReapInterval: -1}})
+		RTTMillisecond: 5, LogDB: "tiny", TLS: certs[1], Logger: testutil.Quiet(), Store: testutil.StoreOptions(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,22 +3,19 @@ package raftsm
 import (
 	"bytes"
 	"errors"
-	"log/slog"
 	"path/filepath"
 	"testing"
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/keys"
+	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/wal"
 	sm "github.com/lni/dragonboat/v4/statemachine"
 )
 
 func openStore(t *testing.T, dir string) *db.DB {
 	t.Helper()
-	d, err := db.Open(dir, &db.Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, dir, testutil.StoreOptions(nil, nil))
 	return d
 }
 

@@ -59,7 +59,6 @@ func (r *Registry) put(tx *db.Tx, a *Agent, invalidate bool) error {
 	}
 	r.index(a)
 	if invalidate {
-		r.cache.Invalidate(a.ID)
 		r.capCache.InvalidateAll()
 		r.gen.Add(1)
 	}
@@ -100,7 +99,6 @@ func (r *Registry) applyDeregister(tx *db.Tx, rec wal.Record) (wal.Result, error
 		return wal.Result{}, err
 	}
 	r.unindex(a)
-	r.cache.Invalidate(id)
 	r.capCache.InvalidateAll()
 	r.gen.Add(1)
 	r.tend.forget(id)

@@ -19,12 +19,14 @@
 //     (the scheduler, package sched, releases the agent's leases through
 //     queue records).
 //   - Lookups (Get, ByCapabilities, ByPool, List) are served from an
-//     in-memory view that apply keeps, fronted for Get and ByCapabilities
-//     by an otter cache (github.com/maypok86/otter/v2). Registration,
+//     in-memory view that apply keeps, fronted for ByCapabilities by an
+//     otter cache (github.com/maypok86/otter/v2); Get reads the view's map
+//     directly, which is faster than a cache in front of it. Registration,
 //     deregistration and health changes invalidate the cache inside apply,
 //     before the caller is answered: once Deregister returns, no lookup
 //     returns the agent. Heartbeat figures (load, status, last heartbeat)
-//     may be served up to Options.Staleness (default 100ms) old.
+//     in a ByCapabilities result may be up to Options.Staleness (default
+//     100ms) old.
 //   - ByCapabilities and ByPool return healthy agents only; List filters on
 //     pool, capabilities and health. Every listing is sorted by id.
 //   - Pools: when a pool has fewer healthy idle agents (warm) than MinWarm,
@@ -110,17 +112,17 @@
 //
 // The view holds every agent (about 300 bytes plus its capabilities and
 // labels, and an entry per capability and pool index) and every pool. The
-// lookup cache holds up to CacheSize pointers into the view (default
-// 65,536) and up to 4,096 capability-query results.
+// ByCapabilities cache holds up to CacheSize results (default 4,096), each
+// a slice of pointers into the view.
 //
 // # Concurrency
 //
 // A Registry is safe for concurrent use. Registry.mu guards the view: apply
-// functions (on db's commit goroutine) take it to write, lookups that miss
-// the cache take it to read and fill the cache while holding it, so an
-// invalidation can never be undone by a concurrent fill. Agents in the
-// view are never modified in place: a change publishes a new copy, so a
-// returned *Agent stays valid (and must not be modified). Close stops the
-// background loop and waits for spawner and retire callbacks; it must
+// functions (on db's commit goroutine) take it to write, lookups take it to
+// read; a ByCapabilities that misses the cache fills it while holding it,
+// so an invalidation can never be undone by a concurrent fill. Agents in
+// the view are never modified in place: a change publishes a new copy, so
+// a returned *Agent stays valid (and must not be modified). Close stops
+// the background loop and waits for spawner and retire callbacks; it must
 // precede closing the DB.
 package registry

@@ -3,21 +3,14 @@ package registry
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
-	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/testutil"
 )
-
-var quietLog = slog.New(slog.DiscardHandler)
 
 // mAgent is the reference model of one agent.
 type mAgent struct {
@@ -30,32 +23,17 @@ type mAgent struct {
 }
 
 type regRunner struct {
-	t      *testing.T
-	seed   uint64
-	rng    *rand.Rand
-	clock  *testutil.Clock
-	mem    *vfs.MemFS
-	d      *db.DB
-	r      *Registry
-	model  map[string]*mAgent
-	steps  []string
-	reopen int
-}
-
-func (x *regRunner) fail(format string, args ...any) {
-	x.t.Helper()
-	x.t.Fatalf("seed %d, step %d (%s): %s\nsteps: %v", x.seed, len(x.steps), x.steps[len(x.steps)-1],
-		fmt.Sprintf(format, args...), x.steps)
+	*testutil.Seq
+	d     *db.DB
+	r     *Registry
+	model map[string]*mAgent
 }
 
 func (x *regRunner) open() {
-	d, err := db.Open("/r", &db.Options{FS: x.mem, Logger: quietLog, Now: x.clock.Now, TTLReapInterval: -1})
-	if err != nil {
-		x.fail("open: %v", err)
-	}
+	d := x.Open("/r")
 	r, err := Attach(d, &Options{CheckInterval: -1})
 	if err != nil {
-		x.fail("attach: %v", err)
+		x.Fail("attach: %v", err)
 	}
 	x.d, x.r = d, r
 }
@@ -68,7 +46,7 @@ var (
 
 func (x *regRunner) step() {
 	ctx := context.Background()
-	rng, now := x.rng, x.clock.Now().UnixNano()
+	rng, now := x.Rng, x.Clock.Now().UnixNano()
 	id := modelIDs[rng.IntN(len(modelIDs))]
 	switch op := rng.IntN(100); {
 	case op < 25:
@@ -83,9 +61,9 @@ func (x *regRunner) step() {
 		if rng.IntN(3) == 0 {
 			s.Labels = map[string]string{"zone": "z" + strconv.Itoa(rng.IntN(3)), "rack": "r1"}
 		}
-		x.steps = append(x.steps, fmt.Sprintf("register(%s,%v,%s,%d,%v)", id, caps, s.Pool, s.Capacity, s.HeartbeatInterval))
+		x.Step("register(%s,%v,%s,%d,%v)", id, caps, s.Pool, s.Capacity, s.HeartbeatInterval)
 		if err := x.r.Register(ctx, s); err != nil {
-			x.fail("register: %v", err)
+			x.Fail("register: %v", err)
 		}
 		s.Capabilities = slices.Sorted(slices.Values(caps))
 		a := &mAgent{spec: s, healthy: true, registered: now, lastBeat: now, idleSince: now}
@@ -94,22 +72,22 @@ func (x *regRunner) step() {
 		}
 		x.model[id] = a
 	case op < 35:
-		x.steps = append(x.steps, "deregister("+id+")")
+		x.Step("deregister(%s)", id)
 		err := x.r.Deregister(ctx, id)
 		if _, ok := x.model[id]; ok != (err == nil) || (!ok && !errors.Is(err, ErrNotFound)) {
-			x.fail("deregister: %v (model has it: %v)", err, ok)
+			x.Fail("deregister: %v (model has it: %v)", err, ok)
 		}
 		delete(x.model, id)
 		if _, err := x.r.Get(id); !errors.Is(err, ErrNotFound) {
-			x.fail("deregistered agent still found: %v", err)
+			x.Fail("deregistered agent still found: %v", err)
 		}
 	case op < 65:
 		load, status := rng.IntN(4), []string{"", "ok", "busy"}[rng.IntN(3)]
-		x.steps = append(x.steps, fmt.Sprintf("heartbeat(%s,%d,%q)", id, load, status))
+		x.Step("heartbeat(%s,%d,%q)", id, load, status)
 		err := x.r.Heartbeat(ctx, id, load, status)
 		a := x.model[id]
 		if (a != nil) != (err == nil) || (a == nil && !errors.Is(err, ErrNotFound)) {
-			x.fail("heartbeat: %v (model has it: %v)", err, a != nil)
+			x.Fail("heartbeat: %v (model has it: %v)", err, a != nil)
 		}
 		if a != nil {
 			switch {
@@ -121,10 +99,10 @@ func (x *regRunner) step() {
 			a.load, a.status, a.lastBeat, a.healthy = load, status, now, true
 		}
 	case op < 75:
-		x.steps = append(x.steps, "expire")
+		x.Step("expire")
 		got, err := x.r.Expire(ctx)
 		if err != nil {
-			x.fail("expire: %v", err)
+			x.Fail("expire: %v", err)
 		}
 		var want []string
 		for _, id := range modelIDs {
@@ -134,34 +112,27 @@ func (x *regRunner) step() {
 			}
 		}
 		if !slices.Equal(got, want) {
-			x.fail("expired %v, model %v", got, want)
+			x.Fail("expired %v, model %v", got, want)
 		}
 	case op < 80:
 		bad := []AgentSpec{{ID: "", Capacity: 1}, {ID: id, Capacity: 0}, {ID: id, Capacity: 1, Capabilities: []string{""}},
 			{ID: string(make([]byte, MaxIDSize+1)), Capacity: 1}, {ID: id, Capacity: 1, HeartbeatInterval: -1}}
 		b := bad[rng.IntN(len(bad))]
-		x.steps = append(x.steps, fmt.Sprintf("bad-register(%q,%d)", b.ID, b.Capacity))
+		x.Step("bad-register(%q,%d)", b.ID, b.Capacity)
 		if err := x.r.Register(ctx, b); !errors.Is(err, ErrInvalid) {
-			x.fail("bad register: %v, want ErrInvalid", err)
+			x.Fail("bad register: %v, want ErrInvalid", err)
 		}
 		if err := x.r.Heartbeat(ctx, id, -1, ""); !errors.Is(err, ErrInvalid) {
-			x.fail("bad heartbeat: %v, want ErrInvalid", err)
+			x.Fail("bad heartbeat: %v, want ErrInvalid", err)
 		}
 	case op < 95:
 		adv := time.Duration(rng.IntN(4000)) * time.Millisecond
-		x.steps = append(x.steps, fmt.Sprintf("advance(%v)", adv))
-		x.clock.Advance(adv)
+		x.Advance(adv)
 	default:
-		x.steps = append(x.steps, "crash+reopen")
-		x.reopen++
-		cfg := vfs.CrashCloneCfg{}
-		if rng.IntN(2) == 0 {
-			cfg = vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(x.seed, uint64(len(x.steps))))}
-		}
-		clone := x.mem.CrashClone(cfg)
-		x.r.Close()
-		x.d.Close()
-		x.mem = clone
+		x.Crash(func() {
+			x.r.Close()
+			x.d.Close()
+		})
 		x.open()
 	}
 	x.compare()
@@ -169,24 +140,24 @@ func (x *regRunner) step() {
 
 // compare checks every lookup against the model.
 func (x *regRunner) compare() {
-	x.t.Helper()
+	x.T.Helper()
 	var want []string
 	for _, id := range modelIDs {
 		a := x.model[id]
 		got, err := x.r.Get(id)
 		if a == nil {
 			if !errors.Is(err, ErrNotFound) {
-				x.fail("Get(%s): %v, model has none", id, err)
+				x.Fail("Get(%s): %v, model has none", id, err)
 			}
 			continue
 		}
 		want = append(want, id)
 		if err != nil {
-			x.fail("Get(%s): %v", id, err)
+			x.Fail("Get(%s): %v", id, err)
 		}
 		// Spec and health are never served stale (heartbeat figures may be).
 		if got.Healthy != a.healthy || !specEqual(got.AgentSpec, a.spec) {
-			x.fail("Get(%s) = %+v, model %+v", id, *got, *a)
+			x.Fail("Get(%s) = %+v, model %+v", id, *got, *a)
 		}
 	}
 	all := x.r.List(Filter{})
@@ -195,20 +166,20 @@ func (x *regRunner) compare() {
 		ids = append(ids, g.ID)
 		a := x.model[g.ID]
 		if a == nil {
-			x.fail("List has %s, model does not", g.ID)
+			x.Fail("List has %s, model does not", g.ID)
 		}
 		if g.Load != a.load || g.Status != a.status || g.Healthy != a.healthy || g.lastBeat != a.lastBeat ||
 			g.registered != a.registered || g.idleSince != a.idleSince || !specEqual(g.AgentSpec, a.spec) {
-			x.fail("List: %s = %+v, model %+v", g.ID, *g, *a)
+			x.Fail("List: %s = %+v, model %+v", g.ID, *g, *a)
 		}
 	}
 	if !slices.Equal(ids, want) {
-		x.fail("List ids %v, model %v", ids, want)
+		x.Fail("List ids %v, model %v", ids, want)
 	}
 	// Capability and pool lookups: healthy agents only, by id.
-	caps := []string{modelCaps[x.rng.IntN(len(modelCaps))]}
-	if x.rng.IntN(2) == 0 {
-		caps = append(caps, modelCaps[x.rng.IntN(len(modelCaps))])
+	caps := []string{modelCaps[x.Rng.IntN(len(modelCaps))]}
+	if x.Rng.IntN(2) == 0 {
+		caps = append(caps, modelCaps[x.Rng.IntN(len(modelCaps))])
 	}
 	var wantCap, gotCap, wantPool, gotPool []string
 	for _, id := range want {
@@ -227,7 +198,7 @@ func (x *regRunner) compare() {
 		gotPool = append(gotPool, a.ID)
 	}
 	if !slices.Equal(gotCap, wantCap) || !slices.Equal(gotPool, wantPool) {
-		x.fail("ByCapabilities(%v) %v, model %v; ByPool(p1) %v, model %v", caps, gotCap, wantCap, gotPool, wantPool)
+		x.Fail("ByCapabilities(%v) %v, model %v; ByPool(p1) %v, model %v", caps, gotCap, wantCap, gotPool, wantPool)
 	}
 }
 
@@ -258,26 +229,13 @@ func specEqual(a, b AgentSpec) bool {
 // lookup is compared after every step. FLOWDB_MODEL_SEQS sets the number of
 // sequences (default 2,000); FLOWDB_MODEL_SEED runs one.
 func TestModel(t *testing.T) {
-	seqs, first := 2000, uint64(0)
-	if v, err := strconv.Atoi(os.Getenv("FLOWDB_MODEL_SEQS")); err == nil && v > 0 {
-		seqs = v
-	}
-	if v, err := strconv.ParseUint(os.Getenv("FLOWDB_MODEL_SEED"), 10, 64); err == nil {
-		seqs, first = 1, v
-	}
-	ops, reopens := 0, 0
-	for s := first; s < first+uint64(seqs); s++ {
-		x := &regRunner{t: t, seed: s, rng: rand.New(rand.NewPCG(s, 7)), clock: testutil.NewClock(),
-			mem: vfs.NewCrashableMem(), model: map[string]*mAgent{}}
+	run := testutil.RunModel(t, 2000, 7, func(s *testutil.Seq) int {
+		x := &regRunner{Seq: s, model: map[string]*mAgent{}}
 		x.open()
-		n := 10 + x.rng.IntN(30)
-		for i := 0; i < n; i++ {
-			x.step()
-		}
-		ops += n
-		reopens += x.reopen
+		n := x.TakeSteps(10, 30, x.step)
 		x.r.Close()
 		x.d.Close()
-	}
-	t.Logf("%d sequences, %d operations, %d crash-and-reopen steps: no divergence", seqs, ops, reopens)
+		return n
+	})
+	t.Logf("%v: no divergence", run)
 }

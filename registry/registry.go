@@ -170,12 +170,13 @@ type Options struct {
 	// warm pools. Default 200ms; negative disables the loop (tests call
 	// Expire and TendPools).
 	CheckInterval time.Duration
-	// CacheSize bounds the lookup cache (entries). Default 65,536.
+	// CacheSize bounds the ByCapabilities cache (entries, one per distinct
+	// capability set). Default 4,096.
 	CacheSize int
-	// Staleness bounds how old a cached agent's heartbeat figures (load,
-	// status, last heartbeat) may be. Registration, deregistration and
-	// health changes invalidate the cache before they are acknowledged, so
-	// they are never stale. Default 100ms.
+	// Staleness bounds how old the heartbeat figures (load, status, last
+	// heartbeat) of the agents in a cached ByCapabilities result may be.
+	// Registration, deregistration and health changes invalidate the cache
+	// before they are acknowledged, so they are never stale. Default 100ms.
 	Staleness time.Duration
 	// Spawner is called, in the background, when a pool has fewer healthy
 	// idle agents than its MinWarm (once per missing agent). It should
@@ -203,7 +204,9 @@ type Registry struct {
 	byCap  map[string]map[string]struct{}
 	pools  map[string]*Pool
 
-	cache    *otter.Cache[string, *Agent]
+	// capCache fronts ByCapabilities. Get has no cache: the view's map
+	// under mu read-locked is faster than an otter cache for a lookup by
+	// id (registry's BenchmarkLookupGet).
 	capCache *otter.Cache[string, []*Agent]
 	// gen counts the changes that alter which agents a capability query
 	// returns (registration, deregistration, health).
@@ -242,16 +245,11 @@ func Attach(d *db.DB, o *Options) (*Registry, error) {
 		r.opts.MissedHeartbeats = 3
 	}
 	if r.opts.CacheSize <= 0 {
-		r.opts.CacheSize = 1 << 16
+		r.opts.CacheSize = 4096
 	}
 	var err error
-	r.cache, err = otter.New(&otter.Options[string, *Agent]{MaximumSize: r.opts.CacheSize,
-		ExpiryCalculator: otter.ExpiryWriting[string, *Agent](r.opts.Staleness), StatsRecorder: r.counter})
-	if err != nil {
-		return nil, err
-	}
-	r.capCache, err = otter.New(&otter.Options[string, []*Agent]{MaximumSize: 4096,
-		ExpiryCalculator: otter.ExpiryWriting[string, []*Agent](r.opts.Staleness)})
+	r.capCache, err = otter.New(&otter.Options[string, []*Agent]{MaximumSize: r.opts.CacheSize,
+		ExpiryCalculator: otter.ExpiryWriting[string, []*Agent](r.opts.Staleness), StatsRecorder: r.counter})
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +316,6 @@ func (r *Registry) reloadShard(uint32) error {
 	clear(r.byPool)
 	clear(r.byCap)
 	clear(r.pools)
-	r.cache.InvalidateAll()
 	r.capCache.InvalidateAll()
 	r.gen.Add(1)
 	return r.load()
@@ -367,7 +364,6 @@ func (r *Registry) Close() error {
 	}
 	<-r.done
 	r.tend.wait()
-	r.cache.StopAllGoroutines()
 	r.capCache.StopAllGoroutines()
 	return nil
 }
@@ -464,21 +460,14 @@ func (r *Registry) OnUnhealthy(fn func(ids []string)) {
 
 // ---- lookups ---------------------------------------------------------------
 
-// Get returns the agent with id, from the cache when it holds it (heartbeat
-// figures at most Staleness old), else from the view.
+// Get returns the agent with id, from the view.
 func (r *Registry) Get(id string) (*Agent, error) {
-	if a, ok := r.cache.GetIfPresent(id); ok {
-		return a, nil
-	}
-	// Fill the cache under the read lock: apply invalidates under the write
-	// lock, so a deregistered or changed agent cannot be put back.
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	a := r.agents[id]
 	if a == nil {
 		return nil, fmt.Errorf("%w: agent %q", ErrNotFound, id)
 	}
-	r.cache.Set(id, a)
 	return a, nil
 }
 
@@ -593,7 +582,8 @@ func (r *Registry) Pools() []Pool {
 	return out
 }
 
-// CacheStats reports the lookup cache's hits and misses since Attach.
+// CacheStats reports the ByCapabilities cache's hits and misses since
+// Attach.
 type CacheStats struct {
 	Hits     uint64  `json:"hits"`
 	Misses   uint64  `json:"misses"`
@@ -601,8 +591,8 @@ type CacheStats struct {
 	Size     int     `json:"size"`
 }
 
-// CacheStats returns the by-id lookup cache's figures.
+// CacheStats returns the ByCapabilities cache's figures.
 func (r *Registry) CacheStats() CacheStats {
 	s := r.counter.Snapshot()
-	return CacheStats{Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio(), Size: r.cache.EstimatedSize()}
+	return CacheStats{Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio(), Size: r.capCache.EstimatedSize()}
 }

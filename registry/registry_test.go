@@ -17,10 +17,7 @@ import (
 func openTest(t *testing.T, o *Options) (*db.DB, *Registry, *testutil.Clock) {
 	t.Helper()
 	clock := testutil.NewClock()
-	d, err := db.Open("/t", &db.Options{FS: vfs.NewMem(), Logger: quietLog, Now: clock.Now, TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, "/t", testutil.StoreOptions(vfs.NewMem(), clock))
 	if o == nil {
 		o = &Options{}
 	}

@@ -2,16 +2,11 @@ package sched
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
@@ -32,14 +27,8 @@ import (
 //   - db.Check finds every table and cross-table invariant intact.
 
 type schedRunner struct {
-	t      *testing.T
-	seed   uint64
-	rng    *rand.Rand
-	clock  *testutil.Clock
-	mem    *vfs.MemFS
-	e      *env
-	steps  []string
-	reopen int
+	*testutil.Seq
+	e *env
 
 	capacity map[string]int    // registered agents
 	open     map[uint64]bool   // enqueued, not acked
@@ -47,28 +36,19 @@ type schedRunner struct {
 	leases   map[uint64]uint64 // task -> token of its current dispatch
 }
 
-func (x *schedRunner) fail(format string, args ...any) {
-	x.t.Helper()
-	x.t.Fatalf("seed %d, step %d (%s): %s\nsteps: %v", x.seed, len(x.steps), x.steps[len(x.steps)-1],
-		fmt.Sprintf(format, args...), x.steps)
-}
-
 func (x *schedRunner) start() {
-	e := &env{clock: x.clock}
+	e := &env{clock: x.Clock, d: x.Open("/m")}
 	var err error
-	if e.d, err = db.Open("/m", &db.Options{FS: x.mem, Logger: quietLog, Now: x.clock.Now, TTLReapInterval: -1}); err != nil {
-		x.fail("open: %v", err)
-	}
 	if e.q, err = queue.Attach(e.d, &queue.Options{TickInterval: -1}); err != nil {
-		x.fail("queue: %v", err)
+		x.Fail("queue: %v", err)
 	}
 	if e.r, err = registry.Attach(e.d, &registry.Options{CheckInterval: -1}); err != nil {
-		x.fail("registry: %v", err)
+		x.Fail("registry: %v", err)
 	}
 	// Each sequence runs under one of the policies, by its seed.
-	pol := policies[x.seed%uint64(len(policies))]
-	if e.s, err = New(e.q, e.r, &Options{Policy: pol, ReconcileInterval: -1, Seed: x.seed + 1, Logger: quietLog}); err != nil {
-		x.fail("sched: %v", err)
+	pol := policies[x.Seed%uint64(len(policies))]
+	if e.s, err = New(e.q, e.r, &Options{Policy: pol, ReconcileInterval: -1, Seed: x.Seed + 1, Logger: testutil.Quiet()}); err != nil {
+		x.Fail("sched: %v", err)
 	}
 	x.e = e
 }
@@ -85,7 +65,7 @@ func (x *schedRunner) settle(agent string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for x.e.q.Held(agent) != 0 {
 		if time.Now().After(deadline) {
-			x.fail("agent %s still holds %d tasks", agent, x.e.q.Held(agent))
+			x.Fail("agent %s still holds %d tasks", agent, x.e.q.Held(agent))
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
@@ -93,42 +73,41 @@ func (x *schedRunner) settle(agent string) {
 
 func (x *schedRunner) step() {
 	ctx := context.Background()
-	rng, e := x.rng, x.e
+	rng, e := x.Rng, x.e
 	agents := []string{"a1", "a2", "a3", "a4"}
 	switch op := rng.IntN(100); {
 	case op < 12:
 		id, c := agents[rng.IntN(len(agents))], 1+rng.IntN(4)
-		x.steps = append(x.steps, fmt.Sprintf("register(%s,%d)", id, c))
+		x.Step("register(%s,%d)", id, c)
 		if err := e.r.Register(ctx, registry.AgentSpec{ID: id, Capacity: c}); err != nil {
-			x.fail("%v", err)
+			x.Fail("%v", err)
 		}
 		x.capacity[id] = c
 	case op < 25:
 		id := agents[rng.IntN(len(agents))]
-		x.steps = append(x.steps, fmt.Sprintf("heartbeat(%s)", id))
+		x.Step("heartbeat(%s)", id)
 		err := e.r.Heartbeat(ctx, id, e.q.Held(id), "")
 		if _, reg := x.capacity[id]; reg != (err == nil) {
-			x.fail("heartbeat: %v (registered %v)", err, reg)
+			x.Fail("heartbeat: %v (registered %v)", err, reg)
 		}
 	case op < 33:
 		adv := time.Duration(rng.IntN(2500)) * time.Millisecond
-		x.steps = append(x.steps, fmt.Sprintf("advance(%v)", adv))
-		x.clock.Advance(adv)
+		x.Advance(adv)
 	case op < 40:
-		x.steps = append(x.steps, "expire")
+		x.Step("expire")
 		gone, err := e.r.Expire(ctx)
 		if err != nil {
-			x.fail("%v", err)
+			x.Fail("%v", err)
 		}
 		for _, id := range gone {
 			x.settle(id)
 		}
 	case op < 45:
 		id := agents[rng.IntN(len(agents))]
-		x.steps = append(x.steps, fmt.Sprintf("deregister(%s)", id))
+		x.Step("deregister(%s)", id)
 		err := e.r.Deregister(ctx, id)
 		if _, reg := x.capacity[id]; reg != (err == nil) {
-			x.fail("deregister: %v (registered %v)", err, reg)
+			x.Fail("deregister: %v (registered %v)", err, reg)
 		}
 		if err == nil {
 			delete(x.capacity, id)
@@ -136,7 +115,7 @@ func (x *schedRunner) step() {
 		}
 	case op < 62:
 		n := 1 + rng.IntN(4)
-		x.steps = append(x.steps, fmt.Sprintf("enqueue(%d)", n))
+		x.Step("enqueue(%d)", n)
 		ts := make([]queue.Task, n)
 		for i := range ts {
 			ts[i] = queue.Task{Payload: []byte("p")}
@@ -146,26 +125,26 @@ func (x *schedRunner) step() {
 		}
 		ids, err := e.q.EnqueueBatch(ctx, "q", ts)
 		if err != nil {
-			x.fail("%v", err)
+			x.Fail("%v", err)
 		}
 		for _, id := range ids {
 			x.open[id] = true
 		}
 	case op < 80:
-		x.steps = append(x.steps, "dispatch")
+		x.Step("dispatch")
 		ls, err := e.s.Dispatch(ctx, "q", 1+rng.IntN(6))
 		if err != nil {
-			x.fail("%v", err)
+			x.Fail("%v", err)
 		}
 		for _, l := range ls {
 			if _, reg := x.capacity[l.Agent]; !reg {
-				x.fail("task %d dispatched to unregistered agent %s", l.ID, l.Agent)
+				x.Fail("task %d dispatched to unregistered agent %s", l.ID, l.Agent)
 			}
 			x.leases[l.ID] = l.Token
 			// Re-registration may lower a capacity below what an agent
 			// holds; a dispatch never adds beyond it.
 			if h := e.q.Held(l.Agent); h > x.capacity[l.Agent] {
-				x.fail("dispatch left agent %s with %d tasks, capacity %d", l.Agent, h, x.capacity[l.Agent])
+				x.Fail("dispatch left agent %s with %d tasks, capacity %d", l.Agent, h, x.capacity[l.Agent])
 			}
 		}
 	case op < 95:
@@ -175,11 +154,11 @@ func (x *schedRunner) step() {
 		}
 		slices.Sort(ids)
 		if len(ids) == 0 {
-			x.steps = append(x.steps, "ack(none)")
+			x.Step("ack(none)")
 			break
 		}
 		id := ids[rng.IntN(len(ids))]
-		x.steps = append(x.steps, fmt.Sprintf("ack(%d)", id))
+		x.Step("ack(%d)", id)
 		err := e.q.Ack(ctx, "q", id, x.leases[id], nil)
 		delete(x.leases, id)
 		if err == nil {
@@ -187,16 +166,8 @@ func (x *schedRunner) step() {
 			x.acked[id] = true
 		}
 	default:
-		x.steps = append(x.steps, "crash+reopen")
-		x.reopen++
 		before := e.q.HeldAll()
-		cfg := vfs.CrashCloneCfg{}
-		if rng.IntN(2) == 0 {
-			cfg = vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(x.seed, uint64(len(x.steps))))}
-		}
-		clone := x.mem.CrashClone(cfg)
-		x.stop()
-		x.mem = clone
+		x.Crash(x.stop)
 		x.start()
 		// Everything was acknowledged, so everything survived: the held
 		// counts rebuilt from the index equal those before the crash
@@ -204,7 +175,7 @@ func (x *schedRunner) step() {
 		after := x.e.q.HeldAll()
 		for a, n := range before {
 			if ag, err := x.e.r.Get(a); err == nil && ag.Healthy && after[a] != n {
-				x.fail("agent %s held %d before the crash, %d after", a, n, after[a])
+				x.Fail("agent %s held %d before the crash, %d after", a, n, after[a])
 			}
 		}
 	}
@@ -217,12 +188,12 @@ func (x *schedRunner) check() {
 	for id := range x.open {
 		info, err := e.q.Get(ctx, "q", id)
 		if err != nil || (info.State != "ready" && info.State != "delayed" && info.State != "leased") {
-			x.fail("open task %d: %+v %v", id, info, err)
+			x.Fail("open task %d: %+v %v", id, info, err)
 		}
 	}
 	for id := range x.acked {
 		if info, err := e.q.Get(ctx, "q", id); err != nil || info.State != "done" {
-			x.fail("acked task %d: %+v %v", id, info, err)
+			x.Fail("acked task %d: %+v %v", id, info, err)
 		}
 	}
 	for a, n := range e.q.HeldAll() {
@@ -232,16 +203,16 @@ func (x *schedRunner) check() {
 			// A deregistered agent holds nothing once its release ran;
 			// only a crash between the two leaves tasks, until their
 			// leases expire.
-			if x.steps[len(x.steps)-1] != "crash+reopen" && !x.crashedSinceGone(a) {
-				x.fail("deregistered agent %s holds %d tasks", a, n)
+			if x.Steps[len(x.Steps)-1] != "crash+reopen" && !x.crashedSinceGone(a) {
+				x.Fail("deregistered agent %s holds %d tasks", a, n)
 			}
 		case !ag.Healthy:
-			x.fail("unhealthy agent %s holds %d tasks", a, n)
+			x.Fail("unhealthy agent %s holds %d tasks", a, n)
 		}
 	}
-	if len(x.steps)%4 == 0 {
+	if len(x.Steps)%4 == 0 {
 		if rep, err := e.d.Check(ctx, nil); err != nil || !rep.OK() {
-			x.fail("check: %v %+v", err, rep.Problems)
+			x.Fail("check: %v %+v", err, rep.Problems)
 		}
 	}
 }
@@ -249,8 +220,8 @@ func (x *schedRunner) check() {
 // crashedSinceGone reports whether a crash came after agent's last
 // deregistration (its release may then have been lost with the process).
 func (x *schedRunner) crashedSinceGone(agent string) bool {
-	for i := len(x.steps) - 1; i >= 0; i-- {
-		switch x.steps[i] {
+	for i := len(x.Steps) - 1; i >= 0; i-- {
+		switch x.Steps[i] {
 		case "crash+reopen":
 			return true
 		case "deregister(" + agent + ")":
@@ -263,29 +234,16 @@ func (x *schedRunner) crashedSinceGone(agent string) bool {
 // TestModel: FLOWDB_MODEL_SEQS sets the number of sequences (default 300),
 // FLOWDB_MODEL_SEED runs one.
 func TestModel(t *testing.T) {
-	seqs, first := 300, uint64(0)
-	if v, err := strconv.Atoi(os.Getenv("FLOWDB_MODEL_SEQS")); err == nil && v > 0 {
-		seqs = v
-	}
-	if v, err := strconv.ParseUint(os.Getenv("FLOWDB_MODEL_SEED"), 10, 64); err == nil {
-		seqs, first = 1, v
-	}
-	ops, reopens := 0, 0
-	for s := first; s < first+uint64(seqs); s++ {
-		x := &schedRunner{t: t, seed: s, rng: rand.New(rand.NewPCG(s, 2)), clock: testutil.NewClock(),
-			mem: vfs.NewCrashableMem(), capacity: map[string]int{}, open: map[uint64]bool{},
+	run := testutil.RunModel(t, 300, 2, func(s *testutil.Seq) int {
+		x := &schedRunner{Seq: s, capacity: map[string]int{}, open: map[uint64]bool{},
 			acked: map[uint64]bool{}, leases: map[uint64]uint64{}}
 		x.start()
 		if err := x.e.q.Create(context.Background(), queue.Config{Name: "q", HotCapacity: 4, MaxAttempts: 1000}); err != nil {
 			t.Fatal(err)
 		}
-		n := 20 + x.rng.IntN(40)
-		for range n {
-			x.step()
-		}
-		ops += n
-		reopens += x.reopen
+		n := x.TakeSteps(20, 40, x.step)
 		x.stop()
-	}
-	t.Logf("%d sequences, %d operations, %d crash-and-reopen steps: no task lost, no capacity exceeded, no unhealthy holder", seqs, ops, reopens)
+		return n
+	})
+	t.Logf("%v: no task lost, no capacity exceeded, no unhealthy holder", run)
 }

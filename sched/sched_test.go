@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -18,8 +17,6 @@ import (
 	"github.com/flowdb/flowdb/registry"
 )
 
-var quietLog = slog.New(slog.DiscardHandler)
-
 type env struct {
 	d     *db.DB
 	q     *queue.Manager
@@ -31,10 +28,8 @@ type env struct {
 func openEnv(t *testing.T, o *Options) *env {
 	t.Helper()
 	e := &env{clock: testutil.NewClock()}
+	e.d = testutil.Open(t, "/s", testutil.StoreOptions(vfs.NewMem(), e.clock))
 	var err error
-	if e.d, err = db.Open("/s", &db.Options{FS: vfs.NewMem(), Logger: quietLog, Now: e.clock.Now, TTLReapInterval: -1}); err != nil {
-		t.Fatal(err)
-	}
 	if e.q, err = queue.Attach(e.d, &queue.Options{TickInterval: -1}); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +39,7 @@ func openEnv(t *testing.T, o *Options) *env {
 	if o == nil {
 		o = &Options{}
 	}
-	o.ReconcileInterval, o.Seed, o.Logger = -1, 7, quietLog
+	o.ReconcileInterval, o.Seed, o.Logger = -1, 7, testutil.Quiet()
 	if e.s, err = New(e.q, e.r, o); err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +472,7 @@ func TestReconcileReleasesMissed(t *testing.T) {
 	if st := AgentStats(e.q, e.r); st.UnhealthyHolding != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	s2, err := New(e.q, e.r, &Options{ReconcileInterval: -1, Logger: quietLog})
+	s2, err := New(e.q, e.r, &Options{ReconcileInterval: -1, Logger: testutil.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

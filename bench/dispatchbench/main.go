@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/flowdb/flowdb/bench/internal/prof"
+	"github.com/flowdb/flowdb/bench/internal/stats"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
@@ -269,13 +270,8 @@ func steady(policy sched.Policy) balance {
 		byCap[a.Capacity] = [2]float64{min(mm[0], util[i]), max(mm[1], util[i])}
 	}
 	ss := st.s.Stats()
-	return balance{affHit: float64(ss.AffinityHits) / float64(max(ss.AffinityHits+ss.AffinityMisses, 1)), minMax: sorted[0] / sorted[len(sorted)-1], p1: sorted[len(sorted)/100], p99: sorted[len(sorted)*99/100],
+	return balance{affHit: float64(ss.AffinityHits) / float64(max(ss.AffinityHits+ss.AffinityMisses, 1)), minMax: sorted[0] / sorted[len(sorted)-1], p1: stats.Pct(sorted, 1), p99: stats.Pct(sorted, 99),
 		mean: mean, inst: inst, perS: float64(assigned) / measured.Seconds(), byCap: byCap}
-}
-
-func median(xs []float64) float64 {
-	s := slices.Sorted(slices.Values(xs))
-	return s[len(s)/2]
 }
 
 func main() {
@@ -309,7 +305,7 @@ func measureThroughput() {
 			}
 		}
 		for _, p := range policies {
-			fmt.Printf("  %-14s %11d %16.0f %14.1f\n", p, g, median(perS[p]), rpf[p])
+			fmt.Printf("  %-14s %11d %16.0f %14.1f\n", p, g, stats.Median(perS[p]), rpf[p])
 		}
 	}
 }

@@ -37,6 +37,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"github.com/flowdb/flowdb/bench/internal/stats"
 	"hash/maphash"
 	"math/rand/v2"
 	"os"
@@ -64,7 +65,7 @@ type result struct {
 func summarize(lat []time.Duration, wall time.Duration) result {
 	s := slices.Clone(lat)
 	slices.Sort(s)
-	return result{opsPerS: float64(len(lat)) / wall.Seconds(), p50: s[len(s)/2], p99: s[len(s)*99/100], lat: lat}
+	return result{opsPerS: float64(len(lat)) / wall.Seconds(), p50: stats.Pct(s, 50), p99: stats.Pct(s, 99), lat: lat}
 }
 
 type regKey struct {
@@ -193,11 +194,6 @@ type sessKey struct {
 	id  int
 }
 
-type sessValue struct {
-	worker int
-	at     int64
-}
-
 // sessionTable is a lock-striped shared map, like an ETS set with read and
 // write concurrency.
 type sessionTable struct {
@@ -248,19 +244,6 @@ func benchSession() result {
 	return summarize(slices.Concat(lats...), time.Since(start))
 }
 
-func median(rs []result) result {
-	slices.SortFunc(rs, func(a, b result) int {
-		switch {
-		case a.opsPerS < b.opsPerS:
-			return -1
-		case a.opsPerS > b.opsPerS:
-			return 1
-		}
-		return 0
-	})
-	return rs[len(rs)/2]
-}
-
 func us(d time.Duration) float64 { return float64(d) / 1e3 }
 
 func main() {
@@ -280,7 +263,7 @@ func main() {
 			runtime.GC()
 			rs[i] = c.fn()
 		}
-		m := median(rs)
+		m := stats.MedianBy(rs, func(r result) float64 { return r.opsPerS })
 		all = append(all, m.lat...)
 		wall += float64(len(m.lat)) / m.opsPerS
 		fmt.Printf("  %-10s %14.0f %10.3f %10.3f\n", c.name, m.opsPerS, us(m.p50), us(m.p99))

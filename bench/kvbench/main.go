@@ -21,14 +21,13 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/flowdb/flowdb/bench/internal/prof"
+	"github.com/flowdb/flowdb/bench/internal/stats"
 	"github.com/flowdb/flowdb/db"
 )
 
@@ -94,13 +93,9 @@ func openFlow(dir string) (writer, error) {
 
 // openRaw opens Pebble with the options flowdb gives it.
 func openRaw(dir string) (writer, error) {
-	c := pebble.NewCache(128 << 20) // flowdb's defaults
-	defer c.Unref()
-	po := &pebble.Options{Cache: c, FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize: 32 << 20, Logger: quietLogger{}}
-	for i := range po.Levels { // as flowdb configures it
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
+	po := db.PebbleOptions(0) // flowdb's defaults
+	defer po.Cache.Unref()
+	po.Logger = quietLogger{}
 	p, err := pebble.Open(dir, po)
 	return rawWriter{p}, err
 }
@@ -145,28 +140,20 @@ func runOnce(s scenario, w writer) (result, error) {
 	if err := <-errs; err != nil {
 		return result{}, err
 	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
+	all := stats.Sorted(lat...)
 	return result{
 		OpsPerS: float64(s.Calls*s.PerCall) / el.Seconds(),
-		P50:     all[len(all)/2],
-		P99:     all[len(all)*99/100],
+		P50:     stats.Pct(all, 50),
+		P99:     stats.Pct(all, 99),
 	}, nil
 }
 
+// median takes each field's median on its own.
 func median(rs []result) result {
-	pick := func(f func(r result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
 	return result{
-		OpsPerS: pick(func(r result) float64 { return r.OpsPerS }),
-		P50:     time.Duration(pick(func(r result) float64 { return float64(r.P50) })),
-		P99:     time.Duration(pick(func(r result) float64 { return float64(r.P99) })),
+		OpsPerS: stats.MedianOf(rs, func(r result) float64 { return r.OpsPerS }),
+		P50:     stats.MedianOf(rs, func(r result) time.Duration { return r.P50 }),
+		P99:     stats.MedianOf(rs, func(r result) time.Duration { return r.P99 }),
 	}
 }
 

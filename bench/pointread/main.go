@@ -21,14 +21,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable/block"
+	"github.com/flowdb/flowdb/bench/internal/stats"
+	"github.com/flowdb/flowdb/db"
 )
 
 const (
@@ -46,11 +46,13 @@ func measure(cacheMB int64, compact bool, indexBlock int, comp *block.Compressio
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	c := pebble.NewCache(cacheMB << 20)
-	defer c.Unref()
-	po := &pebble.Options{Cache: c, FormatMajorVersion: pebble.FormatNewest, MemTableSize: 32 << 20, Logger: quiet{}}
+	po := db.PebbleOptions(cacheMB << 20)
+	defer po.Cache.Unref()
+	// Memtables as flowdb's default cache gives them, whatever the cache
+	// size measured.
+	po.MemTableSize = 32 << 20
+	po.Logger = quiet{}
 	for i := range po.Levels {
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		po.Levels[i].IndexBlockSize = indexBlock
 		po.Levels[i].Compression = func() *block.CompressionProfile { return comp }
 	}
@@ -101,8 +103,7 @@ func measure(cacheMB int64, compact bool, indexBlock int, comp *block.Compressio
 		}
 		us = append(us, float64(time.Since(t).Nanoseconds())/1e3/float64(reads))
 	}
-	slices.Sort(us)
-	return us[len(us)/2]
+	return stats.Median(us)
 }
 
 var profiles = map[string]*block.CompressionProfile{

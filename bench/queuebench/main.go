@@ -39,8 +39,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/flowdb/flowdb/bench/internal/prof"
+	"github.com/flowdb/flowdb/bench/internal/stats"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/nats-io/nats-server/v2/server"
@@ -155,9 +155,8 @@ func run(sys system, producers, tasks, batch int, rate float64) (result, error) 
 	if err := <-errs; err != nil {
 		return result{}, err
 	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	return result{TasksPerS: float64(done.Load()) / el.Seconds(), P50: all[len(all)/2], P99: all[len(all)*99/100]}, nil
+	all := stats.Sorted(lat...)
+	return result{TasksPerS: float64(done.Load()) / el.Seconds(), P50: stats.Pct(all, 50), P99: stats.Pct(all, 99)}, nil
 }
 
 // ---- flowdb ----
@@ -254,13 +253,9 @@ type rawSys struct {
 }
 
 func openRaw(dir string) (system, error) {
-	c := pebble.NewCache(128 << 20) // flowdb's defaults
-	defer c.Unref()
-	po := &pebble.Options{Cache: c, FormatMajorVersion: pebble.FormatNewest, MemTableSize: 32 << 20,
-		Logger: quietLogger{}}
-	for i := range po.Levels { // as flowdb configures it
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
+	po := db.PebbleOptions(0) // flowdb's defaults
+	defer po.Cache.Unref()
+	po.Logger = quietLogger{}
 	p, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, err
@@ -461,18 +456,11 @@ func (s *natsSys) close() error {
 	return nil
 }
 
+// median takes each field's median on its own.
 func median(rs []result) result {
-	pick := func(f func(result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
-	return result{TasksPerS: pick(func(r result) float64 { return r.TasksPerS }),
-		P50: time.Duration(pick(func(r result) float64 { return float64(r.P50) })),
-		P99: time.Duration(pick(func(r result) float64 { return float64(r.P99) }))}
+	return result{TasksPerS: stats.MedianOf(rs, func(r result) float64 { return r.TasksPerS }),
+		P50: stats.MedianOf(rs, func(r result) time.Duration { return r.P50 }),
+		P99: stats.MedianOf(rs, func(r result) time.Duration { return r.P99 })}
 }
 
 func main() {

@@ -53,6 +53,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/bench/internal/prof"
+	"github.com/flowdb/flowdb/bench/internal/stats"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/raftsm"
@@ -354,14 +355,12 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 		}
 		slices.Sort(l)
 		if len(l) > 0 {
-			fmt.Printf("    %s +%4.1fs: %6d ops  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms\n", clock(t0.Add(time.Duration(i)*window)), float64(i)*window.Seconds(), len(l), ms(l[len(l)/2]), ms(l[len(l)*99/100]), ms(l[len(l)-1]))
+			fmt.Printf("    %s +%4.1fs: %6d ops  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms\n", clock(t0.Add(time.Duration(i)*window)), float64(i)*window.Seconds(), len(l), ms(stats.Pct(l, 50)), ms(stats.Pct(l, 99)), ms(l[len(l)-1]))
 		}
 	}
 	slices.Sort(lats)
 	r := result{opsPerS: float64(ops.Load()) / el.Seconds()}
-	if len(lats) > 0 {
-		r.p50, r.p99 = lats[len(lats)/2], lats[len(lats)*99/100]
-	}
+	r.p50, r.p99 = stats.Pct(lats, 50), stats.Pct(lats, 99)
 	var frames, records uint64
 	for i, n := range c.nodes {
 		m := n.DB().Metrics()
@@ -387,18 +386,6 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 		}
 	}
 	return r, nil
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianDur(xs []time.Duration) time.Duration {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func main() {
@@ -465,15 +452,15 @@ func main() {
 		single.p50, single.p99 = append(single.p50, x.p50), append(single.p99, x.p99)
 		fmt.Printf("  run %d: single operation, 1 producer: %7.0f ops/s  p50 %6.2f ms  p99 %6.2f ms\n", r+1, x.opsPerS, ms(x.p50), ms(x.p99))
 	}
-	base := median(res[1].ops)
+	base := stats.Median(res[1].ops)
 	fmt.Println("medians:")
 	for _, n := range opsList {
 		a := res[n]
 		fmt.Printf("  %3d ops/proposal: %9.0f replicated ops/s (%.1fx the one-op baseline, %.2fx the raw Pebble ceiling of %.0f)  p50 %.2f ms  p99 %.2f ms  %.1f records/proposal\n",
-			n, median(a.ops), median(a.ops)/base, median(a.ops)/median(a.raw), median(a.raw), ms(medianDur(a.p50)), ms(medianDur(a.p99)), median(a.frames))
+			n, stats.Median(a.ops), stats.Median(a.ops)/base, stats.Median(a.ops)/stats.Median(a.raw), stats.Median(a.raw), ms(stats.Median(a.p50)), ms(stats.Median(a.p99)), stats.Median(a.frames))
 	}
 	fmt.Printf("  single-operation commit, 1 producer: p50 %.2f ms  p99 %.2f ms (%.0f ops/s)\n",
-		ms(medianDur(single.p50)), ms(medianDur(single.p99)), median(single.ops))
+		ms(stats.Median(single.p50)), ms(stats.Median(single.p99)), stats.Median(single.ops))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }

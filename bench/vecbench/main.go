@@ -65,6 +65,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/bench/internal/prof"
+	"github.com/flowdb/flowdb/bench/internal/stats"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
 	"github.com/flowdb/flowdb/internal/vecio"
@@ -221,9 +222,9 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 		peerBuilds = append(peerBuilds, pr.BuildS)
 		p.Bytes = pr.Bytes
 	}
-	p.BuildS = median(peerBuilds)
+	p.BuildS = stats.Median(peerBuilds)
 	fmt.Printf("\n%s (median of %d runs; flowdb and hnswlib alternate): flowdb build %.1fs (batches of 1,000, candidates searched on %d goroutines), %.0f bytes/vector in RAM; hnswlib build %.1fs (%d threads), %d bytes/vector at level 0\n",
-		metric, *runs, median(builds), runtime.GOMAXPROCS(0), bytesPer, p.BuildS, *threads, p.Bytes)
+		metric, *runs, stats.Median(builds), runtime.GOMAXPROCS(0), bytesPer, p.BuildS, *threads, p.Bytes)
 	fmt.Printf("  %5s %14s %10s %8s %14s %10s %8s\n", "ef", "flowdb qps", "recall@10", "re-rank", "hnswlib qps", "recall@10", "ratio")
 	for i, ef := range efs {
 		var q, pq []float64
@@ -237,9 +238,9 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 		}
 		ratio := 0.0
 		if len(pq) > 0 {
-			ratio = median(q) / median(pq)
+			ratio = stats.Median(q) / stats.Median(pq)
 		}
-		fmt.Printf("  %5d %14.0f %10.4f %8.1f %14.0f %10.4f %8.2f\n", ef, median(q), mine[0][i].Recall, mine[0][i].Reads, median(pq), precall, ratio)
+		fmt.Printf("  %5d %14.0f %10.4f %8.1f %14.0f %10.4f %8.2f\n", ef, stats.Median(q), mine[0][i].Recall, mine[0][i].Reads, stats.Median(pq), precall, ratio)
 	}
 	if !*coll {
 		return
@@ -249,7 +250,7 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 		for _, cr := range colls {
 			xs = append(xs, f(cr))
 		}
-		return median(xs)
+		return stats.Median(xs)
 	}
 	secs := func(f func(cr collRun) time.Duration) time.Duration {
 		return time.Duration(each(func(cr collRun) float64 { return float64(f(cr)) })).Round(time.Millisecond)
@@ -271,9 +272,9 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 			for r, cr := range colls {
 				rs = append(rs, cr.runs[i].QPS/pq[r])
 			}
-			ratio, lo, hi = q/median(pq), slices.Min(rs), slices.Max(rs)
+			ratio, lo, hi = q/stats.Median(pq), slices.Min(rs), slices.Max(rs)
 		}
-		fmt.Printf("  %5d %14.0f %10.4f %14.0f %8.2f %7.2f-%-7.2f %9d MiB %9.1f%%\n", ef, q, colls[0].runs[i].Recall, median(pq), ratio, lo, hi,
+		fmt.Printf("  %5d %14.0f %10.4f %14.0f %8.2f %7.2f-%-7.2f %9d MiB %9.1f%%\n", ef, q, colls[0].runs[i].Recall, stats.Median(pq), ratio, lo, hi,
 			int64(each(func(cr collRun) float64 { return float64(cr.cacheFill[i]) }))>>20, 100*each(func(cr collRun) float64 { return cr.cacheHit[i] }))
 	}
 	if len(peers) == 0 {
@@ -290,7 +291,7 @@ func bench(metric quant.Metric, base, queries [][]float32, efs []int) {
 		for _, p := range peers {
 			pq, pr = append(pq, p.Runs[i].QPS), append(pr, p.Runs[i].Recall)
 		}
-		theirs = append(theirs, run{EF: ef, QPS: median(pq), Recall: median(pr)})
+		theirs = append(theirs, run{EF: ef, QPS: stats.Median(pq), Recall: stats.Median(pr)})
 	}
 	fmt.Printf("  collection at equal recall (for each R, the fastest ef whose median recall@10 reaches it):\n")
 	fmt.Printf("  %6s %10s %14s %10s %14s %8s\n", "R", "flowdb ef", "flowdb qps", "hnswlib ef", "hnswlib qps", "ratio")
@@ -492,15 +493,15 @@ func cacheAB(metric quant.Metric, nq int, efs []int, measure func(mib int64, ef 
 	fmt.Printf("  block cache sizes on one store (%s), medians of %d rounds (each: reopen, %d warm-up queries, one measured pass; order rotating; hnswlib once per round)\n", metric, *rounds, *warmN)
 	fmt.Printf("  %5s %10s %12s %16s %10s %10s %14s %10s %10s\n", "ef", "cache", "flowdb qps", "range", "recall@10", "cache hit", "hnswlib qps", "recall@10", "ratio")
 	for i, ef := range efs {
-		pq := median(peerQPS[i])
+		pq := stats.Median(peerQPS[i])
 		for k, mib := range sizes {
 			q := qps[[2]int{i, k}]
 			ratio := 0.0
 			if pq > 0 {
-				ratio = median(q) / pq
+				ratio = stats.Median(q) / pq
 			}
-			fmt.Printf("  %5d %6d MiB %12.0f %7.0f-%-8.0f %10.4f %9.1f%% %14.0f %10.4f %10.2f\n", ef, mib, median(q), slices.Min(q), slices.Max(q),
-				rec[i], 100*median(hit[[2]int{i, k}]), pq, peerRec[i], ratio)
+			fmt.Printf("  %5d %6d MiB %12.0f %7.0f-%-8.0f %10.4f %9.1f%% %14.0f %10.4f %10.2f\n", ef, mib, stats.Median(q), slices.Min(q), slices.Max(q),
+				rec[i], 100*stats.Median(hit[[2]int{i, k}]), pq, peerRec[i], ratio)
 		}
 	}
 }
@@ -509,16 +510,6 @@ func cacheAB(metric quant.Metric, nq int, efs []int, measure func(mib int64, ef 
 func hitRate(before, after pebble.CacheMetrics) float64 {
 	h, m := after.Hits-before.Hits, after.Misses-before.Misses
 	return float64(h) / float64(max(h+m, 1))
-}
-
-// median is the middle of xs (the upper one of an even count; 0 if empty).
-func median(xs []float64) float64 {
-	xs = slices.Clone(xs)
-	slices.Sort(xs)
-	if len(xs) == 0 {
-		return 0
-	}
-	return xs[len(xs)/2]
 }
 
 // buildGraph builds the graph as a collection's apply does (InsertBatch in

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowdb/flowdb/bench/internal/stats"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
 	"github.com/flowdb/flowdb/quant"
@@ -121,9 +122,8 @@ func main() {
 		}
 		d.Close()
 	}
-	slices.Sort(opens)
 	fmt.Printf("machine: %d CPUs, %s, kernels %s\n", runtime.NumCPU(), runtime.Version(), quant.Impl)
 	fmt.Printf("%d vectors × %d dims built through the write path in %.1fs; reopen (db.Open + hnsw.Attach, graph loaded, no rebuild): median %v of %d (min %v, max %v); RSS after %.0f MB\n",
-		*n, *dim, build.Seconds(), opens[len(opens)/2].Round(time.Millisecond), *runs, opens[0].Round(time.Millisecond),
-		opens[len(opens)-1].Round(time.Millisecond), rss)
+		*n, *dim, build.Seconds(), stats.Median(opens).Round(time.Millisecond), *runs, slices.Min(opens).Round(time.Millisecond),
+		slices.Max(opens).Round(time.Millisecond), rss)
 }

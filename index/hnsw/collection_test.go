@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -18,17 +17,13 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/keys"
+	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/quant"
 )
 
-var quiet = slog.New(slog.DiscardHandler)
-
 func openColl(t testing.TB, fs vfs.FS) (*db.DB, *Manager) {
 	t.Helper()
-	d, err := db.Open("/v", &db.Options{FS: fs, Logger: quiet, TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testutil.Open(t, "/v", testutil.StoreOptions(fs, nil))
 	m, err := Attach(d)
 	if err != nil {
 		t.Fatal(err)
@@ -675,10 +670,7 @@ func TestCompact(t *testing.T) {
 	if err := m.Compact(ctx, "mem"); !errors.Is(err, db.ErrClosed) {
 		t.Fatalf("closed store: %v", err)
 	}
-	ro, err := db.Open("/v", &db.Options{FS: fs, Logger: quiet, ReadOnly: true, TTLReapInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ro := testutil.Open(t, "/v", &db.Options{FS: fs, Logger: testutil.Quiet(), ReadOnly: true, TTLReapInterval: -1})
 	defer ro.Close()
 	mro, err := Attach(ro)
 	if err != nil {

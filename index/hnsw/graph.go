@@ -230,8 +230,6 @@ func (g *Graph) prefetchSlot(s uint32) {
 	prefetch(unsafe.Pointer(&g.terms[s]), 4)
 }
 
-func (g *Graph) stride() int { return 2*g.p.M + 1 }
-
 // linksOf returns n's neighbors at lv (empty above its level or once it
 // is deleted). The slice aliases the graph: change links through setLinks
 // and addLink only.

@@ -1,5 +1,7 @@
-// Package testutil holds helpers shared by tests of several packages. It is
-// imported only from _test files.
+// Package testutil holds helpers shared by tests of several packages: a
+// settable clock, an in-memory store opened with the usual test options, a
+// quiet logger, and the runner of seeded model tests. It is imported only
+// from _test files (TestOnlyTestsImport checks it).
 package testutil
 
 import (
