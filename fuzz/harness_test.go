@@ -3,7 +3,6 @@ package fuzz
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
 	"github.com/flowdb/flowdb/wal"
@@ -38,8 +38,9 @@ type env struct {
 const harnessDir = "/h"
 
 func openEnv(fs vfs.FS) (*env, error) {
-	d, err := db.Open(harnessDir, &db.Options{FS: fs, Logger: slog.New(slog.DiscardHandler),
-		TTLReapInterval: -1, Durability: db.NoSync})
+	o := testutil.StoreOptions(fs, nil)
+	o.Durability = db.NoSync
+	d, err := db.Open(harnessDir, o)
 	if err != nil {
 		return nil, err
 	}

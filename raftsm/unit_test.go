@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/internal/testutil"
@@ -17,6 +18,18 @@ func openStore(t *testing.T, dir string) *db.DB {
 	t.Helper()
 	d := testutil.Open(t, dir, testutil.StoreOptions(nil, nil))
 	return d
+}
+
+// openMemSM opens a store on an in-memory file system and the state machine
+// of its first data shard, its high-water mark beside the store.
+func openMemSM(t *testing.T) (*db.DB, *StateMachine) {
+	t.Helper()
+	d := testutil.Open(t, "/s", testutil.StoreOptions(vfs.NewMem(), nil))
+	s := New(d, keys.FirstData, "/s")
+	if _, err := s.Open(nil); err != nil {
+		t.Fatal(err)
+	}
+	return d, s
 }
 
 func setFrame(t *testing.T, key, value string) []byte {
@@ -171,13 +184,10 @@ func FuzzRecoverFromSnapshot(f *testing.F) {
 	f.Add([]byte{0})
 	f.Add([]byte{5, 0, 0, 0, 2, 'k', 1, 'v', 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		dir := t.TempDir()
-		d := openStore(t, filepath.Join(dir, "s"))
+		// An in-memory store (and high-water mark) per input: a fresh state
+		// for each, at in-memory speed.
+		d, s := openMemSM(t)
 		defer d.Close()
-		s := New(d, keys.FirstData, dir)
-		if _, err := s.Open(nil); err != nil {
-			t.Fatal(err)
-		}
 		before, _ := shardHash(t, d)
 		err := s.RecoverFromSnapshot(bytes.NewReader(b), nil)
 		if err != nil && !errors.Is(err, ErrBadSnapshot) {

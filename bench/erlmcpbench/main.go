@@ -80,28 +80,33 @@ type regValue struct {
 
 // registry: per-worker map, put + get + erase.
 func benchRegistry() result {
+	return perWorker(1, func(w int, rng *rand.Rand, l []time.Duration) {
+		dict := map[regKey]regValue{} // the worker's own dictionary
+		for i := range l {
+			k := regKey{"registry", w, 1 + rng.IntN(1_000_000)}
+			v := regValue{"test_data", time.Now().UnixNano()}
+			t0 := time.Now()
+			dict[k] = v
+			_ = dict[k]
+			delete(dict, k)
+			l[i] = time.Since(t0)
+		}
+	})
+}
+
+// perWorker runs work on *workers goroutines, each with its own seeded
+// generator (stream) and *ops / *workers latency slots to fill, and
+// summarizes their latencies.
+func perWorker(stream uint64, work func(w int, rng *rand.Rand, l []time.Duration)) result {
 	per := *ops / *workers
 	lats := make([][]time.Duration, *workers)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range *workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dict := map[regKey]regValue{} // the worker's own dictionary
-			rng := rand.New(rand.NewPCG(uint64(w), 1))
-			l := make([]time.Duration, per)
-			for i := range l {
-				k := regKey{"registry", w, 1 + rng.IntN(1_000_000)}
-				v := regValue{"test_data", time.Now().UnixNano()}
-				t0 := time.Now()
-				dict[k] = v
-				_ = dict[k]
-				delete(dict, k)
-				l[i] = time.Since(t0)
-			}
-			lats[w] = l
-		}()
+		wg.Go(func() {
+			lats[w] = make([]time.Duration, per)
+			work(w, rand.New(rand.NewPCG(uint64(w), stream)), lats[w])
+		})
 	}
 	wg.Wait()
 	return summarize(slices.Concat(lats...), time.Since(start))
@@ -214,34 +219,21 @@ func benchSession() result {
 	for i := range t.shards {
 		t.shards[i].m = map[sessKey]map[string]int64{}
 	}
-	per := *ops / *workers
-	lats := make([][]time.Duration, *workers)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := range *workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 2))
-			l := make([]time.Duration, per)
-			for i := range l {
-				k := sessKey{"session", 1 + rng.IntN(1000)}
-				v := map[string]int64{"worker_id": int64(w), "timestamp": time.Now().UnixNano()}
-				t0 := time.Now()
-				s := &t.shards[t.shard(k)]
-				s.mu.Lock()
-				s.m[k] = v
-				s.mu.Unlock()
-				s.mu.RLock()
-				_ = s.m[k]
-				s.mu.RUnlock()
-				l[i] = time.Since(t0)
-			}
-			lats[w] = l
-		}()
-	}
-	wg.Wait()
-	return summarize(slices.Concat(lats...), time.Since(start))
+	return perWorker(2, func(w int, rng *rand.Rand, l []time.Duration) {
+		for i := range l {
+			k := sessKey{"session", 1 + rng.IntN(1000)}
+			v := map[string]int64{"worker_id": int64(w), "timestamp": time.Now().UnixNano()}
+			t0 := time.Now()
+			s := &t.shards[t.shard(k)]
+			s.mu.Lock()
+			s.m[k] = v
+			s.mu.Unlock()
+			s.mu.RLock()
+			_ = s.m[k]
+			s.mu.RUnlock()
+			l[i] = time.Since(t0)
+		}
+	})
 }
 
 func us(d time.Duration) float64 { return float64(d) / 1e3 }

@@ -17,47 +17,21 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"math"
 	"runtime"
 	"sync"
 
-	"github.com/flowdb/flowdb/internal/vecio"
+	"github.com/flowdb/flowdb/bench/internal/data"
 	"github.com/flowdb/flowdb/quant"
 )
 
 var (
-	dir        = flag.String("data", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST directory (apt-get install dataset-fashion-mnist)")
+	dir        = flag.String("data", data.FashionDir, "Fashion-MNIST directory (apt-get install dataset-fashion-mnist)")
 	nQueries   = flag.Int("queries", 200, "queries (from the test set)")
 	nTrain     = flag.Int("train", 10_000, "training sample (the first base vectors)")
 	oversample = flag.Int("oversample", 4, "re-rank the top 10·oversample candidates")
 )
 
 const k = 10
-
-func load(name string, limit int) [][]float32 {
-	r, err := vecio.Open(*dir + "/" + name)
-	if err != nil {
-		log.Fatalf("%v (apt-get install dataset-fashion-mnist)", err)
-	}
-	defer r.Close()
-	vs, err := vecio.ReadIDX(r, limit)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return vs
-}
-
-func normalize(vs [][]float32) [][]float32 {
-	out := make([][]float32, len(vs))
-	for i, v := range vs {
-		n := math.Sqrt(float64(quant.DotF32(v, v)))
-		out[i] = make([]float32, len(v))
-		for d, x := range v {
-			out[i][d] = float32(float64(x) / n)
-		}
-	}
-	return out
-}
 
 // item and maxHeap keep the n smallest distances.
 type item struct {
@@ -123,8 +97,8 @@ func recall(got, want [][]int) float64 {
 
 func main() {
 	flag.Parse()
-	base := load("train-images-idx3-ubyte.gz", 0)
-	queries := load("t10k-images-idx3-ubyte.gz", *nQueries)
+	base := data.IDX(*dir, "train-images-idx3-ubyte.gz", 0)
+	queries := data.IDX(*dir, "t10k-images-idx3-ubyte.gz", *nQueries)
 	fmt.Printf("machine: %d CPUs, %s; Fashion-MNIST %d base × %d dims, %d queries; quantizers trained on the first %d base vectors\n\n",
 		runtime.NumCPU(), runtime.Version(), len(base), len(base[0]), len(queries), *nTrain)
 	fmt.Printf("%-8s %-14s %6s %12s %22s\n", "data", "range", "clip", "recall@10", fmt.Sprintf("re-ranked top %d", k**oversample))
@@ -135,7 +109,7 @@ func main() {
 	}{{"raw", quant.L2, false}, {"cosine", quant.Cosine, true}} {
 		b, qs := base, queries
 		if set.norm {
-			b, qs = normalize(base), normalize(queries)
+			b, qs = data.NormalizeAll(base), data.NormalizeAll(queries)
 		}
 		exact := make([][]int, len(qs))
 		parallel(len(qs), func(i int) {

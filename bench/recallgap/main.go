@@ -20,22 +20,20 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/flowdb/flowdb/bench/internal/data"
 	"github.com/flowdb/flowdb/index/hnsw"
-	"github.com/flowdb/flowdb/internal/vecio"
 	"github.com/flowdb/flowdb/quant"
 )
 
 var (
-	fashionDir = flag.String("fashion", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST directory")
+	fashionDir = flag.String("fashion", data.FashionDir, "Fashion-MNIST directory")
 	digitsCSV  = flag.String("digits", "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz", "scikit-learn's digits.csv.gz")
 	nQueries   = flag.Int("queries", 1000, "Fashion-MNIST queries (from the test set)")
 	nBase      = flag.Int("base", 0, "Fashion-MNIST base vectors (0: all 60,000)")
@@ -63,8 +61,8 @@ func main() {
 		var base, queries [][]float32
 		switch set {
 		case "fashion":
-			base = loadIDX("train-images-idx3-ubyte.gz", *nBase)
-			queries = loadIDX("t10k-images-idx3-ubyte.gz", *nQueries)
+			base = data.IDX(*fashionDir, "train-images-idx3-ubyte.gz", *nBase)
+			queries = data.IDX(*fashionDir, "t10k-images-idx3-ubyte.gz", *nQueries)
 		case "digits":
 			all := loadDigits()
 			base, queries = all[:len(all)-*digitsQ], all[len(all)-*digitsQ:]
@@ -73,19 +71,6 @@ func main() {
 		}
 		run(set, metric, base, queries, efs)
 	}
-}
-
-func loadIDX(name string, limit int) [][]float32 {
-	r, err := vecio.Open(filepath.Join(*fashionDir, name))
-	if err != nil {
-		log.Fatalf("%v (apt-get install dataset-fashion-mnist)", err)
-	}
-	defer r.Close()
-	vs, err := vecio.ReadIDX(r, limit)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return vs
 }
 
 // loadDigits reads the 64 pixel columns of each row (the 65th is the label).
@@ -126,12 +111,7 @@ func prepare(metric quant.Metric, v []float32) []float32 {
 	if metric != quant.Cosine {
 		return v
 	}
-	n := math.Sqrt(float64(quant.DotF32(v, v)))
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(float64(x) / n)
-	}
-	return out
+	return data.Normalize(v)
 }
 
 func run(set string, metric quant.Metric, base, queries [][]float32, efs []int) {

@@ -64,16 +64,16 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/bench/internal/data"
 	"github.com/flowdb/flowdb/bench/internal/prof"
 	"github.com/flowdb/flowdb/bench/internal/stats"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
-	"github.com/flowdb/flowdb/internal/vecio"
 	"github.com/flowdb/flowdb/quant"
 )
 
 var (
-	dir       = flag.String("data", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST directory (apt-get install dataset-fashion-mnist)")
+	dir       = flag.String("data", data.FashionDir, "Fashion-MNIST directory (apt-get install dataset-fashion-mnist)")
 	nQueries  = flag.Int("queries", 1000, "queries (from the test set)")
 	nBase     = flag.Int("base", 0, "base vectors (0: all 60,000)")
 	m         = flag.Int("m", 16, "M")
@@ -97,19 +97,6 @@ var (
 
 // warm holds the collection's warm-up queries.
 var warm [][]float32
-
-func load(name string, limit int) [][]float32 {
-	r, err := vecio.Open(filepath.Join(*dir, name))
-	if err != nil {
-		log.Fatalf("%v (apt-get install dataset-fashion-mnist)", err)
-	}
-	defer r.Close()
-	vs, err := vecio.ReadIDX(r, limit)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return vs
-}
 
 type run struct {
 	EF     int     `json:"ef"`
@@ -139,8 +126,8 @@ func main() {
 		fmt.Sscan(s, &e)
 		efs = append(efs, e)
 	}
-	base := load("train-images-idx3-ubyte.gz", *nBase)
-	tests := load("t10k-images-idx3-ubyte.gz", *nQueries+*warmN)
+	base := data.IDX(*dir, "train-images-idx3-ubyte.gz", *nBase)
+	tests := data.IDX(*dir, "t10k-images-idx3-ubyte.gz", *nQueries+*warmN)
 	queries := tests[:min(*nQueries, len(tests))]
 	warm = tests[min(*nQueries, len(tests)):]
 	fmt.Printf("machine: %d CPUs, %s, kernels %s; Fashion-MNIST %d × %d, %d queries; M %d, efConstruction %d\n",
@@ -520,12 +507,7 @@ func buildGraph(metric quant.Metric, base [][]float32, first bool) (*hnsw.Graph,
 	if metric == quant.Cosine {
 		pb = make([][]float32, 0, 10_000)
 		for _, v := range base[:min(len(base), 10_000)] {
-			n := math.Sqrt(float64(quant.DotF32(v, v)))
-			out := make([]float32, len(v))
-			for i, x := range v {
-				out[i] = float32(float64(x) / n)
-			}
-			pb = append(pb, out)
+			pb = append(pb, data.Normalize(v))
 		}
 	}
 	q, err := quant.Train(pb[:min(len(pb), 10_000)], quant.Options{})

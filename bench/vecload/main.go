@@ -57,14 +57,7 @@ func main() {
 	defer os.RemoveAll(dir)
 	quiet := slog.New(slog.DiscardHandler)
 	ctx := context.Background()
-	d, err := db.Open(dir, &db.Options{Logger: quiet})
-	if err != nil {
-		log.Fatal(err)
-	}
-	m, err := hnsw.Attach(d)
-	if err != nil {
-		log.Fatal(err)
-	}
+	d, m := openStore(dir, quiet)
 	if err := m.Create(ctx, hnsw.Config{Name: "c", Dim: *dim, Metric: quant.L2}); err != nil {
 		log.Fatal(err)
 	}
@@ -102,14 +95,7 @@ func main() {
 	for range *runs {
 		runtime.GC()
 		t0 := time.Now()
-		d, err := db.Open(dir, &db.Options{Logger: quiet})
-		if err != nil {
-			log.Fatal(err)
-		}
-		m, err := hnsw.Attach(d)
-		if err != nil {
-			log.Fatal(err)
-		}
+		d, m := openStore(dir, quiet)
 		opens = append(opens, time.Since(t0))
 		rss = rssMB()
 		hits, err := m.Search(ctx, "c", probe, 1, hnsw.SearchOptions{})
@@ -126,4 +112,17 @@ func main() {
 	fmt.Printf("%d vectors × %d dims built through the write path in %.1fs; reopen (db.Open + hnsw.Attach, graph loaded, no rebuild): median %v of %d (min %v, max %v); RSS after %.0f MB\n",
 		*n, *dim, build.Seconds(), stats.Median(opens).Round(time.Millisecond), *runs, slices.Min(opens).Round(time.Millisecond),
 		slices.Max(opens).Round(time.Millisecond), rss)
+}
+
+// openStore opens the store in dir and attaches its collections.
+func openStore(dir string, logger *slog.Logger) (*db.DB, *hnsw.Manager) {
+	d, err := db.Open(dir, &db.Options{Logger: logger})
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := hnsw.Attach(d)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return d, m
 }

@@ -81,9 +81,9 @@ func (m *Manager) applyInsert(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := m.colls[name]
-	if c == nil {
-		return db.Reject(fmt.Errorf("%w: %q", ErrNoCollection, name))
+	c, err := m.collLocked(name)
+	if err != nil {
+		return db.Reject(err)
 	}
 	// Validate every vector before changing anything: a batch applies whole
 	// or not at all.
@@ -142,9 +142,9 @@ func (m *Manager) applyDelete(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := m.colls[name]
-	if c == nil {
-		return db.Reject(fmt.Errorf("%w: %q", ErrNoCollection, name))
+	c, err := m.collLocked(name)
+	if err != nil {
+		return db.Reject(err)
 	}
 	var done uint64
 	for _, id := range ids {
@@ -187,9 +187,9 @@ func (m *Manager) applyTrain(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := m.colls[name]
-	if c == nil {
-		return db.Reject(fmt.Errorf("%w: %q", ErrNoCollection, name))
+	c, err := m.collLocked(name)
+	if err != nil {
+		return db.Reject(err)
 	}
 	if c.g != nil {
 		return wal.Result{}, nil // trained already: the first train record wins
@@ -236,9 +236,9 @@ func (m *Manager) applyDrop(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := m.colls[name]
-	if c == nil {
-		return db.Reject(fmt.Errorf("%w: %q", ErrNoCollection, name))
+	c, err := m.collLocked(name)
+	if err != nil {
+		return db.Reject(err)
 	}
 	for _, table := range []byte{TableDef, TableVec, TableNode, TableCode, TableTag} {
 		prefix := ckey(c.shard, table, name, nil)
@@ -254,4 +254,13 @@ func (m *Manager) applyDrop(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	}
 	delete(m.colls, name)
 	return wal.Result{N: 1}, nil
+}
+
+// collLocked returns the collection called name, or ErrNoCollection.
+// REQUIRES: m.mu held.
+func (m *Manager) collLocked(name string) (*coll, error) {
+	if c := m.colls[name]; c != nil {
+		return c, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNoCollection, name)
 }

@@ -548,19 +548,25 @@ func (g *Graph) insertLocked(p prepped) {
 	}
 	for lv := min(top, lvl); lv >= 0; lv-- {
 		cs := g.searchLayer(dist, ep, g.p.EfConstruction, lv)
-		nb := g.selectNeighbors(cs, g.p.M)
-		links := make([]uint32, len(nb))
-		for i, c := range nb {
-			links[i] = c.s
-		}
-		g.setLinks(s, lv, links)
-		for _, c := range nb {
-			g.link(c.s, s, c.d, lv)
-		}
+		g.connect(s, lv, cs)
 		ep = cs
 	}
 	if lvl > top {
 		g.entry = int32(s)
+	}
+}
+
+// connect gives the new node s its neighbors at lv, chosen by the heuristic
+// among cs (sorted nearest first), and links each of them back to s.
+func (g *Graph) connect(s uint32, lv int, cs []cand) {
+	nb := g.selectNeighbors(cs, g.p.M)
+	links := make([]uint32, len(nb))
+	for i, c := range nb {
+		links[i] = c.s
+	}
+	g.setLinks(s, lv, links)
+	for _, c := range nb {
+		g.link(c.s, s, c.d, lv)
 	}
 }
 
@@ -1111,16 +1117,7 @@ func (g *Graph) insertSub(sub []prepped) {
 			if len(cs) > g.p.EfConstruction {
 				cs = cs[:g.p.EfConstruction]
 			}
-			nb := g.selectNeighbors(cs, g.p.M)
-			links := make([]uint32, len(nb))
-			for k, c := range nb {
-				links[k] = c.s
-			}
-			g.setLinks(s, lv, links)
-			for _, c := range nb {
-				g.link(c.s, s, c.d, lv)
-			}
-
+			g.connect(s, lv, cs)
 		}
 		if p.lvl > top {
 			g.entry = int32(s)

@@ -40,15 +40,16 @@ func build(t testing.TB, p Params, vs [][]float32, ids []uint64) *Graph {
 	return buildWith(t, p, vs, ids, true)
 }
 
-// buildWith builds a graph over int8 codes (quantize) or float32 vectors.
-func buildWith(t testing.TB, p Params, vs [][]float32, ids []uint64, quantize bool) *Graph {
+// emptyGraph returns an empty graph over int8 codes trained on the first
+// 2,000 of vs (quantize), or over float32 vectors.
+func emptyGraph(t testing.TB, p Params, vs [][]float32, quantize bool) *Graph {
 	t.Helper()
-	sample := vs[:min(len(vs), 2000)]
-	if p.Metric == quant.Cosine {
-		sample = normalized(sample)
-	}
 	var q *quant.Quantizer
 	if quantize {
+		sample := vs[:min(len(vs), 2000)]
+		if p.Metric == quant.Cosine {
+			sample = normalized(sample)
+		}
 		var err error
 		if q, err = quant.Train(sample, quant.Options{}); err != nil {
 			t.Fatal(err)
@@ -58,6 +59,13 @@ func buildWith(t testing.TB, p Params, vs [][]float32, ids []uint64, quantize bo
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g
+}
+
+// buildWith builds a graph over int8 codes (quantize) or float32 vectors.
+func buildWith(t testing.TB, p Params, vs [][]float32, ids []uint64, quantize bool) *Graph {
+	t.Helper()
+	g := emptyGraph(t, p, vs, quantize)
 	for i, v := range vs {
 		if err := g.Insert(ids[i], v); err != nil {
 			t.Fatal(err)

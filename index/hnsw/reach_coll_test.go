@@ -3,13 +3,13 @@ package hnsw
 import (
 	"context"
 	"encoding/binary"
-	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/quant"
 )
 
@@ -23,7 +23,7 @@ func TestCollectionSelfRecall(t *testing.T) {
 	ctx := context.Background()
 	fs := vfs.NewMem()
 	open := func() (*db.DB, *Manager) {
-		d, err := db.Open("/c", &db.Options{FS: fs, Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
+		d, err := db.Open("/c", testutil.StoreOptions(fs, nil))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -71,22 +71,7 @@ func TestReachableUnderChurn(t *testing.T) {
 				return vs
 			}
 			initial := gen(2000)
-			p := Params{Dim: c.dim, Metric: c.metric, M: c.m}
-			var q *quant.Quantizer
-			if c.quantize {
-				sample := initial
-				if c.metric == quant.Cosine {
-					sample = normalized(sample)
-				}
-				var err error
-				if q, err = quant.Train(sample, quant.Options{}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			g, err := NewGraph(p, q)
-			if err != nil {
-				t.Fatal(err)
-			}
+			g := emptyGraph(t, Params{Dim: c.dim, Metric: c.metric, M: c.m}, initial, c.quantize)
 			live := map[uint64][]float32{}
 			var order []uint64 // live ids in a deterministic order, for picking
 			ids := make([]uint64, len(initial))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -18,11 +17,10 @@ import (
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
 )
-
-var quiet = slog.New(slog.DiscardHandler)
 
 const (
 	childEnv = "FLOWDB_DURABILITY_CHILD"
@@ -70,7 +68,7 @@ func TestDurabilityChild(t *testing.T) {
 		say("X %s %v\n", what, err)
 		os.Exit(3)
 	}
-	d, err := db.Open(dir, &db.Options{Logger: quiet, Durability: modeByName(t, os.Getenv(modeEnv))})
+	d, err := db.Open(dir, &db.Options{Logger: testutil.Quiet(), Durability: modeByName(t, os.Getenv(modeEnv))})
 	if err != nil {
 		fail("open", err)
 	}
@@ -249,7 +247,7 @@ func runAndKill(t *testing.T, dir, mode string, after time.Duration) acked {
 func verify(t *testing.T, dir string, round int, a acked) {
 	t.Helper()
 	ctx := context.Background()
-	d, err := db.Open(dir, &db.Options{Logger: quiet, TTLReapInterval: -1})
+	d, err := db.Open(dir, &db.Options{Logger: testutil.Quiet(), TTLReapInterval: -1})
 	if err != nil {
 		t.Fatalf("round %d: reopen: %v", round, err)
 	}
