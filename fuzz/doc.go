@@ -6,14 +6,25 @@
 //     frame (decode-reencode-decode).
 //   - FuzzFrameRoundTrip: frames built from fuzzed fields, encoded with each
 //     compression, must decode to themselves.
-//   - FuzzKVRecord: arbitrary bodies for the key-value record kinds, applied
-//     through a real store: each is applied or rejected with db.ErrBadRecord,
-//     never a panic, and a rejected record changes nothing.
-//   - FuzzQueueRecord: arbitrary bodies of every queue record kind applied
-//     through a live store: applied or rejected with a typed error, never a
-//     panic; the applied index advances and the store passes Check.
-//   - FuzzRegistryRecord: the same for every registry record kind.
-//   - FuzzVecRecord: the same for every vector-collection record kind.
+//   - FuzzKVRecord, FuzzQueueRecord, FuzzRegistryRecord, FuzzVecRecord: an
+//     arbitrary body of one of the key-value, queue, registry or vector
+//     record kinds, applied to a store that holds a little state of that
+//     subsystem: it is applied or rejected with a typed error, never a
+//     panic; the applied index advances; the engine still accepts a write
+//     afterwards; the store passes Check (and a rejected key-value record
+//     changes nothing, a collection still searches).
+//
+// The record targets judge every input on a fresh copy of their base store
+// (harness_test.go): the base state is built once in a crashable in-memory
+// file system, and each input opens a clone of it with every subsystem
+// attached. A target's verdict is then a function of its input alone, so
+// a failure replays from the saved input; a target that applied every
+// input to one shared store could fail on an input only because of the
+// ones before it, which the minimizer then cannot shrink or replay.
+//
+// TestPoisonRecords (here) and raftsm's TestPoisonRecordsReplicated propose
+// malformed bodies of every kind directly: each is rejected with a typed
+// error and neither the engine nor a replica stops.
 //
 // Fuzz targets for one package's decoders live beside the code they fuzz:
 //
