@@ -820,6 +820,14 @@ func (d *DB) Close() error {
 		<-d.commitDone
 		return nil
 	}
+	// Attached machines' background goroutines stop first (their calls now
+	// get ErrClosed), before anything they might read is closed.
+	machines := d.reg.load().machines
+	for i := len(machines) - 1; i >= 0; i-- {
+		if stop := machines[i].Stop; stop != nil {
+			stop()
+		}
+	}
 	// An empty critical section on purpose: taking closeMu waits for every
 	// call still inside the engine (each holds it shared while inside), and
 	// closed, set above, keeps new ones out, so nothing needs guarding.

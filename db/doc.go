@@ -63,8 +63,10 @@
 // DB.Attach: its record kinds (KindSpec: Apply, Reads, Route), the
 // sentinel errors its records are rejected with (db.Reject builds such a
 // result), its key tables (TableSpec, checked by Check), an optional
-// cross-table Check, and Load and Reload to build its in-memory view of a
-// shard at attach and after a Raft snapshot. Transactions will add a
+// cross-table Check, Load and Reload to build its in-memory view of a
+// shard at attach and after a Raft snapshot, and Stop, which DB.Close calls
+// first so that the machine's background goroutines never read a closed
+// store, whatever order the caller closes things in. Transactions will add a
 // machine's transactional operations to the same declaration (see
 // Machine). The extension API is public and names only public types:
 // Machine, KindSpec, TableSpec, Tx, Placement (which used to be an

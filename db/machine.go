@@ -59,6 +59,13 @@ type Machine struct {
 	// (ShardApplier.RecoverSnapshot). It runs with every shard's apply
 	// stopped. nil: the machine keeps no view to rebuild.
 	Reload func(shard uint32) error
+	// Stop, if set, stops the machine's background goroutines (tickers,
+	// sweepers) and waits for them. DB.Close calls it first, while the
+	// store still serves, so that no such goroutine reads a closed store
+	// whichever of the machine's Close and DB.Close the caller runs first;
+	// it must therefore be idempotent and safe to call with the machine's
+	// own Close.
+	Stop func()
 }
 
 // Attach registers m with the engine: its kinds, errors, tables and check,

@@ -53,7 +53,7 @@ var applyErrors = []error{ErrNotFound, ErrExists, ErrFull, ErrLeaseLost, ErrCanc
 // Attach attaches the queue state machine to d (db.DB.Attach: its record
 // kinds and tables, its check, every queue's state loaded from Pebble) and
 // starts the ticker. Call it once per DB,
-// before any queue call; Close it before closing d.
+// before any queue call. Close stops its ticker; closing d closes it too.
 func Attach(d *db.DB, o *Options) (*Manager, error) {
 	m := &Manager{d: d, queues: map[string]*qstate{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if o != nil {
@@ -84,6 +84,7 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 		Check:  m.check,
 		Load:   m.loadShard,
 		Reload: m.reloadShard,
+		Stop:   func() { m.Close() },
 	})
 	if err != nil {
 		return nil, err

@@ -224,7 +224,7 @@ type Registry struct {
 
 // Attach attaches the registry's state machine to d (db.DB.Attach: its
 // record kinds and tables, the view loaded from Pebble) and starts the
-// background loop. Close it before d.
+// background loop. Close stops it; closing d closes it too.
 func Attach(d *db.DB, o *Options) (*Registry, error) {
 	r := &Registry{d: d, agents: map[string]*Agent{}, byPool: map[string]map[string]struct{}{},
 		byCap: map[string]map[string]struct{}{}, pools: map[string]*Pool{},
@@ -269,6 +269,7 @@ func Attach(d *db.DB, o *Options) (*Registry, error) {
 		Tables: tableSpecs(),
 		Load:   func(uint32) error { return r.load() },
 		Reload: r.reloadShard,
+		Stop:   func() { r.Close() },
 	})
 	if err != nil {
 		return nil, err
