@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,7 +28,17 @@ type CheckReport struct {
 	LastFrame    uint64         `json:"last_frame"`
 	AppliedIndex uint64         `json:"applied_index"`
 	Problems     []Problem      `json:"problems"`
+	// Warnings are findings that are not damage (a machine's Check
+	// returned an error matching ErrCheckWarning): they do not make the
+	// report fail OK.
+	Warnings []Problem `json:"warnings,omitempty"`
 }
+
+// ErrCheckWarning marks an error a Machine's Check returns for a finding
+// that is worth reporting but is not damage (for example, vectors a graph
+// cannot reach in a collection written before the graph kept them
+// reachable): Check lists it under Warnings, not Problems.
+var ErrCheckWarning = errors.New("db: check warning")
 
 // OK reports whether Check found no damage.
 func (r *CheckReport) OK() bool { return len(r.Problems) == 0 }
@@ -144,6 +155,10 @@ func (d *DB) Check(ctx context.Context, progress func(keys int)) (*CheckReport, 
 			continue
 		}
 		for _, err := range m.Check(ctx, snap) {
+			if errors.Is(err, ErrCheckWarning) {
+				r.Warnings = append(r.Warnings, Problem{Table: m.Name, Err: err.Error()})
+				continue
+			}
 			add(nil, m.Name, "%v", err)
 		}
 	}

@@ -101,7 +101,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 	po := PebbleOptions(o.CacheSize)
 	defer po.Cache.Unref() // Pebble holds its own reference
 	po.FS = yieldFS{o.FS}
-	if o.Durability == NoSync {
+	if o.noSyncWAL() {
 		po.FS = noSyncWALFS{po.FS}
 	}
 	po.Logger = pebbleLogger{o.Logger}

@@ -211,8 +211,11 @@
 //     process crash lost up to 32 KiB of acknowledged frames that way. The
 //     store commits as in SyncEachCommit over a WAL whose fsyncs do nothing
 //     (noSyncWALFS), and a marker file lets Open cut such a WAL's torn tail
-//     after a power cut (openPebble). TestDurabilityModesSurviveSIGKILL
+//     after a power cut (openPebble; the newest WAL only, and only if NoSync
+//     wrote it). TestDurabilityModesSurviveSIGKILL
 //     (internal/killtest) kills a writer of every subsystem in both modes.
+//     One writer pays a write(2) per frame for it; many writers share them
+//     (bench/RESULTS.md, db: durability modes).
 //   - A mutation is visible to reads as soon as Pebble has applied its
 //     batch, which may be shortly before the fsync completes; its caller is
 //     answered only after the fsync. Pebble's own Commit(Sync) behaves the

@@ -69,77 +69,155 @@ func (noSyncFile) Sync() error                             { return nil }
 func (noSyncFile) SyncData() error                         { return nil }
 func (noSyncFile) SyncTo(int64) (fullSync bool, err error) { return false, nil }
 
+// noSyncWAL reports whether the store's WAL fsyncs are no-ops: NoSync
+// durability on a standalone store. A replica's durability is Raft's
+// (ShardApplier.Sync must reach the disk before Dragonboat compacts its
+// log), so NoSync does not change its WAL.
+func (o *Options) noSyncWAL() bool { return o.Durability == NoSync && o.Replicator == nil }
+
 // openPebble opens Pebble for Open, keeping the NoSync marker's contract:
-// the marker is made durable before a NoSync store writes; a WAL damaged at
-// its tail is cut only in a store that has the marker; a store opened in
+// a NoSync store records, before its first write, the number of the first
+// WAL it writes in NoSync mode; after a crash, a WAL damaged before a sync
+// it claims is cut only if it is the newest WAL and was written in NoSync
+// mode (its number is at least the marker's); a store opened in
 // SyncEachCommit mode drops the marker once it has flushed what NoSync
 // wrote.
 func openPebble(dir string, po *pebble.Options, o Options) (*pebble.DB, error) {
 	fs := o.FS
-	if o.Durability == NoSync && !o.ReadOnly {
-		if err := markNoSync(fs, dir); err != nil {
-			return nil, err
-		}
-	}
 	pdb, err := pebble.Open(dir, po)
-	if err != nil && (errors.Is(err, record.ErrInvalidChunk) || errors.Is(err, record.ErrZeroedChunk)) && !o.ReadOnly && hasNoSyncMarker(fs, dir) {
-		cut, cerr := cutNoSyncWALTail(fs, dir, o.Logger)
-		if cerr != nil {
-			return nil, fmt.Errorf("db: open pebble in %s: %w (and cutting the NoSync WAL's tail failed: %v)", dir, err, cerr)
-		}
-		if cut > 0 {
-			pdb, err = pebble.Open(dir, po)
+	if err != nil && (errors.Is(err, record.ErrInvalidChunk) || errors.Is(err, record.ErrZeroedChunk)) && !o.ReadOnly {
+		if first, ok := readNoSyncMarker(fs, dir); ok {
+			cut, cerr := cutNoSyncWALTail(fs, dir, first, o.Logger)
+			if cerr != nil {
+				return nil, fmt.Errorf("db: open pebble in %s: %w (and cutting the NoSync WAL's tail failed: %v)", dir, err, cerr)
+			}
+			if cut > 0 {
+				pdb, err = pebble.Open(dir, po)
+			}
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("db: open pebble in %s: %w", dir, err)
 	}
-	if o.Durability != NoSync && !o.ReadOnly && hasNoSyncMarker(fs, dir) {
-		if err := pdb.Flush(); err != nil {
-			pdb.Close()
-			return nil, fmt.Errorf("db: flush the NoSync WAL: %w", err)
+	switch {
+	case o.ReadOnly:
+	case o.noSyncWAL():
+		// Pebble has created the WAL this store writes next; nothing has
+		// been written in NoSync mode yet (the commit pipeline has not
+		// started).
+		newest, err := newestWAL(fs, dir)
+		if err == nil {
+			err = markNoSync(fs, dir, newest)
 		}
-		if err := clearNoSync(fs, dir); err != nil {
+		if err != nil {
 			pdb.Close()
 			return nil, err
+		}
+	default:
+		if _, ok := readNoSyncMarker(fs, dir); ok {
+			if err := pdb.Flush(); err != nil {
+				pdb.Close()
+				return nil, fmt.Errorf("db: flush the NoSync WAL: %w", err)
+			}
+			if err := clearNoSync(fs, dir); err != nil {
+				pdb.Close()
+				return nil, err
+			}
 		}
 	}
 	return pdb, nil
 }
 
 // nosyncMarker names the file that says the store's WAL may have been
-// written in NoSync mode since the last flush. Such a WAL's chunks claim
-// syncs that never reached the disk, so after a power cut its tail may hold
-// a hole followed by chunks that Pebble's recovery takes for proof of
-// corruption (a hole before a claimed sync offset). For a store with the
-// marker, Open treats such damage as the torn tail it is: it cuts the WAL at
-// the last whole record (dropping a suffix of frames, never one in the
-// middle) and opens again. Without the marker the same damage is corruption
-// and Open fails (ErrCorrupt). A store opened in SyncEachCommit mode flushes
-// its memtables after recovery and then removes the marker: from then on
-// every WAL sync is real.
+// written in NoSync mode since the last flush, and from which WAL number on.
+// Such a WAL's chunks claim syncs that never reached the disk, so after a
+// power cut its tail may hold a hole followed by chunks that Pebble's
+// recovery takes for proof of corruption (a hole before a claimed sync
+// offset). For a store with the marker, Open treats such damage in the
+// newest WAL, if NoSync wrote it, as the torn tail it is: it cuts that WAL
+// at its last whole record (dropping a suffix of frames, never one in the
+// middle) and opens again. Damage anywhere else, or in a store without the
+// marker, is corruption and Open fails. A store opened in SyncEachCommit
+// mode flushes its memtables after recovery and then removes the marker:
+// from then on every WAL sync is real. A read-only Open never cuts: a
+// NoSync store torn by a power cut needs one read-write open first.
 const nosyncMarker = "FLOWDB-NOSYNC-WAL"
 
-// markNoSync creates the NoSync marker durably (file and directory entry)
-// before the store writes anything in NoSync mode.
-func markNoSync(fs vfs.FS, dir string) error {
+// markNoSync records that WALs from number first on are written in NoSync
+// mode (keeping an older number already recorded: its WALs may still be
+// unflushed), durably: the file and the directory entry are synced every
+// time, so a marker left unsynced by a crash becomes durable here.
+func markNoSync(fs vfs.FS, dir string, first uint64) error {
+	if old, ok := readNoSyncMarker(fs, dir); ok {
+		first = min(first, old)
+	}
 	name := fs.PathJoin(dir, nosyncMarker)
-	if _, err := fs.Stat(name); err == nil {
-		return nil
-	}
-	f, err := fs.Create(name, vfs.WriteCategoryUnspecified)
+	tmp := name + ".tmp"
+	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
-		return fmt.Errorf("db: create %s: %w", name, err)
+		return fmt.Errorf("db: create %s: %w", tmp, err)
 	}
-	if err := errors.Join(f.Sync(), f.Close()); err != nil {
-		return fmt.Errorf("db: sync %s: %w", name, err)
+	_, err = f.Write([]byte(strconv.FormatUint(first, 10)))
+	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+		return fmt.Errorf("db: write %s: %w", tmp, err)
+	}
+	if err := fs.Rename(tmp, name); err != nil {
+		return fmt.Errorf("db: rename %s: %w", tmp, err)
 	}
 	return syncDir(fs, dir)
 }
 
-func hasNoSyncMarker(fs vfs.FS, dir string) bool {
-	_, err := fs.Stat(fs.PathJoin(dir, nosyncMarker))
-	return err == nil
+// readNoSyncMarker returns the first WAL number the marker records, and
+// whether there is a marker. A marker that does not parse (torn by a crash
+// before it was synced) counts as none: nothing was written in NoSync mode
+// after a marker that never became durable.
+func readNoSyncMarker(fs vfs.FS, dir string) (uint64, bool) {
+	f, err := fs.Open(fs.PathJoin(dir, nosyncMarker))
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 32))
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b), 10, 64)
+	return n, err == nil
+}
+
+// walFile is one WAL of the store and its number.
+type walFile struct {
+	num  uint64
+	name string
+}
+
+// wals lists the store's WAL files (000123.log), in number order.
+func wals(fs vfs.FS, dir string) ([]walFile, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []walFile
+	for _, n := range names {
+		if !isWAL(n) {
+			continue
+		}
+		num, err := strconv.ParseUint(strings.TrimSuffix(n, ".log"), 10, 64)
+		if err != nil {
+			continue // not a WAL of this store's naming
+		}
+		out = append(out, walFile{num, fs.PathJoin(dir, n)})
+	}
+	slices.SortFunc(out, func(a, b walFile) int { return cmp.Compare(a.num, b.num) })
+	return out, nil
+}
+
+func newestWAL(fs vfs.FS, dir string) (uint64, error) {
+	ws, err := wals(fs, dir)
+	if err != nil || len(ws) == 0 {
+		return 0, fmt.Errorf("db: no WAL in %s after open: %v", dir, err)
+	}
+	return ws[len(ws)-1].num, nil
 }
 
 // clearNoSync removes the marker once no WAL written in NoSync mode is left
@@ -159,60 +237,36 @@ func newWALReader(r io.Reader, logNum uint64) *record.Reader {
 	return out[0].Interface().(*record.Reader)
 }
 
-// cutNoSyncWALTail finds the first WAL (in log-number order) whose records
-// end in damage, truncates it after its last whole record, and removes every
-// later WAL (they hold only later frames). It reports the bytes dropped;
-// 0 means nothing was damaged and nothing was changed.
-func cutNoSyncWALTail(fs vfs.FS, dir string, logger *slog.Logger) (int64, error) {
-	names, err := fs.List(dir)
-	if err != nil {
+// cutNoSyncWALTail cuts the newest WAL after its last whole record if it
+// was written in NoSync mode (its number is at least first) and its records
+// end in damage. It reports the bytes dropped; 0 means it changed nothing.
+// Only the newest WAL is ever cut, and nothing is deleted: a power cut
+// loses the frames the kernel had not written back, which are the newest;
+// damage in an older WAL is not a torn tail (a later WAL holds frames
+// written after it), so Open reports it as corruption instead of dropping
+// frames from the middle.
+func cutNoSyncWALTail(fs vfs.FS, dir string, first uint64, logger *slog.Logger) (int64, error) {
+	ws, err := wals(fs, dir)
+	if err != nil || len(ws) == 0 {
 		return 0, err
 	}
-	type walFile struct {
-		num  uint64
-		name string
+	w := ws[len(ws)-1]
+	if w.num < first {
+		return 0, nil
 	}
-	var wals []walFile
-	for _, n := range names {
-		if !isWAL(n) {
-			continue
-		}
-		num, err := strconv.ParseUint(strings.TrimSuffix(n, ".log"), 10, 64)
-		if err != nil {
-			continue // not a WAL of this store's naming (000123.log)
-		}
-		wals = append(wals, walFile{num, fs.PathJoin(dir, n)})
+	good, size, damaged, err := lastWholeRecord(fs, w.name, w.num)
+	if err != nil || !damaged {
+		return 0, err
 	}
-	slices.SortFunc(wals, func(a, b walFile) int { return cmp.Compare(a.num, b.num) })
-	for i, w := range wals {
-		good, size, damaged, err := lastWholeRecord(fs, w.name, w.num)
-		if err != nil {
-			return 0, err
-		}
-		if !damaged {
-			continue
-		}
-		dropped := size - good
-		if err := truncateFile(fs, w.name, good); err != nil {
-			return 0, fmt.Errorf("db: cut %s: %w", w.name, err)
-		}
-		for _, later := range wals[i+1:] {
-			st, err := fs.Stat(later.name)
-			if err == nil {
-				dropped += st.Size()
-			}
-			if err := fs.Remove(later.name); err != nil {
-				return 0, fmt.Errorf("db: remove %s: %w", later.name, err)
-			}
-		}
-		if err := syncDir(fs, dir); err != nil {
-			return 0, err
-		}
-		logger.Warn("flowdb: the WAL written in NoSync mode lost a tail in a crash; cut it at the last whole record",
-			"wal", w.name, "offset", good, "bytes dropped", dropped, "later wals removed", len(wals)-i-1)
-		return max(dropped, 1), nil
+	if err := truncateFile(fs, w.name, good); err != nil {
+		return 0, fmt.Errorf("db: cut %s: %w", w.name, err)
 	}
-	return 0, nil
+	if err := syncDir(fs, dir); err != nil {
+		return 0, err
+	}
+	logger.Warn("flowdb: the WAL written in NoSync mode lost a tail in a crash; cut it at the last whole record",
+		"wal", w.name, "offset", good, "bytes dropped", size-good)
+	return max(size-good, 1), nil
 }
 
 // lastWholeRecord reads the WAL at name and returns the offset just past its

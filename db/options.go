@@ -22,14 +22,15 @@ const (
 	// with write(2), without an fsync: the kernel holds every acknowledged
 	// frame. A process crash (SIGKILL, panic, OOM kill) loses nothing
 	// acknowledged. A power cut or kernel crash may lose the frames the
-	// kernel had not yet written back: always a suffix of the acknowledged
-	// ones, never a frame in the middle. Since the WAL's chunks then claim
-	// syncs that never happened, a store written in this mode carries a
-	// marker file, and Open cuts a WAL damaged that way at its last whole
-	// record instead of reporting corruption (a store without the marker
-	// still reports it). Tables and the manifest are synced as in
-	// SyncEachCommit. Opening the store in SyncEachCommit mode flushes and
-	// removes the marker.
+	// kernel had not yet written back: a suffix of the acknowledged ones,
+	// never a frame in the middle. Since the WAL's chunks then claim syncs
+	// that never happened, a store written in this mode carries a marker
+	// file, and Open cuts the newest WAL, if NoSync wrote it, at its last
+	// whole record instead of reporting corruption; damage elsewhere still
+	// fails Open. Tables and the manifest are synced as in SyncEachCommit.
+	// Opening the store in SyncEachCommit mode flushes and removes the
+	// marker. A replica (Options.Replicator) ignores NoSync: its durability
+	// is Raft's.
 	NoSync
 )
 

@@ -273,14 +273,21 @@ func errorClasses(reg *registry, err error) [][]byte {
 	return out
 }
 
+// apiErrors are the engine's sentinels a call may fail with that no record
+// is rejected with (so results never carry them), which a remote API must
+// still carry: above all ErrOutcomeUnknown, which tells a client not to
+// assume that a write it did not see confirmed failed.
+var apiErrors = []error{ErrOutcomeUnknown, ErrClosed, ErrFatal, ErrReadOnly, ErrInvalidRange, ErrNotExist, ErrLocked}
+
 // ErrorClasses returns the sentinel errors err matches among those the
-// engine carries across the wire: its own, then those every attached
-// machine registered (Machine.Errors), in registration order. A remote API
+// engine carries across the wire: its own (those records are rejected with,
+// then those only calls fail with), then those every attached machine
+// registered (Machine.Errors), in registration order. A remote API
 // sends their texts with an error so that errors.Is works on the other
 // side (a sentinel's text is unique: it starts with its package's name).
 func (d *DB) ErrorClasses(err error) []error {
 	var out []error
-	for _, list := range [][]error{engineErrors, d.reg.load().errors} {
+	for _, list := range [][]error{engineErrors, apiErrors, d.reg.load().errors} {
 		for _, s := range list {
 			if errors.Is(err, s) {
 				out = append(out, s)

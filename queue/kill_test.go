@@ -116,14 +116,28 @@ func TestSIGKILL(t *testing.T) {
 			t.Fatal(err)
 		}
 		lines := make(chan []string)
+		first := make(chan struct{}) // the child's first acknowledged operation
 		go func() {
 			var ls []string
 			sc := bufio.NewScanner(out)
 			for sc.Scan() {
+				if len(ls) == 0 {
+					close(first)
+				}
 				ls = append(ls, sc.Text())
+			}
+			if len(ls) == 0 {
+				close(first)
 			}
 			lines <- ls
 		}()
+		// The kill comes 100-500 ms into the workload, not into the
+		// child's start: under the race detector on a loaded machine the
+		// child may take longer than that to open the store.
+		select {
+		case <-first:
+		case <-time.After(60 * time.Second):
+		}
 		time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
 		if err := cmd.Process.Kill(); err != nil { // SIGKILL
 			t.Fatal(err)

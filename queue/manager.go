@@ -43,8 +43,9 @@ type Manager struct {
 	leaseBuf []task
 	enqBuf   []enqTask
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once // closes stop: Close may run twice at once (db.Machine.Stop)
+	done     chan struct{}
 }
 
 // applyErrors are the errors queue records are rejected with.
@@ -87,6 +88,9 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 		Stop:   func() { m.Close() },
 	})
 	if err != nil {
+		// No ticker runs: Close (which DB.Close calls through Stop if the
+		// machine was registered before its Load failed) must not wait.
+		close(m.done)
 		return nil, err
 	}
 	if m.opts.TickInterval > 0 {
@@ -219,11 +223,7 @@ func heldAgent(k []byte) (string, bool) {
 
 // Close stops the ticker. It does not close the DB.
 func (m *Manager) Close() error {
-	select {
-	case <-m.stop:
-	default:
-		close(m.stop)
-	}
+	m.stopOnce.Do(func() { close(m.stop) })
 	<-m.done
 	return nil
 }

@@ -31,7 +31,7 @@ func TestPoisonRecordsReplicated(t *testing.T) {
 	if _, err := ns[1].q.Enqueue(ctx, "q", queue.Task{Payload: []byte("t")}); err != nil {
 		t.Fatal(err)
 	}
-	typed := []error{db.ErrBadRecord, db.ErrUnknownKind, queue.ErrNotFound, queue.ErrFull, queue.ErrLeaseLost,
+	typed := []error{db.ErrBadRecord, db.ErrUnknownKind, db.ErrOutcomeUnknown, queue.ErrNotFound, queue.ErrFull, queue.ErrLeaseLost,
 		queue.ErrCanceled, queue.ErrExists}
 	rng := rand.New(rand.NewPCG(32, 29))
 	var kinds []wal.Kind

@@ -218,8 +218,9 @@ type Registry struct {
 
 	tend poolTending
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once // closes stop: Close may run twice at once (db.Machine.Stop)
+	done     chan struct{}
 }
 
 // Attach attaches the registry's state machine to d (db.DB.Attach: its
@@ -272,6 +273,9 @@ func Attach(d *db.DB, o *Options) (*Registry, error) {
 		Stop:   func() { r.Close() },
 	})
 	if err != nil {
+		// No loop runs: Close (which DB.Close calls through Stop if the
+		// machine was registered before its Load failed) must not wait.
+		close(r.done)
 		return nil, err
 	}
 	if r.opts.CheckInterval > 0 {
@@ -358,11 +362,7 @@ func (r *Registry) load() error {
 
 // Close stops the background loop. It does not close the DB.
 func (r *Registry) Close() error {
-	select {
-	case <-r.stop:
-	default:
-		close(r.stop)
-	}
+	r.stopOnce.Do(func() { close(r.stop) })
 	<-r.done
 	r.tend.wait()
 	r.capCache.StopAllGoroutines()

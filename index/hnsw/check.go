@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/keys"
 )
 
@@ -16,7 +17,8 @@ const maxUnreachableShown = 10
 // so that it verifies what a reopen would load) and reports a collection
 // whose graph does not load, or that holds live vectors no path of links
 // from the entry point reaches (the graph's reachability invariant,
-// reach.go).
+// reach.go), as a warning (db.ErrCheckWarning), not as damage. It holds
+// one collection's graph at a time, as large again as the live one.
 func (m *Manager) check(ctx context.Context, r pebble.Reader) []error {
 	var probs []error
 	for shard := range m.d.Placement().Data() {
@@ -41,8 +43,11 @@ func (m *Manager) check(ctx context.Context, r pebble.Reader) []error {
 				continue
 			}
 			if miss := g.Unreachable(); len(miss) > 0 {
+				// Not damage: a graph written before the graph kept every
+				// vector reachable may hold such vectors, and a set cut off
+				// together waits for the next full walk (reach.go).
 				probs = append(probs, fmt.Errorf("%w: collection %q: %d live vectors unreachable from the entry point (ids %v)",
-					ErrCorrupt, cfg.Name, len(miss), miss[:min(len(miss), maxUnreachableShown)]))
+					db.ErrCheckWarning, cfg.Name, len(miss), miss[:min(len(miss), maxUnreachableShown)]))
 			}
 		}
 		if err := it.Close(); err != nil {

@@ -20,12 +20,10 @@ import (
 // node links to, which no search can return.
 //
 // FLOWDB_REACH_OPS sets the churn operations per configuration (default
-// 1,500).
+// 1,500) and FLOWDB_REACH_N the vectors each graph starts with (default
+// 2,000); CI's race-detector pass runs smaller.
 func TestReachableUnderChurn(t *testing.T) {
-	ops := 1500
-	if v, err := strconv.Atoi(os.Getenv("FLOWDB_REACH_OPS")); err == nil && v > 0 {
-		ops = v
-	}
+	ops, n := reachScale()
 	type config struct {
 		dim      int
 		metric   quant.Metric
@@ -70,7 +68,7 @@ func TestReachableUnderChurn(t *testing.T) {
 				}
 				return vs
 			}
-			initial := gen(2000)
+			initial := gen(n)
 			g := emptyGraph(t, Params{Dim: c.dim, Metric: c.metric, M: c.m}, initial, c.quantize)
 			live := map[uint64][]float32{}
 			var order []uint64 // live ids in a deterministic order, for picking
@@ -81,10 +79,10 @@ func TestReachableUnderChurn(t *testing.T) {
 				order = append(order, ids[j])
 			}
 			// Half in batches, half one at a time.
-			if err := g.InsertBatch(ids[:1000], initial[:1000]); err != nil {
+			if err := g.InsertBatch(ids[:n/2], initial[:n/2]); err != nil {
 				t.Fatal(err)
 			}
-			for j := 1000; j < len(ids); j++ {
+			for j := n / 2; j < len(ids); j++ {
 				if err := g.Insert(ids[j], initial[j]); err != nil {
 					t.Fatal(err)
 				}
@@ -154,4 +152,17 @@ func TestReachableUnderChurn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reachScale returns the churn operations and starting vectors of the
+// reachability tests (FLOWDB_REACH_OPS, FLOWDB_REACH_N).
+func reachScale() (ops, n int) {
+	ops, n = 1500, 2000
+	if v, err := strconv.Atoi(os.Getenv("FLOWDB_REACH_OPS")); err == nil && v > 0 {
+		ops = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("FLOWDB_REACH_N")); err == nil && v >= 100 {
+		n = v
+	}
+	return ops, n
 }

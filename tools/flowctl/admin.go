@@ -66,6 +66,9 @@ func (a *app) checkCmd() *cobra.Command {
 					for _, p := range rep.Problems {
 						fmt.Fprintf(w, "DAMAGE table=%s key=%s: %s\n", p.Table, p.Key, p.Err)
 					}
+					for _, p := range rep.Warnings {
+						fmt.Fprintf(w, "WARNING %s: %s\n", p.Table, p.Err)
+					}
 					if rep.OK() {
 						fmt.Fprintln(w, "ok")
 					}
