@@ -137,7 +137,7 @@
 // at high rates comes from the commit pipeline queueing for a processor
 // while a flush or compaction holds one. Measured rates, ratios and
 // percentiles, with their dates and commands: bench/RESULTS.md (queue) and
-// the README's Benchmarks section (bench/queuebench against raw Pebble and
+// bench/BENCHMARKS.md (bench/queuebench against raw Pebble and
 // NATS JetStream). A record that reads nothing from Pebble (a lease from
 // the hot set, an ack of a cached lease, an enqueue without an idempotency
 // key) is applied while the previous frame is still being written (db.Tx).

@@ -54,7 +54,7 @@
 //
 // The measurements behind these statements, with their dates and
 // commands, are in bench/RESULTS.md (index/hnsw), and the peer comparisons
-// with hnswlib in the README's Benchmarks section.
+// with hnswlib in bench/BENCHMARKS.md.
 //
 // Filters: each tag keeps a roaring bitmap of the ids that carry it
 // (github.com/RoaringBitmap/roaring/v2, rebuilt on open from the tag
