@@ -54,6 +54,16 @@ type KindSpec struct {
 	// get its error (ErrBadRecord, ErrCrossShard). nil means the catalog
 	// shard. See RouteByName and RouteCatalog.
 	Route func(p Placement, body []byte) (uint32, error)
+	// Txn is true when records of this kind may be operations of a
+	// transaction (KindTxn). Apply then runs inside the transaction with
+	// tx.InTxn() true, and must leave nothing behind if a later operation
+	// of the transaction is refused: its Pebble writes are taken back by the
+	// engine; its in-memory changes the machine restores (Tx.OnAbort) or
+	// defers (Tx.Defer). A machine with an in-memory view sets
+	// Machine.TxnLock.
+	Txn bool
+
+	owner *Machine // set by Attach
 }
 
 // TableSpec registers a key table (see internal/keys) so that Check can
@@ -102,6 +112,7 @@ func (r *applierRegistry) attach(m *Machine) error {
 		if k.Kind == 0 || k.Apply == nil {
 			return fmt.Errorf("%w: kind %d needs a non-zero kind and an Apply", ErrInvalidOptions, k.Kind)
 		}
+		k.owner = m
 		if _, dup := next.kinds[k.Kind]; dup {
 			return fmt.Errorf("%w: %d (%s)", ErrKindRegistered, k.Kind, k.Name)
 		}
@@ -143,7 +154,8 @@ type Tx struct {
 	lazy    *pebble.DB // set while batch is not yet indexed: index it at the first read
 	wait    func()     // before the first read: wait for earlier frames (standalone pipeline)
 	after   []func()
-	arena   []byte // Scratch's memory, reused from frame to frame
+	arena   []byte    // Scratch's memory, reused from frame to frame
+	txn     *txnState // the transaction being applied, if any
 }
 
 var errUnindexed = errors.New("db: Tx read in a kind registered without Reads")

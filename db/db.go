@@ -162,7 +162,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 	d.applier = applier{reg: &d.reg, shard: keys.LocalShard, placement: d.placement,
 		retention: retention, index: index, time: t}
 	d.applied.Store(index)
-	if err := d.registerKV(); err != nil {
+	if err := errors.Join(d.registerKV(), d.registerTxn()); err != nil {
 		pdb.Close()
 		lock.Close()
 		return nil, err

@@ -338,7 +338,7 @@ func (d *DB) registerKV() error {
 	return d.Attach(Machine{
 		Name: "kv",
 		Kinds: []KindSpec{
-			{Kind: KindKVBatch, Name: "kv.batch", Apply: m.applyBatch, Route: routeKVBatch},
+			{Kind: KindKVBatch, Name: "kv.batch", Apply: m.applyBatch, Route: routeKVBatch, Txn: true},
 			{Kind: KindKVExpire, Name: "kv.expire", Reads: true, Apply: m.applyExpire, Route: routeKVExpire},
 		},
 		Tables: []TableSpec{

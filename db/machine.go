@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"iter"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/internal/keys"
@@ -17,15 +18,15 @@ import (
 // That declaration is the whole extension API; nothing else of the engine
 // needs to be reached.
 //
-// Transactions will extend it the same way: a machine will list here the
-// operations it offers inside a multi-operation transaction record (for
-// example a field TxnOps, one entry per operation code with the function
-// that applies the operation's body inside the transaction's Tx), and the
-// engine's transaction kind will dispatch each operation to its machine as
-// the applier dispatches records by kind today. Since a refused operation
-// must leave no trace of the transaction's earlier ones, in Pebble or in
-// any in-memory view, such an entry will also say how the machine's view
-// changes are held back until the whole transaction applied (or undone).
+// Transactions (KindTxn) use the same declaration: a kind with
+// KindSpec.Txn may be an operation of a transaction, applied by the same
+// ApplyFunc with tx.InTxn() true. Since a refused operation must leave no
+// trace of the transaction's earlier ones, the engine takes their Pebble
+// writes back out of the frame's batch, and each machine either restores
+// the in-memory changes it made (Tx.OnAbort, once per piece of state:
+// Tx.FirstTouch) or holds them back until every operation passed
+// (Tx.Defer). TxnLock keeps readers of the machine's view from seeing a
+// transaction half applied.
 type Machine struct {
 	// Name names the machine in Check's output (its Check's problems).
 	Name string
@@ -66,6 +67,14 @@ type Machine struct {
 	// it must therefore be idempotent and safe to call with the machine's
 	// own Close.
 	Stop func()
+	// TxnLock, if set, is the lock that guards the machine's in-memory view
+	// (the one its ApplyFuncs take). The engine holds it across the whole
+	// apply of a transaction that has operations of the machine's kinds, so
+	// that no reader of the view sees a transaction half applied or being
+	// undone; the ApplyFuncs of KindSpec.Txn kinds must therefore not take
+	// it when tx.InTxn(). A machine without an in-memory view (the
+	// key-value space) leaves it nil.
+	TxnLock sync.Locker
 }
 
 // Attach registers m with the engine: its kinds, errors, tables and check,

@@ -258,7 +258,8 @@ func (e *resultError) Unwrap() []error { return e.classes }
 // engineErrors are the engine's own sentinels a record may be rejected with.
 var engineErrors = []error{ErrBadRecord, ErrUnknownKind, ErrWrongShard, ErrCrossShard,
 	ErrEmptyKey, ErrKeyTooLarge, ErrNamespaceTooLarge, ErrValueTooLarge, ErrBatchTooLarge,
-	ErrEmptyBatch, ErrInvalidTTL, ErrNotFound, wal.ErrCorrupt}
+	ErrEmptyBatch, ErrInvalidTTL, ErrNotFound, wal.ErrCorrupt,
+	ErrConditionFailed, ErrTxnTooLarge, ErrEmptyTxn, ErrNotTransactional, ErrIdempotencyKeyReused}
 
 // errorClasses returns the class texts of err.
 func errorClasses(reg *registry, err error) [][]byte {
@@ -277,7 +278,7 @@ func errorClasses(reg *registry, err error) [][]byte {
 // is rejected with (so results never carry them), which a remote API must
 // still carry: above all ErrOutcomeUnknown, which tells a client not to
 // assume that a write it did not see confirmed failed.
-var apiErrors = []error{ErrOutcomeUnknown, ErrClosed, ErrFatal, ErrReadOnly, ErrInvalidRange, ErrNotExist, ErrLocked}
+var apiErrors = []error{ErrOutcomeUnknown, ErrClosed, ErrFatal, ErrReadOnly, ErrInvalidRange, ErrNotExist, ErrLocked, ErrTxnRejected}
 
 // ErrorClasses returns the sentinel errors err matches among those the
 // engine carries across the wire: its own (those records are rejected with,

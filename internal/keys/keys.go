@@ -29,6 +29,10 @@ const (
 	TableLog   byte = 0x02
 	TableKV    byte = 0x10
 	TableKVTTL byte = 0x11
+	// Transactions' idempotency keys (db): key -> time, sum, outcome; and
+	// time, key for reclaiming them.
+	TableTxnIdem   byte = 0x12
+	TableTxnIdemAt byte = 0x13
 
 	TableQueueDef     byte = 0x20 // queue name -> config
 	TableQueueTask    byte = 0x21 // queue, task id -> task body (immutable)
