@@ -102,7 +102,7 @@ type Txn struct {
 
 type txnOp struct {
 	rec  wal.Record
-	done func(wal.Result) error
+	done func(context.Context, wal.Result) error
 }
 
 // NewTxn returns an empty transaction.
@@ -130,9 +130,9 @@ func (t *Txn) SetIdempotencyKey(key string) {
 // Add appends one operation: a record of a kind registered with
 // KindSpec.Txn. done, if not nil, receives the operation's result once the
 // transaction committed (or was answered from its idempotency key); an
-// error it returns becomes CommitTxn's. Subsystem packages call Add from
+// error it returns becomes CommitTxn's (ctx is CommitTxn's). Subsystem packages call Add from
 // their Tx* functions; most callers never do.
-func (t *Txn) Add(rec wal.Record, done func(wal.Result) error) {
+func (t *Txn) Add(rec wal.Record, done func(context.Context, wal.Result) error) {
 	if t.err != nil {
 		return
 	}
@@ -274,7 +274,7 @@ func (d *DB) CommitTxn(ctx context.Context, t *Txn) error {
 	if err != nil {
 		return err
 	}
-	return t.finish(res)
+	return t.finish(ctx, res)
 }
 
 // txnError builds the *TxnError of a refused transaction's result.
@@ -299,7 +299,7 @@ func kindName(reg *registry, k wal.Kind) string {
 
 // finish decodes a committed transaction's per-operation results and hands
 // them to the operations' done functions.
-func (t *Txn) finish(res wal.Result) error {
+func (t *Txn) finish(ctx context.Context, res wal.Result) error {
 	rs, err := decodeOpResults(res.Data, len(t.ops))
 	if err != nil {
 		return err
@@ -309,7 +309,7 @@ func (t *Txn) finish(res wal.Result) error {
 		if o.done == nil {
 			continue
 		}
-		if err := o.done(rs[i]); err != nil {
+		if err := o.done(ctx, rs[i]); err != nil {
 			return err
 		}
 	}

@@ -79,6 +79,7 @@ func (m *Manager) begin(tx *db.Tx, name []byte) (op, error) {
 	if q == nil {
 		return op{}, fmt.Errorf("%w: queue %q", ErrNotFound, name)
 	}
+	m.txnTouch(tx, q)
 	return op{m: m, tx: tx, q: q, name: q.cfg.Name, now: tx.Time}, nil
 }
 
@@ -572,8 +573,7 @@ func decodeEnqueue(body []byte, dst []enqTask) (name []byte, tasks []enqTask, ok
 }
 
 func (m *Manager) applyEnqueue(tx *db.Tx, rec wal.Record) (wal.Result, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock(tx)()
 	name, tasks, ok := decodeEnqueue(rec.Body, m.enqBuf)
 	// The tasks' slices point into the record; the slice of them is reused
 	// by the next enqueue record (apply keeps no pointer into it).
@@ -820,8 +820,7 @@ func (m *Manager) applyTaskOp(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	if !d.Done() || ld < 0 {
 		return db.Reject(errBadRecord)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock(tx)()
 	o, err := m.begin(tx, name)
 	if err != nil {
 		return db.Reject(err)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"sync"
@@ -67,12 +68,12 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 		Name: "queue",
 		Kinds: []db.KindSpec{
 			{Kind: KindCreate, Name: "queue.create", Apply: m.applyCreate, Route: db.RouteByName},
-			{Kind: KindEnqueue, Name: "queue.enqueue", Reads: true, Apply: m.applyEnqueue, Route: db.RouteByName},
+			{Kind: KindEnqueue, Name: "queue.enqueue", Reads: true, Apply: m.applyEnqueue, Route: db.RouteByName, Txn: true},
 			{Kind: KindLease, Name: "queue.lease", Reads: true, Apply: m.applyLease, Route: db.RouteByName},
-			{Kind: KindExtend, Name: "queue.extend", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName},
-			{Kind: KindAck, Name: "queue.ack", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName},
-			{Kind: KindNack, Name: "queue.nack", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName},
-			{Kind: KindCancel, Name: "queue.cancel", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName},
+			{Kind: KindExtend, Name: "queue.extend", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Txn: true},
+			{Kind: KindAck, Name: "queue.ack", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Txn: true},
+			{Kind: KindNack, Name: "queue.nack", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Txn: true},
+			{Kind: KindCancel, Name: "queue.cancel", Reads: true, Apply: m.applyTaskOp, Route: db.RouteByName, Txn: true},
 			{Kind: KindTick, Name: "queue.tick", Reads: true, Apply: m.applyTick, Route: db.RouteByName},
 			{Kind: KindReplay, Name: "queue.replay", Reads: true, Apply: m.applyDead, Route: db.RouteByName},
 			{Kind: KindPurge, Name: "queue.purge", Reads: true, Apply: m.applyDead, Route: db.RouteByName},
@@ -80,12 +81,13 @@ func Attach(d *db.DB, o *Options) (*Manager, error) {
 			{Kind: KindAssign, Name: "queue.assign", Reads: true, Apply: m.applyAssign, Route: db.RouteByName},
 			{Kind: KindRelease, Name: "queue.release", Reads: true, Apply: m.applyRelease, Route: db.RouteByName},
 		},
-		Errors: applyErrors,
-		Tables: tableSpecs(),
-		Check:  m.check,
-		Load:   m.loadShard,
-		Reload: m.reloadShard,
-		Stop:   func() { m.Close() },
+		Errors:  applyErrors,
+		Tables:  tableSpecs(),
+		Check:   m.check,
+		Load:    m.loadShard,
+		Reload:  m.reloadShard,
+		Stop:    func() { m.Close() },
+		TxnLock: &m.mu,
 	})
 	if err != nil {
 		// No ticker runs: Close (which DB.Close calls through Stop if the
@@ -162,8 +164,14 @@ func (m *Manager) loadShard(shard uint32) error {
 	return nil
 }
 
+// reader reads the store: a pebble.Reader, or a db.Tx (in apply).
+type reader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+	NewIter(o *pebble.IterOptions) (*pebble.Iterator, error)
+}
+
 // loadHot reads the first HotCapacity ready entries into the hot set.
-func loadHot(r pebble.Reader, q *qstate) error {
+func loadHot(r reader, q *qstate) error {
 	prefix := keys.NameKey(q.shard, keys.TableQueueReady, q.cfg.Name)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 	if err != nil {
@@ -183,7 +191,7 @@ func loadHot(r pebble.Reader, q *qstate) error {
 
 // loadHeld counts the tasks leased to each agent, from the lease index and
 // the leased tasks' states (one read per leased task).
-func (m *Manager) loadHeld(r pebble.Reader, q *qstate) error {
+func (m *Manager) loadHeld(r reader, q *qstate) error {
 	prefix := keys.NameKey(q.shard, keys.TableQueueLease, q.cfg.Name)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 	if err != nil {
@@ -380,8 +388,21 @@ func (m *Manager) EnqueueBatch(ctx context.Context, queue string, tasks []Task) 
 	if err := m.exists(ctx, queue); err != nil {
 		return nil, err
 	}
+	rec, err := enqueueRecord(queue, tasks)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.d.Propose(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return decodeIDs(res, len(tasks))
+}
+
+// enqueueRecord validates and encodes a KindEnqueue record.
+func enqueueRecord(queue string, tasks []Task) (wal.Record, error) {
 	if len(tasks) == 0 || len(tasks) > MaxBatch {
-		return nil, fmt.Errorf("%w: batch of %d tasks (want 1..%d)", ErrInvalid, len(tasks), MaxBatch)
+		return wal.Record{}, fmt.Errorf("%w: batch of %d tasks (want 1..%d)", ErrInvalid, len(tasks), MaxBatch)
 	}
 	size := 2*binary.MaxVarintLen64 + len(queue)
 	for _, t := range tasks {
@@ -391,17 +412,21 @@ func (m *Manager) EnqueueBatch(ctx context.Context, queue string, tasks []Task) 
 	var err error
 	for i, t := range tasks {
 		if e, err = appendTask(e, t); err != nil {
-			return nil, fmt.Errorf("task %d: %w", i, err)
+			return wal.Record{}, fmt.Errorf("task %d: %w", i, err)
 		}
 	}
-	res, err := m.propose(ctx, KindEnqueue, e)
-	if err != nil {
-		return nil, err
-	}
+	return wal.Record{Kind: KindEnqueue, Body: e}, nil
+}
+
+// decodeIDs decodes an enqueue record's result: the n tasks' ids.
+func decodeIDs(res wal.Result, n int) ([]uint64, error) {
 	d := newDec(res.Data)
-	ids := make([]uint64, len(tasks))
+	ids := make([]uint64, n)
 	for i := range ids {
 		ids[i] = d.U64()
+	}
+	if !d.Done() {
+		return nil, fmt.Errorf("queue: %w: enqueue result", wal.ErrCorrupt)
 	}
 	return ids, nil
 }
@@ -486,11 +511,19 @@ func (m *Manager) Extend(ctx context.Context, queue string, id, token uint64, le
 	if err := m.exists(ctx, queue); err != nil {
 		return err
 	}
-	if leaseFor < 0 {
-		return fmt.Errorf("%w: negative lease", ErrInvalid)
+	rec, err := extendRecord(queue, id, token, leaseFor)
+	if err != nil {
+		return err
 	}
-	_, err := m.propose(ctx, KindExtend, enc(nil).S(queue).U(id).U(token).I(int64(leaseFor)))
+	_, err = m.d.Propose(ctx, rec)
 	return err
+}
+
+func extendRecord(queue string, id, token uint64, leaseFor time.Duration) (wal.Record, error) {
+	if leaseFor < 0 {
+		return wal.Record{}, fmt.Errorf("%w: negative lease", ErrInvalid)
+	}
+	return wal.Record{Kind: KindExtend, Body: enc(nil).S(queue).U(id).U(token).I(int64(leaseFor))}, nil
 }
 
 // Ack completes a leased task, storing result for the queue's
@@ -500,11 +533,19 @@ func (m *Manager) Ack(ctx context.Context, queue string, id, token uint64, resul
 	if err := m.exists(ctx, queue); err != nil {
 		return err
 	}
-	if len(result) > MaxResultSize {
-		return fmt.Errorf("%w: result of %d bytes", ErrInvalid, len(result))
+	rec, err := ackRecord(queue, id, token, result)
+	if err != nil {
+		return err
 	}
-	_, err := m.propose(ctx, KindAck, enc(nil).S(queue).U(id).U(token).B(result))
+	_, err = m.d.Propose(ctx, rec)
 	return err
+}
+
+func ackRecord(queue string, id, token uint64, result []byte) (wal.Record, error) {
+	if len(result) > MaxResultSize {
+		return wal.Record{}, fmt.Errorf("%w: result of %d bytes", ErrInvalid, len(result))
+	}
+	return wal.Record{Kind: KindAck, Body: enc(make([]byte, 0, 32+len(queue)+len(result))).S(queue).U(id).U(token).B(result)}, nil
 }
 
 // AckItem is one task of an AckBatch.
@@ -559,11 +600,19 @@ func (m *Manager) Nack(ctx context.Context, queue string, id, token uint64, reas
 	if err := m.exists(ctx, queue); err != nil {
 		return err
 	}
-	if len(reason) > 1<<16 {
-		return fmt.Errorf("%w: reason of %d bytes", ErrInvalid, len(reason))
+	rec, err := nackRecord(queue, id, token, reason)
+	if err != nil {
+		return err
 	}
-	_, err := m.propose(ctx, KindNack, enc(nil).S(queue).U(id).U(token).U(seed()).S(reason))
+	_, err = m.d.Propose(ctx, rec)
 	return err
+}
+
+func nackRecord(queue string, id, token uint64, reason string) (wal.Record, error) {
+	if len(reason) > 1<<16 {
+		return wal.Record{}, fmt.Errorf("%w: reason of %d bytes", ErrInvalid, len(reason))
+	}
+	return wal.Record{Kind: KindNack, Body: enc(nil).S(queue).U(id).U(token).U(seed()).S(reason)}, nil
 }
 
 // Cancel removes a pending task; a leased one is marked so that its Ack is

@@ -71,8 +71,8 @@ func (r *Registry) applyRegister(tx *db.Tx, rec wal.Record) (wal.Result, error) 
 	if !d.Done() || s.HeartbeatInterval <= 0 {
 		return db.Reject(errBadRecord)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.lock(tx)()
+	r.txnTouch(tx, s.ID)
 	a := &Agent{AgentSpec: s, Healthy: true, registered: tx.Time, lastBeat: tx.Time, idleSince: tx.Time}
 	if old := r.agents[s.ID]; old != nil {
 		a.registered, a.Load, a.Status, a.idleSince = old.registered, old.Load, old.Status, old.idleSince
@@ -127,12 +127,12 @@ func (r *Registry) applyHeartbeat(tx *db.Tx, rec wal.Record) (wal.Result, error)
 	if !d.Done() || load > MaxCapacity {
 		return db.Reject(errBadRecord)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.lock(tx)()
 	old := r.agents[id]
 	if old == nil {
 		return db.Reject(fmt.Errorf("%w: agent %q", ErrNotFound, id))
 	}
+	r.txnTouch(tx, id)
 	a := *old
 	a.Load, a.Status, a.lastBeat, a.Healthy = int(load), status, tx.Time, true
 	switch {

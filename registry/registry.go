@@ -259,18 +259,19 @@ func Attach(d *db.DB, o *Options) (*Registry, error) {
 		Name:    "registry",
 		Catalog: true,
 		Kinds: []db.KindSpec{
-			{Kind: KindRegister, Name: "registry.register", Apply: r.applyRegister, Route: db.RouteCatalog},
+			{Kind: KindRegister, Name: "registry.register", Apply: r.applyRegister, Route: db.RouteCatalog, Txn: true},
 			{Kind: KindDeregister, Name: "registry.deregister", Apply: r.applyDeregister, Route: db.RouteCatalog},
-			{Kind: KindHeartbeat, Name: "registry.heartbeat", Apply: r.applyHeartbeat, Route: db.RouteCatalog},
+			{Kind: KindHeartbeat, Name: "registry.heartbeat", Apply: r.applyHeartbeat, Route: db.RouteCatalog, Txn: true},
 			{Kind: KindExpire, Name: "registry.expire", Apply: r.applyExpire, Route: db.RouteCatalog},
 			{Kind: KindPoolDefine, Name: "registry.pool", Apply: r.applyPool, Route: db.RouteCatalog},
 			{Kind: KindPoolDelete, Name: "registry.pooldelete", Apply: r.applyPool, Route: db.RouteCatalog},
 		},
-		Errors: []error{ErrNotFound, ErrInvalid},
-		Tables: tableSpecs(),
-		Load:   func(uint32) error { return r.load() },
-		Reload: r.reloadShard,
-		Stop:   func() { r.Close() },
+		Errors:  []error{ErrNotFound, ErrInvalid},
+		Tables:  tableSpecs(),
+		Load:    func(uint32) error { return r.load() },
+		Reload:  r.reloadShard,
+		Stop:    func() { r.Close() },
+		TxnLock: &r.mu,
 	})
 	if err != nil {
 		// No loop runs: Close (which DB.Close calls through Stop if the
@@ -406,6 +407,14 @@ func (r *Registry) Deregister(ctx context.Context, id string) error {
 // Heartbeat reports an agent alive with its current load (tasks held) and
 // a free-form status.
 func (r *Registry) Heartbeat(ctx context.Context, id string, load int, status string) error {
+	if err := checkHeartbeat(id, load, status); err != nil {
+		return err
+	}
+	_, err := r.propose(ctx, KindHeartbeat, codec.Enc(nil).S(id).U(uint64(load)).S(status))
+	return err
+}
+
+func checkHeartbeat(id string, load int, status string) error {
 	switch {
 	case id == "" || len(id) > MaxIDSize:
 		return fmt.Errorf("%w: agent id must be 1-%d bytes", ErrInvalid, MaxIDSize)
@@ -414,8 +423,7 @@ func (r *Registry) Heartbeat(ctx context.Context, id string, load int, status st
 	case len(status) > MaxStatusSize:
 		return fmt.Errorf("%w: status over %d bytes", ErrInvalid, MaxStatusSize)
 	}
-	_, err := r.propose(ctx, KindHeartbeat, codec.Enc(nil).S(id).U(uint64(load)).S(status))
-	return err
+	return nil
 }
 
 // Expire marks unhealthy every agent that has missed its heartbeats as of

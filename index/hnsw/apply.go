@@ -79,8 +79,7 @@ func (m *Manager) applyInsert(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	if !ok {
 		return db.Reject(errBadRecord)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock(tx)()
 	c, err := m.collLocked(name)
 	if err != nil {
 		return db.Reject(err)
@@ -95,6 +94,14 @@ func (m *Manager) applyInsert(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 		}
 		prepared[i] = v
 	}
+	// Inside a transaction the changes wait until every operation passed
+	// (a graph insert cannot be taken back cheaply).
+	return tx.Defer(func() (wal.Result, error) { return m.insert(tx, c, name, items, prepared) })
+}
+
+// insert writes validated vectors and links them into the graph.
+// REQUIRES: m.mu held for writing.
+func (m *Manager) insert(tx *db.Tx, c *coll, name string, items []insItem, prepared [][]float32) (wal.Result, error) {
 	for i, it := range items {
 		vk := ckey(c.shard, TableVec, name, be64(it.id))
 		old, cl, err := tx.Get(vk)
@@ -140,12 +147,17 @@ func (m *Manager) applyDelete(tx *db.Tx, rec wal.Record) (wal.Result, error) {
 	if !d.Done() {
 		return db.Reject(errBadRecord)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock(tx)()
 	c, err := m.collLocked(name)
 	if err != nil {
 		return db.Reject(err)
 	}
+	return tx.Defer(func() (wal.Result, error) { return m.delete(tx, c, name, ids) })
+}
+
+// delete removes vectors by id (absent ones are skipped).
+// REQUIRES: m.mu held for writing.
+func (m *Manager) delete(tx *db.Tx, c *coll, name string, ids []uint64) (wal.Result, error) {
 	var done uint64
 	for _, id := range ids {
 		vk := ckey(c.shard, TableVec, name, be64(id))

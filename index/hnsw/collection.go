@@ -156,16 +156,17 @@ func Attach(d *db.DB) (*Manager, error) {
 		Name: "vec",
 		Kinds: []db.KindSpec{
 			{Kind: KindCreate, Name: "vec.create", Reads: true, Apply: m.applyCreate, Route: db.RouteByName},
-			{Kind: KindInsert, Name: "vec.insert", Reads: true, Apply: m.applyInsert, Route: db.RouteByName},
-			{Kind: KindDelete, Name: "vec.delete", Reads: true, Apply: m.applyDelete, Route: db.RouteByName},
+			{Kind: KindInsert, Name: "vec.insert", Reads: true, Apply: m.applyInsert, Route: db.RouteByName, Txn: true},
+			{Kind: KindDelete, Name: "vec.delete", Reads: true, Apply: m.applyDelete, Route: db.RouteByName, Txn: true},
 			{Kind: KindTrain, Name: "vec.train", Reads: true, Apply: m.applyTrain, Route: db.RouteByName},
 			{Kind: KindDrop, Name: "vec.drop", Apply: m.applyDrop, Route: db.RouteByName},
 		},
-		Errors: applyErrors,
-		Tables: tableSpecs(),
-		Check:  m.check,
-		Load:   m.loadShard,
-		Reload: m.reloadShard,
+		Errors:  applyErrors,
+		Tables:  tableSpecs(),
+		Check:   m.check,
+		Load:    m.loadShard,
+		Reload:  m.reloadShard,
+		TxnLock: &m.mu,
 	})
 	if err != nil {
 		return nil, err

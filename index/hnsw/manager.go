@@ -54,16 +54,29 @@ func (m *Manager) Upsert(ctx context.Context, name string, vs []Vector) error {
 	if err != nil {
 		return err
 	}
-	if len(vs) == 0 || len(vs) > MaxBatch {
-		return fmt.Errorf("%w: batch of %d", ErrInvalid, len(vs))
+	rec, err := insertRecord(c.cfg, name, vs)
+	if err != nil {
+		return err
 	}
-	e := codec.Enc(nil).S(name).U(uint64(c.cfg.Dim)).U(uint64(len(vs)))
+	if _, err := m.d.Propose(ctx, rec); err != nil {
+		return err
+	}
+	return m.maybeTrain(ctx, name)
+}
+
+// insertRecord validates vs for a collection of cfg and encodes a
+// KindInsert record.
+func insertRecord(cfg Config, name string, vs []Vector) (wal.Record, error) {
+	if len(vs) == 0 || len(vs) > MaxBatch {
+		return wal.Record{}, fmt.Errorf("%w: batch of %d", ErrInvalid, len(vs))
+	}
+	e := codec.Enc(nil).S(name).U(uint64(cfg.Dim)).U(uint64(len(vs)))
 	for i, v := range vs {
-		if _, err := prepare(c.cfg.Dim, c.cfg.Metric, v.Values); err != nil {
-			return fmt.Errorf("vector %d (id %d): %w", i, v.ID, err)
+		if _, err := prepare(cfg.Dim, cfg.Metric, v.Values); err != nil {
+			return wal.Record{}, fmt.Errorf("vector %d (id %d): %w", i, v.ID, err)
 		}
 		if len(v.Tags) > MaxTags {
-			return fmt.Errorf("%w: %d tags", ErrInvalid, len(v.Tags))
+			return wal.Record{}, fmt.Errorf("%w: %d tags", ErrInvalid, len(v.Tags))
 		}
 		raw := make([]byte, 0, 4*len(v.Values))
 		for _, x := range v.Values {
@@ -72,16 +85,13 @@ func (m *Manager) Upsert(ctx context.Context, name string, vs []Vector) error {
 		tags := make([][]byte, len(v.Tags))
 		for j, t := range v.Tags {
 			if t == "" || len(t) > MaxTagSize {
-				return fmt.Errorf("%w: tag of %d bytes", ErrInvalid, len(t))
+				return wal.Record{}, fmt.Errorf("%w: tag of %d bytes", ErrInvalid, len(t))
 			}
 			tags[j] = []byte(t)
 		}
 		e = e.U64(v.ID).B(raw).List(tags)
 	}
-	if _, err := m.propose(ctx, KindInsert, e); err != nil {
-		return err
-	}
-	return m.maybeTrain(ctx, name)
+	return wal.Record{Kind: KindInsert, Body: e}, nil
 }
 
 // maybeTrain trains the quantizer once the collection is big enough: the
@@ -124,15 +134,23 @@ func (m *Manager) Delete(ctx context.Context, name string, ids []uint64) (int, e
 	if _, err := m.get(name); err != nil {
 		return 0, err
 	}
+	rec, err := deleteRecord(name, ids)
+	if err != nil {
+		return 0, err
+	}
+	res, err := m.d.Propose(ctx, rec)
+	return int(res.N), err
+}
+
+func deleteRecord(name string, ids []uint64) (wal.Record, error) {
 	if len(ids) == 0 || len(ids) > MaxBatch {
-		return 0, fmt.Errorf("%w: %d ids", ErrInvalid, len(ids))
+		return wal.Record{}, fmt.Errorf("%w: %d ids", ErrInvalid, len(ids))
 	}
 	e := codec.Enc(nil).S(name).U(uint64(len(ids)))
 	for _, id := range ids {
 		e = e.U64(id)
 	}
-	res, err := m.propose(ctx, KindDelete, e)
-	return int(res.N), err
+	return wal.Record{Kind: KindDelete, Body: e}, nil
 }
 
 // Stats describes a collection.
