@@ -9,8 +9,8 @@ import (
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
 	"github.com/flowdb/flowdb/internal/testutil"
-	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/quant"
+	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
 )
 
