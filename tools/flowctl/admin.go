@@ -44,11 +44,7 @@ func (a *app) checkCmd() *cobra.Command {
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withStore(mustExist, func(s *store) (output, error) {
-				var bar *progressbar.ProgressBar
-				if !a.json {
-					bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(a.errOut),
-						progressbar.OptionSetDescription("checking keys"), progressbar.OptionClearOnFinish())
-				}
+				bar := a.bar(-1, "checking keys")
 				rep, err := s.Check(cmd.Context(), func(n int) {
 					if bar != nil {
 						bar.Set(n)
@@ -82,20 +78,42 @@ func (a *app) checkCmd() *cobra.Command {
 	}
 }
 
+// terminal reports whether w is a terminal (a character device).
+func terminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// bar returns a progress bar of n steps (-1: unknown) on stderr, or nil
+// when stderr is not a terminal (a log file, a pipe) or with --json.
+func (a *app) bar(n int, desc string) *progressbar.ProgressBar {
+	if a.json || !terminal(a.errOut) {
+		return nil
+	}
+	return progressbar.NewOptions(n, progressbar.OptionSetWriter(a.errOut),
+		progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+}
+
+// progress returns a byte-progress callback for backup and restore (nil
+// when there is no bar to draw) and the function that ends it.
 func (a *app) progress(desc string) (db.Progress, func()) {
-	if a.json {
+	if a.json || !terminal(a.errOut) {
 		return nil, func() {}
 	}
 	var bar *progressbar.ProgressBar
 	return func(done, total int64) {
 			if bar == nil {
-				bar = progressbar.DefaultBytes(total, desc)
+				bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(a.errOut), progressbar.OptionSetDescription(desc),
+					progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
 			}
 			bar.Set64(done)
 		}, func() {
 			if bar != nil {
 				bar.Finish()
-				fmt.Fprintln(os.Stderr)
 			}
 		}
 }

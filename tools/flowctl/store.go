@@ -35,9 +35,9 @@ type store struct {
 // passes true.
 func attach(d *db.DB, loops bool) (*store, error) {
 	var qo *queue.Options
-	var ro *registry.Options
+	ro := &registry.Options{MissedHeartbeats: missedHeartbeats}
 	if !loops {
-		qo, ro = &queue.Options{TickInterval: -1}, &registry.Options{CheckInterval: -1}
+		qo, ro.CheckInterval = &queue.Options{TickInterval: -1}, -1
 	}
 	q, err := queue.Attach(d, qo)
 	if err != nil {
@@ -68,6 +68,11 @@ func (s *store) Close() error {
 	s.detach()
 	return s.DB.Close()
 }
+
+// missedHeartbeats is how many heartbeat intervals without one make an
+// agent unhealthy (registry.Options.MissedHeartbeats), here and in the
+// health the CLI computes from the current time (healthyNow).
+const missedHeartbeats = 3
 
 // openMode says what opening a directory without a store does.
 type openMode bool
@@ -112,10 +117,18 @@ func (a *app) open(mode openMode) (*store, error) {
 }
 
 // output is what a command prints on stdout: JSON with --json, else Text
-// (a table, a few lines). A nil field prints nothing in its mode.
+// (a table, a few lines; nil prints nothing). A command without JSON of
+// its own (a write) prints doneJSON.
 type output struct {
 	JSON any
 	Text func(w io.Writer)
+}
+
+// doneJSON is what a command that has nothing else to say prints with
+// --json: that it succeeded, and which command it was.
+type doneJSON struct {
+	OK      bool   `json:"ok"`
+	Command string `json:"command"`
 }
 
 // print prints o. A nil slice prints as the empty JSON array.
@@ -126,10 +139,13 @@ func (a *app) print(o output) error {
 		}
 		return nil
 	}
-	if o.JSON == nil {
-		return nil
-	}
 	v := o.JSON
+	if v == nil {
+		v = doneJSON{OK: true, Command: a.command}
+	}
+	if a.onJSON != nil {
+		a.onJSON(v)
+	}
 	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
 		v = reflect.MakeSlice(rv.Type(), 0, 0).Interface()
 	}
@@ -152,8 +168,11 @@ func (a *app) withStore(mode openMode, fn func(s *store) (output, error)) error 
 		defer s.Close()
 	}
 	out, err := fn(s)
-	if perr := a.print(out); err == nil {
-		err = perr
+	if err != nil {
+		if out.JSON != nil || out.Text != nil {
+			a.print(out) // a report that goes with the error (check)
+		}
+		return err
 	}
-	return err
+	return a.print(out)
 }
