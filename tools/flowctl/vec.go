@@ -301,6 +301,9 @@ func (a *app) importVectors(ctx context.Context, s *store, name string, vs []hns
 		}
 		vs = kept
 	}
+	if !a.json {
+		fmt.Fprintf(a.errOut, "importing %s into %s\n", plural(len(vs), "vector"), name)
+	}
 	bar := a.bar(len(vs), "importing "+name)
 	done := 0
 	var stop error
