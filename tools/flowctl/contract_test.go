@@ -245,6 +245,32 @@ func TestREADMEContract(t *testing.T) {
 	}
 }
 
+// TestDocLinks: every relative link of the repository's top documents
+// names a file in the repository (none points outside it).
+func TestDocLinks(t *testing.T) {
+	link := regexp.MustCompile(`\]\(([^)#]+)(#[^)]*)?\)`)
+	for _, doc := range []string{"README.md", "TESTING.md", "bench/BENCHMARKS.md", "bench/RESULTS.md"} {
+		b, err := os.ReadFile(filepath.Join("../..", doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") {
+				continue
+			}
+			p := filepath.Join("../..", filepath.Dir(doc), target)
+			if rel, err := filepath.Rel("../..", p); err != nil || strings.HasPrefix(rel, "..") {
+				t.Errorf("%s: link %q points outside the repository", doc, target)
+				continue
+			}
+			if _, err := os.Stat(p); err != nil {
+				t.Errorf("%s: link %q: %v", doc, target, err)
+			}
+		}
+	}
+}
+
 // leafCommands returns the path (without "flowctl ") of every command that
 // runs something.
 func leafCommands() []string {

@@ -265,7 +265,7 @@ func (a *app) vecImportCmd() *cobra.Command {
 			})
 		},
 	}
-	c.Flags().BoolVar(&compact, "compact", true, "compact the collection's tables when the import ends (see `vec compact`)")
+	c.Flags().BoolVar(&compact, "compact", true, "compact the collection's tables when the import ends (see vec compact)")
 	c.Flags().StringVar(&format, "format", "", "fvecs, jsonl or idx (default: from the file name)")
 	c.Flags().IntVar(&limit, "limit", 0, "import at most this many (0: all)")
 	c.Flags().IntVar(&batch, "batch", 1000, "vectors per record")
