@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/tools/flowctl/internal/humanize"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -60,7 +63,7 @@ func (a *app) checkCmd() *cobra.Command {
 					fmt.Fprintf(w, "checked %d keys, %d frames (%d..%d), applied index %d\n",
 						rep.Keys, rep.Frames, rep.FirstFrame, rep.LastFrame, rep.AppliedIndex)
 					for _, p := range rep.Problems {
-						fmt.Fprintf(w, "DAMAGE table=%s key=%s: %s\n", p.Table, p.Key, p.Err)
+						fmt.Fprintf(w, "DAMAGE%s: %s\n", readableKey(p.Table, p.Key), p.Err)
 					}
 					for _, p := range rep.Warnings {
 						fmt.Fprintf(w, "WARNING %s: %s\n", p.Table, p.Err)
@@ -100,6 +103,23 @@ func (a *app) bar(n int, desc string) *progressbar.ProgressBar {
 
 // progress returns a byte-progress callback for backup and restore (nil
 // when there is no bar to draw) and the function that ends it.
+// readableKey renders where check found damage: the table, and the raw
+// Pebble key (hex) as its shard and the rest of the key, quoted.
+func readableKey(table, hexKey string) string {
+	var s string
+	if table != "" {
+		s = " table " + table
+	}
+	k, err := hex.DecodeString(hexKey)
+	if err != nil || len(k) == 0 {
+		return s
+	}
+	if shard, _, rest, ok := keys.Split(k); ok {
+		return fmt.Sprintf("%s shard %d key %s", s, shard, strconv.QuoteToASCII(string(rest)))
+	}
+	return s + " key " + strconv.QuoteToASCII(string(k))
+}
+
 func (a *app) progress(desc string) (db.Progress, func()) {
 	if a.json || !terminal(a.errOut) {
 		return nil, func() {}

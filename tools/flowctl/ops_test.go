@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/registry"
 )
 
@@ -212,5 +214,17 @@ func TestNodeTimeout(t *testing.T) {
 	code, _, stderr := runCode(t, "", "--node", l.Addr().String(), "--timeout", "300ms", "kv", "get", "ns", "k")
 	if code != exitFailed || !strings.Contains(stderr, "no answer in time") || time.Since(start) > 5*time.Second {
 		t.Fatalf("silent node: exit %d after %v:\n%s", code, time.Since(start), stderr)
+	}
+}
+
+// TestReadableKey: check prints where damage is as a table, a shard and a
+// quoted key, not raw hex.
+func TestReadableKey(t *testing.T) {
+	k := append(keys.Prefix(3, 0x42), "jobs\x00\x01"...)
+	if got, want := readableKey("queue.tasks", hex.EncodeToString(k)), ` table queue.tasks shard 3 key "jobs\x00\x01"`; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if got := readableKey("", ""); got != "" {
+		t.Fatalf("store-wide problem: %q", got)
 	}
 }
