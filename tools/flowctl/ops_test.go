@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/registry"
 )
@@ -227,4 +229,45 @@ func TestReadableKey(t *testing.T) {
 	if got := readableKey("", ""); got != "" {
 		t.Fatalf("store-wide problem: %q", got)
 	}
+}
+
+// TestLockedStoreNamesHolder: a store held by a running process is refused
+// with that process's id and command line.
+func TestLockedStoreNamesHolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	mustRun(t, "--dir", dir, "kv", "set", "ns", "k", "v")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldLock$")
+	cmd.Env = append(os.Environ(), "FLOWCTL_HOLD_LOCK="+dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	buf := make([]byte, 64)
+	if n, err := stdout.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "holding") {
+		t.Fatalf("child: %q %v", buf[:n], err)
+	}
+	code, _, stderr := runCode(t, "", "--dir", dir, "kv", "get", "ns", "k")
+	if code != exitFailed || !strings.Contains(stderr, fmt.Sprintf("process %d (", cmd.Process.Pid)) {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+}
+
+// TestHoldLock is TestLockedStoreNamesHolder's child: it opens the store
+// and holds it until killed.
+func TestHoldLock(t *testing.T) {
+	dir := os.Getenv("FLOWCTL_HOLD_LOCK")
+	if dir == "" {
+		t.Skip("child of TestLockedStoreNamesHolder")
+	}
+	d, err := db.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fmt.Println("holding")
+	time.Sleep(time.Minute)
 }

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
@@ -102,9 +105,14 @@ func (a *app) open(mode openMode) (*store, error) {
 	d, err := db.Open(a.dir, &db.Options{Logger: a.logger(), ErrorIfNotExists: mode == mustExist})
 	switch {
 	case errors.Is(err, db.ErrNotExist):
-		return nil, fmt.Errorf("no flowdb store at %s (a directory without a store; write to it with `flowctl --dir %s kv set` to create one)", a.dir, a.dir)
+		if _, serr := os.Stat(filepath.Join(a.dir, "store", "FLOWDB")); serr == nil {
+			return nil, fmt.Errorf("%s is a node's directory (its store is %s): while the node runs, "+
+				"use --node with its admin address: %w", a.dir, filepath.Join(a.dir, "store"), err)
+		}
+		return nil, fmt.Errorf("no flowdb store at %s (a directory without a store; write to it with `flowctl --dir %s kv set` to create one): %w", a.dir, a.dir, err)
 	case errors.Is(err, db.ErrLocked):
-		return nil, fmt.Errorf("%s is open in another process; stop it first: %w", a.dir, err)
+		return nil, fmt.Errorf("%s is open in %s; stop it first, or, if it is a node, use --node with its admin address: %w",
+			a.dir, lockHolder(a.dir), err)
 	case err != nil:
 		return nil, err
 	}
@@ -114,6 +122,35 @@ func (a *app) open(mode openMode) (*store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// lockHolder names the process that holds dir's LOCK file ("process 1234
+// (flowctl node start ...)"), found through /proc (Linux), or says
+// "another process".
+func lockHolder(dir string) string {
+	lock, err := filepath.Abs(filepath.Join(dir, "LOCK"))
+	if err != nil {
+		return "another process"
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join("/proc", p.Name(), "fd"))
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join("/proc", p.Name(), "fd", fd.Name())); err == nil && target == lock {
+				cmd, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+				line := strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
+				if pid == os.Getpid() {
+					return fmt.Sprintf("this process (%d)", pid)
+				}
+				return fmt.Sprintf("process %d (%s)", pid, line)
+			}
+		}
+	}
+	return "another process"
 }
 
 // output is what a command prints on stdout: JSON with --json, else Text
