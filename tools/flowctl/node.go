@@ -20,6 +20,7 @@ import (
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/raftsm"
+	"github.com/lni/dragonboat/v4"
 	"github.com/spf13/cobra"
 )
 
@@ -226,7 +227,7 @@ type statusJSON struct {
 func httpError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, db.ErrNotFound):
+	case errors.Is(err, db.ErrNotFound), errors.Is(err, dragonboat.ErrShardNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, db.ErrOutcomeUnknown):
 		code = http.StatusGatewayTimeout

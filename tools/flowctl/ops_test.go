@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -270,4 +271,18 @@ func TestHoldLock(t *testing.T) {
 	defer d.Close()
 	fmt.Println("holding")
 	time.Sleep(time.Minute)
+}
+
+// TestUnknownShard: a node answers a request about a shard it does not
+// have with 404 and a message (it answered 500), and flowctl exits 1.
+func TestUnknownShard(t *testing.T) {
+	node := startNode(t)
+	code, _, stderr := runCode(t, "", "--node", node, "cluster", "transfer", "99", "1")
+	if code != exitFailed || !strings.Contains(stderr, "shard not found") || strings.Contains(stderr, "500") {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	var ue usageError
+	if _, err := run(t, "--node", node, "cluster", "transfer", "99", "1"); !errors.Is(err, db.ErrNotFound) || errors.As(err, &ue) {
+		t.Fatalf("unknown shard: %v", err)
+	}
 }
