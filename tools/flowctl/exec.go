@@ -42,7 +42,7 @@ var remoteGroups = map[string]bool{"kv": true, "queue": true, "agent": true, "po
 const pathArgs = "flowctl/path-arg"
 
 // localFlags are not forwarded: they describe the client, not the command.
-var localFlags = map[string]bool{"node": true, "dir": true, "verbose": true}
+var localFlags = map[string]bool{"node": true, "dir": true, "verbose": true, "timeout": true}
 
 // forwardable reports whether cmd is a data command that --node forwards.
 func forwardable(cmd *cobra.Command) bool {
@@ -54,9 +54,9 @@ func forwardable(cmd *cobra.Command) bool {
 	return false
 }
 
-// nodeCommands are the top-level commands that are about nodes
-// themselves (node start takes --admin, cluster needs --node).
-var nodeCommands = map[string]bool{"node": true, "cluster": true}
+// dirCommands are the top-level commands that work on a store directory
+// only: given --node, they say so.
+var dirCommands = map[string]bool{"check": true, "backup": true, "restore": true, "demo": true}
 
 // topLevel returns the child of the root that c is or is under.
 func topLevel(c *cobra.Command) *cobra.Command {
@@ -82,7 +82,7 @@ func (a *app) forwardWithNode(root *cobra.Command) {
 		}
 		local := c.RunE
 		if !forwardable(c) {
-			if top := topLevel(c); top != nil && !nodeCommands[top.Name()] {
+			if top := topLevel(c); top != nil && dirCommands[top.Name()] {
 				// check, backup, restore, demo: a store directory only.
 				c.RunE = func(cmd *cobra.Command, args []string) error {
 					if a.node != "" {
