@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -430,7 +429,6 @@ func checkJSON(t *testing.T, what string, b []byte, v any) {
 		}
 	}
 	walk(generic)
-	_ = math.MaxInt64
 }
 
 var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
