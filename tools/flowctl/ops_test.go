@@ -174,7 +174,8 @@ func (s *syncBuffer) String() string {
 }
 
 // TestHealthNow: an agent that missed its heartbeats shows unhealthy in
-// agent list, agent inspect and pool stats without `agent expire`.
+// agent list, agent inspect, pool stats and sched stats without `agent
+// expire`.
 func TestHealthNow(t *testing.T) {
 	tg := target{"--dir", filepath.Join(t.TempDir(), "store")}
 	tg.must(t, "pool", "define", "p")
@@ -193,6 +194,10 @@ func TestHealthNow(t *testing.T) {
 	if err := json.Unmarshal([]byte(tg.must(t, "--json", "pool", "stats", "p")), &ps); err != nil ||
 		len(ps) != 1 || ps[0].Unhealthy != 1 || ps[0].Warm != 1 {
 		t.Fatalf("pool stats: %+v %v", ps, err)
+	}
+	var ss schedStatsOut
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "sched", "stats")), &ss); err != nil || ss.Agents != 1 {
+		t.Fatalf("sched stats counts %d healthy agents, want 1: %v", ss.Agents, err)
 	}
 }
 
