@@ -115,7 +115,7 @@ func TestVecImportStopsAndResumes(t *testing.T) {
 	dir = filepath.Join(t.TempDir(), "store2")
 	mustRun(t, "--dir", dir, "vec", "create", "c", "--dim", "2", "--float")
 	var many strings.Builder
-	const n = 20000
+	const n = 50000 // far more batches than run before the signal
 	for i := range n {
 		fmt.Fprintf(&many, "{\"id\":%d,\"vector\":[%d,1]}\n", i, i)
 	}
@@ -130,7 +130,7 @@ func TestVecImportStopsAndResumes(t *testing.T) {
 	go func() {
 		done <- runMain(context.Background(), []string{"--dir", dir, "vec", "import", "c", manyFile, "--batch", "5"}, nil, &bytes.Buffer{}, errOut)
 	}()
-	for !strings.Contains(errOut.String(), "importing 20000 vectors") {
+	for !strings.Contains(errOut.String(), "importing 50000 vectors") {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond) // some batches in
