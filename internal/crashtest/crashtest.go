@@ -100,6 +100,10 @@ type Config struct {
 	// LimitEnv names an environment variable that caps the crash points
 	// (for slow modes such as -race); the cap also lowers MinPoints.
 	LimitEnv string
+	// EveryWrite crashes at every write in the default run too, not at
+	// every third (for sweeps whose crash-point count is a requirement of
+	// the default run).
+	EveryWrite bool
 }
 
 // Sweep runs workload for k = 1, 2, ... and verify after every crash. The
@@ -127,7 +131,7 @@ func Sweep[A any](t *testing.T, cfg Config, workload func(r *Run[A]), verify fun
 	}
 	target := int64(min(cfg.MinPoints+cfg.MinPoints/10, limit))
 	stride := int64(3)
-	if v := os.Getenv("FLOWDB_FULL"); v != "" && v != "0" {
+	if v := os.Getenv("FLOWDB_FULL"); (v != "" && v != "0") || cfg.EveryWrite {
 		stride = 1
 	}
 	// An odd stride coprime with Variants visits every variant and both

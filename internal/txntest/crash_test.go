@@ -177,6 +177,6 @@ func TestTxnCrashSweep(t *testing.T) {
 			bad++
 		}
 	}
-	points := crashtest.Sweep(t, crashtest.Config{LimitEnv: "FLOWDB_CRASHTEST_POINTS"}, workload, verify)
+	points := crashtest.Sweep(t, crashtest.Config{LimitEnv: "FLOWDB_CRASHTEST_POINTS", EveryWrite: true}, workload, verify)
 	t.Logf("crash points: %d, acknowledged steps checked: %d, bad: %d", points, checked, bad)
 }
