@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
 	dblogger "github.com/lni/dragonboat/v4/logger"
+	"github.com/lni/dragonboat/v4/raftio"
 )
 
 // Errors of a node.
@@ -29,6 +31,11 @@ var (
 	ErrConfig = errors.New("raftsm: invalid node config")
 	// ErrNoLeader: a shard had no leader before the context ended.
 	ErrNoLeader = errors.New("raftsm: shard has no leader")
+	// ErrRemoved: this node's replica was removed from the cluster. A
+	// removed node refuses every call (proposals, reads, status), and
+	// Open refuses to start it again: its directory is left for
+	// inspection; a replacement joins with a new replica id.
+	ErrRemoved = errors.New("raftsm: this node was removed from the cluster")
 )
 
 // TLS names the PEM files of a node's mutual TLS: its certificate and key,
@@ -135,6 +142,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if o.Join && len(o.Members) > 0 {
 		return o, fmt.Errorf("%w: Join with Members", ErrConfig)
 	}
+	if _, ok := o.Members[o.ReplicaID]; !o.Join && !ok {
+		return o, fmt.Errorf("%w: replica id %d is not among the members (a new member starts with Join)", ErrConfig, o.ReplicaID)
+	}
 	if o.DataShards <= 0 {
 		o.DataShards = 1
 	}
@@ -194,6 +204,9 @@ type Node struct {
 	started atomic.Pointer[dragonboat.NodeHost]
 	shards  []uint32
 	once    sync.Once
+	// removed is set once this node's replica was removed from a shard
+	// (Dragonboat's NodeDeleted event); removedMarker records it on disk.
+	removed atomic.Bool
 
 	proposals, retries, timeouts atomic.Uint64
 }
@@ -228,12 +241,37 @@ func QuietRaftLogs() {
 // Open starts a node: it opens (creating) the store, runs cfg.Attach, then
 // starts the NodeHost and a replica of every shard. It does not wait for
 // leaders (WaitReady does).
+//
+// A start that fails in a directory that did not exist or was empty
+// leaves it as it was: what the attempt created is removed.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	QuietRaftLogs()
+	ents, statErr := os.ReadDir(c.Dir)
+	existed := statErr == nil
+	fresh := errors.Is(statErr, fs.ErrNotExist) || (existed && len(ents) == 0)
+	n, err := open(ctx, c)
+	if err != nil && fresh {
+		if existed {
+			ents, _ := os.ReadDir(c.Dir)
+			for _, e := range ents {
+				os.RemoveAll(filepath.Join(c.Dir, e.Name()))
+			}
+		} else {
+			os.RemoveAll(c.Dir)
+		}
+	}
+	return n, err
+}
+
+func open(ctx context.Context, c Config) (*Node, error) {
+	raftDir := filepath.Join(c.Dir, "raft")
+	if _, err := os.Stat(filepath.Join(raftDir, removedMarker)); err == nil {
+		return nil, fmt.Errorf("%w: replica %d (its directory %s is kept for inspection; a replacement joins with a new replica id)", ErrRemoved, c.ReplicaID, c.Dir)
+	}
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -265,16 +303,16 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	raftDir := filepath.Join(c.Dir, "raft")
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
 		d.Close()
 		return nil, err
 	}
 	nhc := config.NodeHostConfig{
-		NodeHostDir:    raftDir,
-		RTTMillisecond: c.RTTMillisecond,
-		RaftAddress:    c.RaftAddress,
-		ListenAddress:  c.ListenAddress,
+		NodeHostDir:         raftDir,
+		RTTMillisecond:      c.RTTMillisecond,
+		RaftAddress:         c.RaftAddress,
+		ListenAddress:       c.ListenAddress,
+		SystemEventListener: &events{n: n, raftDir: raftDir},
 	}
 	switch c.LogDB {
 	case "":
@@ -323,7 +361,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	for _, s := range n.shards {
 		rc := config.Config{ReplicaID: c.ReplicaID, ShardID: uint64(s), ElectionRTT: c.ElectionRTT,
-			HeartbeatRTT: c.HeartbeatRTT, CheckQuorum: true, SnapshotEntries: c.SnapshotEntries,
+			HeartbeatRTT: c.HeartbeatRTT, CheckQuorum: true, PreVote: true, SnapshotEntries: c.SnapshotEntries,
 			CompactionOverhead: c.CompactionOverhead}
 		if err := nh.StartOnDiskReplica(members, join, Factory(d, s, raftDir), rc); err != nil {
 			n.Close()
@@ -374,12 +412,16 @@ func (n *Node) Close() error {
 func retryable(err error) (retry, maybeProposed bool) {
 	switch {
 	case errors.Is(err, dragonboat.ErrShardNotReady), errors.Is(err, dragonboat.ErrSystemBusy),
-		errors.Is(err, dragonboat.ErrShardNotInitialized):
+		errors.Is(err, dragonboat.ErrShardNotInitialized), errors.Is(err, dragonboat.ErrTimeoutTooSmall):
+		// ErrTimeoutTooSmall: the context's deadline is less than a tick
+		// away; nothing was sent.
 		return true, false
 	case errors.Is(err, dragonboat.ErrTimeout), errors.Is(err, dragonboat.ErrAborted),
-		errors.Is(err, dragonboat.ErrCanceled), errors.Is(err, dragonboat.ErrRejected):
+		errors.Is(err, dragonboat.ErrCanceled):
 		return true, true
 	}
+	// ErrRejected is an answer, not a lost request: Raft refused it (a
+	// membership change it will never make), so it is not retried.
 	return false, false
 }
 
@@ -404,6 +446,9 @@ func backoff(ctx context.Context, i int) error {
 // the frame's Origin deduplicates retries instead), retrying within ctx
 // while the shard is not ready or the request was lost.
 func (n *Node) Propose(ctx context.Context, shard uint32, frame []byte) ([]byte, error) {
+	if err := n.removedErr(); err != nil {
+		return nil, err
+	}
 	sess := n.nh.GetNoOPSession(uint64(shard))
 	maybe := false
 	n.proposals.Add(1)
@@ -429,6 +474,9 @@ func (n *Node) Propose(ctx context.Context, shard uint32, frame []byte) ([]byte,
 			err = backoff(ctx, i)
 		}
 		if err != nil {
+			if rerr := n.removedErr(); rerr != nil && !maybe {
+				return nil, rerr
+			}
 			if maybe || ctx.Err() != nil || errors.Is(err, dragonboat.ErrClosed) || errors.Is(err, dragonboat.ErrShardClosed) {
 				// A frame that reached Raft (or may have) is not known to
 				// have failed: report its outcome as unknown.
@@ -448,11 +496,17 @@ func (n *Node) ReadIndex(ctx context.Context, shard uint32) error {
 		defer cancel()
 	}
 	for i := 0; ; i++ {
+		if err := n.removedErr(); err != nil {
+			return err
+		}
 		actx, cancel := context.WithTimeout(ctx, attempt)
 		_, err := n.nh.SyncRead(actx, uint64(shard), nil)
 		cancel()
 		if err == nil {
 			return nil
+		}
+		if err := n.removedErr(); err != nil {
+			return err
 		}
 		if errors.Is(err, dragonboat.ErrClosed) || errors.Is(err, dragonboat.ErrShardClosed) {
 			return fmt.Errorf("%w: read index of shard %d: %w", db.ErrClosed, shard, err)
@@ -492,112 +546,51 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	return nil
 }
 
-// ShardStatus is one shard as this node sees it.
-type ShardStatus struct {
-	Shard    uint32            `json:"shard"`
-	Leader   uint64            `json:"leader"`
-	Term     uint64            `json:"term"`
-	IsLeader bool              `json:"is_leader"`
-	Applied  uint64            `json:"applied"`
-	Members  map[uint64]string `json:"members"`
-}
+// removedMarker, in the Raft directory, records that this node's replica
+// was removed: Open refuses to start it again (ErrRemoved).
+const removedMarker = "flowdb-removed"
 
-// Status reports every shard: leader and term as this node knows them,
-// the applied index of its replica, and the members (a linearizable
-// membership read, so it needs a quorum).
-func (n *Node) Status(ctx context.Context) ([]ShardStatus, error) {
-	var out []ShardStatus
-	for _, s := range n.shards {
-		st := ShardStatus{Shard: s}
-		leader, term, ok, err := n.nh.GetLeaderID(uint64(s))
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			st.Leader, st.Term, st.IsLeader = leader, term, leader == n.cfg.ReplicaID
-		}
-		v, err := n.nh.StaleRead(uint64(s), nil)
-		if err != nil {
-			return nil, err
-		}
-		st.Applied = v.(uint64)
-		var m *dragonboat.Membership
-		for i := 0; ; i++ {
-			actx, cancel := context.WithTimeout(ctx, attempt)
-			m, err = n.nh.SyncGetShardMembership(actx, uint64(s))
-			cancel()
-			if err == nil {
-				break
-			}
-			// A replica that has just restarted drops requests until its
-			// shard is ready: retry those within ctx, like ReadIndex.
-			if retry, _ := retryable(err); !retry || ctx.Err() != nil {
-				return nil, fmt.Errorf("raftsm: membership of shard %d: %w", s, err)
-			}
-			if err := backoff(ctx, i); err != nil {
-				return nil, fmt.Errorf("raftsm: membership of shard %d: %w", s, err)
-			}
-		}
-		st.Members = m.Nodes
-		out = append(out, st)
+// Removed reports whether this node's replica was removed from the
+// cluster (ErrRemoved).
+func (n *Node) Removed() bool { return n.removed.Load() }
+
+// removedErr returns ErrRemoved once the node was removed, else nil.
+func (n *Node) removedErr() error {
+	if !n.removed.Load() {
+		return nil
 	}
-	return out, nil
+	return fmt.Errorf("%w: replica %d", ErrRemoved, n.cfg.ReplicaID)
 }
 
-// membershipChange retries a membership request on every shard.
-func (n *Node) membershipChange(ctx context.Context, what string, fn func(ctx context.Context, shard uint64) error) error {
-	for _, s := range n.shards {
-		for i := 0; ; i++ {
-			actx, cancel := context.WithTimeout(ctx, attempt)
-			err := fn(actx, uint64(s))
-			cancel()
-			if err == nil {
-				break
-			}
-			if retry, _ := retryable(err); !retry || ctx.Err() != nil {
-				return fmt.Errorf("raftsm: %s on shard %d: %w", what, s, err)
-			}
-			if err := backoff(ctx, i); err != nil {
-				return err
-			}
-		}
+// events receives Dragonboat's system events: NodeDeleted for this node's
+// replica marks the node removed (in memory and on disk).
+type events struct {
+	n       *Node
+	raftDir string
+}
+
+func (e *events) NodeDeleted(info raftio.NodeInfo) {
+	if info.ReplicaID != e.n.cfg.ReplicaID || e.n.removed.Swap(true) {
+		return
 	}
-	return nil
-}
-
-// AddReplica adds replica id at addr to every shard. Start the new node
-// with Config.Join afterwards (or before: it waits to be contacted).
-func (n *Node) AddReplica(ctx context.Context, id uint64, addr string) error {
-	return n.membershipChange(ctx, "add replica", func(ctx context.Context, s uint64) error {
-		return n.nh.SyncRequestAddReplica(ctx, s, id, addr, 0)
-	})
-}
-
-// RemoveReplica removes replica id from every shard. A removed replica id
-// can never join again.
-func (n *Node) RemoveReplica(ctx context.Context, id uint64) error {
-	return n.membershipChange(ctx, "remove replica", func(ctx context.Context, s uint64) error {
-		return n.nh.SyncRequestDeleteReplica(ctx, s, id, 0)
-	})
-}
-
-// TransferLeader asks shard's leader to hand leadership to replica target,
-// repeating the request every half second (Raft may drop it, for example
-// while target catches up), until target leads or ctx ends.
-func (n *Node) TransferLeader(ctx context.Context, shard uint32, target uint64) error {
-	var last time.Time
-	for i := 0; ; i++ {
-		if l, _, ok, _ := n.nh.GetLeaderID(uint64(shard)); ok && l == target {
-			return nil
-		}
-		if time.Since(last) > 500*time.Millisecond {
-			if err := n.nh.RequestLeaderTransfer(uint64(shard), target); err != nil {
-				return fmt.Errorf("raftsm: transfer shard %d: %w", shard, err)
-			}
-			last = time.Now()
-		}
-		if err := backoff(ctx, min(i, 5)); err != nil {
-			return fmt.Errorf("raftsm: transfer shard %d to %d: %w", shard, target, err)
-		}
+	e.n.cfg.Logger.Warn("flowdb node removed from the cluster: it refuses every call from now on", "replica", info.ReplicaID, "shard", info.ShardID)
+	if err := os.WriteFile(filepath.Join(e.raftDir, removedMarker), nil, 0o600); err != nil {
+		e.n.cfg.Logger.Error("flowdb node: recording its removal", "err", err)
 	}
 }
+
+func (e *events) NodeHostShuttingDown()                       {}
+func (e *events) NodeUnloaded(raftio.NodeInfo)                {}
+func (e *events) NodeReady(raftio.NodeInfo)                   {}
+func (e *events) MembershipChanged(raftio.NodeInfo)           {}
+func (e *events) ConnectionEstablished(raftio.ConnectionInfo) {}
+func (e *events) ConnectionFailed(raftio.ConnectionInfo)      {}
+func (e *events) SendSnapshotStarted(raftio.SnapshotInfo)     {}
+func (e *events) SendSnapshotCompleted(raftio.SnapshotInfo)   {}
+func (e *events) SendSnapshotAborted(raftio.SnapshotInfo)     {}
+func (e *events) SnapshotReceived(raftio.SnapshotInfo)        {}
+func (e *events) SnapshotRecovered(raftio.SnapshotInfo)       {}
+func (e *events) SnapshotCreated(raftio.SnapshotInfo)         {}
+func (e *events) SnapshotCompacted(raftio.SnapshotInfo)       {}
+func (e *events) LogCompacted(raftio.EntryInfo)               {}
+func (e *events) LogDBCompacted(raftio.EntryInfo)             {}

@@ -10,7 +10,9 @@
 //	flowctl --node http://ADMIN kv|queue|agent|pool|sched|vec|stats ... (run on the node)
 //
 // Every read command prints JSON with --json. Exit status: 0 on success, 1 on
-// damage found by check or any error, 2 on a bad argument.
+// damage found by check or any error, 2 on a bad argument, 3 when a write
+// sent to a node (--node) may or may not have been applied (its outcome is
+// unknown: db.ErrOutcomeUnknown; check before retrying).
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
 	"github.com/flowdb/flowdb/quant"
 	"github.com/flowdb/flowdb/queue"
@@ -57,6 +60,9 @@ func main() {
 		var ue usageError
 		switch {
 		case errors.Is(err, errDamage):
+		case errors.Is(err, db.ErrOutcomeUnknown):
+			fmt.Fprintln(os.Stderr, "flowctl:", err)
+			os.Exit(3)
 		case errors.As(err, &ue) || usage(err):
 			// Arguments the library refused before logging anything.
 			fmt.Fprintln(os.Stderr, "flowctl:", err)
