@@ -1,6 +1,7 @@
 package raftsm
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -289,4 +290,56 @@ func (f *faultNet) sender(method uint16, payload []byte) (uint64, error) {
 		return c.From, nil
 	}
 	return 0, errors.New("unknown frame method")
+}
+
+// TestPreVoteIsolatedFollower: a follower cut off for many election
+// timeouts does not drive terms up (PreVote: it asks before it stands,
+// and nobody would vote for it), so when the partition heals it rejoins
+// without forcing an election: every shard's term is as it was, give or
+// take a spurious election on a loaded host.
+func TestPreVoteIsolatedFollower(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three NodeHosts")
+	}
+	fn := newFaultNet(t, 7)
+	ns, _ := startClusterNet(t, 3, 0, fn)
+	terms := func() map[uint32]uint64 {
+		out := map[uint32]uint64{}
+		for _, n := range ns {
+			for _, s := range n.n.Shards() {
+				if _, term, ok, err := n.n.NodeHost().GetLeaderID(uint64(s)); err == nil && ok {
+					out[s] = max(out[s], term)
+				}
+			}
+		}
+		return out
+	}
+	shard := ns[0].n.Shards()[1]
+	var follower *tnode
+	for _, n := range ns {
+		if !n.n.Leads(shard) && follower == nil {
+			follower = n
+		}
+	}
+	before := terms()
+	fn.isolate(follower.id, []uint64{1, 2, 3}, true, true)
+	time.Sleep(time.Second) // 20 election timeouts of 50 ms
+	fn.heal()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	// The follower is back: it applies a write made after the heal.
+	if err := ns[0].n.DB().Set(ctx, "kv", []byte("after"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := follower.n.DB().Get(ctx, "kv", []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	after := terms()
+	for s, b := range before {
+		if after[s] > b+2 {
+			t.Errorf("shard %d: term %d before the partition, %d after: the isolated follower %d forced elections", s, b, after[s], follower.id)
+		}
+	}
+	t.Logf("terms before %v, after %v; %d frames dropped", before, after, fn.dropped.Load())
 }

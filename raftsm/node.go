@@ -81,14 +81,16 @@ type Config struct {
 	DataShards int
 
 	// RTTMillisecond is the network round trip Raft's ticks count in.
-	// Default 20. ElectionRTT (default 50) and HeartbeatRTT (default 5)
+	// Default 20. ElectionRTT (default 25) and HeartbeatRTT (default 5)
 	// count in RTTs: by default a leader sends heartbeats every 100 ms and
-	// a follower that hears nothing for 1 s starts an election (etcd's
-	// defaults). A shorter election timeout fails over faster but elects
-	// spuriously when a loaded node's Raft worker waits on a slow fsync:
-	// bench/replbench with 200 ms (the earlier default) saw 7 elections in
-	// 10 s at peak load on a 2-core VM, each stalling writes for up to
-	// 2.4 s; with 1 s, none.
+	// a follower that hears nothing for 500 ms to 1 s (Raft randomizes it)
+	// starts an election; PreVote and CheckQuorum are always on. With these
+	// a SIGKILLed leader's shard takes its next write on a new leader after
+	// about 0.8 s (TestFailover measures it). A shorter election timeout
+	// fails over faster but elects spuriously when a loaded node's Raft
+	// worker waits on a slow fsync: bench/replbench with 200 ms saw 7
+	// elections in 10 s at peak load on a 2-core VM, each stalling writes
+	// for up to 2.4 s.
 	RTTMillisecond uint64
 	ElectionRTT    uint64
 	HeartbeatRTT   uint64
@@ -154,7 +156,7 @@ func (c *Config) withDefaults() (Config, error) {
 		}
 	}
 	def(&o.RTTMillisecond, 20)
-	def(&o.ElectionRTT, 50)
+	def(&o.ElectionRTT, 25)
 	def(&o.HeartbeatRTT, 5)
 	def(&o.SnapshotEntries, 100_000)
 	def(&o.CompactionOverhead, 10_000)
@@ -207,6 +209,11 @@ type Node struct {
 	// removed is set once this node's replica was removed from a shard
 	// (Dragonboat's NodeDeleted event); removedMarker records it on disk.
 	removed atomic.Bool
+	// leaders holds, per shard, a channel closed when the shard's leader
+	// changes (Dragonboat's LeaderUpdated event): a proposal waiting on a
+	// leader that is gone is retried at once, not after its attempt's
+	// timeout.
+	leaders sync.Map // uint32 -> *leaderEpoch
 
 	proposals, retries, timeouts atomic.Uint64
 }
@@ -313,6 +320,7 @@ func open(ctx context.Context, c Config) (*Node, error) {
 		RaftAddress:         c.RaftAddress,
 		ListenAddress:       c.ListenAddress,
 		SystemEventListener: &events{n: n, raftDir: raftDir},
+		RaftEventListener:   &events{n: n, raftDir: raftDir},
 	}
 	switch c.LogDB {
 	case "":
@@ -457,7 +465,9 @@ func (n *Node) Propose(ctx context.Context, shard uint32, frame []byte) ([]byte,
 			n.retries.Add(1)
 		}
 		actx, cancel := context.WithTimeout(ctx, attempt)
+		stop := context.AfterFunc(n.epoch(shard), cancel)
 		res, err := n.nh.SyncPropose(actx, sess, frame)
+		stop()
 		cancel()
 		if err == nil {
 			return res.Data, nil
@@ -594,3 +604,49 @@ func (e *events) SnapshotCreated(raftio.SnapshotInfo)         {}
 func (e *events) SnapshotCompacted(raftio.SnapshotInfo)       {}
 func (e *events) LogCompacted(raftio.EntryInfo)               {}
 func (e *events) LogDBCompacted(raftio.EntryInfo)             {}
+
+// leaderEpoch is one shard's leadership until it changes: ctx is canceled
+// then.
+type leaderEpoch struct {
+	leader uint64
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// epoch returns a context canceled when shard's leader changes.
+func (n *Node) epoch(shard uint32) context.Context {
+	v, ok := n.leaders.Load(shard)
+	if !ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		v, _ = n.leaders.LoadOrStore(shard, &leaderEpoch{ctx: ctx, cancel: cancel})
+	}
+	return v.(*leaderEpoch).ctx
+}
+
+// LeaderUpdated ends the shard's leader epoch when its leader changes, so
+// that proposals waiting on the old leader (which may be dead: a follower
+// forwards proposals, and a dead leader never answers) are made again to
+// the new one at once; the frame's Origin makes the retry safe.
+func (e *events) LeaderUpdated(info raftio.LeaderInfo) {
+	shard := uint32(info.ShardID)
+	ctx, cancel := context.WithCancel(context.Background())
+	next := &leaderEpoch{leader: info.LeaderID, ctx: ctx, cancel: cancel}
+	for {
+		v, ok := e.n.leaders.Load(shard)
+		if !ok {
+			if _, loaded := e.n.leaders.LoadOrStore(shard, next); !loaded {
+				return
+			}
+			continue
+		}
+		old := v.(*leaderEpoch)
+		if old.leader == info.LeaderID {
+			cancel()
+			return
+		}
+		if e.n.leaders.CompareAndSwap(shard, old, next) {
+			old.cancel()
+			return
+		}
+	}
+}

@@ -31,7 +31,7 @@
 // stores' flushes, compactions and write stalls, to see where a p99 comes
 // from.
 //
-//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1] [-per 16] [-logdb small] [-rtt-ms 20] [-election-rtt 50] [-heartbeat-rtt 5] [-v]
+//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1] [-per 16] [-logdb small] [-rtt-ms 20] [-election-rtt 25] [-heartbeat-rtt 5] [-v]
 package main
 
 import (
@@ -66,7 +66,7 @@ var (
 	logDB        = flag.String("logdb", "small", "raftsm.Config.LogDB: Dragonboat's log store memory (tiny, small, medium, or \"\" for its default, the largest)")
 	verbose      = flag.Bool("v", false, "print each run's latencies per half second and its stores' flushes, compactions and write stalls")
 	rttMS        = flag.Int("rtt-ms", 0, "raftsm.Config.RTTMillisecond (0: the library's default, 20)")
-	electionRTT  = flag.Int("election-rtt", 0, "raftsm.Config.ElectionRTT, in RTTs (0: the library's default, 50)")
+	electionRTT  = flag.Int("election-rtt", 0, "raftsm.Config.ElectionRTT, in RTTs (0: the library's default, 25)")
 	heartbeatRTT = flag.Int("heartbeat-rtt", 0, "raftsm.Config.HeartbeatRTT, in RTTs (0: the library's default, 5)")
 	perRecord    = flag.Int("per", 16, "producers per record a proposal may carry (at least 16 in all)")
 	inflight     = flag.String("inflight", "", "NODE,SHARD: db.Options.MaxInflight and MaxShardInflight for the batched runs (default: the library's)")

@@ -41,7 +41,7 @@ type nodeFile struct {
 	NodeHostID  string `json:"node_host_id,omitempty"`
 	GossipBind  string `json:"gossip_bind,omitempty"`
 	GossipSeeds string `json:"gossip_seeds,omitempty"`
-	// Raft timing (raftsm.Config; 0: its defaults, 20 ms, 50 and 5 RTTs).
+	// Raft timing (raftsm.Config; 0: its defaults, 20 ms, 25 and 5 RTTs).
 	RTTMillisecond uint64 `json:"rtt_ms,omitempty"`
 	ElectionRTT    uint64 `json:"election_rtt,omitempty"`
 	HeartbeatRTT   uint64 `json:"heartbeat_rtt,omitempty"`
@@ -155,7 +155,7 @@ SIGINT or SIGTERM. The admin endpoint (--admin, loopback only) serves
 	f.StringVar(&nf.GossipBind, "gossip-bind", "", "gossip registry address HOST:PORT (nodes may change Raft addresses)")
 	f.StringVar(&nf.GossipSeeds, "gossip-seeds", "", "other nodes' gossip addresses, comma-separated")
 	f.Uint64Var(&nf.RTTMillisecond, "rtt-ms", 0, "Raft's round trip in ms, the unit of the two below (0: 20)")
-	f.Uint64Var(&nf.ElectionRTT, "election-rtt", 0, "RTTs without a leader before an election (0: 50, 1 s); shorter fails over sooner but may elect under load")
+	f.Uint64Var(&nf.ElectionRTT, "election-rtt", 0, "RTTs without a leader before an election (0: 25, 500 ms to 1 s); shorter fails over sooner but may elect under load")
 	f.Uint64Var(&nf.HeartbeatRTT, "heartbeat-rtt", 0, "RTTs between a leader's heartbeats (0: 5); the election timeout must exceed two")
 	return c
 }
