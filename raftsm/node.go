@@ -99,8 +99,12 @@ type Config struct {
 	// default 10,000.
 	SnapshotEntries    uint64
 	CompactionOverhead uint64
-	// LogDB sizes the memory of Dragonboat's log store: "tiny" (tests),
-	// "small", "medium", or "" for Dragonboat's default (the largest).
+	// LogDB sizes Dragonboat's log store (LogDBSize): "" for this
+	// package's default, 8 MiB memtables; "tiny" (4 MiB), "small"
+	// (16 MiB), "medium" (64 MiB) or "large" (128 MiB, Dragonboat's own
+	// default). Each Raft shard's log store preallocates a write-ahead log
+	// file of 110% of a memtable, so the size sets an idle node's disk use:
+	// about 9 MiB per shard by default, 141 MiB with "large".
 	LogDB string
 
 	// Gossip, if set, addresses nodes by a stable NodeHost ID through
@@ -322,17 +326,9 @@ func open(ctx context.Context, c Config) (*Node, error) {
 		SystemEventListener: &events{n: n, raftDir: raftDir},
 		RaftEventListener:   &events{n: n, raftDir: raftDir},
 	}
-	switch c.LogDB {
-	case "":
-	case "tiny":
-		nhc.Expert.LogDB = config.GetTinyMemLogDBConfig()
-	case "small":
-		nhc.Expert.LogDB = config.GetSmallMemLogDBConfig()
-	case "medium":
-		nhc.Expert.LogDB = config.GetMediumMemLogDBConfig()
-	default:
+	if nhc.Expert.LogDB, err = LogDBSize(c.LogDB); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("%w: LogDB %q", ErrConfig, c.LogDB)
+		return nil, err
 	}
 	if g := c.Gossip; g != nil {
 		nhc.DefaultNodeRegistryEnabled = true
@@ -649,4 +645,34 @@ func (e *events) LeaderUpdated(info raftio.LeaderInfo) {
 			return
 		}
 	}
+}
+
+// LogDBSize returns Dragonboat's log store configuration for a
+// Config.LogDB name. The log store is one Pebble instance per LogDB shard
+// (16; a Raft shard uses the one its id maps to), each with
+// KVMaxWriteBufferNumber memtables of KVWriteBufferSize bytes and a
+// write-ahead log file preallocated at 110% of a memtable. Raft entries
+// here are frames of up to db.Options.Batcher.MaxRecords records, rarely
+// over a few hundred KiB, so 8 MiB memtables hold dozens of them before a
+// flush, and an idle node holds about 9 MiB of log per shard; memory is at
+// most 32 MiB per shard in use. Only memtable sizes differ between the
+// names: the LogDB shard count (fixed once a node has written its log) is
+// Dragonboat's default, so a node may restart with another size.
+func LogDBSize(name string) (config.LogDBConfig, error) {
+	switch name {
+	case "":
+		c := config.GetDefaultLogDBConfig()
+		c.KVWriteBufferSize = 8 << 20
+		c.KVMaxWriteBufferNumber = 4
+		return c, nil
+	case "tiny":
+		return config.GetTinyMemLogDBConfig(), nil
+	case "small":
+		return config.GetSmallMemLogDBConfig(), nil
+	case "medium":
+		return config.GetMediumMemLogDBConfig(), nil
+	case "large":
+		return config.GetLargeMemLogDBConfig(), nil
+	}
+	return config.LogDBConfig{}, fmt.Errorf("%w: LogDB %q (want tiny, small, medium, large or empty)", ErrConfig, name)
 }

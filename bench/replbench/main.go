@@ -31,7 +31,7 @@
 // stores' flushes, compactions and write stalls, to see where a p99 comes
 // from.
 //
-//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1] [-per 16] [-logdb small] [-rtt-ms 20] [-election-rtt 25] [-heartbeat-rtt 5] [-v]
+//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1] [-per 16] [-logdb large] [-rtt-ms 20] [-election-rtt 25] [-heartbeat-rtt 5] [-v]
 package main
 
 import (
@@ -63,7 +63,7 @@ import (
 var (
 	leaderOnly   = flag.Bool("leader-only", false, "producers use only the node leading each queue's shard (no forwarding)")
 	nQueues      = flag.Int("queues", 1, "queues (each on its own data shard) the producers spread over")
-	logDB        = flag.String("logdb", "small", "raftsm.Config.LogDB: Dragonboat's log store memory (tiny, small, medium, or \"\" for its default, the largest)")
+	logDB        = flag.String("logdb", "", "raftsm.Config.LogDB: Dragonboat's log store size (tiny, small, medium, large, or \"\" for raftsm's default, 8 MiB memtables)")
 	verbose      = flag.Bool("v", false, "print each run's latencies per half second and its stores' flushes, compactions and write stalls")
 	rttMS        = flag.Int("rtt-ms", 0, "raftsm.Config.RTTMillisecond (0: the library's default, 20)")
 	electionRTT  = flag.Int("election-rtt", 0, "raftsm.Config.ElectionRTT, in RTTs (0: the library's default, 25)")

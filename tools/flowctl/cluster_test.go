@@ -47,6 +47,56 @@ func TestClusterCommandErrors(t *testing.T) {
 	}
 }
 
+// TestNodeFilesPrivate: every file and directory a node creates,
+// Dragonboat's included, is private to its user (0600 files, 0700
+// directories).
+func TestNodeFilesPrivate(t *testing.T) {
+	raft, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	dir := filepath.Join(t.TempDir(), "node")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		a := &app{out: &strings.Builder{}, errOut: &strings.Builder{}}
+		done <- a.runNode(ctx, nodeFile{ID: 1, Dir: dir, Raft: raft, Admin: admin, Members: map[string]string{"1": raft}})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if _, err := run(t, "--node", "http://"+admin, "kv", "set", "ns", "k", "v"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the node never took a write")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %v, want nothing for group and others", path, fi.Mode().Perm())
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 20 {
+		t.Fatalf("only %d files under %s", n, dir)
+	}
+}
+
 // TestNodeStartRefusesStranger: node start refuses a replica id that is
 // not among --members (unless joining), and leaves no directory behind.
 func TestNodeStartRefusesStranger(t *testing.T) {
