@@ -146,6 +146,36 @@
 // in a Flowdb-Error-Class header; flowctl exits 3 when a write's outcome is
 // unknown (including when the node died before it answered).
 //
+// # Throughput on three machines
+//
+// bench/replbench measures the replicated rate of three replicas in one
+// process on one machine beside a ceiling: raw Pebble doing the least the
+// three replicas must write per operation (the entry in a synced Raft log
+// store and in an unsynced state store, per replica), with no Raft and no
+// flowdb. On one machine the three replicas share its disk and cores, so
+// that ceiling is the machine's, for all three. On three machines each
+// replica has a machine's disk and cores to itself, so the ceiling of a
+// deployment is about three times the one-machine figure (each machine
+// writes one replica's share), and flowdb should reach the same fraction
+// of it as replbench reports on one machine at the same records per
+// proposal: a deployment of three machines like the benchmark's should
+// reach about
+//
+//	3 x (replbench's raw Pebble ceiling) x (replbench's ratio to it)
+//
+// replicated operations per second, less what the leader does alone (it
+// sends every entry to two followers and answers every client), and with
+// every commit one network round trip longer (hidden at high load by the
+// frames in flight, db.Options.MaxShardInflight). bench/RESULTS.md holds
+// the measured ceiling and ratio this estimate starts from. To measure it:
+// run the ceiling on one of the machines (cd bench && go run ./replbench
+// -ops 100: its raw Pebble line), then open one node per machine
+// (flowctl node start, or Open with the three Raft addresses as Members)
+// and drive enqueues from producers in each node's process, on every
+// node (a follower forwards proposals to the leader), with -queues
+// shards so that leadership spreads over the machines; compare the
+// acknowledged operations per second with three times the ceiling.
+//
 // # Testing under faults
 //
 // The linearizability test (TestLinearizable, porcupine, 50 seeded

@@ -173,6 +173,55 @@ func TestFlowctlMain(t *testing.T) {
 	os.Exit(0)
 }
 
+// TestClusterStatusNoQuorum: cluster status on a node that lost its
+// quorum ends within the endpoint's deadline with raftsm.ErrNoQuorum (it
+// used to wait forever).
+func TestClusterStatusNoQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two nodes")
+	}
+	raft1, raft2 := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	admin1 := testutil.FreeAddr(t)
+	members := map[string]string{"1": raft1, "2": raft2}
+	var cancels []context.CancelFunc
+	var dones []chan error
+	for i, raft := range []string{raft1, raft2} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		admin := admin1
+		if i == 1 {
+			admin = testutil.FreeAddr(t)
+		}
+		go func() {
+			a := &app{out: &strings.Builder{}, errOut: &strings.Builder{}}
+			done <- a.runNode(ctx, nodeFile{ID: uint64(i + 1), Dir: filepath.Join(t.TempDir(), "n"), Raft: raft, Admin: admin,
+				Members: members, RTTMillisecond: 5, ElectionRTT: 20, HeartbeatRTT: 2})
+		}()
+		cancels, dones = append(cancels, cancel), append(dones, done)
+	}
+	defer func() { cancels[0](); <-dones[0] }()
+	n1 := "http://" + admin1
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if _, err := run(t, "--node", n1, "kv", "set", "ns", "k", "v"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the two-node cluster never took a write")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancels[1]()
+	<-dones[1]
+	start := time.Now()
+	_, err := run(t, "--node", n1, "cluster", "status")
+	if !errors.Is(err, raftsm.ErrNoQuorum) {
+		t.Fatalf("status without a quorum: %v, want raftsm.ErrNoQuorum", err)
+	}
+	if el := time.Since(start); el > statusTimeout+2*time.Second {
+		t.Fatalf("status without a quorum took %v", el)
+	}
+}
+
 // TestRemovedNodeRefuses: a node removed from its cluster answers every
 // admin call with 410 and raftsm.ErrRemoved (not a stale status, not a
 // 500), and refuses to start again.
