@@ -226,7 +226,9 @@ type Node struct {
 type Counters struct {
 	// Proposals made (frames), retries of them (a shard not ready, a lost
 	// request), and attempts that timed out.
-	Proposals, Retries, Timeouts uint64
+	Proposals uint64 `json:"proposals"`
+	Retries   uint64 `json:"retries"`
+	Timeouts  uint64 `json:"timeouts"`
 }
 
 // Counters returns the node's proposal counters.
@@ -604,9 +606,9 @@ func (e *events) LogDBCompacted(raftio.EntryInfo)             {}
 // leaderEpoch is one shard's leadership until it changes: ctx is canceled
 // then.
 type leaderEpoch struct {
-	leader uint64
-	ctx    context.Context
-	cancel context.CancelFunc
+	leader, term uint64
+	ctx          context.Context
+	cancel       context.CancelFunc
 }
 
 // epoch returns a context canceled when shard's leader changes.
@@ -619,14 +621,15 @@ func (n *Node) epoch(shard uint32) context.Context {
 	return v.(*leaderEpoch).ctx
 }
 
-// LeaderUpdated ends the shard's leader epoch when its leader changes, so
+// LeaderUpdated ends the shard's leader epoch when its leader or term
+// changes, so
 // that proposals waiting on the old leader (which may be dead: a follower
 // forwards proposals, and a dead leader never answers) are made again to
 // the new one at once; the frame's Origin makes the retry safe.
 func (e *events) LeaderUpdated(info raftio.LeaderInfo) {
 	shard := uint32(info.ShardID)
 	ctx, cancel := context.WithCancel(context.Background())
-	next := &leaderEpoch{leader: info.LeaderID, ctx: ctx, cancel: cancel}
+	next := &leaderEpoch{leader: info.LeaderID, term: info.Term, ctx: ctx, cancel: cancel}
 	for {
 		v, ok := e.n.leaders.Load(shard)
 		if !ok {
@@ -636,7 +639,7 @@ func (e *events) LeaderUpdated(info raftio.LeaderInfo) {
 			continue
 		}
 		old := v.(*leaderEpoch)
-		if old.leader == info.LeaderID {
+		if old.leader == info.LeaderID && old.term == info.Term {
 			cancel()
 			return
 		}

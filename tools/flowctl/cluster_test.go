@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -142,6 +143,16 @@ func TestOutcomeUnknownExitCode(t *testing.T) {
 	defer gateway.Close()
 	if _, err := run(t, "--node", gateway.URL, "cluster", "remove", "3"); !errors.Is(err, db.ErrOutcomeUnknown) {
 		t.Fatalf("504: %v, want db.ErrOutcomeUnknown", err)
+	}
+	// A data command the node ran and whose write's outcome is unknown
+	// there: the class crosses /v1/exec.
+	unknown := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(execResponse{Error: "db: outcome unknown: shard 2: timeout", Classes: []string{db.ErrOutcomeUnknown.Error()}})
+	}))
+	defer unknown.Close()
+	if _, err := run(t, "--node", unknown.URL, "kv", "set", "ns", "k", "v"); !errors.Is(err, db.ErrOutcomeUnknown) {
+		t.Fatalf("a node's outcome unknown through /v1/exec: %v, want db.ErrOutcomeUnknown", err)
 	}
 	down := "http://" + testutil.FreeAddr(t)
 	if _, err := run(t, "--node", down, "kv", "set", "ns", "k", "v"); err == nil || errors.Is(err, db.ErrOutcomeUnknown) {
