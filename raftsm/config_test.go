@@ -13,8 +13,8 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.RTTMillisecond != 20 || o.ElectionRTT != 50 || o.HeartbeatRTT != 5 {
-		t.Fatalf("timing defaults %d ms, election %d, heartbeat %d RTTs; want 20, 50, 5", o.RTTMillisecond, o.ElectionRTT, o.HeartbeatRTT)
+	if o.RTTMillisecond != 20 || o.ElectionRTT != 25 || o.HeartbeatRTT != 5 {
+		t.Fatalf("timing defaults %d ms, election %d, heartbeat %d RTTs; want 20, 25, 5", o.RTTMillisecond, o.ElectionRTT, o.HeartbeatRTT)
 	}
 	for name, c := range map[string]Config{
 		"no dir":                     {ReplicaID: 1, RaftAddress: "127.0.0.1:7000"},

@@ -37,7 +37,12 @@
 // shard is not ready or busy, and after a lost request (timeout, aborted by
 // a leader change), within the frame's time (db.Options.ProposeTimeout,
 // default 30s); a frame that may have reached Raft and was not confirmed is
-// reported as db.ErrOutcomeUnknown, never as failed.
+// reported as db.ErrOutcomeUnknown, never as failed. A follower forwards
+// proposals to the leader, and a leader that died never answers them: when
+// a shard's leader changes (Dragonboat's LeaderUpdated event), the
+// attempts in flight on it are canceled and made again at once, so a
+// write waits for the election, not for its attempt's timeout. An answer
+// that is a refusal (Dragonboat's ErrRejected) is not retried.
 //
 // # Reads
 //
@@ -63,13 +68,70 @@
 // Open starts a node from Config (Raft address, data directory, data
 // shards, initial members or Join); a node that restarts uses its
 // bootstrap record, so membership changes made since need no config edit.
+// A replica id that is not among the initial members is refused
+// (ErrConfig) unless the node joins. A start that fails in a directory
+// that did not exist or was empty leaves it as it was.
+//
 // Node.AddReplica and RemoveReplica change every shard's membership,
 // TransferLeader moves a shard's leadership, Status reports each shard's
 // leader, term, applied index and members, WaitReady waits for leaders.
+// Each ends within its context's deadline (OpTimeout when it has none)
+// with a typed error that says what is wrong:
+//
+//   - ErrNotMember: removing, or transferring to, an id that is not a
+//     member; removing an id removed already.
+//   - ErrAlreadyMember: adding a member's id (at any address) or an
+//     address a member has.
+//   - ErrRemovedID: adding an id removed earlier (Raft never lets one
+//     return).
+//   - ErrRejected: a change Raft refuses, such as removing the only member.
+//   - ErrUnknownShard: a shard this node does not have.
+//   - ErrNoQuorum: the membership could not be read (a linearizable read)
+//     before the deadline: no leader with a quorum.
+//   - db.ErrOutcomeUnknown: a change was sent and not confirmed.
+//
+// Each change first reads the shard's membership: a change already made
+// on a shard (a retry after a partial one) is skipped there, and a change
+// that can never be made is refused before anything is proposed, so a
+// mistyped remove uses up no id.
+//
+// A node whose replica is removed (Dragonboat's NodeDeleted event) stops
+// serving: proposals, reads and Status fail with ErrRemoved, a marker in
+// the Raft directory records it, and Open refuses to start it again. Local
+// reads of in-memory views (queue stats, registry lookups) through Node.DB
+// are not guarded: a server above this package checks Node.Removed.
+//
+// # Elections and failover
+//
+// Every shard runs with PreVote and CheckQuorum: a candidate first asks
+// whether it could win, so a node cut off from the others does not drive
+// terms up and force an election when it returns
+// (TestPreVoteIsolatedFollower), and a leader that loses its quorum steps
+// down within an election timeout. With the default timing (20 ms RTT,
+// elections after 25 to 50 RTTs without a leader, heartbeats every 5), a
+// SIGKILLed leader's shard takes its next write on a new leader after
+// about 0.8 s (TestFailover with FLOWDB_FAILOVER_KILLS=N kills three node
+// processes' leaders in turn and reports the median and maximum).
+//
+// # Disk
+//
+// Dragonboat's log store (LogDB) is one Pebble instance per LogDB shard,
+// each preallocating a write-ahead log file of 110% of its memtable for
+// the Raft shards it holds. Config.LogDB picks its size (LogDBSize): by
+// default 8 MiB memtables, about 9 MiB of disk per Raft shard on an idle
+// node (TestIdleDiskUse: under 64 MiB for three shards), against 141 MiB
+// per shard with Dragonboat's own default ("large"). The store's own WAL
+// is preallocated at 110% of its memtable, a quarter of
+// db.Options.CacheSize (35 MiB with the default 128 MiB cache; Pebble
+// keeps one spare WAL for reuse), so a node that must be smaller on disk
+// lowers Store.CacheSize.
 // Mutual TLS between nodes comes from PEM files (Config.TLS); without it a
 // node refuses a non-loopback address unless Config.Insecure is set. The
 // node directory and the Raft directory are created 0700 and the store's
-// files 0600 (Dragonboat creates its own files inside the 0700 directory).
+// files 0600. Dragonboat creates its own files 0644 and directories 0750
+// (it takes no mode), inside the 0700 Raft directory, so no other user can
+// reach them; flowctl node start also sets the process umask to 077, which
+// makes them 0600 and 0700.
 //
 // Config.Gossip turns on Dragonboat's gossip node registry: members are
 // named by stable NodeHost IDs, and a node may come back on another Raft
@@ -79,7 +141,51 @@
 // flowctl cluster status|add|remove|transfer go through it, and so does
 // every data command (kv, queue, agent, pool, sched, vec, stats) given
 // --node: the node runs the same command against its replicated store
-// (tools/flowctl/exec.go).
+// (tools/flowctl/exec.go). The endpoint answers a removed node's every call
+// with 410, an outcome unknown with 504, and carries the sentinels above
+// in a Flowdb-Error-Class header; flowctl exits 3 when a write's outcome is
+// unknown (including when the node died before it answered).
+//
+// # Throughput on three machines
+//
+// bench/replbench measures the replicated rate of three replicas in one
+// process on one machine beside a ceiling: raw Pebble doing the least the
+// three replicas must write per operation (the entry in a synced Raft log
+// store and in an unsynced state store, per replica), with no Raft and no
+// flowdb. On one machine the three replicas share its disk and cores, so
+// that ceiling is the machine's, for all three. On three machines each
+// replica has a machine's disk and cores to itself, so the ceiling of a
+// deployment is about three times the one-machine figure (each machine
+// writes one replica's share), and flowdb should reach the same fraction
+// of it as replbench reports on one machine at the same records per
+// proposal: a deployment of three machines like the benchmark's should
+// reach about
+//
+//	3 x (replbench's raw Pebble ceiling) x (replbench's ratio to it)
+//
+// replicated operations per second, less what the leader does alone (it
+// sends every entry to two followers and answers every client), and with
+// every commit one network round trip longer (hidden at high load by the
+// frames in flight, db.Options.MaxShardInflight). bench/RESULTS.md holds
+// the measured ceiling and ratio this estimate starts from. To measure it:
+// run the ceiling on one of the machines (cd bench && go run ./replbench
+// -ops 100: its raw Pebble line), then open one node per machine
+// (flowctl node start, or Open with the three Raft addresses as Members)
+// and drive enqueues from producers in each node's process, on every
+// node (a follower forwards proposals to the leader), with -queues
+// shards so that leadership spreads over the machines; compare the
+// acknowledged operations per second with three times the ceiling.
+//
+// # Testing under faults
+//
+// The linearizability test (TestLinearizable, porcupine, 50 seeded
+// schedules; FLOWDB_LIN_SCHEDULES for more) runs its nodes behind a
+// loopback TCP proxy (faultNet in the tests) that reads Dragonboat's
+// frames, learns each connection's sender, and per directed link drops,
+// duplicates, delays or blocks whole frames and cuts connections: leader
+// partitions both ways and one way, follower partitions, a lossy network,
+// cut connections, beside node restarts, snapshot catch-up, membership
+// changes and leadership transfers.
 //
 // # Dragonboat's rules, and how this adapter keeps them
 //

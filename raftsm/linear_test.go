@@ -20,7 +20,6 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/cespare/xxhash/v2"
 	"github.com/flowdb/flowdb/db"
-	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/queue"
 )
 
@@ -181,13 +180,19 @@ var linModel = porcupine.NondeterministicModel{
 	DescribeState: func(s any) string { return s.(linState).key() },
 }
 
-// linCluster is a cluster whose membership changes between schedules.
+// linCluster is a cluster whose membership changes between schedules,
+// its nodes reaching each other through a faultNet.
 type linCluster struct {
 	t       *testing.T
+	net     *faultNet
 	mu      sync.Mutex
 	nodes   []*tnode // running or stopped members
 	members map[uint64]string
 	nextID  uint64
+	// isolated is the replica a network fault cuts off (0: none): writers
+	// stop picking it (as clients would give up on it), readers do not,
+	// so that every read a cut-off node serves is checked.
+	isolated atomic.Uint64
 }
 
 func (c *linCluster) live() []*tnode {
@@ -202,13 +207,14 @@ func (c *linCluster) live() []*tnode {
 	return out
 }
 
-// pick returns a running node's queue manager, or nil.
-func (c *linCluster) pick(r *rand.Rand) *queue.Manager {
+// pick returns a running node's queue manager, or nil; a writer does not
+// get the isolated one.
+func (c *linCluster) pick(r *rand.Rand, writer bool) *queue.Manager {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var qs []*queue.Manager
 	for _, n := range c.nodes {
-		if n.q != nil {
+		if n.q != nil && (!writer || n.id != c.isolated.Load()) {
 			qs = append(qs, n.q)
 		}
 	}
@@ -242,7 +248,7 @@ func (c *linCluster) stopNode(n *tnode) {
 }
 
 func (c *linCluster) startNode(n *tnode, join bool) {
-	tmp := &tnode{id: n.id, dir: n.dir, addr: n.addr, joined: n.joined}
+	tmp := &tnode{id: n.id, dir: n.dir, addr: n.addr, listen: n.listen, joined: n.joined}
 	tmp.start(c.t, c.members, join)
 	c.mu.Lock()
 	n.n, n.q, n.joined = tmp.n, tmp.q, tmp.joined
@@ -295,7 +301,7 @@ func (c *linCluster) fault(kind int, queueName string, settle func()) string {
 		c.nodes = slices.DeleteFunc(c.nodes, func(n *tnode) bool { return n == victim })
 		delete(c.members, victim.id)
 		c.nextID++
-		nn := &tnode{id: c.nextID, dir: filepath.Join(t.TempDir(), "node"), addr: testutil.FreeAddr(t)}
+		nn := newTnode(t, c.nextID, c.net)
 		c.members[nn.id] = nn.addr
 		c.mu.Unlock()
 		settle()
@@ -320,26 +326,96 @@ func (c *linCluster) fault(kind int, queueName string, settle func()) string {
 				return fmt.Sprintf("leadership moved %d -> %d", l.id, n.id)
 			}
 		}
+	case 4, 5, 6: // the leader is cut off: both ways, only its sends, only its receipts
+		l := c.leaderOf(queueName)
+		if l == nil {
+			return "no leader found"
+		}
+		out, in := kind != 6, kind != 5
+		c.isolated.Store(l.id)
+		c.net.isolate(l.id, c.ids(), out, in)
+		for range 4 {
+			settle()
+		}
+		c.net.heal()
+		c.isolated.Store(0)
+		return fmt.Sprintf("leader %d partitioned (sends cut %v, receipts cut %v), healed", l.id, out, in)
+	case 7: // a follower is partitioned away, then heals
+		l := c.leaderOf(queueName)
+		for _, n := range c.live() {
+			if n != l {
+				c.isolated.Store(n.id)
+				c.net.isolate(n.id, c.ids(), true, true)
+				for range 4 {
+					settle()
+				}
+				c.net.heal()
+				c.isolated.Store(0)
+				return fmt.Sprintf("follower %d partitioned, healed", n.id)
+			}
+		}
+	case 8: // a lossy network: drops, duplicates, delays on every link
+		ids := c.ids()
+		for _, a := range ids {
+			for _, b := range ids {
+				if a != b {
+					c.net.set(a, b, linkFault{drop: 0.2, dup: 0.2, delay: 20 * time.Millisecond})
+				}
+			}
+		}
+		settle()
+		settle()
+		c.net.heal()
+		return "lossy network (20% dropped, 20% duplicated, up to 20 ms late), healed"
+	case 9: // connections are cut, again and again
+		for range 4 {
+			c.net.cut(nil)
+			time.Sleep(50 * time.Millisecond)
+		}
+		settle()
+		return "every connection cut four times"
 	}
 	return "no fault"
 }
 
-// linSchedules is FLOWDB_LIN_SCHEDULES, else 8 (20 under FLOWDB_FULL).
-func linSchedules() int {
-	return testutil.Scale("FLOWDB_LIN_SCHEDULES", 8, 20)
+// ids lists the members' replica ids.
+func (c *linCluster) ids() []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []uint64
+	for _, n := range c.nodes {
+		out = append(out, n.id)
+	}
+	return out
 }
 
-// TestLinearizable: seeded schedules of clients using one queue through
-// different nodes under a leader stop and restart, a follower's
-// snapshot-streamed catch-up, a replica removal and addition, or a
-// leadership transfer; every history must be linearizable against the
-// FIFO-with-leases model, and no acknowledged task may be lost.
+// linFaults is the number of fault kinds (linCluster.fault): schedule
+// seed runs kind seed % linFaults.
+const linFaults = 10
+
+func linSchedules() int {
+	if v, err := strconv.Atoi(os.Getenv("FLOWDB_LIN_SCHEDULES")); err == nil && v > 0 {
+		return v
+	}
+	return 50
+}
+
+// TestLinearizable: seeded schedules (50; FLOWDB_LIN_SCHEDULES) of
+// clients using one queue through different nodes under a leader stop and
+// restart, a follower's snapshot-streamed catch-up, a replica removal and
+// addition, a leadership transfer, and network faults injected by a proxy
+// between the nodes (faultNet): the leader partitioned both ways or one
+// way, a follower partitioned, a lossy network that drops, duplicates and
+// delays messages, connections cut; each heals before the schedule ends.
+// Every history must be linearizable against the FIFO-with-leases model,
+// and no acknowledged task may be lost.
 func TestLinearizable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}
-	ns, members := startCluster(t, 3)
-	c := &linCluster{t: t, nodes: ns, members: members, nextID: 3}
+	fn := newFaultNet(t, 1)
+	ns, members := startClusterNet(t, 3, 0, fn)
+	c := &linCluster{t: t, net: fn, nodes: ns, members: members, nextID: 3}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			if n.n != nil {
@@ -359,7 +435,7 @@ func (c *linCluster) schedule(seed uint64) {
 	name := fmt.Sprintf("lin-%d", seed)
 	ctx := t.Context()
 	{
-		q := c.pick(r)
+		q := c.pick(r, true)
 		if err := q.Create(ctx, queue.Config{Name: name, LeaseDuration: time.Hour, ResultRetention: time.Hour, HotCapacity: 8}); err != nil {
 			t.Fatalf("seed %d: create: %v", seed, err)
 		}
@@ -402,7 +478,7 @@ func (c *linCluster) schedule(seed uint64) {
 					// Keep histories small when a fault takes long.
 					time.Sleep(20 * time.Millisecond)
 				}
-				q := c.pick(cr)
+				q := c.pick(cr, true)
 				if q == nil {
 					time.Sleep(5 * time.Millisecond)
 					continue
@@ -496,11 +572,45 @@ func (c *linCluster) schedule(seed uint64) {
 			}
 		}()
 	}
+	// Readers read the state of acknowledged tasks through any node, the
+	// isolated one included.
+	for rd := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := clients + rd
+			cr := rand.New(rand.NewPCG(seed, uint64(cl)))
+			for !stop.Load() {
+				var ids []uint64
+				acked.Range(func(k, _ any) bool { ids = append(ids, k.(uint64)); return len(ids) < 64 })
+				q := c.pick(cr, false)
+				if q == nil || len(ids) == 0 {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				id := ids[cr.IntN(len(ids))]
+				octx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				call := now()
+				ti, err := q.Get(octx, name, id)
+				cancel()
+				switch {
+				case err == nil:
+					record(cl, linOp{kind: 'g', id: id}, call, linOut{state: ti.State})
+				case errors.Is(err, queue.ErrNotFound):
+					record(cl, linOp{kind: 'g', id: id}, call, linOut{state: "absent"})
+				case errors.Is(err, db.ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+				default:
+					t.Errorf("seed %d: get: %v", seed, err)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
 	settle := func() { time.Sleep(150 * time.Millisecond) }
 	settle()
 	what := "no fault"
 	if os.Getenv("FLOWDB_LIN_NOFAULT") == "" {
-		what = c.fault(int(seed%4), name, settle)
+		what = c.fault(int(seed%linFaults), name, settle)
 	} else {
 		settle()
 	}
@@ -565,5 +675,6 @@ func (c *linCluster) schedule(seed uint64) {
 	if lost > 0 {
 		t.Fatalf("seed %d (%s): %d of %d acknowledged tasks missing on some node", seed, what, lost, n)
 	}
-	t.Logf("seed %d: %s; %d operations linearizable; %d acknowledged enqueues present on every node", seed, what, len(history), n/max(len(c.live()), 1))
+	t.Logf("seed %d: %s; %d operations linearizable; %d acknowledged enqueues present on every node; frames so far: %d, %d dropped, %d duplicated",
+		seed, what, len(history), n/max(len(c.live()), 1), c.net.passed.Load(), c.net.dropped.Load(), c.net.duplicated.Load())
 }

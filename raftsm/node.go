@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
 	dblogger "github.com/lni/dragonboat/v4/logger"
+	"github.com/lni/dragonboat/v4/raftio"
 )
 
 // Errors of a node.
@@ -29,6 +31,11 @@ var (
 	ErrConfig = errors.New("raftsm: invalid node config")
 	// ErrNoLeader: a shard had no leader before the context ended.
 	ErrNoLeader = errors.New("raftsm: shard has no leader")
+	// ErrRemoved: this node's replica was removed from the cluster. A
+	// removed node refuses every call (proposals, reads, status), and
+	// Open refuses to start it again: its directory is left for
+	// inspection; a replacement joins with a new replica id.
+	ErrRemoved = errors.New("raftsm: this node was removed from the cluster")
 )
 
 // TLS names the PEM files of a node's mutual TLS: its certificate and key,
@@ -74,14 +81,16 @@ type Config struct {
 	DataShards int
 
 	// RTTMillisecond is the network round trip Raft's ticks count in.
-	// Default 20. ElectionRTT (default 50) and HeartbeatRTT (default 5)
+	// Default 20. ElectionRTT (default 25) and HeartbeatRTT (default 5)
 	// count in RTTs: by default a leader sends heartbeats every 100 ms and
-	// a follower that hears nothing for 1 s starts an election (etcd's
-	// defaults). A shorter election timeout fails over faster but elects
-	// spuriously when a loaded node's Raft worker waits on a slow fsync:
-	// bench/replbench with 200 ms (the earlier default) saw 7 elections in
-	// 10 s at peak load on a 2-core VM, each stalling writes for up to
-	// 2.4 s; with 1 s, none.
+	// a follower that hears nothing for 500 ms to 1 s (Raft randomizes it)
+	// starts an election; PreVote and CheckQuorum are always on. With these
+	// a SIGKILLed leader's shard takes its next write on a new leader after
+	// about 0.8 s (TestFailover measures it). A shorter election timeout
+	// fails over faster but elects spuriously when a loaded node's Raft
+	// worker waits on a slow fsync: bench/replbench with 200 ms saw 7
+	// elections in 10 s at peak load on a 2-core VM, each stalling writes
+	// for up to 2.4 s.
 	RTTMillisecond uint64
 	ElectionRTT    uint64
 	HeartbeatRTT   uint64
@@ -90,8 +99,12 @@ type Config struct {
 	// default 10,000.
 	SnapshotEntries    uint64
 	CompactionOverhead uint64
-	// LogDB sizes the memory of Dragonboat's log store: "tiny" (tests),
-	// "small", "medium", or "" for Dragonboat's default (the largest).
+	// LogDB sizes Dragonboat's log store (LogDBSize): "" for this
+	// package's default, 8 MiB memtables; "tiny" (4 MiB), "small"
+	// (16 MiB), "medium" (64 MiB) or "large" (128 MiB, Dragonboat's own
+	// default). Each Raft shard's log store preallocates a write-ahead log
+	// file of 110% of a memtable, so the size sets an idle node's disk use:
+	// about 9 MiB per shard by default, 141 MiB with "large".
 	LogDB string
 
 	// Gossip, if set, addresses nodes by a stable NodeHost ID through
@@ -135,6 +148,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if o.Join && len(o.Members) > 0 {
 		return o, fmt.Errorf("%w: Join with Members", ErrConfig)
 	}
+	if _, ok := o.Members[o.ReplicaID]; !o.Join && !ok {
+		return o, fmt.Errorf("%w: replica id %d is not among the members (a new member starts with Join)", ErrConfig, o.ReplicaID)
+	}
 	if o.DataShards <= 0 {
 		o.DataShards = 1
 	}
@@ -144,7 +160,7 @@ func (c *Config) withDefaults() (Config, error) {
 		}
 	}
 	def(&o.RTTMillisecond, 20)
-	def(&o.ElectionRTT, 50)
+	def(&o.ElectionRTT, 25)
 	def(&o.HeartbeatRTT, 5)
 	def(&o.SnapshotEntries, 100_000)
 	def(&o.CompactionOverhead, 10_000)
@@ -194,6 +210,14 @@ type Node struct {
 	started atomic.Pointer[dragonboat.NodeHost]
 	shards  []uint32
 	once    sync.Once
+	// removed is set once this node's replica was removed from a shard
+	// (Dragonboat's NodeDeleted event); removedMarker records it on disk.
+	removed atomic.Bool
+	// leaders holds, per shard, a channel closed when the shard's leader
+	// changes (Dragonboat's LeaderUpdated event): a proposal waiting on a
+	// leader that is gone is retried at once, not after its attempt's
+	// timeout.
+	leaders sync.Map // uint32 -> *leaderEpoch
 
 	proposals, retries, timeouts atomic.Uint64
 }
@@ -230,12 +254,37 @@ func QuietRaftLogs() {
 // Open starts a node: it opens (creating) the store, runs cfg.Attach, then
 // starts the NodeHost and a replica of every shard. It does not wait for
 // leaders (WaitReady does).
+//
+// A start that fails in a directory that did not exist or was empty
+// leaves it as it was: what the attempt created is removed.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	QuietRaftLogs()
+	ents, statErr := os.ReadDir(c.Dir)
+	existed := statErr == nil
+	fresh := errors.Is(statErr, fs.ErrNotExist) || (existed && len(ents) == 0)
+	n, err := open(ctx, c)
+	if err != nil && fresh {
+		if existed {
+			ents, _ := os.ReadDir(c.Dir)
+			for _, e := range ents {
+				os.RemoveAll(filepath.Join(c.Dir, e.Name()))
+			}
+		} else {
+			os.RemoveAll(c.Dir)
+		}
+	}
+	return n, err
+}
+
+func open(ctx context.Context, c Config) (*Node, error) {
+	raftDir := filepath.Join(c.Dir, "raft")
+	if _, err := os.Stat(filepath.Join(raftDir, removedMarker)); err == nil {
+		return nil, fmt.Errorf("%w: replica %d (its directory %s is kept for inspection; a replacement joins with a new replica id)", ErrRemoved, c.ReplicaID, c.Dir)
+	}
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -267,28 +316,21 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	raftDir := filepath.Join(c.Dir, "raft")
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
 		d.Close()
 		return nil, err
 	}
 	nhc := config.NodeHostConfig{
-		NodeHostDir:    raftDir,
-		RTTMillisecond: c.RTTMillisecond,
-		RaftAddress:    c.RaftAddress,
-		ListenAddress:  c.ListenAddress,
+		NodeHostDir:         raftDir,
+		RTTMillisecond:      c.RTTMillisecond,
+		RaftAddress:         c.RaftAddress,
+		ListenAddress:       c.ListenAddress,
+		SystemEventListener: &events{n: n, raftDir: raftDir},
+		RaftEventListener:   &events{n: n, raftDir: raftDir},
 	}
-	switch c.LogDB {
-	case "":
-	case "tiny":
-		nhc.Expert.LogDB = config.GetTinyMemLogDBConfig()
-	case "small":
-		nhc.Expert.LogDB = config.GetSmallMemLogDBConfig()
-	case "medium":
-		nhc.Expert.LogDB = config.GetMediumMemLogDBConfig()
-	default:
+	if nhc.Expert.LogDB, err = LogDBSize(c.LogDB); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("%w: LogDB %q", ErrConfig, c.LogDB)
+		return nil, err
 	}
 	if g := c.Gossip; g != nil {
 		nhc.DefaultNodeRegistryEnabled = true
@@ -325,7 +367,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	for _, s := range n.shards {
 		rc := config.Config{ReplicaID: c.ReplicaID, ShardID: uint64(s), ElectionRTT: c.ElectionRTT,
-			HeartbeatRTT: c.HeartbeatRTT, CheckQuorum: true, SnapshotEntries: c.SnapshotEntries,
+			HeartbeatRTT: c.HeartbeatRTT, CheckQuorum: true, PreVote: true, SnapshotEntries: c.SnapshotEntries,
 			CompactionOverhead: c.CompactionOverhead}
 		if err := nh.StartOnDiskReplica(members, join, Factory(d, s, raftDir), rc); err != nil {
 			n.Close()
@@ -376,12 +418,16 @@ func (n *Node) Close() error {
 func retryable(err error) (retry, maybeProposed bool) {
 	switch {
 	case errors.Is(err, dragonboat.ErrShardNotReady), errors.Is(err, dragonboat.ErrSystemBusy),
-		errors.Is(err, dragonboat.ErrShardNotInitialized):
+		errors.Is(err, dragonboat.ErrShardNotInitialized), errors.Is(err, dragonboat.ErrTimeoutTooSmall):
+		// ErrTimeoutTooSmall: the context's deadline is less than a tick
+		// away; nothing was sent.
 		return true, false
 	case errors.Is(err, dragonboat.ErrTimeout), errors.Is(err, dragonboat.ErrAborted),
-		errors.Is(err, dragonboat.ErrCanceled), errors.Is(err, dragonboat.ErrRejected):
+		errors.Is(err, dragonboat.ErrCanceled):
 		return true, true
 	}
+	// ErrRejected is an answer, not a lost request: Raft refused it (a
+	// membership change it will never make), so it is not retried.
 	return false, false
 }
 
@@ -406,6 +452,9 @@ func backoff(ctx context.Context, i int) error {
 // the frame's Origin deduplicates retries instead), retrying within ctx
 // while the shard is not ready or the request was lost.
 func (n *Node) Propose(ctx context.Context, shard uint32, frame []byte) ([]byte, error) {
+	if err := n.removedErr(); err != nil {
+		return nil, err
+	}
 	sess := n.nh.GetNoOPSession(uint64(shard))
 	maybe := false
 	n.proposals.Add(1)
@@ -414,7 +463,9 @@ func (n *Node) Propose(ctx context.Context, shard uint32, frame []byte) ([]byte,
 			n.retries.Add(1)
 		}
 		actx, cancel := context.WithTimeout(ctx, attempt)
+		stop := context.AfterFunc(n.epoch(shard), cancel)
 		res, err := n.nh.SyncPropose(actx, sess, frame)
+		stop()
 		cancel()
 		if err == nil {
 			return res.Data, nil
@@ -431,6 +482,9 @@ func (n *Node) Propose(ctx context.Context, shard uint32, frame []byte) ([]byte,
 			err = backoff(ctx, i)
 		}
 		if err != nil {
+			if rerr := n.removedErr(); rerr != nil && !maybe {
+				return nil, rerr
+			}
 			if maybe || ctx.Err() != nil || errors.Is(err, dragonboat.ErrClosed) || errors.Is(err, dragonboat.ErrShardClosed) {
 				// A frame that reached Raft (or may have) is not known to
 				// have failed: report its outcome as unknown.
@@ -450,11 +504,17 @@ func (n *Node) ReadIndex(ctx context.Context, shard uint32) error {
 		defer cancel()
 	}
 	for i := 0; ; i++ {
+		if err := n.removedErr(); err != nil {
+			return err
+		}
 		actx, cancel := context.WithTimeout(ctx, attempt)
 		_, err := n.nh.SyncRead(actx, uint64(shard), nil)
 		cancel()
 		if err == nil {
 			return nil
+		}
+		if err := n.removedErr(); err != nil {
+			return err
 		}
 		if errors.Is(err, dragonboat.ErrClosed) || errors.Is(err, dragonboat.ErrShardClosed) {
 			return fmt.Errorf("%w: read index of shard %d: %w", db.ErrClosed, shard, err)
@@ -494,112 +554,128 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	return nil
 }
 
-// ShardStatus is one shard as this node sees it.
-type ShardStatus struct {
-	Shard    uint32            `json:"shard"`
-	Leader   uint64            `json:"leader"`
-	Term     uint64            `json:"term"`
-	IsLeader bool              `json:"is_leader"`
-	Applied  uint64            `json:"applied"`
-	Members  map[uint64]string `json:"members"`
+// removedMarker, in the Raft directory, records that this node's replica
+// was removed: Open refuses to start it again (ErrRemoved).
+const removedMarker = "flowdb-removed"
+
+// Removed reports whether this node's replica was removed from the
+// cluster (ErrRemoved).
+func (n *Node) Removed() bool { return n.removed.Load() }
+
+// removedErr returns ErrRemoved once the node was removed, else nil.
+func (n *Node) removedErr() error {
+	if !n.removed.Load() {
+		return nil
+	}
+	return fmt.Errorf("%w: replica %d", ErrRemoved, n.cfg.ReplicaID)
 }
 
-// Status reports every shard: leader and term as this node knows them,
-// the applied index of its replica, and the members (a linearizable
-// membership read, so it needs a quorum).
-func (n *Node) Status(ctx context.Context) ([]ShardStatus, error) {
-	var out []ShardStatus
-	for _, s := range n.shards {
-		st := ShardStatus{Shard: s}
-		leader, term, ok, err := n.nh.GetLeaderID(uint64(s))
-		if err != nil {
-			return nil, err
+// events receives Dragonboat's system events: NodeDeleted for this node's
+// replica marks the node removed (in memory and on disk).
+type events struct {
+	n       *Node
+	raftDir string
+}
+
+func (e *events) NodeDeleted(info raftio.NodeInfo) {
+	if info.ReplicaID != e.n.cfg.ReplicaID || e.n.removed.Swap(true) {
+		return
+	}
+	e.n.cfg.Logger.Warn("flowdb node removed from the cluster: it refuses every call from now on", "replica", info.ReplicaID, "shard", info.ShardID)
+	if err := os.WriteFile(filepath.Join(e.raftDir, removedMarker), nil, 0o600); err != nil {
+		e.n.cfg.Logger.Error("flowdb node: recording its removal", "err", err)
+	}
+}
+
+func (e *events) NodeHostShuttingDown()                       {}
+func (e *events) NodeUnloaded(raftio.NodeInfo)                {}
+func (e *events) NodeReady(raftio.NodeInfo)                   {}
+func (e *events) MembershipChanged(raftio.NodeInfo)           {}
+func (e *events) ConnectionEstablished(raftio.ConnectionInfo) {}
+func (e *events) ConnectionFailed(raftio.ConnectionInfo)      {}
+func (e *events) SendSnapshotStarted(raftio.SnapshotInfo)     {}
+func (e *events) SendSnapshotCompleted(raftio.SnapshotInfo)   {}
+func (e *events) SendSnapshotAborted(raftio.SnapshotInfo)     {}
+func (e *events) SnapshotReceived(raftio.SnapshotInfo)        {}
+func (e *events) SnapshotRecovered(raftio.SnapshotInfo)       {}
+func (e *events) SnapshotCreated(raftio.SnapshotInfo)         {}
+func (e *events) SnapshotCompacted(raftio.SnapshotInfo)       {}
+func (e *events) LogCompacted(raftio.EntryInfo)               {}
+func (e *events) LogDBCompacted(raftio.EntryInfo)             {}
+
+// leaderEpoch is one shard's leadership until it changes: ctx is canceled
+// then.
+type leaderEpoch struct {
+	leader, term uint64
+	ctx          context.Context
+	cancel       context.CancelFunc
+}
+
+// epoch returns a context canceled when shard's leader changes.
+func (n *Node) epoch(shard uint32) context.Context {
+	v, ok := n.leaders.Load(shard)
+	if !ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		v, _ = n.leaders.LoadOrStore(shard, &leaderEpoch{ctx: ctx, cancel: cancel})
+	}
+	return v.(*leaderEpoch).ctx
+}
+
+// LeaderUpdated ends the shard's leader epoch when its leader or term
+// changes, so
+// that proposals waiting on the old leader (which may be dead: a follower
+// forwards proposals, and a dead leader never answers) are made again to
+// the new one at once; the frame's Origin makes the retry safe.
+func (e *events) LeaderUpdated(info raftio.LeaderInfo) {
+	shard := uint32(info.ShardID)
+	ctx, cancel := context.WithCancel(context.Background())
+	next := &leaderEpoch{leader: info.LeaderID, term: info.Term, ctx: ctx, cancel: cancel}
+	for {
+		v, ok := e.n.leaders.Load(shard)
+		if !ok {
+			if _, loaded := e.n.leaders.LoadOrStore(shard, next); !loaded {
+				return
+			}
+			continue
 		}
-		if ok {
-			st.Leader, st.Term, st.IsLeader = leader, term, leader == n.cfg.ReplicaID
-		}
-		v, err := n.nh.StaleRead(uint64(s), nil)
-		if err != nil {
-			return nil, err
-		}
-		st.Applied = v.(uint64)
-		var m *dragonboat.Membership
-		for i := 0; ; i++ {
-			actx, cancel := context.WithTimeout(ctx, attempt)
-			m, err = n.nh.SyncGetShardMembership(actx, uint64(s))
+		old := v.(*leaderEpoch)
+		if old.leader == info.LeaderID && old.term == info.Term {
 			cancel()
-			if err == nil {
-				break
-			}
-			// A replica that has just restarted drops requests until its
-			// shard is ready: retry those within ctx, like ReadIndex.
-			if retry, _ := retryable(err); !retry || ctx.Err() != nil {
-				return nil, fmt.Errorf("raftsm: membership of shard %d: %w", s, err)
-			}
-			if err := backoff(ctx, i); err != nil {
-				return nil, fmt.Errorf("raftsm: membership of shard %d: %w", s, err)
-			}
+			return
 		}
-		st.Members = m.Nodes
-		out = append(out, st)
-	}
-	return out, nil
-}
-
-// membershipChange retries a membership request on every shard.
-func (n *Node) membershipChange(ctx context.Context, what string, fn func(ctx context.Context, shard uint64) error) error {
-	for _, s := range n.shards {
-		for i := 0; ; i++ {
-			actx, cancel := context.WithTimeout(ctx, attempt)
-			err := fn(actx, uint64(s))
-			cancel()
-			if err == nil {
-				break
-			}
-			if retry, _ := retryable(err); !retry || ctx.Err() != nil {
-				return fmt.Errorf("raftsm: %s on shard %d: %w", what, s, err)
-			}
-			if err := backoff(ctx, i); err != nil {
-				return err
-			}
+		if e.n.leaders.CompareAndSwap(shard, old, next) {
+			old.cancel()
+			return
 		}
 	}
-	return nil
 }
 
-// AddReplica adds replica id at addr to every shard. Start the new node
-// with Config.Join afterwards (or before: it waits to be contacted).
-func (n *Node) AddReplica(ctx context.Context, id uint64, addr string) error {
-	return n.membershipChange(ctx, "add replica", func(ctx context.Context, s uint64) error {
-		return n.nh.SyncRequestAddReplica(ctx, s, id, addr, 0)
-	})
-}
-
-// RemoveReplica removes replica id from every shard. A removed replica id
-// can never join again.
-func (n *Node) RemoveReplica(ctx context.Context, id uint64) error {
-	return n.membershipChange(ctx, "remove replica", func(ctx context.Context, s uint64) error {
-		return n.nh.SyncRequestDeleteReplica(ctx, s, id, 0)
-	})
-}
-
-// TransferLeader asks shard's leader to hand leadership to replica target,
-// repeating the request every half second (Raft may drop it, for example
-// while target catches up), until target leads or ctx ends.
-func (n *Node) TransferLeader(ctx context.Context, shard uint32, target uint64) error {
-	var last time.Time
-	for i := 0; ; i++ {
-		if l, _, ok, _ := n.nh.GetLeaderID(uint64(shard)); ok && l == target {
-			return nil
-		}
-		if time.Since(last) > 500*time.Millisecond {
-			if err := n.nh.RequestLeaderTransfer(uint64(shard), target); err != nil {
-				return fmt.Errorf("raftsm: transfer shard %d: %w", shard, err)
-			}
-			last = time.Now()
-		}
-		if err := backoff(ctx, min(i, 5)); err != nil {
-			return fmt.Errorf("raftsm: transfer shard %d to %d: %w", shard, target, err)
-		}
+// LogDBSize returns Dragonboat's log store configuration for a
+// Config.LogDB name. The log store is one Pebble instance per LogDB shard
+// (16; a Raft shard uses the one its id maps to), each with
+// KVMaxWriteBufferNumber memtables of KVWriteBufferSize bytes and a
+// write-ahead log file preallocated at 110% of a memtable. Raft entries
+// here are frames of up to db.Options.Batcher.MaxRecords records, rarely
+// over a few hundred KiB, so 8 MiB memtables hold dozens of them before a
+// flush, and an idle node holds about 9 MiB of log per shard; memory is at
+// most 32 MiB per shard in use. Only memtable sizes differ between the
+// names: the LogDB shard count (fixed once a node has written its log) is
+// Dragonboat's default, so a node may restart with another size.
+func LogDBSize(name string) (config.LogDBConfig, error) {
+	switch name {
+	case "":
+		c := config.GetDefaultLogDBConfig()
+		c.KVWriteBufferSize = 8 << 20
+		c.KVMaxWriteBufferNumber = 4
+		return c, nil
+	case "tiny":
+		return config.GetTinyMemLogDBConfig(), nil
+	case "small":
+		return config.GetSmallMemLogDBConfig(), nil
+	case "medium":
+		return config.GetMediumMemLogDBConfig(), nil
+	case "large":
+		return config.GetLargeMemLogDBConfig(), nil
 	}
+	return config.LogDBConfig{}, fmt.Errorf("%w: LogDB %q (want tiny, small, medium, large or empty)", ErrConfig, name)
 }

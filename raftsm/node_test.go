@@ -22,8 +22,11 @@ type tnode struct {
 	id   uint64
 	dir  string
 	addr string
-	n    *Node
-	q    *queue.Manager
+	// listen, if set, is where the node listens (Config.ListenAddress):
+	// addr is then its faultNet proxy.
+	listen string
+	n      *Node
+	q      *queue.Manager
 	// joined: the node joined running shards (Config.Join); it restarts
 	// the same way.
 	joined bool
@@ -41,6 +44,7 @@ func testConfig(id uint64, dir, addr string, members map[uint64]string) Config {
 func (tn *tnode) start(t *testing.T, members map[uint64]string, join bool) {
 	t.Helper()
 	cfg := testConfig(tn.id, tn.dir, tn.addr, members)
+	cfg.ListenAddress = tn.listen
 	tn.joined = tn.joined || join
 	if tn.joined {
 		cfg.Members, cfg.Join = nil, true
@@ -74,10 +78,18 @@ func startCluster(t *testing.T, size int) ([]*tnode, map[uint64]string) {
 
 func startClusterTick(t *testing.T, size int, tick time.Duration) ([]*tnode, map[uint64]string) {
 	t.Helper()
+	return startClusterNet(t, size, tick, nil)
+}
+
+// startClusterNet starts a cluster whose nodes reach each other through
+// fn's proxies (directly if fn is nil).
+func startClusterNet(t *testing.T, size int, tick time.Duration, fn *faultNet) ([]*tnode, map[uint64]string) {
+	t.Helper()
 	ns := make([]*tnode, size)
 	members := map[uint64]string{}
 	for i := range ns {
-		ns[i] = &tnode{id: uint64(i + 1), dir: filepath.Join(t.TempDir(), "node"), addr: testutil.FreeAddr(t), tick: tick}
+		ns[i] = newTnode(t, uint64(i+1), fn)
+		ns[i].tick = tick
 		members[ns[i].id] = ns[i].addr
 	}
 	for _, n := range ns {
@@ -447,4 +459,15 @@ func TestGossipAddressChange(t *testing.T) {
 	if st[0].Members[3] != ids[3] {
 		t.Fatalf("members are not NodeHost IDs: %v", st[0].Members)
 	}
+}
+
+// newTnode returns a new member's tnode (not started), behind fn's proxy
+// if fn is not nil.
+func newTnode(t *testing.T, id uint64, fn *faultNet) *tnode {
+	tn := &tnode{id: id, dir: filepath.Join(t.TempDir(), "node"), addr: testutil.FreeAddr(t)}
+	if fn != nil {
+		tn.listen = tn.addr
+		tn.addr = fn.add(id, tn.listen)
+	}
+	return tn
 }

@@ -26,12 +26,14 @@
 //
 // -queues N spreads the producers over N queues on N data shards (one Raft
 // group each). -per sets the producers per record a proposal may carry
-// (default 16: 1,600 producers at -ops 100), -logdb Dragonboat's log store
+// (default 16: 1,600 producers at -ops 100), -rate paces the batched runs
+// to a total rate (read p99 at half the peak with -rate of half the peak's
+// ops/s), -logdb Dragonboat's log store
 // size, -rtt-ms, -election-rtt and -heartbeat-rtt Raft's timing, and -v prints each run's latencies per half second beside its
 // stores' flushes, compactions and write stalls, to see where a p99 comes
 // from.
 //
-//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1] [-per 16] [-logdb small] [-rtt-ms 20] [-election-rtt 50] [-heartbeat-rtt 5] [-v]
+//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1] [-per 16] [-rate 0] [-logdb large] [-rtt-ms 20] [-election-rtt 25] [-heartbeat-rtt 5] [-v]
 package main
 
 import (
@@ -63,14 +65,42 @@ import (
 var (
 	leaderOnly   = flag.Bool("leader-only", false, "producers use only the node leading each queue's shard (no forwarding)")
 	nQueues      = flag.Int("queues", 1, "queues (each on its own data shard) the producers spread over")
-	logDB        = flag.String("logdb", "small", "raftsm.Config.LogDB: Dragonboat's log store memory (tiny, small, medium, or \"\" for its default, the largest)")
+	logDB        = flag.String("logdb", "", "raftsm.Config.LogDB: Dragonboat's log store size (tiny, small, medium, large, or \"\" for raftsm's default, 8 MiB memtables)")
 	verbose      = flag.Bool("v", false, "print each run's latencies per half second and its stores' flushes, compactions and write stalls")
 	rttMS        = flag.Int("rtt-ms", 0, "raftsm.Config.RTTMillisecond (0: the library's default, 20)")
-	electionRTT  = flag.Int("election-rtt", 0, "raftsm.Config.ElectionRTT, in RTTs (0: the library's default, 50)")
+	electionRTT  = flag.Int("election-rtt", 0, "raftsm.Config.ElectionRTT, in RTTs (0: the library's default, 25)")
 	heartbeatRTT = flag.Int("heartbeat-rtt", 0, "raftsm.Config.HeartbeatRTT, in RTTs (0: the library's default, 5)")
 	perRecord    = flag.Int("per", 16, "producers per record a proposal may carry (at least 16 in all)")
 	inflight     = flag.String("inflight", "", "NODE,SHARD: db.Options.MaxInflight and MaxShardInflight for the batched runs (default: the library's)")
+	rate         = flag.Int("rate", 0, "paced load: the batched runs' producers start at most this many enqueues per second in all (0: as fast as they go), to read latency below the peak")
 )
+
+// pace returns a channel that carries rate tokens per second until stop is
+// set (nil when rate is 0: no pacing).
+func pace(rate int, stop *atomic.Bool) <-chan struct{} {
+	if rate <= 0 {
+		return nil
+	}
+	ch := make(chan struct{}, max(rate/100, 1))
+	go func() {
+		defer close(ch)
+		t0 := time.Now()
+		sent := 0
+		for !stop.Load() {
+			due := int(time.Since(t0).Seconds() * float64(rate))
+			for ; sent < due && !stop.Load(); sent++ {
+				select {
+				case ch <- struct{}{}:
+				default:
+					// Every producer is busy: the token is lost, as an
+					// open-loop client's request would queue elsewhere.
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return ch
+}
 
 // inflightFor returns the in-flight bounds of a run with maxRecords.
 func inflightFor(maxRecords int) (node, shard int) {
@@ -304,6 +334,10 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 		before[i] = n.DB().Metrics()
 	}
 	t0 := time.Now()
+	var tokens <-chan struct{}
+	if maxRecords > 1 {
+		tokens = pace(*rate, &stop)
+	}
 	for p := range producers {
 		wg.Add(1)
 		go func() {
@@ -315,6 +349,11 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 			}
 			var mine []time.Duration
 			for !stop.Load() {
+				if tokens != nil {
+					if _, ok := <-tokens; !ok {
+						break
+					}
+				}
 				s := time.Now()
 				w := int(s.Sub(t0) / window)
 				if _, err := q.Enqueue(context.Background(), name, queue.Task{Payload: payload}); err != nil {

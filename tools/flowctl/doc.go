@@ -15,7 +15,9 @@
 //  1. Exit status: 0 success; 1 the operation failed (not found, lease lost,
 //     damage found, I/O, interrupted); 2 a bad invocation or bad input
 //     (unknown command, wrong arguments, bad flag values, input the library
-//     refuses as invalid: see inputErrors). exitHelp is the text --help and
+//     refuses as invalid: see inputErrors); 3 outcome unknown (a write sent
+//     to a node may or may not have been applied: db.ErrOutcomeUnknown).
+//     exitHelp is the text --help and
 //     the README print; TestExitCodes runs every command with bad input.
 //  2. Every command prints JSON with --json, write commands included:
 //     snake_case field names, enums as names, identifiers that may exceed

@@ -99,9 +99,10 @@ func message(err error) string {
 // Exit statuses: one contract for every command, printed by --help
 // (exitHelp) and in the README (TestREADMEExitStatus keeps them equal).
 const (
-	exitOK     = 0 // success
-	exitFailed = 1 // the operation failed
-	exitUsage  = 2 // bad invocation or bad input
+	exitOK      = 0 // success
+	exitFailed  = 1 // the operation failed
+	exitUsage   = 2 // bad invocation or bad input
+	exitUnknown = 3 // a write sent to a node may or may not have been applied
 )
 
 const exitHelp = `Exit status:
@@ -109,7 +110,9 @@ const exitHelp = `Exit status:
   1  the operation failed: not found, lease lost, damage found, I/O error, interrupted
   2  bad invocation or bad input: unknown command, missing or extra arguments,
      bad flag values, input that fails validation (a key over the limit, a
-     negative TTL, a malformed vector file, a wrong dimension)`
+     negative TTL, a malformed vector file, a wrong dimension)
+  3  outcome unknown: a write sent to a node (--node) may or may not have been
+     applied (the node died or the answer was lost); check before retrying`
 
 // inputErrors are the sentinels of input the library refused before
 // logging anything: exit 2, like a bad argument.
@@ -126,6 +129,8 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.Is(err, db.ErrOutcomeUnknown):
+		return exitUnknown
 	case usage(err):
 		return exitUsage
 	}

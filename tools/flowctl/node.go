@@ -42,10 +42,12 @@ type nodeFile struct {
 	NodeHostID  string `json:"node_host_id,omitempty"`
 	GossipBind  string `json:"gossip_bind,omitempty"`
 	GossipSeeds string `json:"gossip_seeds,omitempty"`
-	// Raft timing (raftsm.Config; 0: its defaults, 20 ms, 50 and 5 RTTs).
+	// Raft timing (raftsm.Config; 0: its defaults, 20 ms, 25 and 5 RTTs).
 	RTTMillisecond uint64 `json:"rtt_ms,omitempty"`
 	ElectionRTT    uint64 `json:"election_rtt,omitempty"`
 	HeartbeatRTT   uint64 `json:"heartbeat_rtt,omitempty"`
+	// LogDB sizes Dragonboat's log store (raftsm.Config.LogDB).
+	LogDB string `json:"logdb,omitempty"`
 }
 
 func (a *app) nodeCmd() *cobra.Command {
@@ -122,6 +124,7 @@ SIGINT or SIGTERM. The admin endpoint (--admin, loopback only) serves
 			set("rtt-ms", &nf.RTTMillisecond, &file.RTTMillisecond)
 			set("election-rtt", &nf.ElectionRTT, &file.ElectionRTT)
 			set("heartbeat-rtt", &nf.HeartbeatRTT, &file.HeartbeatRTT)
+			set("logdb", &nf.LogDB, &file.LogDB)
 			nf.Dir = a.dir
 			if nf.Dir == "" {
 				nf.Dir = file.Dir
@@ -156,7 +159,8 @@ SIGINT or SIGTERM. The admin endpoint (--admin, loopback only) serves
 	f.StringVar(&nf.GossipBind, "gossip-bind", "", "gossip registry address HOST:PORT (nodes may change Raft addresses)")
 	f.StringVar(&nf.GossipSeeds, "gossip-seeds", "", "other nodes' gossip addresses, comma-separated")
 	f.Uint64Var(&nf.RTTMillisecond, "rtt-ms", 0, "Raft's round trip in ms, the unit of the two below (0: 20)")
-	f.Uint64Var(&nf.ElectionRTT, "election-rtt", 0, "RTTs without a leader before an election (0: 50, 1 s); shorter fails over sooner but may elect under load")
+	f.Uint64Var(&nf.ElectionRTT, "election-rtt", 0, "RTTs without a leader before an election (0: 25, 500 ms to 1 s); shorter fails over sooner but may elect under load")
+	f.StringVar(&nf.LogDB, "logdb", "", "Raft log store size: tiny, small, medium, large (empty: 8 MiB memtables, about 9 MiB of disk per shard; large preallocates 141 MiB per shard)")
 	f.Uint64Var(&nf.HeartbeatRTT, "heartbeat-rtt", 0, "RTTs between a leader's heartbeats (0: 5); the election timeout must exceed two")
 	return c
 }
@@ -178,9 +182,12 @@ func (a *app) runNode(ctx context.Context, nf nodeFile) error {
 		n, _ := strconv.ParseUint(id, 10, 64)
 		members[n] = addr
 	}
+	if _, ok := members[nf.ID]; !nf.Join && len(members) > 0 && !ok {
+		return usageError{fmt.Errorf("%w: --id %d is not among --members (a new member starts with --join after 'cluster add')", raftsm.ErrConfig, nf.ID)}
+	}
 	cfg := raftsm.Config{Dir: nf.Dir, ReplicaID: nf.ID, RaftAddress: nf.Raft, ListenAddress: nf.Listen,
 		Members: members, Join: nf.Join, DataShards: nf.DataShards, Insecure: nf.Insecure, Logger: a.logger(),
-		RTTMillisecond: nf.RTTMillisecond, ElectionRTT: nf.ElectionRTT, HeartbeatRTT: nf.HeartbeatRTT,
+		RTTMillisecond: nf.RTTMillisecond, ElectionRTT: nf.ElectionRTT, HeartbeatRTT: nf.HeartbeatRTT, LogDB: nf.LogDB,
 		Store: &db.Options{Logger: a.logger()}}
 	if nf.Join {
 		cfg.Members = nil
@@ -191,6 +198,7 @@ func (a *app) runNode(ctx context.Context, nf nodeFile) error {
 	if nf.TLSCA != "" || nf.TLSCert != "" || nf.TLSKey != "" {
 		cfg.TLS = &raftsm.TLS{CAFile: nf.TLSCA, CertFile: nf.TLSCert, KeyFile: nf.TLSKey}
 	}
+	privateFiles()
 	var s *store
 	cfg.Attach = func(d *db.DB) (err error) {
 		s, err = attach(d, true)
@@ -223,22 +231,54 @@ type statusJSON struct {
 	Counters raftsm.Counters      `json:"counters"`
 }
 
-// httpError writes err with a status that keeps its meaning for the client.
+// errorClassHeader carries, on an error answer of the admin endpoint, the
+// text of each sentinel error the error matches (clusterErrors), one value
+// each, so that errors.Is works on the client (remoteError).
+const errorClassHeader = "Flowdb-Error-Class"
+
+// clusterErrors are the sentinels the cluster endpoints carry.
+var clusterErrors = []error{db.ErrOutcomeUnknown, db.ErrNotFound, db.ErrClosed, raftsm.ErrRemoved,
+	raftsm.ErrNotMember, raftsm.ErrAlreadyMember, raftsm.ErrRemovedID, raftsm.ErrNoQuorum,
+	raftsm.ErrRejected, raftsm.ErrUnknownShard, raftsm.ErrConfig}
+
+// httpError writes err with a status that keeps its meaning for the client:
+// 504 for an outcome unknown (the request may have been applied), 410 from
+// a removed node, 404 for what is not there (a key, a member, a shard), 409
+// for a membership change that can never be made, 503 without a quorum,
+// 400 for a bad request; and the sentinels it matches (errorClassHeader).
 func httpError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, db.ErrNotFound), errors.Is(err, dragonboat.ErrShardNotFound):
-		code = http.StatusNotFound
 	case errors.Is(err, db.ErrOutcomeUnknown):
 		code = http.StatusGatewayTimeout
+	case errors.Is(err, raftsm.ErrRemoved):
+		code = http.StatusGone
+	case errors.Is(err, db.ErrNotFound), errors.Is(err, raftsm.ErrNotMember), errors.Is(err, raftsm.ErrUnknownShard), errors.Is(err, dragonboat.ErrShardNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, raftsm.ErrAlreadyMember), errors.Is(err, raftsm.ErrRemovedID), errors.Is(err, raftsm.ErrRejected):
+		code = http.StatusConflict
+	case errors.Is(err, raftsm.ErrNoQuorum):
+		code = http.StatusServiceUnavailable
+	case errors.Is(err, raftsm.ErrConfig):
+		code = http.StatusBadRequest
+	}
+	for _, c := range clusterErrors {
+		if errors.Is(err, c) {
+			w.Header().Add(errorClassHeader, c.Error())
+		}
 	}
 	http.Error(w, err.Error(), code)
 }
 
+// statusTimeout bounds GET /v1/status (its membership reads need a quorum).
+const statusTimeout = 5 * time.Second
+
 func nodeHandler(n *raftsm.Node, s *store) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		st, err := n.Status(r.Context())
+		ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
+		defer cancel()
+		st, err := n.Status(ctx)
 		if err != nil {
 			httpError(w, err)
 			return
@@ -279,7 +319,15 @@ func nodeHandler(n *raftsm.Node, s *store) http.Handler {
 		}
 	})
 	mux.HandleFunc("POST /v1/exec", serveExec(s))
-	return mux
+	// A removed node refuses every call, data and status alike: its state
+	// stopped following the cluster's.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Removed() {
+			httpError(w, fmt.Errorf("%w: replica %d serves nothing; start a replacement with a new id and --join", raftsm.ErrRemoved, n.ReplicaID()))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // noTimeout marks a request context that --timeout does not bound
@@ -315,23 +363,28 @@ func (a *app) remote(ctx context.Context, method, path string, body []byte, out 
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("node %s: no answer in time (--timeout %v): %w", a.node, a.timeout, err)
+		err = fmt.Errorf("no answer in time (--timeout %v): %w", a.timeout, err)
 	}
 	if err != nil {
-		return fmt.Errorf("node %s: %w", a.node, err)
+		return a.unanswered(method, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("node %s: %w", a.node, err)
+		return a.unanswered(method, err)
 	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return fmt.Errorf("%w: %s", db.ErrNotFound, strings.TrimSpace(string(b)))
-	case resp.StatusCode == http.StatusBadRequest:
-		return usageError{errors.New(strings.TrimSpace(string(b)))}
-	case resp.StatusCode >= 300:
-		return fmt.Errorf("node %s: %s: %s", a.node, resp.Status, strings.TrimSpace(string(b)))
+	if resp.StatusCode >= 300 {
+		msg := strings.TrimSpace(string(b))
+		classes := resp.Header.Values(errorClassHeader)
+		switch resp.StatusCode {
+		case http.StatusBadRequest:
+			return usageError{&remoteError{msg: msg, classes: classes}}
+		case http.StatusNotFound:
+			classes = append(classes, db.ErrNotFound.Error())
+		case http.StatusGatewayTimeout:
+			classes = append(classes, db.ErrOutcomeUnknown.Error())
+		}
+		return &remoteError{msg: fmt.Sprintf("node %s: %s", a.node, msg), classes: classes}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -341,17 +394,42 @@ func (a *app) remote(ctx context.Context, method, path string, body []byte, out 
 	return nil
 }
 
+// unanswered is the error of a request to a node that got no answer. A
+// request that never reached the node (no connection) did nothing; any
+// other request but a GET may have been applied by the node before it
+// failed to answer (it died, the connection broke, the client gave up):
+// its outcome is unknown (db.ErrOutcomeUnknown, exit status 3), never
+// reported as failed.
+func (a *app) unanswered(method string, err error) error {
+	var op *net.OpError
+	if method == http.MethodGet || (errors.As(err, &op) && op.Op == "dial") {
+		return fmt.Errorf("node %s: %w", a.node, err)
+	}
+	return fmt.Errorf("%w: node %s did not answer, so the request may or may not have been applied: %w", db.ErrOutcomeUnknown, a.node, err)
+}
+
+// clusterTimeout bounds a cluster command on the client: the node bounds
+// each operation by raftsm.OpTimeout, and answers before this.
+const clusterTimeout = raftsm.OpTimeout + 5*time.Second
+
+// cluster runs one cluster request with clusterTimeout.
+func (a *app) cluster(cmd *cobra.Command, method, path string, out any) error {
+	if err := a.needNode(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), clusterTimeout)
+	defer cancel()
+	return a.remote(ctx, method, path, nil, out)
+}
+
 func (a *app) clusterCmd() *cobra.Command {
 	c := &cobra.Command{Use: "cluster", Short: "Cluster membership and status (through a node's --admin endpoint, given by --node)"}
 	c.AddCommand(
 		&cobra.Command{
 			Use: "status", Short: "Each shard's leader, term, applied index and members", Args: exactArgs(0, "no arguments"),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if err := a.needNode(); err != nil {
-					return err
-				}
 				var st statusJSON
-				if err := a.remote(cmd.Context(), http.MethodGet, "/v1/status", nil, &st); err != nil {
+				if err := a.cluster(cmd, http.MethodGet, "/v1/status", &st); err != nil {
 					return err
 				}
 				return a.print(output{JSON: st, Text: func(w io.Writer) {
@@ -371,28 +449,25 @@ func (a *app) clusterCmd() *cobra.Command {
 		&cobra.Command{
 			Use: "add ID HOST:PORT", Short: "Add replica ID at HOST:PORT to every shard (then start it with --join)", Args: exactArgs(2, "ID and HOST:PORT"),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if err := a.needNode(); err != nil {
-					return err
+				if _, err := strconv.ParseUint(args[0], 10, 64); err != nil || args[0] == "0" {
+					return usageError{fmt.Errorf("replica id %q: want a positive integer", args[0])}
 				}
-				return a.remote(cmd.Context(), http.MethodPost, "/v1/replicas?id="+url.QueryEscape(args[0])+"&addr="+url.QueryEscape(args[1]), nil, nil)
+				return a.cluster(cmd, http.MethodPost, "/v1/replicas?id="+url.QueryEscape(args[0])+"&addr="+url.QueryEscape(args[1]), nil)
 			},
 		},
 		&cobra.Command{
 			Use: "remove ID", Short: "Remove replica ID from every shard", Args: exactArgs(1, "ID"),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if err := a.needNode(); err != nil {
-					return err
+				if _, err := strconv.ParseUint(args[0], 10, 64); err != nil || args[0] == "0" {
+					return usageError{fmt.Errorf("replica id %q: want a positive integer", args[0])}
 				}
-				return a.remote(cmd.Context(), http.MethodDelete, "/v1/replicas/"+url.PathEscape(args[0]), nil, nil)
+				return a.cluster(cmd, http.MethodDelete, "/v1/replicas/"+url.PathEscape(args[0]), nil)
 			},
 		},
 		&cobra.Command{
 			Use: "transfer SHARD ID", Short: "Move SHARD's leadership to replica ID", Args: exactArgs(2, "SHARD and ID"),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if err := a.needNode(); err != nil {
-					return err
-				}
-				return a.remote(cmd.Context(), http.MethodPost, "/v1/transfer?shard="+url.QueryEscape(args[0])+"&to="+url.QueryEscape(args[1]), nil, nil)
+				return a.cluster(cmd, http.MethodPost, "/v1/transfer?shard="+url.QueryEscape(args[0])+"&to="+url.QueryEscape(args[1]), nil)
 			},
 		},
 	)
