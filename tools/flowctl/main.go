@@ -8,6 +8,8 @@
 //	flowctl --dir D node start --id 1 --raft H:P --members 1=H:P,... [--admin H:P]
 //	flowctl --node http://ADMIN cluster status|add|remove|transfer
 //	flowctl --node http://ADMIN kv|queue|agent|pool|sched|vec|stats ... (run on the node)
+//	flowctl --dir D serve --listen H:P [--tokens F] (the network API)
+//	flowctl token create|list|revoke --file F
 //
 // Every read command prints JSON with --json. Exit status: 0 on success, 1 on
 // damage found by check or any error, 2 on a bad argument.
@@ -88,7 +90,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log engine events to stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.kvCmd(), a.queueCmd(), a.agentCmd(), a.poolCmd(), a.schedCmd(), a.vecCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd(), a.nodeCmd(), a.clusterCmd())
+	root.AddCommand(a.kvCmd(), a.queueCmd(), a.agentCmd(), a.poolCmd(), a.schedCmd(), a.vecCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd(), a.nodeCmd(), a.clusterCmd(), a.serveCmd(), a.tokenCmd())
 	a.forwardWithNode(root)
 	return root
 }
