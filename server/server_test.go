@@ -578,6 +578,10 @@ func TestAuth(t *testing.T) {
 	check("reader", e.client(t, &client.Options{Token: sec["reader"]}), connect.CodePermissionDenied, auth.ErrForbidden)
 	check("writer", e.client(t, &client.Options{Token: sec["writer"]}), connect.CodePermissionDenied, auth.ErrForbidden)
 
+	// Listing needs a token too (it filters by scope).
+	if _, err := e.client(t, nil).Queues(ctx); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("list without token: %v", err)
+	}
 	// Raw HTTP: 401 and 403 as status codes.
 	if code, body := post(t, e.url+"/flowdb.v1.KVService/Set", "application/json", `{"namespace":"app","key":"aw=="}`, nil); code != 401 {
 		t.Fatalf("no token: %d %s", code, body)
