@@ -213,4 +213,3 @@ func TestServerSIGKILL(t *testing.T) {
 		single.Close()
 	}
 }
-

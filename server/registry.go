@@ -71,6 +71,9 @@ func (r *registryService) GetAgent(ctx context.Context, req *connect.Request[v1.
 	if err := r.s.allow(ctx, auth.Agent, m.Id, auth.Read); err != nil {
 		return nil, err
 	}
+	if err := r.s.catalogBarrier(ctx); err != nil {
+		return nil, err
+	}
 	a, err := r.s.o.Registry.Get(m.Id)
 	if err != nil {
 		return nil, err
@@ -88,6 +91,9 @@ func (r *registryService) ListAgents(ctx context.Context, req *connect.Request[v
 		return nil, fmt.Errorf("%w: health %q: want healthy, unhealthy or empty", ErrBadRequest, m.Health)
 	}
 	tok := caller(ctx)
+	if err := r.s.catalogBarrier(ctx); err != nil {
+		return nil, err
+	}
 	resp := &v1.ListAgentsResponse{}
 	for _, a := range r.s.o.Registry.List(registry.Filter{Pool: m.Pool, Capabilities: m.Capabilities, Health: m.Health}) {
 		if tok.Allows(auth.Agent, a.ID, auth.Read) {
@@ -128,6 +134,9 @@ func (r *registryService) DeletePool(ctx context.Context, req *connect.Request[v
 
 func (r *registryService) ListPools(ctx context.Context, req *connect.Request[v1.ListPoolsRequest]) (*connect.Response[v1.ListPoolsResponse], error) {
 	tok := caller(ctx)
+	if err := r.s.catalogBarrier(ctx); err != nil {
+		return nil, err
+	}
 	resp := &v1.ListPoolsResponse{}
 	for _, p := range r.s.o.Registry.PoolStats() {
 		if tok.Allows(auth.Agent, p.Name, auth.Read) {
@@ -168,6 +177,9 @@ func (r *registryService) Assignments(ctx context.Context, req *connect.Request[
 	}
 	leaseFor, err := ms("lease_ms", m.LeaseMs)
 	if err != nil {
+		return err
+	}
+	if err := r.s.catalogBarrier(ctx); err != nil {
 		return err
 	}
 	if _, err := r.s.o.Registry.Get(m.Agent); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/flowdb/flowdb/api/flowdb/v1/flowdbv1connect"
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
 	"github.com/flowdb/flowdb/sched"
@@ -284,6 +285,19 @@ func (s *Server) allow(ctx context.Context, resource, name string, level auth.Le
 		return err
 	}
 	return tok.Check(resource, name, level)
+}
+
+// catalogBarrier makes the registry reads that follow linearizable on a
+// replica (the registry's view lives on the catalog shard and its lookups
+// read memory); nothing on a standalone store.
+func (s *Server) catalogBarrier(ctx context.Context) error {
+	return s.o.DB.ReadBarrier(ctx, keys.CatalogShard)
+}
+
+// nameBarrier is catalogBarrier for the data shard of a queue or
+// collection.
+func (s *Server) nameBarrier(ctx context.Context, name string) error {
+	return s.o.DB.ReadBarrier(ctx, s.o.DB.Placement().ShardFor(name))
 }
 
 // caller returns ctx's token (nil without authentication). A caller that

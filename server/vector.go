@@ -81,6 +81,9 @@ func (v *vectorService) Search(ctx context.Context, req *connect.Request[v1.Sear
 	if err := v.s.allow(ctx, auth.Vec, m.Collection, auth.Read); err != nil {
 		return nil, err
 	}
+	if err := v.s.nameBarrier(ctx, m.Collection); err != nil {
+		return nil, err
+	}
 	hits, err := v.s.o.Vectors.Search(ctx, m.Collection, m.Query, int(m.K), hnsw.SearchOptions{Ef: int(m.Ef), Tags: m.Tags, Rerank: int(m.Rerank)})
 	if err != nil {
 		return nil, err
@@ -95,6 +98,9 @@ func (v *vectorService) Search(ctx context.Context, req *connect.Request[v1.Sear
 func (v *vectorService) Get(ctx context.Context, req *connect.Request[v1.GetVectorRequest]) (*connect.Response[v1.GetVectorResponse], error) {
 	m := req.Msg
 	if err := v.s.allow(ctx, auth.Vec, m.Collection, auth.Read); err != nil {
+		return nil, err
+	}
+	if err := v.s.nameBarrier(ctx, m.Collection); err != nil {
 		return nil, err
 	}
 	x, err := v.s.o.Vectors.Get(m.Collection, m.Id)
@@ -119,6 +125,9 @@ func (v *vectorService) Delete(ctx context.Context, req *connect.Request[v1.Dele
 func (v *vectorService) Stats(ctx context.Context, req *connect.Request[v1.CollectionStatsRequest]) (*connect.Response[v1.CollectionStatsResponse], error) {
 	m := req.Msg
 	if err := v.s.allow(ctx, auth.Vec, m.Collection, auth.Read); err != nil {
+		return nil, err
+	}
+	if err := v.s.nameBarrier(ctx, m.Collection); err != nil {
 		return nil, err
 	}
 	st, err := v.s.o.Vectors.Stats(m.Collection)
