@@ -108,8 +108,8 @@ func TestReplicatedServers(t *testing.T) {
 	}
 	for i := range 6 {
 		ls, err := on(i+1).Lease(ctx, "rq", "a", 1, nil, time.Minute)
-		if err != nil || len(ls) != 1 {
-			t.Fatalf("lease on %d: %v %v", i+1, ls, err)
+		if err != nil || len(ls) != 1 || ls[0].ID != ids[i] {
+			t.Fatalf("lease on %d: %v %v, want task %d (FIFO)", i+1, ls, err, ids[i])
 		}
 		if err := on(i+2).Ack(ctx, "rq", ls[0].ID, ls[0].Token, nil); err != nil {
 			t.Fatalf("ack on %d: %v", i+2, err)

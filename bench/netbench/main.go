@@ -318,12 +318,6 @@ var (
 	payloadKind = flag.String("payload", "random", "task payloads: random or text")
 )
 
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)      {}
-func (quietLogger) Errorf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
-func (quietLogger) Fatalf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...); os.Exit(1) }
-
 // ---- NATS JetStream ----
 
 type natsSys struct {

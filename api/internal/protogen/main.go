@@ -29,7 +29,7 @@ func main() {
 
 func run(files []string) error {
 	if len(files) == 0 {
-		return fmt.Errorf("usage: protogen FILE.proto...")
+		return fmt.Errorf("usage: protogen FILE.proto [FILE.proto]")
 	}
 	c := protocompile.Compiler{
 		Resolver:       protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: []string{"."}}),
