@@ -8,6 +8,10 @@
 //	                        raw Pebble doing the same writes with the same sync
 //	go run ./queuebench     task lifecycle (enqueue, lease, ack) against raw
 //	                        Pebble and NATS JetStream
+//	go run ./netbench       task lifecycle through the network API (Go
+//	                        client, loopback; with and without coalescing)
+//	                        against the embedded library and NATS JetStream;
+//	                        -vec: remote vector search against embedded
 //	go run ./queuemem       1,000,000 queued tasks: rate, RSS, reopen time
 //	go run ./registrybench  registry lookups against a map+RWMutex
 //	go run ./dispatchbench  push dispatch: durable assignments/s and

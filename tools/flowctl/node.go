@@ -48,6 +48,8 @@ type nodeFile struct {
 	HeartbeatRTT   uint64 `json:"heartbeat_rtt,omitempty"`
 	// LogDB sizes Dragonboat's log store (raftsm.Config.LogDB).
 	LogDB string `json:"logdb,omitempty"`
+	// API configures the network API served on Admin (serve.go).
+	API apiFlags `json:"api,omitempty"`
 }
 
 func (a *app) nodeCmd() *cobra.Command {
@@ -76,8 +78,10 @@ func (a *app) nodeStartCmd() *cobra.Command {
 		Use:   "start",
 		Short: "Start a node: a replica of every shard, and an admin/data HTTP endpoint",
 		Long: `Start a node from a JSON config file (--config) and/or flags, and serve until
-SIGINT or SIGTERM. The admin endpoint (--admin, loopback only) serves
-'flowctl cluster' and the data commands given --node http://ADMIN.
+SIGINT or SIGTERM. The --admin address serves the network API (as
+'flowctl serve' does, see --tokens) and, behind server:cluster:admin,
+'flowctl cluster' and the data commands given --node http://ADMIN (the
+token comes from FLOWDB_TOKEN).
 
   flowctl node start --dir D --id 1 --raft 127.0.0.1:7001 \
       --members 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --admin 127.0.0.1:7101`,
@@ -125,6 +129,7 @@ SIGINT or SIGTERM. The admin endpoint (--admin, loopback only) serves
 			set("election-rtt", &nf.ElectionRTT, &file.ElectionRTT)
 			set("heartbeat-rtt", &nf.HeartbeatRTT, &file.HeartbeatRTT)
 			set("logdb", &nf.LogDB, &file.LogDB)
+			mergeAPI(f, &nf.API, file.API)
 			nf.Dir = a.dir
 			if nf.Dir == "" {
 				nf.Dir = file.Dir
@@ -150,7 +155,8 @@ SIGINT or SIGTERM. The admin endpoint (--admin, loopback only) serves
 	f.StringVar(&members, "members", "", "initial members ID=HOST:PORT,... (same on every initial node)")
 	f.BoolVar(&nf.Join, "join", false, "join running shards (after 'cluster add' on a member)")
 	f.IntVar(&nf.DataShards, "data-shards", 1, "data shards (fixed at creation)")
-	f.StringVar(&nf.Admin, "admin", "127.0.0.1:7100", "admin/data HTTP address (loopback)")
+	f.StringVar(&nf.Admin, "admin", "127.0.0.1:7100", "network API and admin address (off loopback: needs --tokens, and TLS or --api-insecure)")
+	addAPIFlags(f, &nf.API)
 	f.StringVar(&nf.TLSCA, "tls-ca", "", "CA certificate (PEM) for mutual TLS")
 	f.StringVar(&nf.TLSCert, "tls-cert", "", "this node's certificate (PEM)")
 	f.StringVar(&nf.TLSKey, "tls-key", "", "this node's key (PEM)")
@@ -170,12 +176,9 @@ func (a *app) runNode(ctx context.Context, nf nodeFile) error {
 	if nf.Dir == "" || nf.ID == 0 || nf.Raft == "" {
 		return usageError{errors.New("--dir, --id and --raft are required")}
 	}
-	host, _, err := net.SplitHostPort(nf.Admin)
+	l, tokens, err := nf.API.listen(nf.Admin)
 	if err != nil {
-		return usageError{fmt.Errorf("--admin %q: %w", nf.Admin, err)}
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return usageError{fmt.Errorf("--admin %q: the admin endpoint has no authentication and listens on loopback only", nf.Admin)}
+		return err
 	}
 	members := map[uint64]string{}
 	for id, addr := range nf.Members {
@@ -206,16 +209,16 @@ func (a *app) runNode(ctx context.Context, nf nodeFile) error {
 	}
 	n, err := raftsm.Open(ctx, cfg)
 	if err != nil {
+		l.Close()
 		return err
 	}
-	l, err := net.Listen("tcp", nf.Admin)
+	srv, err := a.serveNode(ctx, nf.API, l, tokens, n, s)
 	if err != nil {
+		l.Close()
 		s.detach()
 		n.Close()
 		return err
 	}
-	srv := &http.Server{Handler: nodeHandler(n, s), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(l)
 	fmt.Fprintf(a.errOut, "flowdb node %d: raft %s, admin http://%s, %d shards\n", nf.ID, nf.Raft, l.Addr(), len(n.Shards()))
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -356,10 +359,11 @@ func (a *app) remote(ctx context.Context, method, path string, body []byte, out 
 	if err != nil {
 		return usageError{fmt.Errorf("--node %q: %w", a.node, err)}
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	} else if method == http.MethodPost {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	// JSON even without a body: the endpoint refuses the content types a
+	// browser could send cross-site. The token comes from FLOWDB_TOKEN.
+	req.Header.Set("Content-Type", "application/json")
+	if tok := os.Getenv("FLOWDB_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -1,0 +1,146 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/flowdb/flowdb/client"
+	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/internal/testutil"
+	"github.com/flowdb/flowdb/queue"
+	"github.com/flowdb/flowdb/raftsm"
+	"github.com/flowdb/flowdb/registry"
+	"github.com/flowdb/flowdb/server"
+)
+
+// startReplicas runs a three-replica cluster in this process, a server on
+// each member, and returns a client per member.
+func startReplicas(t *testing.T) []*client.Client {
+	t.Helper()
+	members := map[uint64]string{}
+	for id := uint64(1); id <= 3; id++ {
+		members[id] = testutil.FreeAddr(t)
+	}
+	var out []*client.Client
+	var nodes []*raftsm.Node
+	for id := uint64(1); id <= 3; id++ {
+		var q *queue.Manager
+		var r *registry.Registry
+		var v *hnsw.Manager
+		var d *db.DB
+		cfg := raftsm.Config{Dir: filepath.Join(t.TempDir(), "node"), ReplicaID: id, RaftAddress: members[id], Members: members, DataShards: 2,
+			RTTMillisecond: 5, ElectionRTT: 10, HeartbeatRTT: 1, LogDB: "tiny", Logger: testutil.Quiet(), Store: testutil.StoreOptions(nil, nil),
+			Attach: func(x *db.DB) (err error) {
+				d = x
+				if q, err = queue.Attach(x, nil); err != nil {
+					return err
+				}
+				if r, err = registry.Attach(x, nil); err != nil {
+					return err
+				}
+				v, err = hnsw.Attach(x)
+				return err
+			}}
+		n, err := raftsm.Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+		s, err := server.New(server.Options{DB: d, Queues: q, Registry: r, Vectors: v, Logger: testutil.Quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := server.HTTPServer(s.Handler(), nil)
+		go hs.Serve(l)
+		c, _ := client.New("http://"+l.Addr().String(), nil)
+		out = append(out, c)
+		t.Cleanup(func() { c.Close(); hs.Close(); r.Close(); q.Close(); n.Close() })
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for _, n := range nodes {
+		if err := n.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// Every member accepts every call; what one member acknowledged, the next
+// reads (reads are linearizable).
+func TestReplicatedServers(t *testing.T) {
+	cs := startReplicas(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	on := func(i int) *client.Client { return cs[i%3] }
+	for i := range 3 {
+		k := fmt.Appendf(nil, "k%d", i)
+		if err := on(i).Set(ctx, "ns", k, []byte("v")); err != nil {
+			t.Fatalf("set on %d: %v", i, err)
+		}
+		if v, err := on(i+1).Get(ctx, "ns", k); err != nil || string(v) != "v" {
+			t.Fatalf("get on %d: %q %v", i+1, v, err)
+		}
+	}
+	if _, err := on(2).Get(ctx, "ns", []byte("none")); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("typed error from a replica: %v", err)
+	}
+	if err := on(0).CreateQueue(ctx, client.QueueConfig{Name: "rq"}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for i := range 6 {
+		id, err := on(i).Enqueue(ctx, "rq", client.Task{Payload: fmt.Appendf(nil, "%d", i)})
+		if err != nil {
+			t.Fatalf("enqueue on %d: %v", i, err)
+		}
+		ids = append(ids, id)
+	}
+	for i := range 6 {
+		ls, err := on(i+1).Lease(ctx, "rq", "a", 1, nil, time.Minute)
+		if err != nil || len(ls) != 1 || ls[0].ID != ids[i] {
+			t.Fatalf("lease on %d: %v %v, want task %d (FIFO)", i+1, ls, err, ids[i])
+		}
+		if err := on(i+2).Ack(ctx, "rq", ls[0].ID, ls[0].Token, nil); err != nil {
+			t.Fatalf("ack on %d: %v", i+2, err)
+		}
+		if err := on(i).Ack(ctx, "rq", ls[0].ID, ls[0].Token, nil); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("second ack on %d: %v", i, err)
+		}
+	}
+	st, err := on(1).QueueStats(ctx, "rq")
+	if err != nil || st.Acked != 6 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+	if err := on(2).Register(ctx, client.AgentSpec{ID: "ag", Capacity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := on(0).Heartbeat(ctx, "ag", 0, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := on(1).Agent(ctx, "ag"); err != nil || a.Status != "ok" {
+		t.Fatalf("agent %+v %v", a, err)
+	}
+	if err := on(1).CreateCollection(ctx, client.CollectionConfig{Name: "rv", Dim: 2, Float: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := on(2).Upsert(ctx, "rv", []client.Vector{{ID: 1, Values: []float32{1, 0}}, {ID: 2, Values: []float32{0, 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if hits, err := on(0).Search(ctx, "rv", []float32{0.9, 0.1}, 1, client.SearchOptions{}); err != nil || len(hits) != 1 || hits[0].ID != 1 {
+		t.Fatalf("search %+v %v", hits, err)
+	}
+	if h, err := on(0).Health(ctx); err != nil || !h.Replicated {
+		t.Fatalf("health %+v %v", h, err)
+	}
+}
