@@ -4,7 +4,6 @@
 //	flowctl --dir D kv get|set|del|scan ...
 //	flowctl --dir D stats | check | backup --to B
 //	flowctl --dir D restore --from B
-//	flowctl --dir D txn --file OPS.json (- for standard input)
 //	flowctl demo [--dir D]
 //	flowctl --dir D node start --id 1 --raft H:P --members 1=H:P,... [--admin H:P]
 //	flowctl --node http://ADMIN cluster status|add|remove|transfer
