@@ -37,7 +37,9 @@ import (
 // input: exit 2). Task ids, lease tokens and vector ids are JSON strings
 // (they exceed 2^53; plain numbers are accepted too). Keys, values and
 // payloads are text, or "hex:..." for bytes, as in the kv commands;
-// durations are Go durations ("10s"). The transaction commits whole or not
+// durations are Go durations ("10s"). An enqueue's "key" is the task's
+// idempotency key (queue.Task.IdempotencyKey); "delay" makes it ready that
+// long after the command runs. The transaction commits whole or not
 // at all (db.DB.CommitTxn); the outcome is printed per operation. A
 // refused transaction exits 1 and names the refused operation.
 //
