@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -21,10 +22,13 @@ type Progress func(done, total int64)
 
 // Backup writes a consistent copy of the store to dest, which must not exist
 // or be empty. It takes a Pebble checkpoint (hard links, flushed WAL) into a
-// staging directory inside the store, copies it to dest file by file with
-// fsync, reporting progress, and removes the staging directory. Writes may
-// continue meanwhile; the backup holds exactly the frames durable when the
-// checkpoint was taken.
+// staging directory inside the store, copies it file by file with fsync,
+// reporting progress, into dest's partial directory (PartialDir) and
+// renames that to dest once complete, then removes the staging directory.
+// Writes may continue meanwhile; the backup holds exactly the frames durable
+// when the checkpoint was taken. A backup that fails or is stopped (ctx)
+// leaves dest as it was; its partial directory is removed, or, after a
+// crash, by the next Backup or Restore to dest.
 func (d *DB) Backup(ctx context.Context, dest string, progress Progress) error {
 	if err := d.enter(); err != nil {
 		return err
@@ -41,10 +45,52 @@ func (d *DB) Backup(ctx context.Context, dest string, progress Progress) error {
 	if err != nil {
 		return fmt.Errorf("db: checkpoint: %w", err)
 	}
-	if err := copyDir(ctx, fs, staging, dest, progress); err != nil {
+	return install(ctx, fs, staging, dest, progress, true)
+}
+
+// PartialDir is where Backup and Restore write before renaming into dest:
+// a sibling of dest, "<dest>.partial".
+func PartialDir(dest string) string {
+	return filepath.Clean(dest) + ".partial"
+}
+
+// install copies the files of src into dest's partial directory, writes
+// the store marker if marker, renames the partial directory to dest (which
+// must not exist or be an empty directory) and syncs dest's parent. On
+// failure it removes the partial directory.
+func install(ctx context.Context, fs vfs.FS, src, dest string, progress Progress, marker bool) (err error) {
+	tmp := PartialDir(dest)
+	if err := fs.RemoveAll(tmp); err != nil { // left by a crashed run
 		return err
 	}
-	return writeMarker(fs, dest)
+	defer func() {
+		if err != nil {
+			fs.RemoveAll(tmp)
+		}
+	}()
+	if err := copyDir(ctx, fs, src, tmp, progress); err != nil {
+		return err
+	}
+	if marker {
+		if err := writeMarker(fs, tmp); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if st, err := fs.Stat(dest); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%w: %s is a file", ErrExists, dest)
+		}
+		if err := fs.Remove(dest); err != nil { // empty, unless filled meanwhile
+			return fmt.Errorf("%w: %s: %v", ErrExists, dest, err)
+		}
+	}
+	if err := fs.Rename(tmp, dest); err != nil {
+		return err
+	}
+	return syncDir(fs, fs.PathDir(filepath.Clean(dest)))
 }
 
 // RestoreOptions configures Restore.
@@ -58,15 +104,18 @@ type RestoreOptions struct {
 }
 
 // Restore copies the backup in from into dest (which must not exist or be
-// empty), after opening the backup read-only and checking it.
+// empty), after opening the backup read-only and checking it. Like Backup
+// it writes into dest's partial directory and renames it to dest once
+// complete. On the OS file system the restored files are the owner's only
+// (0600 files, 0700 directories), as a store's own.
 func Restore(ctx context.Context, from, dest string, o *RestoreOptions, progress Progress) (*CheckReport, error) {
 	var ro RestoreOptions
 	if o != nil {
 		ro = *o
 	}
 	fs := ro.FS
-	if fs == nil {
-		fs = vfs.Default
+	if fs == nil || fs == vfs.Default {
+		fs = privateFS{vfs.Default}
 	}
 	if ls, err := fs.List(dest); err == nil && len(ls) > 0 {
 		return nil, fmt.Errorf("%w: %s", ErrExists, dest)
@@ -89,7 +138,7 @@ func Restore(ctx context.Context, from, dest string, o *RestoreOptions, progress
 	if !rep.OK() {
 		return rep, fmt.Errorf("db: backup %s is damaged: %s", from, rep.Problems[0].Err)
 	}
-	return rep, copyDir(ctx, fs, from, dest, progress)
+	return rep, install(ctx, fs, from, dest, progress, false)
 }
 
 // copyDir copies the regular files of src into dest with fsync of each file

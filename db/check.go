@@ -62,6 +62,15 @@ func (d *DB) Check(ctx context.Context, progress func(keys int)) (*CheckReport, 
 	defer d.leave()
 	r := &CheckReport{ByTable: map[string]int{}}
 	add := func(key []byte, table, format string, args ...any) {
+		for i, a := range args {
+			// Pebble joins its corruption errors with a carrier whose
+			// text is "<corruption detail carrier>": print the detail.
+			if err, ok := a.(error); ok {
+				if info := pebble.ExtractDataCorruptionInfo(err); info != nil {
+					args[i] = info.String()
+				}
+			}
+		}
 		if len(r.Problems) < maxProblems {
 			r.Problems = append(r.Problems, Problem{Key: fmt.Sprintf("%x", key), Table: table, Err: fmt.Sprintf(format, args...)})
 		}

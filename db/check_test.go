@@ -148,6 +148,12 @@ func TestCheckFindsDiskCorruption(t *testing.T) {
 	}
 	if err == nil {
 		t.Logf("check: %d problems, first: %s", len(rep.Problems), rep.Problems[0].Err)
+		// Readable: the damaged file, not Pebble's carrier placeholder.
+		for _, p := range rep.Problems {
+			if strings.Contains(p.Err, "detail carrier") || !strings.Contains(p.Err, ".sst") {
+				t.Errorf("problem does not name the damaged table: %s", p.Err)
+			}
+		}
 	}
 }
 

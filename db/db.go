@@ -85,6 +85,9 @@ func Open(dir string, opts *Options) (*DB, error) {
 			return nil, fmt.Errorf("db: create %s: %w", dir, err)
 		}
 	}
+	if err := refuseForeign(o.FS, dir); err != nil { // before LOCK is created
+		return nil, err
+	}
 	lock, err := pebble.LockDirectory(dir, o.FS)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrLocked, dir, err)
@@ -256,6 +259,23 @@ func prepareDir(fs vfs.FS, dir string) (bool, error) {
 		return false, err
 	}
 	return true, syncDir(fs, dir)
+}
+
+// refuseForeign returns ErrForeign for a directory that holds files but
+// no store, before Open creates anything in it (its LOCK included): a
+// refused directory is left exactly as it was. prepareDir checks again
+// under the lock.
+func refuseForeign(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if err != nil || slices.Contains(names, markerName) || slices.Contains(names, creatingName) {
+		return nil
+	}
+	for _, n := range names {
+		if n != "LOCK" {
+			return fmt.Errorf("%w: %s has %q", ErrForeign, dir, n)
+		}
+	}
+	return nil
 }
 
 // finishCreate turns an interrupted-creation marker into the store marker.

@@ -66,9 +66,8 @@
 // cross-table Check, Load and Reload to build its in-memory view of a
 // shard at attach and after a Raft snapshot, and Stop, which DB.Close calls
 // first so that the machine's background goroutines never read a closed
-// store, whatever order the caller closes things in. Transactions will add a
-// machine's transactional operations to the same declaration (see
-// Machine). The extension API is public and names only public types:
+// store, whatever order the caller closes things in. Transactions use the same
+// declaration (KindSpec.Txn, Machine.TxnLock; see Transactions). The extension API is public and names only public types:
 // Machine, KindSpec, TableSpec, Tx, Placement (which used to be an
 // internal type, now db's), Propose. Table tags, though, are allocated in
 // internal/keys, so machines live inside this module today; an outside
@@ -92,6 +91,71 @@
 // Options.StaleReads. All shards of a replica apply one at a time
 // (ShardApplier.Exclusive); after a snapshot (ShardApplier.RecoverSnapshot)
 // every machine on the shard rebuilds its in-memory view (Machine.Reload).
+//
+// # Transactions
+//
+// An agent's step (ack its task, store a memory, record a result, enqueue
+// the follow-up) commits whole with DB.CommitTxn: a Txn holds key-value
+// operations and conditions (Txn.Set, Delete, Require, RequireAbsent,
+// RequirePresent) and the subsystems' operations, which each package adds
+// (queue.Manager.TxEnqueue/TxAck/TxNack/TxExtend/TxCancel,
+// hnsw.Manager.TxUpsert/TxDelete, registry.Registry.TxRegister/TxHeartbeat).
+// The transaction is one record (KindTxn) in one frame. Its contract:
+//
+//   - Atomicity: every operation applies, or none does. The first refused
+//     operation refuses the transaction: CommitTxn returns a *TxnError that
+//     names it (TxnError.Op, its index in the order added; Kind) and matches
+//     both ErrTxnRejected and the operation's own error
+//     (errors.Is(err, queue.ErrLeaseLost)). The engine takes every write of
+//     the transaction back out of the frame's batch, drops its AfterCommit
+//     hooks and has each machine restore its in-memory view, so nothing of
+//     it is on disk or in any view (hot sets, held counts, registry view,
+//     HNSW graphs), before or after a crash. Input that fails validation
+//     (Txn.Err) refuses the transaction before anything is proposed.
+//   - Isolation: serializable. A shard applies one record at a time and a
+//     transaction is one record; the machines' view locks (Machine.TxnLock)
+//     are held across its whole apply, so no reader of a view sees it half
+//     applied. As for single records, a transaction's effects become
+//     readable when its frame is written, just before it is durable.
+//   - Order: operations apply in the order added; each sees what the ones
+//     before it wrote (a condition after a Set sees the new value). Vector
+//     operations are the exception: validated in order, their changes apply
+//     after every other operation passed, in their own order (no other
+//     operation reads vectors).
+//   - Conditions check the key-value space only: a key present, absent
+//     (expired counts as absent, by the frame's time) or holding exactly a
+//     value. etcd's compare is the model; there is no else branch: put the
+//     conditions where they must hold and read the refusal.
+//   - Timers and wake-ups: housekeeping an operation does at the frame's
+//     time (due delayed tasks, expired leases) is part of the transaction
+//     and is undone with it. Wake-ups (LeaseWait) and notifications run
+//     after commit, and only for a transaction that committed.
+//   - Exactly once: Txn.SetIdempotencyKey keeps the outcome (results or
+//     refusal) under the key for TxnIdempotencyWindow (24 h, by frame time);
+//     a commit with the same key within it gets that outcome and applies
+//     nothing, and one with the same key but other operations gets
+//     ErrIdempotencyKeyReused. Expired keys are reclaimed, 16 per later
+//     transaction on the shard.
+//   - Placement: on a replicated store a transaction commits through one Raft
+//     proposal of one shard, so all its operations must live on one shard;
+//     otherwise Propose refuses it with ErrCrossShard and nothing is applied.
+//     Names that are written together share a placement group ({group} in
+//     the queue, collection and namespace names: Placement). The registry
+//     lives on the catalog shard, so registry operations combine only with
+//     each other there. A standalone store has one log: any mixture commits.
+//   - Limits: MaxTxnOps (1,024) operations, MaxTxnBytes (32 MiB) of encoded
+//     operations, idempotency keys up to MaxIdempotencyKeySize (256) bytes:
+//     ErrTxnTooLarge; an empty transaction is ErrEmptyTxn.
+//   - Cost: the record holds the operations' encoded bodies, as the single
+//     calls would. A refused transaction costs a copy of its frame's batch
+//     up to the transaction and, per queue it touched, re-reading that
+//     queue's hot set and held counts; a committed one costs nothing extra.
+//     A kept outcome is one Pebble entry (key, time, checksum, results) for
+//     the window.
+//
+// A subsystem makes a record kind transactional with KindSpec.Txn and
+// Machine.TxnLock, restoring its view on refusal with Tx.OnAbort (once per
+// piece of state: Tx.FirstTouch) or holding changes back with Tx.Defer.
 //
 // # Invariants
 //
@@ -118,7 +182,8 @@
 //     store's version), so Open rotates it before the first frame
 //     (TestLostWALPageKeepsPrefix).
 //  5. A rejected record (a typed error in its Result) writes nothing; the
-//     other records of its frame still apply.
+//     other records of its frame still apply. A refused transaction is a
+//     rejected record (only its idempotency key's outcome is kept).
 //  6. Expired keys are invisible to reads at once (reads compare expiry with
 //     the clock); they are deleted later by reaper records whose apply
 //     compares expiry with the record's time, so a key re-set since is kept.
@@ -133,8 +198,11 @@
 //	log       0 | 0x02 | index (8 B BE)      -> encoded wal frame
 //	kv        s | 0x10 | len(ns) | ns | key  -> flags (1 B) | [expiry (8 B BE)] | value
 //	kv ttl    s | 0x11 | expiry | len(ns) | ns | key -> (empty)
+//	txn key   l | 0x12 | idempotency key     -> time (8 B BE) | checksum (8 B BE) | results
+//	txn at    l | 0x13 | time (8 B) | key    -> (empty)
 //
-// s is the data shard of the namespace (Placement.ShardFor). With
+// s is the data shard of the namespace (Placement.ShardFor); l the shard
+// whose log applied the transaction (0 standalone). With
 // Options.LogRetention > 0 the command log keeps the last LogRetention frames
 // (older ones are deleted by the applier itself every 64 frames) and Check
 // verifies each one's checksum, decoding and contiguity up to the applied

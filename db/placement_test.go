@@ -1,6 +1,7 @@
 package db
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -46,5 +47,33 @@ func TestPlacementData(t *testing.T) {
 			t.Fatalf("yielded %d after break", s)
 		}
 		break
+	}
+}
+
+// Names that share a placement group ({group}) share a shard; the group is
+// the text inside the first braces, and "{}" or unclosed braces place the
+// whole name.
+func TestPlacementGroups(t *testing.T) {
+	p := Placement{DataShards: 16}
+	if a, b, c := p.ShardFor("{agent-7}.tasks"), p.ShardFor("{agent-7}memory"), p.ShardForBytes([]byte("{agent-7}")); a != b || b != c {
+		t.Fatalf("one group on shards %d, %d, %d", a, b, c)
+	}
+	if p.ShardFor("x{agent-7}y") != p.ShardFor("agent-7") {
+		t.Fatal("the group is the text inside the braces")
+	}
+	spread := map[uint32]bool{}
+	for i := range 64 {
+		spread[p.ShardFor(fmt.Sprintf("{g%d}.tasks", i))] = true
+	}
+	if len(spread) < 8 {
+		t.Fatalf("64 groups on %d of 16 shards", len(spread))
+	}
+	for _, n := range []string{"{}", "a{}b", "{open", "plain"} {
+		if groupOf(n) != n || string(groupOf([]byte(n))) != n {
+			t.Fatalf("%q placed by %q", n, groupOf(n))
+		}
+	}
+	if groupOf("{a}{b}") != "a" {
+		t.Fatal("first braces win")
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -36,16 +34,15 @@ import (
 // claim is what Pebble calls corruption, and Open must cut the WAL at the
 // hole instead (the NoSync marker, nosyncfs.go).
 //
-// FLOWDB_WALPAGE_SEEDS sets the number of stores (default 60; each store's
+// FLOWDB_WALPAGE_SEEDS sets the number of stores (default 20, 60 with
+// FLOWDB_FULL=1; each store's
 // WAL positions differ a little from run to run, as frames carry times).
 func TestLostWALPageKeepsPrefix(t *testing.T) {
 	ctx := context.Background()
 	const writes = 900 // within a new store's first memtable (256 KiB)
 	key := func(i int) []byte { return fmt.Appendf(nil, "k%05d", i) }
-	seeds := uint64(60)
-	if v, err := strconv.Atoi(os.Getenv("FLOWDB_WALPAGE_SEEDS")); err == nil && v > 0 {
-		seeds = uint64(v) // CI's race pass runs fewer
-	}
+	// 20 stores by default, 60 under FLOWDB_FULL; CI's race pass runs fewer.
+	seeds := uint64(testutil.Scale("FLOWDB_WALPAGE_SEEDS", 20, 60))
 	images, cut := 0, 0
 	for seed := uint64(1); seed <= seeds; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 1))

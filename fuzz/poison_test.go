@@ -43,7 +43,7 @@ func TestPoisonRecords(t *testing.T) {
 	})
 	e := h.fresh(t)
 	var kinds []wal.Kind
-	kinds = append(kinds, db.KindKVBatch, db.KindKVExpire)
+	kinds = append(kinds, db.KindKVBatch, db.KindKVExpire, db.KindTxn, db.KindKVRequire)
 	for k := queue.KindCreate; k <= queue.KindRelease; k++ {
 		kinds = append(kinds, k)
 	}
@@ -55,7 +55,7 @@ func TestPoisonRecords(t *testing.T) {
 	}
 	typed := []error{queue.ErrNotFound, queue.ErrFull, queue.ErrLeaseLost, queue.ErrCanceled, queue.ErrExists,
 		registry.ErrNotFound, hnsw.ErrNoCollection, hnsw.ErrExists, hnsw.ErrInvalid, hnsw.ErrDimension,
-		hnsw.ErrNotFinite, hnsw.ErrZeroVector}
+		hnsw.ErrNotFinite, hnsw.ErrZeroVector, db.ErrConditionFailed, db.ErrTxnTooLarge, db.ErrIdempotencyKeyReused}
 	undecodable := [][]byte{nil, {0xff}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
 	rng := rand.New(rand.NewPCG(32, 4))
 	applied, rejected := 0, 0
@@ -78,7 +78,7 @@ func TestPoisonRecords(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []wal.Kind{3, 99, 113, 206, 305, 400, 0xffff} {
+	for _, k := range []wal.Kind{5, 99, 113, 206, 305, 400, 0xffff} {
 		if err := e.apply(t, k, []byte{1, 2, 3}, db.ErrUnknownKind); !errors.Is(err, db.ErrUnknownKind) {
 			t.Fatalf("unknown kind %d: want db.ErrUnknownKind, got %v", k, err)
 		}

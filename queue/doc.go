@@ -44,6 +44,23 @@
 //     ErrNotFound; bad arguments ErrInvalid (validated before anything is
 //     logged).
 //
+// # Transactions
+//
+// TxEnqueue, TxAck, TxNack, TxExtend and TxCancel add the same records as
+// Enqueue, Ack, Nack, Extend and Cancel to a db.Txn (db/doc.go states the
+// transaction contract). Inside a transaction each applies exactly as
+// alone, refusals included (ErrLeaseLost, ErrFull counted against the
+// tasks the transaction enqueued before, ErrNotFound); Manager.mu is held
+// by the engine across the whole transaction. If a later operation refuses
+// the transaction, each queue it touched gets back its counters as they
+// were, its hot set and held counts read again from the store (as after a
+// reopen, so the hot set may be fuller than before, never different in
+// order), an empty leased-state cache and an unknown due hint; its
+// wake-ups are dropped. Queue creation, leases, ticks, dead-letter replay
+// and purge, and assignments are not transactional (db.ErrNotTransactional).
+// The ids of tasks enqueued in a transaction are in the Enqueued that
+// TxEnqueue returned, once CommitTxn returned nil.
+//
 // # Time and determinism
 //
 // Apply never reads a clock. Every record applies at its frame's time

@@ -606,7 +606,8 @@ func (r *seqRunner) compare(full bool) {
 // FLOWDB_MODEL_SEQS sets the number of sequences (default 10,000);
 // FLOWDB_MODEL_SEED runs one sequence.
 func TestModel(t *testing.T) {
-	run := testutil.RunModel(t, 10_000, 1, func(s *testutil.Seq) int {
+	// 2,500 sequences by default, 10,000 under FLOWDB_FULL (testutil.Scale).
+	run := testutil.RunModel(t, testutil.Scale("", 2_500, 10_000), 1, func(s *testutil.Seq) int {
 		r := &seqRunner{Seq: s, model: &model{cfg: modelCfg.withDefaults(), tasks: map[uint64]*mTask{}, idem: map[string]mIdem{}}}
 		r.open()
 		if err := r.qm.Create(context.Background(), modelCfg); err != nil {

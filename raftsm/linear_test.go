@@ -324,11 +324,9 @@ func (c *linCluster) fault(kind int, queueName string, settle func()) string {
 	return "no fault"
 }
 
+// linSchedules is FLOWDB_LIN_SCHEDULES, else 8 (20 under FLOWDB_FULL).
 func linSchedules() int {
-	if v, err := strconv.Atoi(os.Getenv("FLOWDB_LIN_SCHEDULES")); err == nil && v > 0 {
-		return v
-	}
-	return 20
+	return testutil.Scale("FLOWDB_LIN_SCHEDULES", 8, 20)
 }
 
 // TestLinearizable: seeded schedules of clients using one queue through

@@ -202,7 +202,9 @@ type Node struct {
 type Counters struct {
 	// Proposals made (frames), retries of them (a shard not ready, a lost
 	// request), and attempts that timed out.
-	Proposals, Retries, Timeouts uint64
+	Proposals uint64 `json:"proposals"`
+	Retries   uint64 `json:"retries"`
+	Timeouts  uint64 `json:"timeouts"`
 }
 
 // Counters returns the node's proposal counters.

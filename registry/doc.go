@@ -43,6 +43,16 @@
 //   - Bad arguments get ErrInvalid before anything is logged; unknown agents
 //     and pools ErrNotFound.
 //
+// # Transactions
+//
+// TxRegister and TxHeartbeat add the same records as Register and
+// Heartbeat to a db.Txn (db/doc.go states the contract). If a later
+// operation refuses the transaction, each agent it touched is put back in
+// the view as it was (the same *Agent), and the lookup caches are dropped.
+// The registry lives on the catalog shard: on a replicated store a
+// transaction with registry operations may hold no other operations
+// (db.ErrCrossShard). Deregister, expiry and pools are not transactional.
+//
 // # Invariants
 //
 //  1. Every change to agents and pools is one of this package's records

@@ -620,14 +620,14 @@ func (s *Scheduler) Stats() Stats {
 	s.mu.Lock()
 	st := s.st
 	s.mu.Unlock()
-	return s.fill(st)
+	return s.fill(st, recordedHealth)
 }
 
-func (s *Scheduler) fill(st Stats) Stats {
+func (s *Scheduler) fill(st Stats, healthy func(*registry.Agent) bool) Stats {
 	held := s.q.HeldAll()
 	st.UtilMin = -1
 	for _, a := range s.r.List(registry.Filter{}) {
-		if !a.Healthy {
+		if !healthy(a) {
 			if held[a.ID] > 0 {
 				st.UnhealthyHolding++
 			}
@@ -658,5 +658,14 @@ func (s *Scheduler) fill(st Stats) Stats {
 // AgentStats computes the agent figures of Stats (not the counters) from
 // q and r alone, for tools that open a store without running a scheduler.
 func AgentStats(q *queue.Manager, r *registry.Registry) Stats {
-	return (&Scheduler{q: q, r: r}).fill(Stats{})
+	return AgentStatsWith(q, r, recordedHealth)
 }
+
+// AgentStatsWith is AgentStats with each agent's health decided by healthy
+// (a tool that runs no expiry loop may judge health as of now).
+func AgentStatsWith(q *queue.Manager, r *registry.Registry, healthy func(*registry.Agent) bool) Stats {
+	return (&Scheduler{q: q, r: r}).fill(Stats{}, healthy)
+}
+
+// recordedHealth is the health the registry recorded.
+func recordedHealth(a *registry.Agent) bool { return a.Healthy }

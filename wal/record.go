@@ -43,7 +43,8 @@ var (
 //
 //	range      owner        kinds in use
 //	0          -            invalid
-//	1-99       db           1 key-value batch, 2 key-value expiry (KindKVBatch, KindKVExpire)
+//	1-99       db           1 key-value batch, 2 key-value expiry, 3 transaction, 4 condition
+//	                        (KindKVBatch, KindKVExpire, KindTxn, KindKVRequire)
 //	100-199    queue        100-112: create, enqueue, lease, extend, ack, nack, cancel,
 //	                        tick, replay, purge, ack batch, assign, release
 //	200-299    registry     200-205: register, deregister, heartbeat, expire,

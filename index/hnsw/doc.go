@@ -72,6 +72,17 @@
 // in RAM instead of Dim: the choice for small collections, or for data the
 // int8 codes describe badly.
 //
+// # Transactions
+//
+// TxUpsert and TxDelete add the same records as Upsert and Delete to a
+// db.Txn (db/doc.go states the contract). Inside a transaction they are
+// validated in order (collection, dimension, finite values, tags) where
+// they stand, and their changes (vectors, tags, counts, graph links) are
+// applied with db.Tx.Defer once every operation of the transaction passed:
+// a graph insert cannot be taken back cheaply, so a refused transaction
+// never touches the graph. Training follows a committed TxUpsert as it
+// follows Upsert. Creation, training and drop are not transactional.
+//
 // # Tables (a collection's data shard, placed by name)
 //
 //	0x40 def   name             -> config | quantizer parameters | entry slot

@@ -100,6 +100,10 @@ type Config struct {
 	// LimitEnv names an environment variable that caps the crash points
 	// (for slow modes such as -race); the cap also lowers MinPoints.
 	LimitEnv string
+	// EveryWrite crashes at every write in the default run too, not at
+	// every third (for sweeps whose crash-point count is a requirement of
+	// the default run).
+	EveryWrite bool
 }
 
 // Sweep runs workload for k = 1, 2, ... and verify after every crash. The
@@ -107,6 +111,10 @@ type Config struct {
 // the crash happened. Odd K keep half of the unsynced data in the
 // crash image. It returns the number of crash points and fails t if they
 // are fewer than MinPoints.
+//
+// By default it crashes at every third write only (k = 1, 4, 7, ...: the
+// same workload, the same span of writes, odd and even K alternating), a
+// third of the time; FLOWDB_FULL=1 crashes at every write.
 func Sweep[A any](t *testing.T, cfg Config, workload func(r *Run[A]), verify func(r *Run[A])) int {
 	t.Helper()
 	if cfg.MinPoints == 0 {
@@ -122,10 +130,20 @@ func Sweep[A any](t *testing.T, cfg Config, workload func(r *Run[A]), verify fun
 		}
 	}
 	target := int64(min(cfg.MinPoints+cfg.MinPoints/10, limit))
+	stride := int64(3)
+	if v := os.Getenv("FLOWDB_FULL"); (v != "" && v != "0") || cfg.EveryWrite {
+		stride = 1
+	}
+	// An odd stride coprime with Variants visits every variant and both
+	// parities of K.
+	for stride > 1 && gcd(stride, int64(cfg.Variants)) != 1 {
+		stride += 2
+	}
+	cfg.MinPoints = max(cfg.MinPoints/int(stride), 1)
 	completed := make([]bool, cfg.Variants)
 	remaining := cfg.Variants
 	points := 0
-	for k := int64(1); remaining > 0 && points < limit; k++ {
+	for k := int64(1); remaining > 0 && points < limit; k += stride {
 		v := int(k % int64(cfg.Variants))
 		if completed[v] {
 			continue
@@ -152,4 +170,11 @@ func Sweep[A any](t *testing.T, cfg Config, workload func(r *Run[A]), verify fun
 		t.Fatalf("only %d crash points; the sweep must cover at least %d", points, cfg.MinPoints)
 	}
 	return points
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }

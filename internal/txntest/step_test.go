@@ -107,3 +107,10 @@ func TestAgentStepCommitsWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// close closes the subsystems and the store.
+func (s *stack) close() {
+	s.qm.Close()
+	s.r.Close()
+	s.d.Close()
+}

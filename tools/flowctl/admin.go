@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/tools/flowctl/internal/humanize"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -44,11 +47,7 @@ func (a *app) checkCmd() *cobra.Command {
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withStore(mustExist, func(s *store) (output, error) {
-				var bar *progressbar.ProgressBar
-				if !a.json {
-					bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(a.errOut),
-						progressbar.OptionSetDescription("checking keys"), progressbar.OptionClearOnFinish())
-				}
+				bar := a.bar(-1, "checking keys")
 				rep, err := s.Check(cmd.Context(), func(n int) {
 					if bar != nil {
 						bar.Set(n)
@@ -64,7 +63,7 @@ func (a *app) checkCmd() *cobra.Command {
 					fmt.Fprintf(w, "checked %d keys, %d frames (%d..%d), applied index %d\n",
 						rep.Keys, rep.Frames, rep.FirstFrame, rep.LastFrame, rep.AppliedIndex)
 					for _, p := range rep.Problems {
-						fmt.Fprintf(w, "DAMAGE table=%s key=%s: %s\n", p.Table, p.Key, p.Err)
+						fmt.Fprintf(w, "DAMAGE%s: %s\n", readableKey(p.Table, p.Key), p.Err)
 					}
 					for _, p := range rep.Warnings {
 						fmt.Fprintf(w, "WARNING %s: %s\n", p.Table, p.Err)
@@ -82,20 +81,59 @@ func (a *app) checkCmd() *cobra.Command {
 	}
 }
 
+// terminal reports whether w is a terminal (a character device).
+func terminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// bar returns a progress bar of n steps (-1: unknown) on stderr, or nil
+// when stderr is not a terminal (a log file, a pipe) or with --json.
+func (a *app) bar(n int, desc string) *progressbar.ProgressBar {
+	if a.json || !terminal(a.errOut) {
+		return nil
+	}
+	return progressbar.NewOptions(n, progressbar.OptionSetWriter(a.errOut),
+		progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+}
+
+// progress returns a byte-progress callback for backup and restore (nil
+// when there is no bar to draw) and the function that ends it.
+// readableKey renders where check found damage: the table, and the raw
+// Pebble key (hex) as its shard and the rest of the key, quoted.
+func readableKey(table, hexKey string) string {
+	var s string
+	if table != "" {
+		s = " table " + table
+	}
+	k, err := hex.DecodeString(hexKey)
+	if err != nil || len(k) == 0 {
+		return s
+	}
+	if shard, _, rest, ok := keys.Split(k); ok {
+		return fmt.Sprintf("%s shard %d key %s", s, shard, strconv.QuoteToASCII(string(rest)))
+	}
+	return s + " key " + strconv.QuoteToASCII(string(k))
+}
+
 func (a *app) progress(desc string) (db.Progress, func()) {
-	if a.json {
+	if a.json || !terminal(a.errOut) {
 		return nil, func() {}
 	}
 	var bar *progressbar.ProgressBar
 	return func(done, total int64) {
 			if bar == nil {
-				bar = progressbar.DefaultBytes(total, desc)
+				bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(a.errOut), progressbar.OptionSetDescription(desc),
+					progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
 			}
 			bar.Set64(done)
 		}, func() {
 			if bar != nil {
 				bar.Finish()
-				fmt.Fprintln(os.Stderr)
 			}
 		}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,8 +30,18 @@ func (a *app) agentListCmd() *cobra.Command {
 				return usageError{fmt.Errorf("--health must be healthy or unhealthy")}
 			}
 			f.Capabilities = splitList(caps)
+			want := f.Health
+			f.Health = "" // filtered below, on the health as of now
 			return a.withStore(mustExist, func(s *store) (output, error) {
-				as := s.R.List(f)
+				var as []registry.Agent
+				now := time.Now()
+				for _, p := range s.R.List(f) {
+					ag := *p // the registry's view: read-only
+					ag.Healthy = healthyNow(&ag, now)
+					if want == "" || (want == "healthy") == ag.Healthy {
+						as = append(as, ag)
+					}
+				}
 				return output{JSON: as, Text: func(w io.Writer) {
 					fmt.Fprintf(w, "%-24s %-12s %-8s %8s %-24s %s\n", "ID", "POOL", "HEALTH", "LOAD", "LAST HEARTBEAT", "CAPABILITIES")
 					for _, ag := range as {
@@ -51,6 +62,15 @@ func (a *app) agentListCmd() *cobra.Command {
 	return c
 }
 
+// healthyNow is an agent's health as of now: the registry marks an agent
+// unhealthy only when an expiry runs (a running engine runs it every
+// second; the CLI runs no loops), so an agent that has missed its
+// heartbeats since is shown unhealthy here without running `agent expire`
+// (the rule is the registry's: more than missedHeartbeats intervals).
+func healthyNow(ag *registry.Agent, now time.Time) bool {
+	return ag.Healthy && now.Sub(ag.LastHeartbeat) <= time.Duration(missedHeartbeats)*ag.HeartbeatInterval
+}
+
 func (a *app) agentInspectCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "inspect ID",
@@ -58,10 +78,12 @@ func (a *app) agentInspectCmd() *cobra.Command {
 		Args:  exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withStore(mustExist, func(s *store) (output, error) {
-				ag, err := s.R.Get(args[0])
+				p, err := s.R.Get(args[0])
 				if err != nil {
 					return output{}, err
 				}
+				ag := *p // the registry's view: read-only
+				ag.Healthy = healthyNow(&ag, time.Now())
 				return output{JSON: ag, Text: func(w io.Writer) {
 					fmt.Fprintf(w, "id: %s\npool: %s\ncapabilities: %s\ncapacity: %d\nload: %d\nstatus: %s\nhealthy: %v\n",
 						ag.ID, ag.Pool, strings.Join(ag.Capabilities, ","), ag.Capacity, ag.Load, ag.Status, ag.Healthy)
@@ -153,11 +175,36 @@ func (a *app) agentExpireCmd() *cobra.Command {
 					return output{}, err
 				}
 				return output{JSON: ids, Text: func(w io.Writer) {
-					fmt.Fprintf(w, "%d agents turned unhealthy: %s\n", len(ids), strings.Join(ids, ","))
+					fmt.Fprintf(w, "%s turned unhealthy", plural(len(ids), "agent"))
+					if len(ids) > 0 {
+						fmt.Fprintf(w, ": %s", strings.Join(ids, ","))
+					}
+					fmt.Fprintln(w)
 				}}, nil
 			})
 		},
 	}
+}
+
+// poolStatsNow is the registry's pool figures with health as of now
+// (healthyNow): an agent that missed its heartbeats since the last expiry
+// counts as unhealthy, not as warm or busy.
+func poolStatsNow(r *registry.Registry, now time.Time) []registry.PoolStats {
+	st := r.PoolStats()
+	for i := range st {
+		p := &st[i]
+		for _, ag := range r.List(registry.Filter{Pool: p.Name}) {
+			if ag.Healthy && !healthyNow(ag, now) {
+				p.Unhealthy++
+				if ag.Load > 0 {
+					p.Busy--
+				} else {
+					p.Warm--
+				}
+			}
+		}
+	}
+	return st
 }
 
 func (a *app) poolCmd() *cobra.Command {
@@ -177,14 +224,21 @@ func (a *app) poolCmd() *cobra.Command {
 	def.Flags().IntVar(&p.MinWarm, "min-warm", 0, "healthy idle agents to keep ready")
 	def.Flags().IntVar(&p.MaxSize, "max", 0, "most healthy agents (0: unbounded)")
 	def.Flags().DurationVar(&p.RetireAfter, "retire-after", 5*time.Minute, "idle time before an agent above max is offered for retirement")
-	list := func(use, short string) *cobra.Command {
+	list := func(use, short string, args cobra.PositionalArgs) *cobra.Command {
 		return &cobra.Command{
 			Use:   use,
 			Short: short,
-			Args:  exactArgs(0, "no arguments"),
+			Args:  args,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return a.withStore(mustExist, func(s *store) (output, error) {
-					st := s.R.PoolStats()
+					st := poolStatsNow(s.R, time.Now())
+					if len(args) == 1 {
+						i := slices.IndexFunc(st, func(p registry.PoolStats) bool { return p.Name == args[0] })
+						if i < 0 {
+							return output{}, fmt.Errorf("pool %q: %w", args[0], registry.ErrNotFound)
+						}
+						st = st[i : i+1]
+					}
 					return output{JSON: st, Text: func(w io.Writer) {
 						fmt.Fprintf(w, "%-16s %8s %8s %6s %6s %9s %8s\n", "POOL", "MIN WARM", "MAX", "WARM", "BUSY", "UNHEALTHY", "SPAWNING")
 						for _, x := range st {
@@ -195,6 +249,7 @@ func (a *app) poolCmd() *cobra.Command {
 			},
 		}
 	}
-	c.AddCommand(def, list("list", "List pools"), list("stats", "Warm, busy, unhealthy and spawning agents per pool"))
+	c.AddCommand(def, list("list", "List pools", exactArgs(0, "no arguments")),
+		list("stats [NAME]", "Warm, busy, unhealthy and spawning agents per pool (or of pool NAME)", maxArgs(1, "at most one pool NAME")))
 	return c
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/flowdb/flowdb/tools/flowctl/internal/demo"
@@ -8,13 +9,21 @@ import (
 )
 
 func (a *app) demoCmd() *cobra.Command {
-	var keep bool
+	var keep, force bool
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a short realistic workload on an embedded store and print what it measured",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := a.dir
+			if dir != "" && !force {
+				// The demo writes thousands of keys, a queue and 1,000
+				// agents: never into someone's store unless told.
+				if ls, err := os.ReadDir(dir); err == nil && len(ls) > 0 {
+					return usageError{fmt.Errorf("demo: %s is not empty (it would write its workload there); "+
+						"give a new or empty --dir, or --force to run it in that store anyway", dir)}
+				}
+			}
 			if dir == "" {
 				tmp, err := os.MkdirTemp("", "flowdb-demo-")
 				if err != nil {
@@ -37,5 +46,6 @@ func (a *app) demoCmd() *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&keep, "keep", false, "keep the temporary store directory")
+	c.Flags().BoolVar(&force, "force", false, "run in a --dir that already holds a store (writes the demo's keys, queue and agents into it)")
 	return c
 }

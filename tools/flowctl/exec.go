@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/spf13/cobra"
@@ -40,7 +42,7 @@ var remoteGroups = map[string]bool{"kv": true, "queue": true, "agent": true, "po
 const pathArgs = "flowctl/path-arg"
 
 // localFlags are not forwarded: they describe the client, not the command.
-var localFlags = map[string]bool{"node": true, "dir": true, "verbose": true}
+var localFlags = map[string]bool{"node": true, "dir": true, "verbose": true, "timeout": true}
 
 // forwardable reports whether cmd is a data command that --node forwards.
 func forwardable(cmd *cobra.Command) bool {
@@ -52,6 +54,20 @@ func forwardable(cmd *cobra.Command) bool {
 	return false
 }
 
+// dirCommands are the top-level commands that work on a store directory
+// only: given --node, they say so.
+var dirCommands = map[string]bool{"check": true, "backup": true, "restore": true, "demo": true}
+
+// topLevel returns the child of the root that c is or is under.
+func topLevel(c *cobra.Command) *cobra.Command {
+	for ; c != nil && c.Parent() != nil; c = c.Parent() {
+		if c.Parent().Parent() == nil {
+			return c
+		}
+	}
+	return nil
+}
+
 // forwardWithNode wraps the RunE of every data command under root: with
 // --node set (and not already running inside a node), the command runs on
 // the node.
@@ -61,10 +77,23 @@ func (a *app) forwardWithNode(root *cobra.Command) {
 		for _, sub := range c.Commands() {
 			walk(sub)
 		}
-		if c.RunE == nil || !forwardable(c) {
+		if c.RunE == nil {
 			return
 		}
 		local := c.RunE
+		if !forwardable(c) {
+			if top := topLevel(c); top != nil && dirCommands[top.Name()] {
+				// check, backup, restore, demo: a store directory only.
+				c.RunE = func(cmd *cobra.Command, args []string) error {
+					if a.node != "" {
+						return usageError{fmt.Errorf("%s works on a store directory (--dir), not through --node: "+
+							"run it where the store is, with the node stopped (a running node holds its store's lock)", cmdName(cmd))}
+					}
+					return local(cmd, args)
+				}
+			}
+			return
+		}
 		c.RunE = func(cmd *cobra.Command, args []string) error {
 			if a.node == "" || a.shared != nil {
 				return local(cmd, args)
@@ -106,6 +135,10 @@ func commandLine(cmd *cobra.Command, args []string) ([]string, error) {
 	out = append(out, "--")
 	return append(out, args...), nil
 }
+
+// longRunning annotates commands whose run time grows with their input
+// (vec import, vec compact): --timeout bounds them only when given.
+const longRunning = "flowctl/long-running"
 
 // execRequest and execResponse are the /v1/exec wire format.
 type execRequest struct {
@@ -152,13 +185,19 @@ func (e *remoteError) Is(target error) bool {
 
 // execRemote runs cmd on the node named by --node and replays its output.
 func (a *app) execRemote(cmd *cobra.Command, args []string) error {
+	args, err := a.resolveValues(cmd, append([]string(nil), args...))
+	if err != nil {
+		return err
+	}
 	line, err := commandLine(cmd, args)
 	if err != nil {
 		return err
 	}
 	body, _ := json.Marshal(execRequest{Args: line})
 	var r execResponse
-	if err := a.remote(cmd.Context(), http.MethodPost, "/v1/exec", body, &r); err != nil {
+	ctx, cancel := a.requestContext(cmd)
+	defer cancel()
+	if err := a.remote(ctx, http.MethodPost, "/v1/exec", body, &r); err != nil {
 		return err
 	}
 	io.WriteString(a.out, r.Stdout)
@@ -171,6 +210,30 @@ func (a *app) execRemote(cmd *cobra.Command, args []string) error {
 		return usageError{re}
 	}
 	return re
+}
+
+// requestContext bounds a --node request of cmd by --timeout, plus the
+// time the command itself may block (--wait); a long-running command is
+// bounded only when --timeout is given.
+func (a *app) requestContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	limit := a.timeout
+	if cmd.Annotations[longRunning] != "" && !cmd.Flags().Changed("timeout") {
+		// The node runs it as long as it takes (the client may still stop it).
+		limit = 0
+	}
+	if f := cmd.Flags().Lookup("wait"); f != nil && limit > 0 {
+		if w, err := time.ParseDuration(f.Value.String()); err == nil && w > 0 {
+			limit += w
+		}
+	}
+	if limit <= 0 {
+		return context.WithCancel(context.WithValue(ctx, noTimeout{}, true))
+	}
+	return context.WithTimeout(ctx, limit)
 }
 
 // serveExec runs a forwarded data command against s.

@@ -43,7 +43,25 @@ func toJSON(e db.Entry) kvJSON {
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageError{fmt.Errorf("%s needs %s (got %d arguments)", cmd.CommandPath(), names, len(args))}
+			return usageError{fmt.Errorf("%s needs %s (got %s)", cmdName(cmd), names, plural(len(args), "argument"))}
+		}
+		return nil
+	}
+}
+
+func maxArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageError{fmt.Errorf("%s takes %s (got %s)", cmdName(cmd), names, plural(len(args), "argument"))}
+		}
+		return nil
+	}
+}
+
+func minArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usageError{fmt.Errorf("%s needs %s (got %s)", cmdName(cmd), names, plural(len(args), "argument"))}
 		}
 		return nil
 	}
@@ -83,14 +101,17 @@ func (a *app) kvSetCmd() *cobra.Command {
 	var ttl time.Duration
 	c := &cobra.Command{
 		Use:   "set NAMESPACE KEY VALUE",
-		Short: "Store a value (durably) under a key",
-		Args:  exactArgs(3, "NAMESPACE, KEY and VALUE"),
+		Short: "Store a value (durably) under a key; VALUE - reads standard input, @FILE a file",
+		Long: "Store a value (durably) under a key. VALUE is the value itself, hex:... for bytes\n" +
+			"that are not text, - to read standard input, or @FILE to read a file (values up to 16 MiB).",
+		Args:        exactArgs(3, "NAMESPACE, KEY and VALUE"),
+		Annotations: map[string]string{valueArgs: "2"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := parseBytes(args[1])
 			if err != nil {
 				return err
 			}
-			val, err := parseBytes(args[2])
+			val, err := a.readValue(args[2])
 			if err != nil {
 				return err
 			}

@@ -194,8 +194,10 @@ func queueSuite(t *testing.T, tg target) {
 	if got := tg.must(t, "queue", "dlq", "replay", "jobs", "--all"); got != "no dead letters\n" {
 		t.Fatalf("replay of an empty dlq: %q", got)
 	}
-	if got := tg.must(t, "--json", "queue", "dlq", "purge", "jobs", "--all"); got != "" {
-		t.Fatalf("purge --json of an empty dlq printed text: %q", got)
+	var purged countJSON
+	if err := json.Unmarshal([]byte(tg.must(t, "--json", "queue", "dlq", "purge", "jobs", "--all")), &purged); err != nil ||
+		!purged.OK || purged.Count != 0 || purged.Command != "queue dlq purge" {
+		t.Fatalf("purge --json of an empty dlq: %+v %v", purged, err)
 	}
 	var st map[string]any
 	if err := json.Unmarshal([]byte(tg.must(t, "--json", "queue", "stats", "jobs")), &st); err != nil ||
@@ -294,14 +296,14 @@ func vecSuite(t *testing.T, tg target) {
 	if _, err := tg.run(t, "vec", "compact", "nope"); !errors.Is(err, hnsw.ErrNoCollection) {
 		t.Fatalf("compact of an unknown collection: %v", err)
 	}
-	var st hnsw.Stats
+	var st collectionJSON
 	if err := json.Unmarshal([]byte(tg.must(t, "--json", "vec", "stats", "mem")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Vectors != 120 || !st.Trained {
+	if st.Vectors != 120 || !st.Trained || st.Metric != "cosine" {
 		t.Fatalf("stats %+v", st)
 	}
-	var hits []hnsw.Hit
+	var hits []hitJSON
 	if err := json.Unmarshal([]byte(tg.must(t, "--json", "vec", "search", "mem", "[3,4,1]", "--k", "5", "--tags", "y")), &hits); err != nil {
 		t.Fatal(err)
 	}

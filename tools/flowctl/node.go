@@ -20,6 +20,7 @@ import (
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/raftsm"
+	"github.com/lni/dragonboat/v4"
 	"github.com/spf13/cobra"
 )
 
@@ -226,7 +227,7 @@ type statusJSON struct {
 func httpError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, db.ErrNotFound):
+	case errors.Is(err, db.ErrNotFound), errors.Is(err, dragonboat.ErrShardNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, db.ErrOutcomeUnknown):
 		code = http.StatusGatewayTimeout
@@ -281,10 +282,28 @@ func nodeHandler(n *raftsm.Node, s *store) http.Handler {
 	return mux
 }
 
+// noTimeout marks a request context that --timeout does not bound
+// (requestContext: a long-running command).
+type noTimeout struct{}
+
+// nodeURL is --node as a URL: "HOST:PORT" means http://HOST:PORT.
+func nodeURL(node string) string {
+	if !strings.Contains(node, "://") {
+		node = "http://" + node
+	}
+	return strings.TrimSuffix(node, "/")
+}
+
 // remote calls a node's admin endpoint (--node); out, if non-nil, receives
-// the JSON answer.
+// the JSON answer. The request is bounded by --timeout unless ctx already
+// has a deadline or is marked noTimeout.
 func (a *app) remote(ctx context.Context, method, path string, body []byte, out any) error {
-	u := strings.TrimSuffix(a.node, "/") + path
+	if _, ok := ctx.Deadline(); !ok && ctx.Value(noTimeout{}) == nil && a.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.timeout)
+		defer cancel()
+	}
+	u := nodeURL(a.node) + path
 	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
 		return usageError{fmt.Errorf("--node %q: %w", a.node, err)}
@@ -295,6 +314,9 @@ func (a *app) remote(ctx context.Context, method, path string, body []byte, out 
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	resp, err := http.DefaultClient.Do(req)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("node %s: no answer in time (--timeout %v): %w", a.node, a.timeout, err)
+	}
 	if err != nil {
 		return fmt.Errorf("node %s: %w", a.node, err)
 	}

@@ -21,10 +21,17 @@ func (a *app) queueCmd() *cobra.Command {
 	return q
 }
 
+// parseID reads a task id, lease token or vector id: decimal, as --json
+// prints it (a JSON string, so that tools that read numbers as float64,
+// such as jq, keep all 64 bits), with or without its quotes.
 func parseID(s string) (uint64, error) {
-	v, err := strconv.ParseUint(s, 10, 64)
+	t := s
+	if len(t) >= 2 && t[0] == '"' && t[len(t)-1] == '"' {
+		t = t[1 : len(t)-1]
+	}
+	v, err := strconv.ParseUint(t, 10, 64)
 	if err != nil {
-		return 0, usageError{fmt.Errorf("bad task id or token %q", s)}
+		return 0, usageError{fmt.Errorf("bad id or token %q: want a decimal integer below 2^64", s)}
 	}
 	return v, nil
 }
@@ -114,10 +121,13 @@ func (a *app) qEnqueueCmd() *cobra.Command {
 	var requires, tags string
 	c := &cobra.Command{
 		Use:   "enqueue NAME PAYLOAD",
-		Short: "Add a task; prints its id once durable",
-		Args:  exactArgs(2, "NAME and PAYLOAD"),
+		Short: "Add a task; prints its id once durable. PAYLOAD - reads standard input, @FILE a file",
+		Long: "Add a task; prints its id once durable. PAYLOAD is the payload itself, hex:... for\n" +
+			"bytes that are not text, - to read standard input, or @FILE to read a file (up to 4 MiB).",
+		Args:        exactArgs(2, "NAME and PAYLOAD"),
+		Annotations: map[string]string{valueArgs: "1"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := parseBytes(args[1])
+			p, err := a.readValue(args[1])
 			if err != nil {
 				return err
 			}
@@ -130,7 +140,7 @@ func (a *app) qEnqueueCmd() *cobra.Command {
 				if err != nil {
 					return output{}, err
 				}
-				return output{JSON: map[string]uint64{"id": id}, Text: func(w io.Writer) { fmt.Fprintln(w, id) }}, nil
+				return output{JSON: idJSON{id}, Text: func(w io.Writer) { fmt.Fprintln(w, id) }}, nil
 			})
 		},
 	}
@@ -143,9 +153,14 @@ func (a *app) qEnqueueCmd() *cobra.Command {
 	return c
 }
 
+// idJSON is the id of a new task.
+type idJSON struct {
+	ID uint64 `json:"id,string"`
+}
+
 type leaseJSON struct {
-	ID       uint64   `json:"id"`
-	Token    uint64   `json:"token"`
+	ID       uint64   `json:"id,string"`
+	Token    uint64   `json:"token,string"`
 	Expires  string   `json:"expires"`
 	Attempt  int      `json:"attempt"`
 	Priority int      `json:"priority"`
@@ -237,6 +252,7 @@ func (a *app) qAckCmd(kind string) *cobra.Command {
 
 type taskJSON struct {
 	queue.TaskInfo
+	ID      uint64 `json:"id,string"` // shadows TaskInfo.ID: a string in JSON
 	Payload string `json:"payload"`
 	Result  string `json:"result,omitempty"`
 }
@@ -245,7 +261,7 @@ type taskJSON struct {
 func tasksOutput(ts []queue.TaskInfo) output {
 	out := []taskJSON{}
 	for _, t := range ts {
-		out = append(out, taskJSON{t, printable(t.Payload), printable(t.Result)})
+		out = append(out, taskJSON{t, t.ID, printable(t.Payload), printable(t.Result)})
 	}
 	return output{JSON: out, Text: func(w io.Writer) {
 		for _, t := range out {
@@ -299,6 +315,13 @@ func (a *app) dlqListCmd() *cobra.Command {
 	return c
 }
 
+// countJSON is what a command that acts on many things prints.
+type countJSON struct {
+	OK      bool   `json:"ok"`
+	Command string `json:"command"`
+	Count   int    `json:"count"`
+}
+
 func (a *app) dlqOpCmd(kind string) *cobra.Command {
 	var all bool
 	c := &cobra.Command{
@@ -306,7 +329,7 @@ func (a *app) dlqOpCmd(kind string) *cobra.Command {
 		Short: map[string]string{"replay": "Re-enqueue dead letters", "purge": "Delete dead letters"}[kind],
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 || (len(args) == 1 && !all) {
-				return usageError{fmt.Errorf("%s needs NAME and task ids, or --all", cmd.CommandPath())}
+				return usageError{fmt.Errorf("%s needs NAME and task ids, or --all", cmdName(cmd))}
 			}
 			return nil
 		},
@@ -330,7 +353,8 @@ func (a *app) dlqOpCmd(kind string) *cobra.Command {
 						ids = append(ids, t.ID)
 					}
 					if len(ids) == 0 {
-						return output{Text: func(w io.Writer) { fmt.Fprintln(w, "no dead letters") }}, nil
+						return output{JSON: countJSON{OK: true, Command: a.command},
+							Text: func(w io.Writer) { fmt.Fprintln(w, "no dead letters") }}, nil
 					}
 				}
 				var err error
@@ -342,7 +366,8 @@ func (a *app) dlqOpCmd(kind string) *cobra.Command {
 				if err != nil {
 					return output{}, err
 				}
-				return output{Text: func(w io.Writer) { fmt.Fprintf(w, "%s: %d dead letters\n", kind, len(ids)) }}, nil
+				return output{JSON: countJSON{OK: true, Command: a.command, Count: len(ids)},
+					Text: func(w io.Writer) { fmt.Fprintf(w, "%s: %s\n", kind, plural(len(ids), "dead letter")) }}, nil
 			})
 		},
 	}

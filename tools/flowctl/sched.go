@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/flowdb/flowdb/registry"
 	"github.com/flowdb/flowdb/sched"
 	"github.com/spf13/cobra"
 )
@@ -32,7 +34,9 @@ func (a *app) schedStatsCmd() *cobra.Command {
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withStore(mustExist, func(s *store) (output, error) {
-				out := schedStatsOut{Stats: sched.AgentStats(s.Q, s.R), Ready: map[string]int64{}}
+				now := time.Now()
+				healthy := func(ag *registry.Agent) bool { return healthyNow(ag, now) }
+				out := schedStatsOut{Stats: sched.AgentStatsWith(s.Q, s.R, healthy), Ready: map[string]int64{}}
 				out.Policy = ""
 				queues := s.Q.Queues()
 				for _, name := range queues {

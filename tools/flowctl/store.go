@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
@@ -35,9 +38,9 @@ type store struct {
 // passes true.
 func attach(d *db.DB, loops bool) (*store, error) {
 	var qo *queue.Options
-	var ro *registry.Options
+	ro := &registry.Options{MissedHeartbeats: missedHeartbeats}
 	if !loops {
-		qo, ro = &queue.Options{TickInterval: -1}, &registry.Options{CheckInterval: -1}
+		qo, ro.CheckInterval = &queue.Options{TickInterval: -1}, -1
 	}
 	q, err := queue.Attach(d, qo)
 	if err != nil {
@@ -69,6 +72,11 @@ func (s *store) Close() error {
 	return s.DB.Close()
 }
 
+// missedHeartbeats is how many heartbeat intervals without one make an
+// agent unhealthy (registry.Options.MissedHeartbeats), here and in the
+// health the CLI computes from the current time (healthyNow).
+const missedHeartbeats = 3
+
 // openMode says what opening a directory without a store does.
 type openMode bool
 
@@ -97,9 +105,14 @@ func (a *app) open(mode openMode) (*store, error) {
 	d, err := db.Open(a.dir, &db.Options{Logger: a.logger(), ErrorIfNotExists: mode == mustExist})
 	switch {
 	case errors.Is(err, db.ErrNotExist):
-		return nil, fmt.Errorf("no flowdb store at %s (a directory without a store; write to it with `flowctl --dir %s kv set` to create one)", a.dir, a.dir)
+		if _, serr := os.Stat(filepath.Join(a.dir, "store", "FLOWDB")); serr == nil {
+			return nil, fmt.Errorf("%s is a node's directory (its store is %s): while the node runs, "+
+				"use --node with its admin address: %w", a.dir, filepath.Join(a.dir, "store"), err)
+		}
+		return nil, fmt.Errorf("no flowdb store at %s (a directory without a store; write to it with `flowctl --dir %s kv set` to create one): %w", a.dir, a.dir, err)
 	case errors.Is(err, db.ErrLocked):
-		return nil, fmt.Errorf("%s is open in another process; stop it first: %w", a.dir, err)
+		return nil, fmt.Errorf("%s is open in %s; stop it first, or, if it is a node, use --node with its admin address: %w",
+			a.dir, lockHolder(a.dir), err)
 	case err != nil:
 		return nil, err
 	}
@@ -111,11 +124,48 @@ func (a *app) open(mode openMode) (*store, error) {
 	return s, nil
 }
 
+// lockHolder names the process that holds dir's LOCK file ("process 1234
+// (flowctl node start ...)"), found through /proc (Linux), or says
+// "another process".
+func lockHolder(dir string) string {
+	lock, err := filepath.Abs(filepath.Join(dir, "LOCK"))
+	if err != nil {
+		return "another process"
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join("/proc", p.Name(), "fd"))
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join("/proc", p.Name(), "fd", fd.Name())); err == nil && target == lock {
+				cmd, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+				line := strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
+				if pid == os.Getpid() {
+					return fmt.Sprintf("this process (%d)", pid)
+				}
+				return fmt.Sprintf("process %d (%s)", pid, line)
+			}
+		}
+	}
+	return "another process"
+}
+
 // output is what a command prints on stdout: JSON with --json, else Text
-// (a table, a few lines). A nil field prints nothing in its mode.
+// (a table, a few lines; nil prints nothing). A command without JSON of
+// its own (a write) prints doneJSON.
 type output struct {
 	JSON any
 	Text func(w io.Writer)
+}
+
+// doneJSON is what a command that has nothing else to say prints with
+// --json: that it succeeded, and which command it was.
+type doneJSON struct {
+	OK      bool   `json:"ok"`
+	Command string `json:"command"`
 }
 
 // print prints o. A nil slice prints as the empty JSON array.
@@ -126,10 +176,13 @@ func (a *app) print(o output) error {
 		}
 		return nil
 	}
-	if o.JSON == nil {
-		return nil
-	}
 	v := o.JSON
+	if v == nil {
+		v = doneJSON{OK: true, Command: a.command}
+	}
+	if a.onJSON != nil {
+		a.onJSON(v)
+	}
 	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
 		v = reflect.MakeSlice(rv.Type(), 0, 0).Interface()
 	}
@@ -152,8 +205,11 @@ func (a *app) withStore(mode openMode, fn func(s *store) (output, error)) error 
 		defer s.Close()
 	}
 	out, err := fn(s)
-	if perr := a.print(out); err == nil {
-		err = perr
+	if err != nil {
+		if out.JSON != nil || out.Text != nil {
+			a.print(out) // a report that goes with the error (check)
+		}
+		return err
 	}
-	return err
+	return a.print(out)
 }

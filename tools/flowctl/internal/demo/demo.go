@@ -122,9 +122,9 @@ func Run(ctx context.Context, dir string, o Options) (*Report, error) {
 	say("flowdb demo: embedded store in %s (durability: fsync before every acknowledgement)\n\n", dir)
 	show := func(s Step) {
 		rep.Steps = append(rep.Steps, s)
-		lat := "            -              -"
+		lat := "          -            -"
 		if s.P50Micro > 0 {
-			lat = fmt.Sprintf("p50 %7.1f µs  p99 %8.1f µs", s.P50Micro, s.P99Micro)
+			lat = fmt.Sprintf("p50 %9s  p99 %9s", humanize.Latency(s.P50Micro), humanize.Latency(s.P99Micro))
 		}
 		say("  %-20s %7d ops %9.0f ops/s  %s   %s\n", s.Name, s.Ops, s.OpsPerS, lat, s.What)
 	}

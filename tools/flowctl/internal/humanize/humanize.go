@@ -17,3 +17,16 @@ func IBytes(n uint64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// Latency formats a latency given in microseconds in the unit that keeps
+// it short, with up to three significant digits: "850 µs", "12.3 ms",
+// "1.2 s".
+func Latency(us float64) string {
+	switch {
+	case us < 999.5:
+		return fmt.Sprintf("%.3g µs", us)
+	case us < 999.5e3:
+		return fmt.Sprintf("%.3g ms", us/1e3)
+	}
+	return fmt.Sprintf("%.3g s", us/1e6)
+}

@@ -15,3 +15,17 @@ func TestIBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestLatency(t *testing.T) {
+	for _, c := range []struct {
+		us   float64
+		want string
+	}{
+		{0.5, "0.5 µs"}, {850, "850 µs"}, {999.4, "999 µs"}, {999.6, "1 ms"}, {1200, "1.2 ms"},
+		{12345, "12.3 ms"}, {999_600, "1 s"}, {2_500_000, "2.5 s"},
+	} {
+		if got := Latency(c.us); got != c.want {
+			t.Errorf("Latency(%v) = %q, want %q", c.us, got, c.want)
+		}
+	}
+}
