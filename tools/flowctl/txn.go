@@ -369,7 +369,10 @@ func (a *app) txnCmd() *cobra.Command {
 			if file == "" {
 				return usageError{errors.New("txn needs --file OPS.json (or --file - for standard input)")}
 			}
-			var r io.Reader = cmd.InOrStdin()
+			r := a.in
+			if r == nil {
+				r = cmd.InOrStdin()
+			}
 			if file != "-" {
 				f, err := os.Open(file)
 				if err != nil {
