@@ -29,6 +29,9 @@
 //	                        one global range against a range per dimension
 //	go run ./pointread      cost of a Pebble point read of a stored vector,
 //	                        by block cache, index block size and compression
+//	go run ./agentstep      an agent's step (ack, memory vector, key,
+//	                        follow-up task) as one transaction against four
+//	                        separate calls, at 1 and 64 agents
 //
 // Programs with a peer measure it in the same run, repeat each scenario
 // (-runs) alternating which system goes first, and report medians and

@@ -13,6 +13,13 @@
 //     panic; the applied index advances; the engine still accepts a write
 //     afterwards; the store passes Check (and a rejected key-value record
 //     changes nothing, a collection still searches).
+//   - FuzzTxnRecord: an arbitrary transaction body (db.KindTxn) into
+//     db.DecodeTxn (never a panic; refusals match db.ErrBadRecord; what
+//     decodes re-encodes and decodes the same), then applied to a store
+//     holding a little of every subsystem under the same rules, and a
+//     refused transaction leaves every table (the log, the meta and the
+//     idempotency keys' bookkeeping aside) and every in-memory view as
+//     they were.
 //
 // The record targets judge every input on a fresh copy of their base store
 // (harness_test.go): the base state is built once in a crashable in-memory

@@ -365,6 +365,8 @@ func TestJSONContract(t *testing.T) {
 	runJSON(D("vec", "delete", "mem", "1", "2")...)
 	runJSON(D("vec", "compact", "mem")...)
 	runJSON(D("vec", "drop", "v2")...)
+	runJSON(D("txn", "--file", writeFile(t, "step.json", []byte(`{"ops": [{"op": "set", "ns": "ns", "key": "k3", "value": "v"},
+		{"op": "enqueue", "queue": "jobs", "payload": "p"}]}`)))...)
 	runJSON(D("stats")...)
 	runJSON(D("check")...)
 	runJSON(D("backup", "--to", filepath.Join(backups, "b"))...)

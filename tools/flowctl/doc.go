@@ -5,10 +5,11 @@
 //	flowctl --dir D kv get|set|del|scan ...
 //	flowctl --dir D stats | check | backup --to B
 //	flowctl --dir D restore --from B
+//	flowctl --dir D txn --file OPS.json (one transaction; - for standard input)
 //	flowctl demo [--dir D]
 //	flowctl --dir D node start --id 1 --raft H:P --members 1=H:P,... [--admin H:P]
 //	flowctl --node ADMIN cluster status|add|remove|transfer
-//	flowctl --node ADMIN kv|queue|agent|pool|sched|vec|stats ... (run on the node)
+//	flowctl --node ADMIN kv|queue|agent|pool|sched|vec|txn|stats ... (run on the node)
 //
 // Contract:
 //

@@ -1,7 +1,8 @@
 // Package demo is the workload `flowctl demo` runs: a short, realistic
 // multi-agent session on an embedded store (sessions, memories, TTL locks,
-// task queues, an agent registry with warm pools, the scheduler and vector
-// memory), each stage measured, ending with a full check of the store.
+// task queues, an agent registry with warm pools, the scheduler, vector
+// memory, and agent steps committed as transactions, one of them refused
+// whole), each stage measured, ending with a full check of the store.
 package demo
 
 import (
@@ -47,6 +48,9 @@ type Report struct {
 	CheckedKeys     int     `json:"checked_keys"`
 	CheckOK         bool    `json:"check_ok"`
 	DiskBytes       uint64  `json:"disk_bytes"`
+	// Txn is what the transactions part showed: agent steps committed
+	// whole, and a conflicting one refused with nothing of it applied.
+	Txn *TxnReport `json:"txn,omitempty"`
 }
 
 func pct(lat []time.Duration, p float64) float64 {
@@ -243,8 +247,15 @@ func Run(ctx context.Context, dir string, o Options) (*Report, error) {
 	if err := demoAgents(ctx, d, qm, show, say); err != nil {
 		return nil, err
 	}
-	if err := demoVectors(ctx, d, show, say); err != nil {
+	vm, err := hnsw.Attach(d)
+	if err != nil {
 		return nil, err
+	}
+	if err := demoVectors(ctx, vm, show, say); err != nil {
+		return nil, err
+	}
+	if rep.Txn, err = demoTxn(ctx, d, qm, vm, say); err != nil {
+		return rep, err
 	}
 
 	m := d.Metrics()
@@ -564,11 +575,7 @@ func demoDispatch(ctx context.Context, qm *queue.Manager, r *registry.Registry, 
 // demoVectors runs the vector-memory part of the demo: agents remember
 // 64-dimension embeddings (clustered, as real ones are), then recall the
 // nearest, with and without a filter on the agent's tag.
-func demoVectors(ctx context.Context, d *db.DB, show func(Step), say func(string, ...any)) error {
-	vm, err := hnsw.Attach(d)
-	if err != nil {
-		return err
-	}
+func demoVectors(ctx context.Context, vm *hnsw.Manager, show func(Step), say func(string, ...any)) error {
 	const dim, n, agents = 64, 5000, 10
 	if err := vm.Create(ctx, hnsw.Config{Name: "memories", Dim: dim, Metric: quant.Cosine, TrainSize: 1000}); err != nil {
 		return err
