@@ -135,7 +135,7 @@
 //     a commit with the same key within it gets that outcome and applies
 //     nothing, and one with the same key but other operations gets
 //     ErrIdempotencyKeyReused. Expired keys are reclaimed, 16 per later
-//     transaction on the shard.
+//     keyed transaction on the shard.
 //   - Placement: on a replicated store a transaction commits through one Raft
 //     proposal of one shard, so all its operations must live on one shard;
 //     otherwise Propose refuses it with ErrCrossShard and nothing is applied.

@@ -233,7 +233,8 @@ func (t *Txn) RequirePresent(ns string, key []byte) { t.require(requirePresent, 
 // the order the operations were added.
 func (t *Txn) Results() []wal.Result { return t.results }
 
-// Index returns the log index the transaction applied at (after CommitTxn).
+// Index returns the log index the transaction applied at (after CommitTxn
+// on a standalone store; a replica's results do not carry it: 0).
 func (t *Txn) Index() uint64 { return t.index }
 
 // Record encodes the transaction as one KindTxn record (for proposing it
@@ -514,7 +515,7 @@ func (m *txnMachine) route(p Placement, body []byte) (uint32, error) {
 // the batch, drops its AfterCommit hooks and runs its OnAbort functions.
 //
 // The outcome of a transaction with an idempotency key is kept (whatever
-// it is) under the key, and the expired keys are reclaimed a few per
+// it is) under the key, and expired keys are reclaimed a few per keyed
 // transaction: that bookkeeping is written even when the transaction is
 // refused.
 func (m *txnMachine) apply(tx *Tx, rec wal.Record) (wal.Result, error) {
@@ -539,11 +540,13 @@ func (m *txnMachine) apply(tx *Tx, rec wal.Record) (wal.Result, error) {
 	if err := tx.beforeRead(); err != nil {
 		return wal.Result{}, err
 	}
-	if err := reapIdem(tx); err != nil {
-		return wal.Result{}, err
-	}
 	var sum uint64
 	if t.key != "" {
+		// Only keyed transactions keep outcomes, so only they reclaim
+		// expired ones (an unkeyed transaction opens no iterator).
+		if err := reapIdem(tx); err != nil {
+			return wal.Result{}, err
+		}
 		sum = xxhash.Sum64(rec.Body)
 		kept, ok, err := lookupIdem(tx, t.key)
 		if err != nil {
