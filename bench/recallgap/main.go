@@ -14,9 +14,10 @@
 //     older trees for a before/after);
 //
 // with the gap of each int8 column to float, the exact reads per query,
-// and with -timing N the single-threaded queries/s of the int8 column
-// (median of N passes over the queries after a warm-up pass, re-ranking
-// from memory as bench/vecbench's graph sweep does).
+// and with -timing N the single-threaded queries/s of the int8@ef and int8
+// columns and their ratio (medians of N passes over the queries each,
+// alternating, after a warm-up pass; re-ranking from memory as
+// bench/vecbench's graph sweep does).
 //
 // Data: Fashion-MNIST (784 dims; apt-get install dataset-fashion-mnist) and
 // scikit-learn's bundled handwritten digits (64 dims, 1,797 images; apt-get
@@ -149,10 +150,11 @@ func prepare(metric quant.Metric, v []float32) []float32 {
 }
 
 // row is one ef's counts: hits of each column, queries, exact reads, and
-// the int8 column's queries/s (summed over folds, weighted by queries).
+// the int8@ef and int8 columns' queries/s times the queries (summed over
+// folds, so that printRows gives the mean weighted by queries).
 type row struct {
 	float, links, atEf, beam, queries, reads int
-	qps                                      float64
+	qpsEf, qps                               float64
 }
 
 func (r *row) add(o row) {
@@ -162,13 +164,14 @@ func (r *row) add(o row) {
 	r.beam += o.beam
 	r.queries += o.queries
 	r.reads += o.reads
-	r.qps += o.qps * float64(o.queries)
+	r.qpsEf += o.qpsEf
+	r.qps += o.qps
 }
 
 func printRows(efs []int, rows []row) {
 	fmt.Printf("  %5s %8s %8s %9s %8s %9s %8s %6s", "ef", "float", "links", "int8@ef", "gap", "int8", "gap", "reads")
 	if *timing > 0 {
-		fmt.Printf(" %9s", "int8 q/s")
+		fmt.Printf(" %9s %9s %6s", "@ef q/s", "int8 q/s", "ratio")
 	}
 	fmt.Println()
 	for i, r := range rows {
@@ -177,7 +180,7 @@ func printRows(efs []int, rows []row) {
 		fmt.Printf("  %5d %8.4f %8.4f %9.4f %+8.4f %9.4f %+8.4f %6.1f", efs[i], f, float64(r.links)/n,
 			float64(r.atEf)/n, float64(r.atEf)/n-f, float64(r.beam)/n, float64(r.beam)/n-f, float64(r.reads)/float64(r.queries))
 		if *timing > 0 {
-			fmt.Printf(" %9.0f", r.qps/float64(r.queries))
+			fmt.Printf(" %9.0f %9.0f %6.3f", r.qpsEf/float64(r.queries), r.qps/float64(r.queries), r.qps/r.qpsEf)
 		}
 		fmt.Println()
 	}
@@ -273,20 +276,28 @@ func run(metric quant.Metric, base, queries [][]float32, efs []int, cache string
 			r.reads += n
 		}
 		if *timing > 0 {
-			w := beam(gq, ef, k)
+			// int8@ef and int8 passes alternate (which goes first
+			// alternating too), so that both see the same machine.
+			widths := []int{max(ef, k), beam(gq, ef, k)}
 			for i := range queries { // warm-up
-				searchInt8(i, w)
+				searchInt8(i, widths[1])
 			}
-			var qps []float64
-			for range *timing {
-				t0 := time.Now()
-				for i := range queries {
-					searchInt8(i, w)
+			qps := [2][]float64{}
+			for p := range *timing {
+				for j := range 2 {
+					j = (j + p) % 2
+					t0 := time.Now()
+					for i := range queries {
+						searchInt8(i, widths[j])
+					}
+					qps[j] = append(qps[j], float64(len(queries))/time.Since(t0).Seconds())
 				}
-				qps = append(qps, float64(len(queries))/time.Since(t0).Seconds())
 			}
-			slices.Sort(qps)
-			r.qps = qps[len(qps)/2]
+			for j := range qps {
+				slices.Sort(qps[j])
+			}
+			r.qpsEf = qps[0][len(qps[0])/2] * float64(len(queries))
+			r.qps = qps[1][len(qps[1])/2] * float64(len(queries))
 		}
 		out = append(out, r)
 	}
