@@ -123,10 +123,26 @@ func Train(sample [][]float32, o Options) (*Quantizer, error) {
 		}
 	}
 	scale := make([]float32, dim)
+	var widest float32 // the largest step of a dimension that varies
 	for d := range dim {
 		scale[d] = (hi[d] - lo[d]) / 255
 		if !(scale[d] > 0) || math.IsInf(float64(1/scale[d]), 0) {
-			scale[d] = 1 // a constant dimension: every value encodes exactly to code -128
+			scale[d] = 0
+		}
+		widest = max(widest, scale[d])
+	}
+	if widest == 0 {
+		widest = 1
+	}
+	for d := range dim {
+		if scale[d] == 0 {
+			// A constant dimension: its value encodes exactly to code
+			// -128, and a later vector's larger value at the widest step
+			// of the others. Not an arbitrary step such as 1: the
+			// symmetric distance's integer weights are scaled to the
+			// largest scale_d², and one far above the rest rounds every
+			// other weight to 0 (SymDistance).
+			scale[d] = widest
 		}
 	}
 	return newQuantizer(o.Range, lo, scale)

@@ -85,7 +85,7 @@ var (
 	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the search sweep")
 	buildprof = flag.String("buildprofile", "", "write a CPU profile of the build")
 	runs      = flag.Int("runs", 1, "runs (each a flowdb build and sweep, then hnswlib's); medians are reported")
-	rerank    = flag.Int("rerank", 2, "re-rank the best rerank·k of the ef candidates (at least k, at most ef), as a collection does by default")
+	rerank    = flag.Int("rerank", 2, "re-rank the best rerank·k of the candidates (at least k, at most Graph.Beam(ef, k)), as a collection does by default")
 	collprof  = flag.String("collprofile", "", "write a CPU profile of each measured collection pass (not its reopen or warm-up) to this path with .ef<ef> appended")
 	cacheMB   = flag.Int64("cache", 0, "the collection store's block cache in MiB (0: db's default, 128)")
 	caches    = flag.String("caches", "", "instead of the sweep, an A/B of block cache sizes on one collection store: comma-separated MiB, each in turn reopened, warmed and measured, -rounds times per ef (the order rotating), with hnswlib run once per round (unless -no-hnswlib); prints medians and exits")
@@ -547,11 +547,12 @@ func sweep(g *hnsw.Graph, metric quant.Metric, queries, pb [][]float32, gt [][]i
 		defer prof.CPU(*cpuprof)()
 	}
 	// query answers one query as a collection would: the graph's
-	// candidates, then the float32 originals of those whose bounds let
+	// candidates (Graph.Beam of them), then the float32 originals of those whose bounds let
 	// them rank (each distance computed once), best first. It returns the
 	// results and how many originals it read.
 	query := func(qv []float32, ef int) ([]hnsw.Result, int) {
-		res, err := g.Search(qv, max(10, min(ef, *rerank*10)), ef, nil)
+		width := g.Beam(ef, 10) // as Manager.Search widens a quantized graph's beam
+		res, err := g.Search(qv, max(10, min(width, *rerank*10)), width, nil)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -527,7 +527,7 @@ func TestRerankBounds(t *testing.T) {
 				t.Fatal(err)
 			}
 			qv, _ := g.Prepare(q)
-			cands, err := g.Search(q, 20, 64, nil)
+			cands, err := g.Search(q, 20, g.Beam(64, 10), nil) // as Manager.Search at the default ef
 			if err != nil {
 				t.Fatal(err)
 			}

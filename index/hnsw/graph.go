@@ -228,6 +228,7 @@ func (g *Graph) prefetchSlot(s uint32) {
 	c := g.code(s)
 	prefetch(unsafe.Pointer(unsafe.SliceData(c)), uintptr(len(c)))
 	prefetch(unsafe.Pointer(&g.terms[s]), 4)
+	prefetch(unsafe.Pointer(&g.resid[s]), 8)
 }
 
 // linksOf returns n's neighbors at lv (empty above its level or once it
@@ -693,6 +694,48 @@ func (g *Graph) repair(n, s uint32, lv int) {
 	g.dirty[n] = struct{}{}
 }
 
+// estimate is Search's estimate of the exact distance from q to the vector
+// x at slot s: on a quantized graph under L2 or cosine, the asymmetric
+// distance to the decoded vector x̂ less what the code's residual e = x − x̂
+// is known to add to it. Under L2, ‖v−x‖² = ‖v−x̂‖² − R² − 2⟨v−x, e⟩; under
+// cosine (unit vectors), 1 − ⟨v, x⟩ = 1 − ⟨v, x̂⟩ − (K + R²) − ⟨v−x, e⟩.
+// What is left, ⟨v−x, e⟩, shrinks with the distance to the query, so it
+// is small exactly for the near candidates whose order decides a search
+// (the raw distance errs by ⟨v, e⟩ in full). Under inner products the
+// near candidates need not be near the query, and the raw distance is
+// kept; so it is for a code without a known residual, and with
+// quantization off (exact).
+func (g *Graph) estimate(q query, s uint32) float32 {
+	d := g.dist(q, s)
+	if q.q == nil || g.p.Metric == quant.InnerProduct {
+		return d
+	}
+	r := g.resid[s]
+	if math.IsInf(float64(r.R), 1) {
+		return d
+	}
+	c := r.R * r.R
+	if g.p.Metric == quant.Cosine {
+		c += r.K
+	}
+	return d - c
+}
+
+// Beam is the candidate list size of a search for the k nearest at ef (as
+// Manager.Search makes it, and as Search should be given it to match):
+// max(ef, k), and on a quantized graph ⌈k/4⌉ more. The int8 distances
+// misorder candidates whose exact distances are close, so a beam of
+// exactly ef keeps some true neighbors out where the float32 graph's
+// would not; the few extra places make up for it at small ef, where each
+// place counts most, and cost little at large ef.
+func (g *Graph) Beam(ef, k int) int {
+	w := max(ef, k)
+	if g.q != nil {
+		w += (k + 3) / 4
+	}
+	return w
+}
+
 // Result is one search hit.
 type Result struct {
 	ID       uint64
@@ -703,10 +746,14 @@ type Result struct {
 	Lo, Hi float32
 }
 
-// Search returns the k nearest live vectors to query by the quantized
-// (asymmetric) distance, or the exact one when quantization is off,
-// exploring ef candidates (ef < k means k), nearest first, among those
-// allow accepts (nil accepts all), each with bounds on its exact distance.
+// Search returns the k nearest live vectors to query, exploring ef
+// candidates (ef < k means k; Beam gives the ef a collection uses), nearest
+// first, among those allow accepts (nil accepts all), each with bounds on
+// its exact distance. With quantization off the distances are exact. On a
+// quantized graph the traversal and the order of the results follow the
+// int8 estimate of the exact distance (the asymmetric distance corrected
+// by each code's residual, see estimate), while Distance, Lo and Hi are the
+// asymmetric distance and its bounds (quant.Query.Bounds).
 func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) ([]Result, error) {
 	if k <= 0 {
 		return nil, fmt.Errorf("%w: k %d", ErrInvalid, k)
@@ -724,7 +771,7 @@ func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) (
 	if g.entry < 0 {
 		return nil, nil
 	}
-	dist := func(n uint32) float32 { return g.dist(pq, n) }
+	dist := func(n uint32) float32 { return g.estimate(pq, n) }
 	ep := []cand{{dist(uint32(g.entry)), uint32(g.entry)}}
 	for lv := g.nodes[g.entry].level; lv > 0; lv-- {
 		ep = g.searchLayer(dist, ep, 1, lv)[:1]
@@ -738,6 +785,7 @@ func (g *Graph) Search(query []float32, k, ef int, allow func(id uint64) bool) (
 		}
 		lo, hi := c.d, c.d
 		if pq.q != nil {
+			c.d = g.dist(pq, c.s) // the asymmetric distance, which Bounds takes
 			var xn float64
 			if g.xn != nil {
 				xn = float64(g.xn[c.s])

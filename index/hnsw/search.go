@@ -26,18 +26,25 @@ type Hit struct {
 
 // SearchOptions tune Search. Zero fields take the collection's defaults.
 type SearchOptions struct {
-	// Ef is the candidate list size (default the collection's Ef).
+	// Ef is the candidate list size (default the collection's Ef). A
+	// search explores max(Ef, k) candidates, and on a quantized graph
+	// ⌈k/4⌉ more (Graph.Beam): int8 distances misorder candidates whose
+	// exact distances are close, and without the extra places recall@10
+	// at Ef 10 fell 0.006 short of the float32 graph's on Fashion-MNIST
+	// under cosine (bench/recallgap).
 	Ef int
 	// Tags, if set, restrict the search to vectors that carry every one
 	// of them.
 	Tags []string
-	// Rerank is how many of the ef candidates, best first by the int8
-	// distance, are re-ranked with the float32 vectors read from Pebble
-	// (at least k, at most ef). Default 2·k: on Fashion-MNIST re-ranking
-	// 2·k, 3·k or all ef candidates gave the same recall@10 to four
-	// decimals at ef 16 to 128 (bench/vecbench -rerank). Of these, only
-	// the candidates whose exact-distance bounds let them rank are read
-	// (see the package doc), each a Pebble read.
+	// Rerank is how many of the candidates, best first by the int8
+	// estimate, are re-ranked with the float32 vectors read from Pebble
+	// (at least k, at most the candidates explored). Default 2·k: on
+	// Fashion-MNIST and scikit-learn's digits, re-ranking 2·k, 3·k, 4·k
+	// or every candidate gave the same recall@10 at every ef
+	// (bench/recallgap): where the int8 graph falls short, the missing
+	// neighbors are not among its candidates at all. Of these, only the
+	// candidates whose exact-distance bounds let them rank are read (see
+	// the package doc), each a Pebble read.
 	Rerank int
 }
 
@@ -47,7 +54,7 @@ const ExactFilterMax = 2048
 
 // Search returns the k nearest vectors to query, nearest first, with
 // their exact distances and tags: the graph is traversed on int8 codes
-// with max(ef, k) candidates, and the best Rerank of them (default 2·k)
+// with Graph.Beam(ef, k) candidates, and the best Rerank of them (default 2·k)
 // re-ranked with the float32 vectors stored in Pebble, reading only those
 // whose bounds let them rank (Rerank). Before the quantizer is trained the
 // search is exact. With a tag filter, a small allowed set (at most
@@ -236,12 +243,12 @@ func (s *searcher) scan() error {
 }
 
 // walk searches the graph g (holding count vectors) for the k nearest
-// among allowed (nil: all): max(ef, k) candidates, widened by the filter's
-// selectivity, of which the best rerank (default 2·k) by their graph
-// distance are re-ranked (Rerank). If a filtered walk ranks fewer than
+// among allowed (nil: all): Graph.Beam(ef, k) candidates, widened by the
+// filter's selectivity, of which the best rerank (default 2·k) by their
+// graph estimate are re-ranked (Rerank). If a filtered walk ranks fewer than
 // min(k, allowed) vectors, it scans allowed instead.
 func (s *searcher) walk(g *Graph, count int, allowed *roaring64.Bitmap, k, ef, rerank int) error {
-	width := max(ef, k)
+	width := g.Beam(ef, k)
 	var allow func(uint64) bool
 	if allowed != nil {
 		allow = allowed.Contains
