@@ -5,6 +5,7 @@
 //	flowctl --dir D stats | check | backup --to B
 //	flowctl --dir D restore --from B
 //	flowctl demo [--dir D]
+//	flowctl --dir D mcp [--embed-url U --embed-model M --dim N] (MCP server on stdio)
 //	flowctl --dir D node start --id 1 --raft H:P --members 1=H:P,... [--admin H:P]
 //	flowctl --node http://ADMIN cluster status|add|remove|transfer
 //	flowctl --node http://ADMIN kv|queue|agent|pool|sched|vec|stats ... (run on the node)
@@ -88,7 +89,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log engine events to stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.kvCmd(), a.queueCmd(), a.agentCmd(), a.poolCmd(), a.schedCmd(), a.vecCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd(), a.nodeCmd(), a.clusterCmd())
+	root.AddCommand(a.kvCmd(), a.queueCmd(), a.agentCmd(), a.poolCmd(), a.schedCmd(), a.vecCmd(), a.statsCmd(), a.checkCmd(), a.backupCmd(), a.restoreCmd(), a.demoCmd(), a.nodeCmd(), a.clusterCmd(), a.mcpCmd())
 	a.forwardWithNode(root)
 	return root
 }
