@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +20,36 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// flowctl is the path of the flowctl binary TestMain builds once.
-var flowctl string
+// flowctl is the path of the flowctl binary, built once on first use
+// (fuzz workers, which need none, build nothing).
+var (
+	flowctl      string
+	buildOnce    sync.Once
+	buildErr     error
+	buildTempDir string
+)
+
+func buildFlowctl() (string, error) {
+	buildOnce.Do(func() {
+		buildTempDir, buildErr = os.MkdirTemp("", "flowdb-mcp-test-")
+		if buildErr != nil {
+			return
+		}
+		flowctl = filepath.Join(buildTempDir, "flowctl")
+		build := exec.Command("go", "build", "-o", flowctl, "github.com/flowdb/flowdb/tools/flowctl")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			buildErr = fmt.Errorf("building flowctl: %w", err)
+		}
+	})
+	return flowctl, buildErr
+}
 
 func TestMain(m *testing.M) {
-	tmp, err := os.MkdirTemp("", "flowdb-mcp-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	flowctl = filepath.Join(tmp, "flowctl")
-	build := exec.Command("go", "build", "-o", flowctl, "github.com/flowdb/flowdb/tools/flowctl")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building flowctl:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(tmp)
+	if buildTempDir != "" {
+		os.RemoveAll(buildTempDir)
+	}
 	os.Exit(code)
 }
 
@@ -49,6 +62,10 @@ type proc struct {
 // startProc starts `flowctl --dir dir mcp args...` and connects to it.
 func startProc(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
+	flowctl, err := buildFlowctl()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(flowctl, append([]string{"--dir", dir, "mcp"}, args...)...)
 	cmd.Stderr = os.Stderr
 	c := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "0"}, nil)
