@@ -42,7 +42,7 @@ func TestAgentLoopKill(t *testing.T) {
 	}
 
 	var mu sync.Mutex
-	acked := map[uint64]string{}     // task id -> result, acknowledged by the server
+	acked := map[uint64]string{}      // task id -> result, acknowledged by the server
 	remembered := map[uint64]string{} // memory id -> text, acknowledged
 	var nextMemory atomic.Uint64      // memory ids: one per remember, so none repairs another
 
