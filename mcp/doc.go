@@ -1,0 +1,68 @@
+// Package mcp serves a flowdb store to language-model agents over the Model
+// Context Protocol, built on the official Go SDK
+// (github.com/modelcontextprotocol/go-sdk). Agents reach durable tasks,
+// vector memory, the agent registry and the key-value store as tool calls.
+//
+// NewServer(stack, options) returns an *mcp.Server of the SDK. `flowctl mcp
+// --dir D` runs it on stdio for an MCP client that starts it as a
+// subprocess. The network server mounts the same constructor behind its
+// bearer tokens with the SDK's NewStreamableHTTPHandler, mapping token
+// scopes to Options.Authorize; that endpoint belongs to the server package
+// and is not here.
+//
+// # Tools
+//
+//	queue_create, task_enqueue, task_lease (bounded wait), task_extend,
+//	task_ack (with result), task_nack (with reason), task_get,
+//	queue_stats, queue_dead_letters
+//	memory_remember, memory_recall (by text or vector, tag filter),
+//	memory_forget
+//	agent_register, agent_heartbeat, agent_list (by capability, pool, health)
+//	kv_get, kv_set (TTL), kv_scan (prefix, paging)
+//	step: ack + memories + kv writes + follow-up tasks in one transaction
+//
+// Resources flowdb://queues, flowdb://agents and flowdb://collections give
+// JSON snapshots; prompts work_queue and use_memory show an agent the loop.
+//
+// # Contract
+//
+//  1. Every tool has a description written for a model and an input schema
+//     derived from its argument struct (unknown properties refused) and an
+//     output schema; results are structured JSON.
+//  2. Errors are tool results (isError), never protocol failures: the text
+//     starts with a code (lease_lost, unknown_queue, unknown_collection,
+//     queue_full, not_found, invalid_argument, wrong_dimension, not_finite,
+//     zero_vector, vector_required, embedder_failed, condition_failed,
+//     forbidden, timeout, outcome_unknown, unavailable), then the cause,
+//     then what to do. Arguments are checked before anything is written:
+//     sizes (MaxPayloadSize, MaxTextSize, MaxMetadataSize, MaxTags, ...),
+//     vector dimensions and finiteness, unknown queues and collections.
+//  3. Every tool call and resource read runs under Options.CallTimeout; a
+//     lease wait is capped by Options.MaxLeaseWait (below the call
+//     timeout), and the embedder runs under the call's deadline, so no call
+//     blocks past its deadline.
+//  4. A success is durable: task_ack, memory_remember, step and the other
+//     writes answer after their commit (fsync). memory_remember writes the
+//     vector and its text/metadata record in one transaction; step commits
+//     everything it carries as one transaction or nothing.
+//  5. Lease tokens travel as strings of digits (they exceed 2^53, where a
+//     JSON number loses digits in many clients); memory ids are below 2^53.
+//
+// # Storage
+//
+// A memory is a vector in the hnsw collection named by the tool call
+// (created on first remember, cosine, the embedder's or the first vector's
+// dimension) plus a record in the key-value namespace "flowdb.mcp.memory":
+//
+//	key   collection | 0x00 | id (uint64 big-endian)
+//	value JSON {"text": ..., "metadata": {...}, "tags": [...]}
+//
+// Namespaces starting with "flowdb." are reserved: kv tools refuse them.
+//
+// # Concurrency
+//
+// A server serves many sessions and concurrent calls in each; it holds no
+// state of its own beyond its options, so the Stack's own concurrency rules
+// are the whole story. The Stack belongs to the caller, who closes it after
+// the last session ends.
+package mcp
