@@ -609,10 +609,30 @@ func (d *Dashboard) searchByID(ctx context.Context, c string, id uint64) *Search
 
 // ---- cluster ----------------------------------------------------------------
 
+// MemberLister is what a Options.Cluster may also offer (flowctl's node
+// adapter does): each shard's members, replica id to Raft address, and
+// its leader's replica id (0: none known).
+type MemberLister interface {
+	Members(ctx context.Context) (map[uint32]ShardMembers, error)
+}
+
+// ShardMembers are one shard's members as this node knows them.
+type ShardMembers struct {
+	Leader  uint64            `json:"leader"`
+	Members map[uint64]string `json:"members"`
+}
+
+// ShardRow is one shard on the cluster page.
+type ShardRow struct {
+	server.ShardFigures
+	Leader  uint64   `json:"leader,omitempty"`
+	Members []string `json:"members,omitempty"` // "id=address", by id; the leader marked with *
+}
+
 // ClusterView is GET /ui/api/cluster.
 type ClusterView struct {
-	Node   bool                  `json:"node"`
-	Shards []server.ShardFigures `json:"shards"`
+	Node   bool       `json:"node"`
+	Shards []ShardRow `json:"shards"`
 	// Proposals, Retries and Timeouts are the node's counters.
 	Proposals uint64 `json:"proposals"`
 	Retries   uint64 `json:"retries"`
@@ -625,7 +645,7 @@ func (d *Dashboard) cluster(r *http.Request) (any, error) {
 	if err := info(r.Context()).tok.Check(auth.Server, "cluster", auth.Read); err != nil {
 		return nil, err
 	}
-	v := ClusterView{Shards: []server.ShardFigures{}, Applied: d.o.DB.Metrics().AppliedIndex}
+	v := ClusterView{Shards: []ShardRow{}, Applied: d.o.DB.Metrics().AppliedIndex}
 	if d.o.Cluster == nil {
 		return v, nil
 	}
@@ -635,8 +655,31 @@ func (d *Dashboard) cluster(r *http.Request) (any, error) {
 	sh, err := d.o.Cluster.Shards(ctx)
 	if err != nil {
 		v.Error = err.Error()
-	} else {
-		v.Shards = sh
+	}
+	var members map[uint32]ShardMembers
+	if ml, ok := d.o.Cluster.(MemberLister); ok && err == nil {
+		if members, err = ml.Members(ctx); err != nil {
+			v.Error = err.Error()
+		}
+	}
+	for _, f := range sh {
+		row := ShardRow{ShardFigures: f}
+		if m, ok := members[f.Shard]; ok {
+			row.Leader = m.Leader
+			ids := make([]uint64, 0, len(m.Members))
+			for id := range m.Members {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			for _, id := range ids {
+				mark := ""
+				if id == m.Leader {
+					mark = "*"
+				}
+				row.Members = append(row.Members, fmt.Sprintf("%d%s=%s", id, mark, m.Members[id]))
+			}
+		}
+		v.Shards = append(v.Shards, row)
 	}
 	v.Proposals, v.Retries, v.Timeouts = d.o.Cluster.Counters()
 	return v, nil

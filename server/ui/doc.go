@@ -21,7 +21,9 @@
 //	                against capacity, held tasks, capabilities, heartbeat age
 //	/ui/scheduler   balance, affinity hit rate, outcomes
 //	/ui/vectors     collections (size, estimated memory) and a search by id
-//	/ui/cluster     per shard: leader, term, applied index (on a node)
+//	/ui/cluster     per shard: leader, term, this replica's applied index and
+//	                the members (on a node; members when Options.Cluster is
+//	                also a MemberLister, as flowctl's node adapter is)
 //
 // The script asks for the page again with the X-FlowDB-Fragment header
 // and swaps in the live region the server rendered.

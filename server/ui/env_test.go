@@ -41,6 +41,12 @@ type env struct {
 
 func start(t *testing.T, pageSize int) *env {
 	t.Helper()
+	return startNode(t, pageSize, nil)
+}
+
+// startNode is start with a Cluster, as on a replicated node.
+func startNode(t *testing.T, pageSize int, cluster server.Cluster) *env {
+	t.Helper()
 	d := testutil.OpenMem(t, nil)
 	q, err := queue.Attach(d, &queue.Options{TickInterval: 20 * time.Millisecond})
 	if err != nil {
@@ -85,7 +91,7 @@ func start(t *testing.T, pageSize int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ui.Mount(s, ui.Options{DB: d, Queues: q, Registry: r, Vectors: v, Scheduler: sc, Tokens: tokens, PageSize: pageSize})
+	ui.Mount(s, ui.Options{DB: d, Queues: q, Registry: r, Vectors: v, Scheduler: sc, Tokens: tokens, PageSize: pageSize, Cluster: cluster})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/flowdb/flowdb/index/hnsw"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
+	"github.com/flowdb/flowdb/server"
 	"github.com/flowdb/flowdb/server/ui"
 )
 
@@ -380,5 +381,46 @@ func TestEscaping(t *testing.T) {
 		if !strings.Contains(page, "&lt;script&gt;alert") && !strings.Contains(page, "&lt;b&gt;agent") {
 			t.Errorf("%s lacks the escaped text", u)
 		}
+	}
+}
+
+// fakeCluster stands for a node: two shards, members, counters.
+type fakeCluster struct{}
+
+func (fakeCluster) Shards(context.Context) ([]server.ShardFigures, error) {
+	return []server.ShardFigures{{Shard: 1, HasLeader: true, IsLeader: true, Term: 3, Applied: 120},
+		{Shard: 2, HasLeader: true, Term: 4, Applied: 99}}, nil
+}
+func (fakeCluster) Counters() (uint64, uint64, uint64) { return 500, 7, 1 }
+func (fakeCluster) Members(context.Context) (map[uint32]ui.ShardMembers, error) {
+	return map[uint32]ui.ShardMembers{
+		1: {Leader: 1, Members: map[uint64]string{2: "10.0.0.2:7000", 1: "10.0.0.1:7000"}},
+		2: {Leader: 2, Members: map[uint64]string{1: "10.0.0.1:7000", 2: "10.0.0.2:7000"}},
+	}, nil
+}
+
+// TestClusterView: on a node the cluster page lists each shard's leader,
+// term, applied index and members; it needs server:cluster:read.
+func TestClusterView(t *testing.T) {
+	e := startNode(t, 50, fakeCluster{})
+	var cv ui.ClusterView
+	getJSON(t, e.url+"/ui/api/cluster", e.read, &cv)
+	if !cv.Node || len(cv.Shards) != 2 || cv.Proposals != 500 || cv.Retries != 7 || cv.Timeouts != 1 {
+		t.Fatalf("cluster: %+v", cv)
+	}
+	if s := cv.Shards[1]; s.Term != 4 || s.Applied != 99 || s.Leader != 2 || fmt.Sprint(s.Members) != "[1=10.0.0.1:7000 2*=10.0.0.2:7000]" {
+		t.Errorf("shard 2: %+v", s)
+	}
+	code, page, _ := req(t, http.MethodGet, e.url+"/ui/cluster", e.read, "", nil)
+	if code != http.StatusOK || !strings.Contains(page, "replica 2") || !strings.Contains(page, "2*=10.0.0.2:7000") {
+		t.Errorf("cluster page: %d", code)
+	}
+	var ov ui.Overview
+	getJSON(t, e.url+"/ui/api/overview", e.read, &ov)
+	if !ov.Node || figure(ov, "raft_commit").Key == "" || figure(ov, "raft_proposals").Key == "" {
+		t.Errorf("overview on a node lacks Raft figures: %+v", ov.Figures)
+	}
+	if code, _, _ := req(t, http.MethodGet, e.url+"/ui/api/cluster", e.jobs, "", nil); code != http.StatusForbidden {
+		t.Errorf("cluster with queue:jobs:read: %d, want 403", code)
 	}
 }
