@@ -59,7 +59,10 @@
 //     costs nothing). Rates are differences between two polls at least
 //     500 ms apart. The engine records mean commit times, not a
 //     distribution, so commit p50/p99 are percentiles of the per-interval
-//     mean commit over the last minute, and the page says so.
+//     mean commit over the last minute, and the page says so. On a node
+//     the engine's commit time is the Raft proposal's round trip (commit
+//     and apply on a quorum), so the same figures are Raft commit times;
+//     the overview adds the mean since start against Targets.RaftCommit.
 //
 // Methods of Dashboard are safe for concurrent use.
 package ui
