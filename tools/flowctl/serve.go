@@ -21,6 +21,7 @@ import (
 	"github.com/flowdb/flowdb/sched"
 	"github.com/flowdb/flowdb/server"
 	"github.com/flowdb/flowdb/server/auth"
+	"github.com/flowdb/flowdb/server/ui"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -148,6 +149,7 @@ func (a *app) runServe(ctx context.Context, listen string, af apiFlags) error {
 	if err != nil {
 		return err
 	}
+	ui.Mount(srv, ui.Options{DB: s.DB, Queues: s.Q, Registry: s.R, Vectors: s.V, Scheduler: sc, Tokens: tokens})
 	hs := server.HTTPServer(srv.Handler(), nil)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
@@ -192,6 +194,7 @@ func (a *app) serveNode(ctx context.Context, af apiFlags, l net.Listener, tokens
 		return nil, err
 	}
 	srv.Handle("/v1/", srv.Require(auth.Server, "cluster", auth.Admin, nodeHandler(n, s)))
+	ui.Mount(srv, ui.Options{DB: s.DB, Queues: s.Q, Registry: s.R, Vectors: s.V, Cluster: nodeCluster{n}, Tokens: tokens})
 	hs := server.HTTPServer(srv.Handler(), nil)
 	go hs.Serve(l)
 	return hs, nil
