@@ -132,10 +132,8 @@ func TestTxnRejectsBadRecords(t *testing.T) {
 }
 
 func encodeOp(k wal.Kind, body []byte) []byte {
-	b := []byte{byte(k), byte(k >> 7)}
-	if k < 128 {
-		b = []byte{byte(k)}
-	} else {
+	b := []byte{byte(k)}
+	if k >= 128 {
 		b = []byte{byte(k) | 0x80, byte(k >> 7)}
 	}
 	b = append(b, byte(len(body)))

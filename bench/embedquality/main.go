@@ -18,11 +18,14 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,9 +39,13 @@ var opening = regexp.MustCompile(`^Package \S+ (is |are |provides |implements |c
 
 // collect builds the retrieval set.
 func collect(min int) ([]pair, error) {
-	src := filepath.Join(runtime.GOROOT(), "src")
+	root, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		return nil, fmt.Errorf("go env GOROOT: %w", err)
+	}
+	src := filepath.Join(strings.TrimSpace(string(root)), "src")
 	var out []pair
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return err
 		}
@@ -47,21 +54,30 @@ func collect(min int) ([]pair, error) {
 			return filepath.SkipDir
 		}
 		fset := token.NewFileSet()
-		pkgs, err := parser.ParseDir(fset, path, func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") },
-			parser.PackageClauseOnly|parser.ParseComments)
+		entries, err := os.ReadDir(path)
 		if err != nil {
 			return nil
 		}
-		for name, p := range pkgs {
+		docs := map[string]string{} // package name -> its longest file doc
+		for _, e := range entries {
+			if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, filepath.Join(path, e.Name()), nil, parser.PackageClauseOnly|parser.ParseComments)
+			if err != nil {
+				continue
+			}
+			if f.Doc != nil && len(f.Doc.Text()) > len(docs[f.Name.Name]) {
+				docs[f.Name.Name] = f.Doc.Text()
+			} else if _, ok := docs[f.Name.Name]; !ok {
+				docs[f.Name.Name] = ""
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(docs)) {
 			if name == "main" || strings.HasSuffix(name, "_test") {
 				continue
 			}
-			text := ""
-			for _, f := range p.Files {
-				if f.Doc != nil && len(f.Doc.Text()) > len(text) {
-					text = f.Doc.Text()
-				}
-			}
+			text := docs[name]
 			var dp doc.Package
 			syn := dp.Synopsis(text)
 			i := strings.Index(text, syn[:min2(len(syn), 20)])
