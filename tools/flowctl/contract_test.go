@@ -367,18 +367,23 @@ func TestJSONContract(t *testing.T) {
 	runJSON(D("vec", "drop", "v2")...)
 	runJSON(D("txn", "--file", writeFile(t, "step.json", []byte(`{"ops": [{"op": "set", "ns": "ns", "key": "k3", "value": "v"},
 		{"op": "enqueue", "queue": "jobs", "payload": "p"}]}`)))...)
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+	runJSON("token", "create", "w1", "--file", tokens, "--scope", "queue:jobs:write")
+	runJSON("token", "list", "--file", tokens)
+	runJSON("token", "revoke", "w1", "--file", tokens)
 	runJSON(D("stats")...)
 	runJSON(D("check")...)
 	runJSON(D("backup", "--to", filepath.Join(backups, "b"))...)
 	runJSON("--dir", filepath.Join(backups, "r"), "restore", "--from", filepath.Join(backups, "b"))
 	// The commands not run here print types checked by type alone: demo
-	// (TestDemo runs it), node start (prints no JSON) and cluster (needs a
-	// node; TestNodeCommands runs cluster status).
+	// (TestDemo runs it), node start, serve and mcp (servers: they print
+	// no JSON) and cluster (needs a node; TestNodeCommands runs cluster
+	// status).
 	for _, v := range []any{demo.Report{}, statusJSON{}} {
 		checkFields(t, reflect.TypeOf(v), "")
 	}
 	for _, path := range leafCommands() {
-		if !covered[path] && path != "demo" && path != "node start" && !strings.HasPrefix(path, "cluster ") {
+		if !covered[path] && path != "demo" && path != "node start" && path != "serve" && path != "mcp" && !strings.HasPrefix(path, "cluster ") {
 			t.Errorf("flowctl %s: not covered by TestJSONContract", path)
 		}
 	}

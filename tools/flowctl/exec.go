@@ -183,6 +183,14 @@ func (e *remoteError) Is(target error) bool {
 	return target != nil && slices.Contains(e.classes, target.Error())
 }
 
+// readVerbs name the commands that change nothing: a request of theirs
+// that got no answer failed, its outcome is not unknown.
+var readVerbs = map[string]bool{"get": true, "scan": true, "stats": true, "list": true, "inspect": true,
+	"search": true, "status": true}
+
+// readOnly marks the context of a request that changes nothing.
+type readOnly struct{}
+
 // execRemote runs cmd on the node named by --node and replays its output.
 func (a *app) execRemote(cmd *cobra.Command, args []string) error {
 	args, err := a.resolveValues(cmd, append([]string(nil), args...))
@@ -197,6 +205,9 @@ func (a *app) execRemote(cmd *cobra.Command, args []string) error {
 	var r execResponse
 	ctx, cancel := a.requestContext(cmd)
 	defer cancel()
+	if readVerbs[cmd.Name()] {
+		ctx = context.WithValue(ctx, readOnly{}, true)
+	}
 	if err := a.remote(ctx, http.MethodPost, "/v1/exec", body, &r); err != nil {
 		return err
 	}

@@ -370,6 +370,9 @@ func (a *app) remote(ctx context.Context, method, path string, body []byte, out 
 		err = fmt.Errorf("no answer in time (--timeout %v): %w", a.timeout, err)
 	}
 	if err != nil {
+		if ctx.Value(readOnly{}) != nil {
+			method = http.MethodGet // changes nothing: it failed
+		}
 		return a.unanswered(method, err)
 	}
 	defer resp.Body.Close()
@@ -388,7 +391,7 @@ func (a *app) remote(ctx context.Context, method, path string, body []byte, out 
 		case http.StatusGatewayTimeout:
 			classes = append(classes, db.ErrOutcomeUnknown.Error())
 		}
-		return &remoteError{msg: fmt.Sprintf("node %s: %s", a.node, msg), classes: classes}
+		return &remoteError{msg: fmt.Sprintf("node %s: %s (HTTP %d)", a.node, msg, resp.StatusCode), classes: classes}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

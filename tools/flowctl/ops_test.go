@@ -283,7 +283,7 @@ func TestHoldLock(t *testing.T) {
 func TestUnknownShard(t *testing.T) {
 	node := startNode(t)
 	code, _, stderr := runCode(t, "", "--node", node, "cluster", "transfer", "99", "1")
-	if code != exitFailed || !strings.Contains(stderr, "shard not found") || strings.Contains(stderr, "500") {
+	if code != exitFailed || !strings.Contains(stderr, "unknown shard") || !strings.Contains(stderr, "HTTP 404") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
 	var ue usageError

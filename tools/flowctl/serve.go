@@ -287,8 +287,11 @@ func (a *app) tokenCmd() *cobra.Command {
 			if err := write(f); err != nil {
 				return err
 			}
-			fmt.Fprintln(a.out, secret)
-			return nil
+			type created struct {
+				Name   string `json:"name"`
+				Secret string `json:"secret"`
+			}
+			return a.print(output{JSON: created{Name: args[0], Secret: secret}, Text: func(w io.Writer) { fmt.Fprintln(w, secret) }})
 		},
 	}
 	create.Flags().StringSliceVar(&scopes, "scope", nil, "scopes RESOURCE:NAME:LEVEL (resource kv, queue, agent, vec, server or *; level read, write or admin)")
@@ -305,7 +308,10 @@ func (a *app) tokenCmd() *cobra.Command {
 			if len(f.Tokens) == n {
 				return fmt.Errorf("no token named %q", args[0])
 			}
-			return write(f)
+			if err := write(f); err != nil {
+				return err
+			}
+			return a.print(output{})
 		},
 	}
 	list := &cobra.Command{
