@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,6 +80,14 @@ func TestNone(t *testing.T) {
 	}
 }
 
+// fakeMu guards what fakeEndpoint's handlers share with the test (a slow
+// handler may still run when the test moves on).
+var fakeMu sync.Mutex
+
+// set sets *p to v under fakeMu; get reads *p under it.
+func set(p *string, v string) { fakeMu.Lock(); *p = v; fakeMu.Unlock() }
+func get(p *string) string    { fakeMu.Lock(); defer fakeMu.Unlock(); return *p }
+
 // fakeEndpoint speaks the OpenAI embeddings wire format; behaviour picks
 // what it does.
 func fakeEndpoint(t *testing.T, dim int, behaviour *string, gotKey *string) *httptest.Server {
@@ -87,7 +96,10 @@ func fakeEndpoint(t *testing.T, dim int, behaviour *string, gotKey *string) *htt
 			http.Error(w, `{"error":{"message":"not found"}}`, 404)
 			return
 		}
+		fakeMu.Lock()
 		*gotKey = r.Header.Get("Authorization")
+		behaviour := *behaviour
+		fakeMu.Unlock()
 		var req struct {
 			Model string   `json:"model"`
 			Input []string `json:"input"`
@@ -97,7 +109,7 @@ func fakeEndpoint(t *testing.T, dim int, behaviour *string, gotKey *string) *htt
 			return
 		}
 		dim := dim
-		switch *behaviour {
+		switch behaviour {
 		case "error":
 			w.WriteHeader(http.StatusTooManyRequests)
 			w.Write([]byte(`{"error":{"message":"rate limited, key sk-secret","type":"rate_limit"}}`))
@@ -126,7 +138,7 @@ func fakeEndpoint(t *testing.T, dim int, behaviour *string, gotKey *string) *htt
 			v[0] = float32(len(req.Input[i]))
 			data = append(data, item{Index: i, Embedding: v})
 		}
-		if *behaviour == "nan" {
+		if behaviour == "nan" {
 			w.Write([]byte(`{"data":[{"index":0,"embedding":[1e39,0,0,0]}]}`))
 			return
 		}
@@ -152,8 +164,8 @@ func TestOpenAI(t *testing.T) {
 	if vs[0][0] != 1 || vs[1][0] != 3 || len(vs[1]) != 4 {
 		t.Fatalf("vectors %v", vs)
 	}
-	if gotKey != "Bearer sk-secret" {
-		t.Fatalf("Authorization %q", gotKey)
+	if get(&gotKey) != "Bearer sk-secret" {
+		t.Fatalf("Authorization %q", get(&gotKey))
 	}
 
 	cases := []struct {
@@ -167,7 +179,7 @@ func TestOpenAI(t *testing.T) {
 		{"nan", embed.ErrNotFinite},
 	}
 	for _, c := range cases {
-		behaviour = c.behaviour
+		set(&behaviour, c.behaviour)
 		start := time.Now()
 		_, err := e.Embed(ctx, []string{"a"})
 		if !errors.Is(err, c.want) {
@@ -181,31 +193,31 @@ func TestOpenAI(t *testing.T) {
 		}
 	}
 	var re *embed.RemoteError
-	behaviour = "error"
+	set(&behaviour, "error")
 	if _, err := e.Embed(ctx, []string{"a"}); !errors.As(err, &re) || re.Status != 429 || !strings.Contains(re.Message, "rate limited") {
 		t.Fatalf("%v", err)
 	}
 
 	// The caller's deadline wins over the longer timeout.
-	behaviour = "slow"
+	set(&behaviour, "slow")
 	e2, _ := embed.NewOpenAI(embed.OpenAIOptions{URL: srv.URL + "/v1/embeddings", Model: "m", Dim: 4})
 	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if _, err := e2.Embed(cctx, []string{"a"}); !errors.Is(err, embed.ErrTimeout) {
 		t.Fatalf("caller deadline: %v", err)
 	}
-	if gotKey != "" {
-		t.Fatalf("no key configured, sent %q", gotKey)
+	if get(&gotKey) != "" {
+		t.Fatalf("no key configured, sent %q", get(&gotKey))
 	}
 
 	t.Setenv("FLOWDB_TEST_EMBED_KEY", "sk-env")
-	behaviour = ""
+	set(&behaviour, "")
 	e3, err := embed.NewOpenAI(embed.OpenAIOptions{URL: srv.URL + "/v1", Model: "m", Dim: 4, KeyEnv: "FLOWDB_TEST_EMBED_KEY"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e3.Embed(ctx, []string{"x"}); err != nil || gotKey != "Bearer sk-env" {
-		t.Fatalf("%v %q", err, gotKey)
+	if _, err := e3.Embed(ctx, []string{"x"}); err != nil || get(&gotKey) != "Bearer sk-env" {
+		t.Fatalf("%v %q", err, get(&gotKey))
 	}
 
 	for _, o := range []embed.OpenAIOptions{
