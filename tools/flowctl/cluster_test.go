@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -57,7 +58,7 @@ func TestNodeFilesPrivate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		a := &app{out: &strings.Builder{}, errOut: &strings.Builder{}}
+		a := &app{out: io.Discard, errOut: io.Discard} // the node logs from Dragonboat's goroutines too
 		done <- a.runNode(ctx, nodeFile{ID: 1, Dir: dir, Raft: raft, Admin: admin, Members: map[string]string{"1": raft}})
 	}()
 	defer func() {
@@ -204,7 +205,7 @@ func TestClusterStatusNoQuorum(t *testing.T) {
 			admin = testutil.FreeAddr(t)
 		}
 		go func() {
-			a := &app{out: &strings.Builder{}, errOut: &strings.Builder{}}
+			a := &app{out: io.Discard, errOut: io.Discard} // the node logs from Dragonboat's goroutines too
 			done <- a.runNode(ctx, nodeFile{ID: uint64(i + 1), Dir: filepath.Join(t.TempDir(), "n"), Raft: raft, Admin: admin,
 				Members: members, RTTMillisecond: 5, ElectionRTT: 20, HeartbeatRTT: 2})
 		}()
@@ -248,7 +249,7 @@ func TestRemovedNodeRefuses(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			a := &app{out: &strings.Builder{}, errOut: &strings.Builder{}}
+			a := &app{out: io.Discard, errOut: io.Discard} // the node logs from Dragonboat's goroutines too
 			done <- a.runNode(ctx, nodeFile{ID: id, Dir: dir, Raft: raft, Admin: admin, DataShards: 1, Members: members,
 				RTTMillisecond: 5, ElectionRTT: 20, HeartbeatRTT: 2})
 		}()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +25,7 @@ func startNode(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		a := &app{out: &strings.Builder{}, errOut: &strings.Builder{}}
+		a := &app{out: io.Discard, errOut: io.Discard}
 		done <- a.runNode(ctx, nodeFile{ID: 1, Dir: dir, Raft: raft, Admin: admin, DataShards: 2,
 			Members: map[string]string{"1": raft}})
 	}()
@@ -105,7 +106,7 @@ func TestNodeCommands(t *testing.T) {
 // starting anything.
 func TestNodeStartRaftTiming(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "node")
-	a := &app{out: &strings.Builder{}, errOut: &strings.Builder{}}
+	a := &app{out: io.Discard, errOut: io.Discard}
 	root := a.rootCmd()
 	root.SetArgs([]string{"--dir", dir, "node", "start", "--id", "1", "--raft", testutil.FreeAddr(t),
 		"--admin", testutil.FreeAddr(t), "--election-rtt", "10", "--heartbeat-rtt", "5"})

@@ -112,7 +112,7 @@ func TestNodeAdminNeedsToken(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		a := &app{out: &strings.Builder{}, errOut: &strings.Builder{}}
+		a := &app{out: io.Discard, errOut: io.Discard}
 		done <- a.runNode(ctx, nodeFile{ID: 1, Dir: filepath.Join(dir, "node"), Raft: raft, Admin: addr, DataShards: 1,
 			Members: map[string]string{"1": raft}, API: apiFlags{Tokens: tokens}})
 	}()
@@ -175,7 +175,7 @@ func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		a := &app{dir: filepath.Join(dir, "store"), out: &strings.Builder{}, errOut: &strings.Builder{}}
+		a := &app{dir: filepath.Join(dir, "store"), out: io.Discard, errOut: io.Discard}
 		done <- a.runServe(ctx, addr, apiFlags{})
 	}()
 	defer func() {
