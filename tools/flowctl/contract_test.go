@@ -208,14 +208,23 @@ func TestExitCodesThroughNode(t *testing.T) {
 	}
 }
 
-// TestREADMEContract: the README prints exitHelp as --help does, and shows
-// every command flowctl has (so neither list is maintained by hand alone).
+// TestREADMEContract: the README prints exitHelp as --help does, and the
+// README with the references it links (docs/flowctl.md, docs/server.md)
+// shows every command flowctl has (so neither list is maintained by hand alone).
 func TestREADMEContract(t *testing.T) {
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	readme := string(b)
+	var ref []byte
+	for _, doc := range []string{"../../docs/flowctl.md", "../../docs/server.md", "../../docs/mcp.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref = append(append(ref, b...), '\n')
+	}
 	if !strings.Contains(readme, exitHelp) {
 		t.Errorf("README does not hold the exit status contract as --help prints it:\n%s", exitHelp)
 	}
@@ -224,7 +233,7 @@ func TestREADMEContract(t *testing.T) {
 		t.Errorf("--help does not print exitHelp:\n%s", help)
 	}
 	var lines [][]string
-	for _, l := range strings.Split(readme, "\n") {
+	for _, l := range strings.Split(readme+"\n"+string(ref), "\n") {
 		if strings.Contains(l, "flowctl ") {
 			lines = append(lines, strings.FieldsFunc(l, func(r rune) bool { return r == ' ' || r == '|' || r == '`' }))
 		}
@@ -239,7 +248,7 @@ func TestREADMEContract(t *testing.T) {
 			}
 			return true
 		}) {
-			t.Errorf("README shows no `flowctl %s`", path)
+			t.Errorf("README and docs/flowctl.md show no `flowctl %s`", path)
 		}
 	}
 }
@@ -248,7 +257,7 @@ func TestREADMEContract(t *testing.T) {
 // names a file in the repository (none points outside it).
 func TestDocLinks(t *testing.T) {
 	link := regexp.MustCompile(`\]\(([^)#]+)(#[^)]*)?\)`)
-	for _, doc := range []string{"README.md", "TESTING.md", "bench/BENCHMARKS.md", "bench/RESULTS.md"} {
+	for _, doc := range []string{"README.md", "TESTING.md", "docs/flowctl.md", "docs/server.md", "docs/replication.md", "docs/mcp.md", "bench/BENCHMARKS.md", "bench/RESULTS.md"} {
 		b, err := os.ReadFile(filepath.Join("../..", doc))
 		if err != nil {
 			t.Fatal(err)
