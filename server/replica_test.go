@@ -140,6 +140,21 @@ func TestReplicatedServers(t *testing.T) {
 	if hits, err := on(0).Search(ctx, "rv", []float32{0.9, 0.1}, 1, client.SearchOptions{}); err != nil || len(hits) != 1 || hits[0].ID != 1 {
 		t.Fatalf("search %+v %v", hits, err)
 	}
+	// A collection created through one node is usable through the others
+	// as soon as its creation was acknowledged (a replica that has not
+	// applied it yet waits for a read index instead of refusing).
+	for i := range 30 {
+		name := fmt.Sprintf("rv%d", i)
+		if err := on(i).CreateCollection(ctx, client.CollectionConfig{Name: name, Dim: 2, Float: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := on(i+1).Upsert(ctx, name, []client.Vector{{ID: 1, Values: []float32{1, 0}}}); err != nil {
+			t.Fatalf("upsert on node %d right after the create on node %d: %v", (i+1)%3, i%3, err)
+		}
+		if n, err := on(i+2).DeleteVectors(ctx, name, []uint64{1}); err != nil || n != 1 {
+			t.Fatalf("delete on node %d right after the upsert: %d %v", (i+2)%3, n, err)
+		}
+	}
 	if h, err := on(0).Health(ctx); err != nil || !h.Replicated {
 		t.Fatalf("health %+v %v", h, err)
 	}

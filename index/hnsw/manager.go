@@ -39,6 +39,21 @@ func (m *Manager) get(name string) (*coll, error) {
 	return c, nil
 }
 
+// getFresh is get for calls that can wait: on a replica that has not seen
+// the collection yet, it waits for a read index of the collection's shard
+// and looks again, so a collection created through another node is found
+// once its creation was acknowledged.
+func (m *Manager) getFresh(ctx context.Context, name string) (*coll, error) {
+	c, err := m.get(name)
+	if err != nil && errors.Is(err, ErrNoCollection) && m.d.Replicated() {
+		if berr := m.d.ReadBarrier(ctx, m.d.Placement().ShardFor(name)); berr != nil {
+			return nil, berr
+		}
+		c, err = m.get(name)
+	}
+	return c, err
+}
+
 // Vector is a vector to insert.
 type Vector struct {
 	ID     uint64
@@ -50,7 +65,7 @@ type Vector struct {
 // or none). Once the collection holds TrainSize vectors, the quantizer is
 // trained on the first TrainSize of them (by id) and the graph built.
 func (m *Manager) Upsert(ctx context.Context, name string, vs []Vector) error {
-	c, err := m.get(name)
+	c, err := m.getFresh(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -131,7 +146,7 @@ func (m *Manager) maybeTrain(ctx context.Context, name string) error {
 // Delete removes vectors by id (absent ids are ignored); it returns how
 // many it removed.
 func (m *Manager) Delete(ctx context.Context, name string, ids []uint64) (int, error) {
-	if _, err := m.get(name); err != nil {
+	if _, err := m.getFresh(ctx, name); err != nil {
 		return 0, err
 	}
 	rec, err := deleteRecord(name, ids)
@@ -201,7 +216,7 @@ func (m *Manager) graphBytes(name string) []byte {
 // search ran faster by about a tenth (see the package doc). It changes no
 // data; `flowctl vec import` calls it when the import ends.
 func (m *Manager) Compact(ctx context.Context, name string) error {
-	c, err := m.get(name)
+	c, err := m.getFresh(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -216,7 +231,7 @@ func (m *Manager) Compact(ctx context.Context, name string) error {
 
 // Drop deletes a collection and everything in it.
 func (m *Manager) Drop(ctx context.Context, name string) error {
-	if _, err := m.get(name); err != nil {
+	if _, err := m.getFresh(ctx, name); err != nil {
 		return err
 	}
 	_, err := m.propose(ctx, KindDrop, codec.Enc(nil).S(name))

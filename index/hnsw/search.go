@@ -63,7 +63,7 @@ const ExactFilterMax = 2048
 // if that finds fewer than min(k, allowed) vectors. It never returns fewer
 // than min(k, matching vectors) results, nor an id twice.
 func (m *Manager) Search(ctx context.Context, name string, query []float32, k int, o SearchOptions) ([]Hit, error) {
-	c, err := m.get(name)
+	c, err := m.getFresh(ctx, name)
 	if err != nil {
 		return nil, err
 	}
