@@ -57,7 +57,15 @@ var (
 	floatCol = flag.Bool("float", false, "a float32 collection (no quantization) instead of the default int8 one")
 	train    = flag.Int("train", 0, "the collection's TrainSize (0: the default, 1,000); above -preload plus the steps, upserts only store vectors and no graph is built")
 	efC      = flag.Int("ef-construction", 0, "the collection's EfConstruction (0: the default, 200)")
+
+	cpuprofile   = flag.String("cpuprofile", "", "write a CPU profile of the first run's timed window (no store preparation) here; with -only and one -agents count, that is one mode's steps")
+	blockprofile = flag.String("blockprofile", "", "write a block profile (where goroutines waited) of the same window here; slows the run")
+	mutexprofile = flag.String("mutexprofile", "", "write a mutex contention profile of the same window here; slows the run")
 )
+
+// profiled is set once the first run's window was profiled (run is called
+// from the main goroutine only).
+var profiled bool
 
 type result struct {
 	Steps     int
@@ -183,6 +191,12 @@ func run(dir string, txn bool, agents int, d time.Duration) (result, error) {
 	lat := make([][]time.Duration, agents)
 	errs := make(chan error, agents)
 	var wg sync.WaitGroup
+	stopProf := func() {}
+	if !profiled {
+		profiled = true
+		stopCPU, stopCont := prof.CPU(*cpuprofile), prof.Contention(*blockprofile, *mutexprofile)
+		stopProf = func() { stopCPU(); stopCont() }
+	}
 	start := time.Now()
 	for a := 0; a < agents; a++ {
 		wg.Add(1)
@@ -220,6 +234,7 @@ func run(dir string, txn bool, agents int, d time.Duration) (result, error) {
 	stop.Store(true)
 	elapsed := time.Since(start)
 	wg.Wait()
+	stopProf()
 	close(errs)
 	if err := <-errs; err != nil {
 		return result{}, err
@@ -234,10 +249,8 @@ func main() {
 	dur := flag.Duration("duration", 3*time.Second, "timed window of each run")
 	agentList := flag.String("agents", "1,64", "concurrent agent counts, comma-separated")
 	dir := flag.String("dir", os.TempDir(), "directory for the stores")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile")
 	only := flag.String("only", "", "txn or separate: run one mode only (profiling)")
 	flag.Parse()
-	defer prof.CPU(*cpuprofile)()
 
 	var agents []int
 	for _, s := range strings.Split(*agentList, ",") {
