@@ -12,17 +12,20 @@
 // that setting measured faster for it.
 //
 // Reported per configuration: replicated operations per second (each
-// acknowledged after Raft commit and apply on the proposing node) and the
-// commit latency of each Enqueue call, p50 and p99; then the single-
-// operation commit latency with one producer.
+// acknowledged after Raft commit and apply on the proposing node), the
+// commit latency of each Enqueue call, p50 and p99, and the process's CPU
+// time (user and system, all three nodes) per operation, a figure other
+// load on the machine disturbs less than a rate; then the single-operation
+// commit latency with one producer.
 //
 // The same run measures the machine's ceiling for these writes with no Raft
 // and no flowdb: raw Pebble doing what the three replicas must do for each
 // operation at least, once in a Raft log store with a synced commit and
 // once in a state store without sync (as Dragonboat's LogDB and the state
 // machine do), each of three replicas with its own two stores, 16 writers per
-// replica committing batches of -ops 256-byte values. Its figure is
-// operations per second written on all three replicas.
+// replica committing batches of -ops 256-byte values. Its figures are
+// operations per second written on all three replicas, and CPU time per
+// such operation.
 //
 // -queues N spreads the producers over N queues on N data shards (one Raft
 // group each). -per sets the producers per record a proposal may carry
@@ -60,6 +63,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -147,11 +151,12 @@ func queueNames(p db.Placement) []string {
 
 // ceiling drives raw Pebble through the writes three replicas make for
 // each operation (see the package comment) for d, and returns operations
-// per second written on all three.
-func ceiling(base string, batch int, d time.Duration) (float64, error) {
+// per second written on all three, and the process's CPU time per
+// operation.
+func ceiling(base string, batch int, d time.Duration) (float64, time.Duration, error) {
 	dir, err := os.MkdirTemp(base, "replbench-pebble-")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
 	type replica struct{ log, state *pebble.DB }
@@ -165,12 +170,12 @@ func ceiling(base string, batch int, d time.Duration) (float64, error) {
 	for i := range 3 {
 		l, err := pebble.Open(filepath.Join(dir, fmt.Sprintf("log%d", i)), &pebble.Options{Logger: quietPebble{}})
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		st, err := pebble.Open(filepath.Join(dir, fmt.Sprintf("state%d", i)), &pebble.Options{Logger: quietPebble{}})
 		if err != nil {
 			l.Close()
-			return 0, err
+			return 0, 0, err
 		}
 		rs = append(rs, replica{l, st})
 	}
@@ -181,6 +186,7 @@ func ceiling(base string, batch int, d time.Duration) (float64, error) {
 		first atomic.Value
 	)
 	val := make([]byte, 256)
+	cpu0 := cpuTime()
 	t0 := time.Now()
 	for ri, r := range rs {
 		for w := range 16 {
@@ -215,12 +221,23 @@ func ceiling(base string, batch int, d time.Duration) (float64, error) {
 	time.Sleep(d)
 	stop.Store(true)
 	wg.Wait()
+	el, cpu := time.Since(t0), cpuTime()-cpu0
 	if err, _ := first.Load().(error); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// Every replica wrote its share: an operation is on all three once
 	// each replica wrote it, so divide by three.
-	return float64(ops.Load()) / 3 / time.Since(t0).Seconds(), nil
+	n := max(ops.Load()/3, 1)
+	return float64(n) / el.Seconds(), cpu / time.Duration(n), nil
+}
+
+// cpuTime is the process's CPU time so far, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type quietPebble struct{}
@@ -234,8 +251,9 @@ func (quietPebble) Fatalf(format string, args ...any) {
 
 type result struct {
 	opsPerS           float64
-	offered           int   // paced runs: the offered rate, ops/s
-	dropped           int64 // paced runs: tokens dropped (no producer free for a second's worth)
+	cpuPerOp          time.Duration // the process's CPU time (user and system) per operation in the timed window
+	offered           int           // paced runs: the offered rate, ops/s
+	dropped           int64         // paced runs: tokens dropped (no producer free for a second's worth)
 	p50, p99          time.Duration
 	frames            float64 // records per proposal, measured
 	retries, timeouts uint64
@@ -360,6 +378,7 @@ func run(base string, maxRecords, producers, rate int, d time.Duration) (result,
 		before[i] = n.DB().Metrics()
 	}
 	t0 := time.Now()
+	cpu0 := cpuTime()
 	stopProf := func() {}
 	if maxRecords > 1 && rate == 0 && !profiled {
 		profiled = true
@@ -416,6 +435,7 @@ func run(base string, maxRecords, producers, rate int, d time.Duration) (result,
 	stop.Store(true)
 	wg.Wait()
 	el := time.Since(t0)
+	cpu := cpuTime() - cpu0
 	stopProf()
 	if first != nil {
 		return result{}, fmt.Errorf("%d enqueues failed, first: %w", errs.Load(), first)
@@ -431,6 +451,9 @@ func run(base string, maxRecords, producers, rate int, d time.Duration) (result,
 	}
 	slices.Sort(lats)
 	r := result{opsPerS: float64(ops.Load()) / el.Seconds(), offered: rate, dropped: dropped.Load()}
+	if n := ops.Load(); n > 0 {
+		r.cpuPerOp = cpu / time.Duration(n)
+	}
 	r.p50, r.p99 = stats.Pct(lats, 50), stats.Pct(lats, 99)
 	var frames, records uint64
 	for i, n := range c.nodes {
@@ -484,7 +507,8 @@ func main() {
 	type agg struct {
 		ops, frames, raw []float64
 		p50, p99         []time.Duration
-		half             *agg // -half: the paced runs at half this configuration's ops/s
+		cpu, rawCPU      []time.Duration // CPU time per operation, replicated and in the ceiling
+		half             *agg            // -half: the paced runs at half this configuration's ops/s
 	}
 	res := map[int]*agg{}
 	single := &agg{}
@@ -507,9 +531,9 @@ func main() {
 				res[n] = a
 			}
 			a.ops, a.frames = append(a.ops, x.opsPerS), append(a.frames, x.frames)
-			a.p50, a.p99 = append(a.p50, x.p50), append(a.p99, x.p99)
-			fmt.Printf("  run %d: %3d ops/proposal, %4d producers: %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  (%.1f records/proposal, %d retries, %d timeouts%s)\n",
-				r+1, n, producers, x.opsPerS, ms(x.p50), ms(x.p99), x.frames, x.retries, x.timeouts, pacedNote(x))
+			a.p50, a.p99, a.cpu = append(a.p50, x.p50), append(a.p99, x.p99), append(a.cpu, x.cpuPerOp)
+			fmt.Printf("  run %d: %3d ops/proposal, %4d producers: %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  CPU %5.1f µs/op  (%.1f records/proposal, %d retries, %d timeouts%s)\n",
+				r+1, n, producers, x.opsPerS, ms(x.p50), ms(x.p99), us(x.cpuPerOp), x.frames, x.retries, x.timeouts, pacedNote(x))
 			if *half && n > 1 {
 				h, err := run(*dirFlag, n, producers, int(x.opsPerS/2), *dur)
 				if err != nil {
@@ -520,17 +544,17 @@ func main() {
 					a.half = &agg{}
 				}
 				a.half.ops, a.half.raw = append(a.half.ops, h.opsPerS), append(a.half.raw, float64(h.offered))
-				a.half.p50, a.half.p99 = append(a.half.p50, h.p50), append(a.half.p99, h.p99)
-				fmt.Printf("  run %d: %3d ops/proposal, %4d producers: %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  (%.1f records/proposal, %d retries, %d timeouts%s)\n",
-					r+1, n, producers, h.opsPerS, ms(h.p50), ms(h.p99), h.frames, h.retries, h.timeouts, pacedNote(h))
+				a.half.p50, a.half.p99, a.half.cpu = append(a.half.p50, h.p50), append(a.half.p99, h.p99), append(a.half.cpu, h.cpuPerOp)
+				fmt.Printf("  run %d: %3d ops/proposal, %4d producers: %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  CPU %5.1f µs/op  (%.1f records/proposal, %d retries, %d timeouts%s)\n",
+					r+1, n, producers, h.opsPerS, ms(h.p50), ms(h.p99), us(h.cpuPerOp), h.frames, h.retries, h.timeouts, pacedNote(h))
 			}
-			raw, err := ceiling(*dirFlag, n, *dur)
+			raw, rawCPU, err := ceiling(*dirFlag, n, *dur)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "raw pebble:", err)
 				os.Exit(1)
 			}
-			a.raw = append(a.raw, raw)
-			fmt.Printf("  run %d: raw Pebble ceiling, %3d ops/batch: %9.0f ops/s on 3 replicas\n", r+1, n, raw)
+			a.raw, a.rawCPU = append(a.raw, raw), append(a.rawCPU, rawCPU)
+			fmt.Printf("  run %d: raw Pebble ceiling, %3d ops/batch: %9.0f ops/s on 3 replicas  CPU %5.1f µs/op\n", r+1, n, raw, us(rawCPU))
 		}
 		x, err := run(*dirFlag, 1, 1, 0, *dur)
 		if err != nil {
@@ -548,11 +572,12 @@ func main() {
 		if b := res[1]; b != nil {
 			vsBase = fmt.Sprintf("%.1fx the one-op baseline, ", stats.Median(a.ops)/stats.Median(b.ops))
 		}
-		fmt.Printf("  %3d ops/proposal: %9.0f replicated ops/s (%s%.2fx the raw Pebble ceiling of %.0f)  p50 %.2f ms  p99 %.2f ms  %.1f records/proposal\n",
-			n, stats.Median(a.ops), vsBase, stats.Median(a.ops)/stats.Median(a.raw), stats.Median(a.raw), ms(stats.Median(a.p50)), ms(stats.Median(a.p99)), stats.Median(a.frames))
+		fmt.Printf("  %3d ops/proposal: %9.0f replicated ops/s (%s%.2fx the raw Pebble ceiling of %.0f)  p50 %.2f ms  p99 %.2f ms  %.1f records/proposal  CPU %.1f µs/op (ceiling %.1f)\n",
+			n, stats.Median(a.ops), vsBase, stats.Median(a.ops)/stats.Median(a.raw), stats.Median(a.raw), ms(stats.Median(a.p50)), ms(stats.Median(a.p99)), stats.Median(a.frames),
+			us(stats.Median(a.cpu)), us(stats.Median(a.rawCPU)))
 		if h := a.half; h != nil {
-			fmt.Printf("  %3d ops/proposal at half the peak (open loop, offered %.0f ops/s): %9.0f ops/s  p50 %.2f ms  p99 %.2f ms\n",
-				n, stats.Median(h.raw), stats.Median(h.ops), ms(stats.Median(h.p50)), ms(stats.Median(h.p99)))
+			fmt.Printf("  %3d ops/proposal at half the peak (open loop, offered %.0f ops/s): %9.0f ops/s  p50 %.2f ms  p99 %.2f ms  CPU %.1f µs/op\n",
+				n, stats.Median(h.raw), stats.Median(h.ops), ms(stats.Median(h.p50)), ms(stats.Median(h.p99)), us(stats.Median(h.cpu)))
 		}
 	}
 	fmt.Printf("  single-operation commit, 1 producer: p50 %.2f ms  p99 %.2f ms (%.0f ops/s)\n",
@@ -560,6 +585,8 @@ func main() {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func us(d time.Duration) float64 { return float64(d) / 1e3 }
 
 // pacedNote describes a paced run's offered load for a run's line.
 func pacedNote(x result) string {
