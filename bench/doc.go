@@ -21,7 +21,9 @@
 //	                        and on the BEAM (core_ops.escript) in one run
 //	go run ./replbench      replicated enqueues on three Dragonboat nodes,
 //	                        operations per Raft proposal against the
-//	                        one-operation baseline and raw Pebble
+//	                        one-operation baseline and raw Pebble, CPU
+//	                        per operation; -half: latency at half the
+//	                        peak, open loop
 //	go run ./vecbench       HNSW queries/s, recall and build time against
 //	                        hnswlib (hnswlib_peer.py) on Fashion-MNIST
 //	go run ./vecload        reopen time of a persisted vector collection

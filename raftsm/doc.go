@@ -152,29 +152,44 @@
 // process on one machine beside a ceiling: raw Pebble doing the least the
 // three replicas must write per operation (the entry in a synced Raft log
 // store and in an unsynced state store, per replica), with no Raft and no
-// flowdb. On one machine the three replicas share its disk and cores, so
-// that ceiling is the machine's, for all three. On three machines each
-// replica has a machine's disk and cores to itself, so the ceiling of a
-// deployment is about three times the one-machine figure (each machine
-// writes one replica's share), and flowdb should reach the same fraction
-// of it as replbench reports on one machine at the same records per
-// proposal: a deployment of three machines like the benchmark's should
-// reach about
+// flowdb, in the same run. On one machine the three replicas share its
+// disk and cores, so that ceiling is the machine's, for all three. On
+// three machines each replica has a machine's disk and cores to itself,
+// so the ceiling of a deployment is about three times the one-machine
+// figure (each machine writes one replica's share), and flowdb should
+// reach the same fraction of it as replbench reports on one machine at the
+// same records per proposal. A deployment of three machines like the
+// benchmark's should therefore reach about
 //
 //	3 x (replbench's raw Pebble ceiling) x (replbench's ratio to it)
 //
-// replicated operations per second, less what the leader does alone (it
-// sends every entry to two followers and answers every client), and with
-// every commit one network round trip longer (hidden at high load by the
-// frames in flight, db.Options.MaxShardInflight). bench/RESULTS.md holds
-// the measured ceiling and ratio this estimate starts from. To measure it:
-// run the ceiling on one of the machines (cd bench && go run ./replbench
-// -ops 100: its raw Pebble line), then open one node per machine
-// (flowctl node start, or Open with the three Raft addresses as Members)
-// and drive enqueues from producers in each node's process, on every
-// node (a follower forwards proposals to the leader), with -queues
-// shards so that leadership spreads over the machines; compare the
-// acknowledged operations per second with three times the ceiling.
+// replicated operations per second at 100 records per proposal, bounded by
+// the leader's machine, which alone sends every entry to two followers,
+// receives the proposals followers forward and answers its own clients
+// (with -queues data shards, leadership and so this extra work spread over
+// the machines). Every commit is one network round trip longer than on
+// loopback: hidden at the peak by the frames in flight
+// (db.Options.MaxShardInflight), added in full to a single operation's
+// commit latency. replbench also prints the CPU time per operation of
+// both: on a machine whose cores are the limit (other work on it, or
+// small cores), the ratio follows the ceiling's CPU per operation divided
+// by flowdb's (Raft's transport, log store and apply loop, flowdb's
+// framing and apply, three times over, against Pebble's writes alone); on
+// a machine whose disk is the limit it is higher. bench/BENCHMARKS.md
+// holds the ceilings, ratios and CPU figures measured, with the machine
+// and its load.
+//
+// To measure it: run the ceiling on one of the machines (cd bench && go
+// run ./replbench -ops 100: its raw Pebble line, times three), then open
+// one node per machine (flowctl node start, or Open with the three Raft
+// addresses as Members) and drive enqueues from producers in each node's
+// process, on every node (a follower forwards proposals to the leader),
+// with -queues shards so that leadership spreads over the machines;
+// compare the acknowledged operations per second with three times the
+// ceiling. For the tail, offer half the rate reached at a fixed pace, open
+// loop (each operation's latency counted from the time it was due, as
+// replbench -half does), and read p50 and p99; for the single-operation
+// latency, one producer with one operation in flight.
 //
 // # Testing under faults
 //

@@ -17,7 +17,10 @@
 // A step's latency is from its first write call to the return of its last
 // (the lease is not part of it); steps/s counts the steps completed in the
 // timed window, leases included. Each configuration repeats -runs times;
-// the median run by steps/s is reported whole (its p50 and p99).
+// the median run by steps/s is reported whole (its p50 and p99). Each run's
+// line also gives the process's CPU time per step (user and system, leases
+// and the store's background work included), which other load on the
+// machine disturbs less than a rate.
 //
 //	cd bench && go run ./agentstep [-runs 3] [-agents 1,64] [-duration 3s] [-batch 16] [-dir /tmp]
 package main
@@ -34,6 +37,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/flowdb/flowdb/bench/internal/prof"
@@ -57,12 +61,21 @@ var (
 	floatCol = flag.Bool("float", false, "a float32 collection (no quantization) instead of the default int8 one")
 	train    = flag.Int("train", 0, "the collection's TrainSize (0: the default, 1,000); above -preload plus the steps, upserts only store vectors and no graph is built")
 	efC      = flag.Int("ef-construction", 0, "the collection's EfConstruction (0: the default, 200)")
+
+	cpuprofile   = flag.String("cpuprofile", "", "write a CPU profile of the first run's timed window (no store preparation) here; with -only and one -agents count, that is one mode's steps")
+	blockprofile = flag.String("blockprofile", "", "write a block profile (where goroutines waited) of the same window here; slows the run")
+	mutexprofile = flag.String("mutexprofile", "", "write a mutex contention profile of the same window here; slows the run")
 )
+
+// profiled is set once the first run's window was profiled (run is called
+// from the main goroutine only).
+var profiled bool
 
 type result struct {
 	Steps     int
 	StepsPerS float64
 	P50, P99  time.Duration
+	CPU       time.Duration // the process's CPU time (user and system) per step in the timed window
 }
 
 // fixture is a fresh store with a trained collection and a full queue.
@@ -177,12 +190,19 @@ func run(dir string, txn bool, agents int, d time.Duration) (result, error) {
 	}
 	defer f.close()
 	ctx := context.Background()
-	var nextVec atomic.Uint64
+	var nextVec, done atomic.Uint64
 	nextVec.Store(1 << 32)
 	var stop atomic.Bool
 	lat := make([][]time.Duration, agents)
 	errs := make(chan error, agents)
 	var wg sync.WaitGroup
+	stopProf := func() {}
+	if !profiled {
+		profiled = true
+		stopCPU, stopCont := prof.CPU(*cpuprofile), prof.Contention(*blockprofile, *mutexprofile)
+		stopProf = func() { stopCPU(); stopCont() }
+	}
+	cpu0 := cpuTime()
 	start := time.Now()
 	for a := 0; a < agents; a++ {
 		wg.Add(1)
@@ -209,6 +229,7 @@ func run(dir string, txn bool, agents int, d time.Duration) (result, error) {
 						errs <- fmt.Errorf("%s: step: %w", name, err)
 						return
 					}
+					done.Add(1)
 					if !stop.Load() {
 						lat[a] = append(lat[a], time.Since(t0))
 					}
@@ -220,13 +241,26 @@ func run(dir string, txn bool, agents int, d time.Duration) (result, error) {
 	stop.Store(true)
 	elapsed := time.Since(start)
 	wg.Wait()
+	cpu := cpuTime() - cpu0
+	stopProf()
 	close(errs)
 	if err := <-errs; err != nil {
 		return result{}, err
 	}
 	all := stats.Sorted(lat...)
+	// Steps finished after the window (each agent completes its leased
+	// batch) used CPU too: count them in the CPU per step.
 	return result{Steps: len(all), StepsPerS: float64(len(all)) / elapsed.Seconds(),
-		P50: stats.Pct(all, 50), P99: stats.Pct(all, 99)}, nil
+		P50: stats.Pct(all, 50), P99: stats.Pct(all, 99), CPU: cpu / time.Duration(max(int(done.Load()), 1))}, nil
+}
+
+// cpuTime is the process's CPU time so far, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func main() {
@@ -234,10 +268,8 @@ func main() {
 	dur := flag.Duration("duration", 3*time.Second, "timed window of each run")
 	agentList := flag.String("agents", "1,64", "concurrent agent counts, comma-separated")
 	dir := flag.String("dir", os.TempDir(), "directory for the stores")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile")
 	only := flag.String("only", "", "txn or separate: run one mode only (profiling)")
 	flag.Parse()
-	defer prof.CPU(*cpuprofile)()
 
 	var agents []int
 	for _, s := range strings.Split(*agentList, ",") {
@@ -270,12 +302,12 @@ func main() {
 					fmt.Fprintf(os.Stderr, "%s, %d agents: %v\n", mode, n, err)
 					os.Exit(1)
 				}
-				fmt.Fprintf(os.Stderr, "run %d: %-8s %3d agents: %8.0f steps/s  p50 %v  p99 %v\n", r+1, mode, n, out.StepsPerS, out.P50, out.P99)
+				fmt.Fprintf(os.Stderr, "run %d: %-8s %3d agents: %8.0f steps/s  p50 %v  p99 %v  CPU %v/step\n", r+1, mode, n, out.StepsPerS, out.P50, out.P99, round(out.CPU))
 				res[k(mode, n)] = append(res[k(mode, n)], out)
 			}
 		}
 	}
-	fmt.Printf("\n| agents | mode | steps/s | step p50 / p99 | runs (steps/s) |\n|---:|---|---:|---|---|\n")
+	fmt.Printf("\n| agents | mode | steps/s | step p50 / p99 | CPU per step | runs (steps/s) |\n|---:|---|---:|---|---:|---|\n")
 	for _, n := range agents {
 		for _, mode := range modes {
 			rs := res[k(mode, n)]
@@ -285,12 +317,13 @@ func main() {
 				each = append(each, fmt.Sprintf("%.0f", r.StepsPerS))
 			}
 			label := map[string]string{"txn": "(a) one transaction", "separate": "(b) four calls"}[mode]
-			fmt.Printf("| %d | %s | %.0f | %v / %v | %s |\n", n, label, m.StepsPerS, round(m.P50), round(m.P99), strings.Join(each, ", "))
+			cpu := stats.MedianOf(rs, func(r result) time.Duration { return r.CPU })
+			fmt.Printf("| %d | %s | %.0f | %v / %v | %v | %s |\n", n, label, m.StepsPerS, round(m.P50), round(m.P99), round(cpu), strings.Join(each, ", "))
 		}
 		if len(modes) == 2 {
 			a := stats.MedianBy(res[k("txn", n)], func(r result) float64 { return r.StepsPerS })
 			b := stats.MedianBy(res[k("separate", n)], func(r result) float64 { return r.StepsPerS })
-			fmt.Printf("| %d | (a)/(b) | %.2fx | p99 %.2fx | |\n", n, a.StepsPerS/b.StepsPerS, float64(a.P99)/float64(b.P99))
+			fmt.Printf("| %d | (a)/(b) | %.2fx | p99 %.2fx | | |\n", n, a.StepsPerS/b.StepsPerS, float64(a.P99)/float64(b.P99))
 		}
 	}
 }

@@ -12,28 +12,40 @@
 // that setting measured faster for it.
 //
 // Reported per configuration: replicated operations per second (each
-// acknowledged after Raft commit and apply on the proposing node) and the
-// commit latency of each Enqueue call, p50 and p99; then the single-
-// operation commit latency with one producer.
+// acknowledged after Raft commit and apply on the proposing node), the
+// commit latency of each Enqueue call, p50 and p99, and the process's CPU
+// time (user and system, all three nodes) per operation, a figure other
+// load on the machine disturbs less than a rate; then the single-operation
+// commit latency with one producer.
 //
 // The same run measures the machine's ceiling for these writes with no Raft
 // and no flowdb: raw Pebble doing what the three replicas must do for each
 // operation at least, once in a Raft log store with a synced commit and
 // once in a state store without sync (as Dragonboat's LogDB and the state
 // machine do), each of three replicas with its own two stores, 16 writers per
-// replica committing batches of -ops 256-byte values. Its figure is
-// operations per second written on all three replicas.
+// replica committing batches of -ops 256-byte values. Its figures are
+// operations per second written on all three replicas, and CPU time per
+// such operation.
 //
 // -queues N spreads the producers over N queues on N data shards (one Raft
 // group each). -per sets the producers per record a proposal may carry
-// (default 16: 1,600 producers at -ops 100), -rate paces the batched runs
-// to a total rate (read p99 at half the peak with -rate of half the peak's
-// ops/s), -logdb Dragonboat's log store
-// size, -rtt-ms, -election-rtt and -heartbeat-rtt Raft's timing, and -v prints each run's latencies per half second beside its
-// stores' flushes, compactions and write stalls, to see where a p99 comes
-// from.
+// (default 16: 1,600 producers at -ops 100). -rate paces the batched runs
+// to a total offered rate, open loop: a ticker hands out one token per
+// operation, each stamped with the time it is due, and an operation's
+// latency counts from that time, so one that waits for a free producer
+// counts its wait (tokens beyond a second's backlog are dropped and
+// reported). -half does the same by itself: after each batched run it runs
+// the configuration again offered half the ops/s that run reached, and
+// reports that latency (the tail below the peak, in the same run).
+// -logdb sets Dragonboat's log store size, -rtt-ms, -election-rtt and
+// -heartbeat-rtt Raft's timing, and -v prints each run's latencies per
+// half second beside its stores' flushes, compactions and write stalls, to
+// see where a p99 comes from. -cpuprofile, -blockprofile and -mutexprofile
+// profile the timed window of the first batched run at full speed (the
+// peak, without start-up or the ceiling); -no-baseline skips the
+// one-op-per-proposal runs when -ops does not name 1 (A/B runs).
 //
-//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-queues 1] [-per 16] [-rate 0] [-logdb large] [-rtt-ms 20] [-election-rtt 25] [-heartbeat-rtt 5] [-v]
+//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-half] [-rate 0] [-queues 1] [-per 16] [-logdb large] [-rtt-ms 20] [-election-rtt 25] [-heartbeat-rtt 5] [-v]
 package main
 
 import (
@@ -51,6 +63,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -72,28 +85,37 @@ var (
 	heartbeatRTT = flag.Int("heartbeat-rtt", 0, "raftsm.Config.HeartbeatRTT, in RTTs (0: the library's default, 5)")
 	perRecord    = flag.Int("per", 16, "producers per record a proposal may carry (at least 16 in all)")
 	inflight     = flag.String("inflight", "", "NODE,SHARD: db.Options.MaxInflight and MaxShardInflight for the batched runs (default: the library's)")
-	rate         = flag.Int("rate", 0, "paced load: the batched runs' producers start at most this many enqueues per second in all (0: as fast as they go), to read latency below the peak")
+	cpuprofile   = flag.String("cpuprofile", "", "write a CPU profile of the timed window of the first batched run at full speed (the peak: no start-up, no ceiling) here")
+	blockprofile = flag.String("blockprofile", "", "write a block profile (where goroutines waited) of the same window here; slows the run")
+	mutexprofile = flag.String("mutexprofile", "", "write a mutex contention profile of the same window here; slows the run")
+	rate         = flag.Int("rate", 0, "paced load: the batched runs' producers are offered this many enqueues per second in all, open loop (0: as fast as they go), to read latency below the peak")
+	half         = flag.Bool("half", false, "after each batched run, run the same configuration paced (open loop) at half the ops/s that run reached, and report its latency")
 )
 
 // pace returns a channel that carries rate tokens per second until stop is
-// set (nil when rate is 0: no pacing).
-func pace(rate int, stop *atomic.Bool) <-chan struct{} {
+// set (nil when rate is 0: no pacing), each token the time its operation
+// is due: an open-loop load, whose latency is counted from that time, so
+// an operation that waits for a free producer counts its wait. Tokens
+// queue up to a second of the rate; beyond that they are dropped and
+// counted in dropped (the offered rate was more than the producers could
+// start).
+func pace(rate int, stop *atomic.Bool, dropped *atomic.Int64) <-chan time.Time {
 	if rate <= 0 {
 		return nil
 	}
-	ch := make(chan struct{}, max(rate/100, 1))
+	ch := make(chan time.Time, rate)
 	go func() {
 		defer close(ch)
 		t0 := time.Now()
+		every := time.Second / time.Duration(rate)
 		sent := 0
 		for !stop.Load() {
 			due := int(time.Since(t0).Seconds() * float64(rate))
 			for ; sent < due && !stop.Load(); sent++ {
 				select {
-				case ch <- struct{}{}:
+				case ch <- t0.Add(time.Duration(sent) * every):
 				default:
-					// Every producer is busy: the token is lost, as an
-					// open-loop client's request would queue elsewhere.
+					dropped.Add(1)
 				}
 			}
 			time.Sleep(time.Millisecond)
@@ -129,11 +151,12 @@ func queueNames(p db.Placement) []string {
 
 // ceiling drives raw Pebble through the writes three replicas make for
 // each operation (see the package comment) for d, and returns operations
-// per second written on all three.
-func ceiling(base string, batch int, d time.Duration) (float64, error) {
+// per second written on all three, and the process's CPU time per
+// operation.
+func ceiling(base string, batch int, d time.Duration) (float64, time.Duration, error) {
 	dir, err := os.MkdirTemp(base, "replbench-pebble-")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
 	type replica struct{ log, state *pebble.DB }
@@ -147,12 +170,12 @@ func ceiling(base string, batch int, d time.Duration) (float64, error) {
 	for i := range 3 {
 		l, err := pebble.Open(filepath.Join(dir, fmt.Sprintf("log%d", i)), &pebble.Options{Logger: quietPebble{}})
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		st, err := pebble.Open(filepath.Join(dir, fmt.Sprintf("state%d", i)), &pebble.Options{Logger: quietPebble{}})
 		if err != nil {
 			l.Close()
-			return 0, err
+			return 0, 0, err
 		}
 		rs = append(rs, replica{l, st})
 	}
@@ -163,6 +186,7 @@ func ceiling(base string, batch int, d time.Duration) (float64, error) {
 		first atomic.Value
 	)
 	val := make([]byte, 256)
+	cpu0 := cpuTime()
 	t0 := time.Now()
 	for ri, r := range rs {
 		for w := range 16 {
@@ -197,12 +221,23 @@ func ceiling(base string, batch int, d time.Duration) (float64, error) {
 	time.Sleep(d)
 	stop.Store(true)
 	wg.Wait()
+	el, cpu := time.Since(t0), cpuTime()-cpu0
 	if err, _ := first.Load().(error); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// Every replica wrote its share: an operation is on all three once
 	// each replica wrote it, so divide by three.
-	return float64(ops.Load()) / 3 / time.Since(t0).Seconds(), nil
+	n := max(ops.Load()/3, 1)
+	return float64(n) / el.Seconds(), cpu / time.Duration(n), nil
+}
+
+// cpuTime is the process's CPU time so far, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type quietPebble struct{}
@@ -216,6 +251,9 @@ func (quietPebble) Fatalf(format string, args ...any) {
 
 type result struct {
 	opsPerS           float64
+	cpuPerOp          time.Duration // the process's CPU time (user and system) per operation in the timed window
+	offered           int           // paced runs: the offered rate, ops/s
+	dropped           int64         // paced runs: tokens dropped (no producer free for a second's worth)
 	p50, p99          time.Duration
 	frames            float64 // records per proposal, measured
 	retries, timeouts uint64
@@ -303,11 +341,16 @@ func (c *cluster) close() {
 	}
 }
 
+// profiled is set once the profiles asked for were taken (run, from the
+// main goroutine only).
+var profiled bool
+
 // window is the -v latency window.
 const window = 500 * time.Millisecond
 
-// run drives producers for d and measures.
-func run(base string, maxRecords, producers int, d time.Duration) (result, error) {
+// run drives producers for d and measures; rate > 0 paces them (open
+// loop, see pace), and each latency then counts from its token's due time.
+func run(base string, maxRecords, producers, rate int, d time.Duration) (result, error) {
 	dir, err := os.MkdirTemp(base, "replbench-")
 	if err != nil {
 		return result{}, err
@@ -328,16 +371,21 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 		windows [][]time.Duration // -v: latencies by the window the call began in
 		errs    atomic.Int64
 		first   error
+		dropped atomic.Int64
 	)
 	before := make([]db.Metrics, len(c.nodes))
 	for i, n := range c.nodes {
 		before[i] = n.DB().Metrics()
 	}
 	t0 := time.Now()
-	var tokens <-chan struct{}
-	if maxRecords > 1 {
-		tokens = pace(*rate, &stop)
+	cpu0 := cpuTime()
+	stopProf := func() {}
+	if maxRecords > 1 && rate == 0 && !profiled {
+		profiled = true
+		stopCPU, stopCont := prof.CPU(*cpuprofile), prof.Contention(*blockprofile, *mutexprofile)
+		stopProf = func() { stopCPU(); stopCont() }
 	}
+	tokens := pace(rate, &stop, &dropped)
 	for p := range producers {
 		wg.Add(1)
 		go func() {
@@ -349,12 +397,14 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 			}
 			var mine []time.Duration
 			for !stop.Load() {
+				s := time.Now()
 				if tokens != nil {
-					if _, ok := <-tokens; !ok {
+					due, ok := <-tokens
+					if !ok {
 						break
 					}
+					s = due
 				}
-				s := time.Now()
 				w := int(s.Sub(t0) / window)
 				if _, err := q.Enqueue(context.Background(), name, queue.Task{Payload: payload}); err != nil {
 					if errs.Add(1) == 1 {
@@ -385,6 +435,8 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 	stop.Store(true)
 	wg.Wait()
 	el := time.Since(t0)
+	cpu := cpuTime() - cpu0
+	stopProf()
 	if first != nil {
 		return result{}, fmt.Errorf("%d enqueues failed, first: %w", errs.Load(), first)
 	}
@@ -398,7 +450,10 @@ func run(base string, maxRecords, producers int, d time.Duration) (result, error
 		}
 	}
 	slices.Sort(lats)
-	r := result{opsPerS: float64(ops.Load()) / el.Seconds()}
+	r := result{opsPerS: float64(ops.Load()) / el.Seconds(), offered: rate, dropped: dropped.Load()}
+	if n := ops.Load(); n > 0 {
+		r.cpuPerOp = cpu / time.Duration(n)
+	}
 	r.p50, r.p99 = stats.Pct(lats, 50), stats.Pct(lats, 99)
 	var frames, records uint64
 	for i, n := range c.nodes {
@@ -432,9 +487,8 @@ func main() {
 	dur := flag.Duration("duration", 5*time.Second, "time each run produces for")
 	opsFlag := flag.String("ops", "1,10,100", "operations per proposal to measure (1 is the baseline)")
 	dirFlag := flag.String("dir", os.TempDir(), "directory for the nodes' data")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	noBaseline := flag.Bool("no-baseline", false, "skip the one-op-per-proposal baseline when -ops does not name it (A/B runs of one configuration)")
 	flag.Parse()
-	defer prof.CPU(*cpuprofile)()
 	var opsList []int
 	for _, f := range strings.Split(*opsFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -444,7 +498,7 @@ func main() {
 		}
 		opsList = append(opsList, n)
 	}
-	if !slices.Contains(opsList, 1) {
+	if !slices.Contains(opsList, 1) && !*noBaseline {
 		opsList = append([]int{1}, opsList...)
 	}
 	raftsm.QuietRaftLogs()
@@ -453,6 +507,8 @@ func main() {
 	type agg struct {
 		ops, frames, raw []float64
 		p50, p99         []time.Duration
+		cpu, rawCPU      []time.Duration // CPU time per operation, replicated and in the ceiling
+		half             *agg            // -half: the paced runs at half this configuration's ops/s
 	}
 	res := map[int]*agg{}
 	single := &agg{}
@@ -460,7 +516,11 @@ func main() {
 		for _, n := range opsList {
 			// -per producers per record a proposal may carry.
 			producers := max(*perRecord*n, 16)
-			x, err := run(*dirFlag, n, producers, *dur)
+			r0 := 0
+			if n > 1 {
+				r0 = *rate
+			}
+			x, err := run(*dirFlag, n, producers, r0, *dur)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "run:", err)
 				os.Exit(1)
@@ -471,18 +531,32 @@ func main() {
 				res[n] = a
 			}
 			a.ops, a.frames = append(a.ops, x.opsPerS), append(a.frames, x.frames)
-			a.p50, a.p99 = append(a.p50, x.p50), append(a.p99, x.p99)
-			fmt.Printf("  run %d: %3d ops/proposal, %4d producers: %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  (%.1f records/proposal, %d retries, %d timeouts)\n",
-				r+1, n, producers, x.opsPerS, ms(x.p50), ms(x.p99), x.frames, x.retries, x.timeouts)
-			raw, err := ceiling(*dirFlag, n, *dur)
+			a.p50, a.p99, a.cpu = append(a.p50, x.p50), append(a.p99, x.p99), append(a.cpu, x.cpuPerOp)
+			fmt.Printf("  run %d: %3d ops/proposal, %4d producers: %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  CPU %5.1f µs/op  (%.1f records/proposal, %d retries, %d timeouts%s)\n",
+				r+1, n, producers, x.opsPerS, ms(x.p50), ms(x.p99), us(x.cpuPerOp), x.frames, x.retries, x.timeouts, pacedNote(x))
+			if *half && n > 1 {
+				h, err := run(*dirFlag, n, producers, int(x.opsPerS/2), *dur)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "run:", err)
+					os.Exit(1)
+				}
+				if a.half == nil {
+					a.half = &agg{}
+				}
+				a.half.ops, a.half.raw = append(a.half.ops, h.opsPerS), append(a.half.raw, float64(h.offered))
+				a.half.p50, a.half.p99, a.half.cpu = append(a.half.p50, h.p50), append(a.half.p99, h.p99), append(a.half.cpu, h.cpuPerOp)
+				fmt.Printf("  run %d: %3d ops/proposal, %4d producers: %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  CPU %5.1f µs/op  (%.1f records/proposal, %d retries, %d timeouts%s)\n",
+					r+1, n, producers, h.opsPerS, ms(h.p50), ms(h.p99), us(h.cpuPerOp), h.frames, h.retries, h.timeouts, pacedNote(h))
+			}
+			raw, rawCPU, err := ceiling(*dirFlag, n, *dur)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "raw pebble:", err)
 				os.Exit(1)
 			}
-			a.raw = append(a.raw, raw)
-			fmt.Printf("  run %d: raw Pebble ceiling, %3d ops/batch: %9.0f ops/s on 3 replicas\n", r+1, n, raw)
+			a.raw, a.rawCPU = append(a.raw, raw), append(a.rawCPU, rawCPU)
+			fmt.Printf("  run %d: raw Pebble ceiling, %3d ops/batch: %9.0f ops/s on 3 replicas  CPU %5.1f µs/op\n", r+1, n, raw, us(rawCPU))
 		}
-		x, err := run(*dirFlag, 1, 1, *dur)
+		x, err := run(*dirFlag, 1, 1, 0, *dur)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "run:", err)
 			os.Exit(1)
@@ -491,18 +565,36 @@ func main() {
 		single.p50, single.p99 = append(single.p50, x.p50), append(single.p99, x.p99)
 		fmt.Printf("  run %d: single operation, 1 producer: %7.0f ops/s  p50 %6.2f ms  p99 %6.2f ms\n", r+1, x.opsPerS, ms(x.p50), ms(x.p99))
 	}
-	base := stats.Median(res[1].ops)
 	fmt.Println("medians:")
 	for _, n := range opsList {
 		a := res[n]
-		fmt.Printf("  %3d ops/proposal: %9.0f replicated ops/s (%.1fx the one-op baseline, %.2fx the raw Pebble ceiling of %.0f)  p50 %.2f ms  p99 %.2f ms  %.1f records/proposal\n",
-			n, stats.Median(a.ops), stats.Median(a.ops)/base, stats.Median(a.ops)/stats.Median(a.raw), stats.Median(a.raw), ms(stats.Median(a.p50)), ms(stats.Median(a.p99)), stats.Median(a.frames))
+		vsBase := ""
+		if b := res[1]; b != nil {
+			vsBase = fmt.Sprintf("%.1fx the one-op baseline, ", stats.Median(a.ops)/stats.Median(b.ops))
+		}
+		fmt.Printf("  %3d ops/proposal: %9.0f replicated ops/s (%s%.2fx the raw Pebble ceiling of %.0f)  p50 %.2f ms  p99 %.2f ms  %.1f records/proposal  CPU %.1f µs/op (ceiling %.1f)\n",
+			n, stats.Median(a.ops), vsBase, stats.Median(a.ops)/stats.Median(a.raw), stats.Median(a.raw), ms(stats.Median(a.p50)), ms(stats.Median(a.p99)), stats.Median(a.frames),
+			us(stats.Median(a.cpu)), us(stats.Median(a.rawCPU)))
+		if h := a.half; h != nil {
+			fmt.Printf("  %3d ops/proposal at half the peak (open loop, offered %.0f ops/s): %9.0f ops/s  p50 %.2f ms  p99 %.2f ms  CPU %.1f µs/op\n",
+				n, stats.Median(h.raw), stats.Median(h.ops), ms(stats.Median(h.p50)), ms(stats.Median(h.p99)), us(stats.Median(h.cpu)))
+		}
 	}
 	fmt.Printf("  single-operation commit, 1 producer: p50 %.2f ms  p99 %.2f ms (%.0f ops/s)\n",
 		ms(stats.Median(single.p50)), ms(stats.Median(single.p99)), stats.Median(single.ops))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func us(d time.Duration) float64 { return float64(d) / 1e3 }
+
+// pacedNote describes a paced run's offered load for a run's line.
+func pacedNote(x result) string {
+	if x.offered == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", paced: offered %d ops/s, %d dropped", x.offered, x.dropped)
+}
 
 // storeEvents, with -v, prints node's store write stalls, flushes and
 // compactions as they end, timed like the -v latency windows.

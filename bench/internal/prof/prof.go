@@ -6,6 +6,7 @@ package prof
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 )
@@ -31,6 +32,39 @@ func Trace(path string) (stop func()) {
 		fail(err)
 	}
 	return trace.Stop
+}
+
+// Contention starts recording where goroutines block (channel waits,
+// select, sync.Cond, mutexes: the "block" profile) and which mutexes are
+// contended (the "mutex" profile), and returns what writes them to
+// blockPath and mutexPath (an empty path skips that profile) and stops
+// recording. Every blocking event and every contended mutex is recorded
+// (rate 1), which slows a program that blocks often: compare figures from
+// runs without it.
+func Contention(blockPath, mutexPath string) (stop func()) {
+	if blockPath == "" && mutexPath == "" {
+		return func() {}
+	}
+	if blockPath != "" {
+		runtime.SetBlockProfileRate(1)
+	}
+	if mutexPath != "" {
+		runtime.SetMutexProfileFraction(1)
+	}
+	return func() {
+		for _, p := range []struct{ name, path string }{{"block", blockPath}, {"mutex", mutexPath}} {
+			if p.path == "" {
+				continue
+			}
+			f := create(p.path)
+			if err := pprof.Lookup(p.name).WriteTo(f, 0); err != nil {
+				fail(err)
+			}
+			f.Close()
+		}
+		runtime.SetBlockProfileRate(0)
+		runtime.SetMutexProfileFraction(0)
+	}
 }
 
 // Allocs writes the allocation profile so far to path.
