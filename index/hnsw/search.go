@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/RoaringBitmap/roaring/v2/roaring64"
 	"github.com/cockroachdb/pebble/v2"
@@ -63,6 +64,15 @@ const ExactFilterMax = 2048
 // if that finds fewer than min(k, allowed) vectors. It never returns fewer
 // than min(k, matching vectors) results, nor an id twice.
 func (m *Manager) Search(ctx context.Context, name string, query []float32, k int, o SearchOptions) ([]Hit, error) {
+	t0 := time.Now()
+	hits, err := m.search(ctx, name, query, k, o)
+	if err == nil {
+		m.searchLatency(name).Since(t0)
+	}
+	return hits, err
+}
+
+func (m *Manager) search(ctx context.Context, name string, query []float32, k int, o SearchOptions) ([]Hit, error) {
 	c, err := m.get(name)
 	if err != nil {
 		return nil, err
