@@ -159,6 +159,23 @@ func (s *Snapshot) CountBelow(d time.Duration) uint64 {
 	return n
 }
 
+// CountsBelow appends to dst, for each of bounds (ascending), what
+// CountBelow returns for it, in one pass over the buckets.
+func (s *Snapshot) CountsBelow(dst []uint64, bounds []time.Duration) []uint64 {
+	var n uint64
+	i := 0
+	for _, b := range bounds {
+		for ; i < NumBuckets; i++ {
+			if _, hi := Bounds(i); hi > uint64(max(b, 0)) {
+				break
+			}
+			n += s.Counts[i]
+		}
+		dst = append(dst, n)
+	}
+	return dst
+}
+
 // Bucket is one non-empty bucket of a snapshot, in nanoseconds.
 type Bucket struct {
 	Lower uint64 `json:"lower_ns"`

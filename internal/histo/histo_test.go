@@ -145,6 +145,16 @@ func TestSubAddCountBelow(t *testing.T) {
 	if got := now.CountBelow(1 << 31); got != 137 {
 		t.Fatalf("below 2^31 ns: %d", got)
 	}
+	bounds := []time.Duration{1 << 9, 1 << 10, 1 << 20, 1 << 31, 1 << 40}
+	cum := now.CountsBelow(nil, bounds)
+	for i, b := range bounds {
+		if cum[i] != now.CountBelow(b) {
+			t.Fatalf("CountsBelow %v: %d, CountBelow %d", b, cum[i], now.CountBelow(b))
+		}
+	}
+	if !slices.Equal(cum, []uint64{0, 100, 130, 137, 137}) {
+		t.Fatalf("cumulative %v", cum)
+	}
 	sum := old
 	sum.Add(&w)
 	if sum != now {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/flowdb/flowdb/internal/histo"
 	"github.com/flowdb/flowdb/server/ui"
 )
 
@@ -19,3 +20,7 @@ func (c nodeCluster) Members(ctx context.Context) (map[uint32]ui.ShardMembers, e
 	}
 	return out, nil
 }
+
+// RaftCommitLatency gives /metrics and the dashboard the node's Raft
+// commit times per shard (server.RaftLatency).
+func (c nodeCluster) RaftCommitLatency() map[uint32]histo.Snapshot { return c.n.CommitLatency() }
