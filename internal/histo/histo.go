@@ -81,12 +81,13 @@ func (h *Histogram) SnapshotInto(s *Snapshot) {
 
 // Snapshot is a histogram's counts at one moment (or a window's, from
 // Sub). Count is the sum of Counts.
+// Its JSON form is MarshalJSON's (the tags name the fields it writes).
 type Snapshot struct {
-	Counts [NumBuckets]uint64
-	Count  uint64
+	Counts [NumBuckets]uint64 `json:"buckets"`
+	Count  uint64             `json:"count"`
 	// Sum of the recorded durations (read separately from the counts: a
 	// snapshot taken during Records may be off by the ones in flight).
-	Sum time.Duration
+	Sum time.Duration `json:"sum_ns"`
 }
 
 // Sub returns what was recorded between older and s (both snapshots of the
