@@ -191,8 +191,9 @@
 //
 // Manager.Stats reports a collection's size and, in Stats.Search, the
 // distribution (internal/histo) of this Manager's Search latency on it:
-// one sample per search that returned hits, from the call to its return;
-// refused searches (wrong dimension, unknown collection) are not counted.
+// one sample per search that answered, timed from after its checks (the
+// collection found, the query valid) to its hits; refused searches (wrong
+// dimension, unknown collection) are not counted.
 // The histograms live beside the applied state, not in it: apply never
 // reads or writes them, Drop forgets a collection's, and a reopened store
 // starts them empty.

@@ -161,7 +161,7 @@ type Stats struct {
 	Trained bool   `json:"trained"`
 	// Search is the distribution of this node's Search latency on the
 	// collection since the Manager was attached (one sample per search
-	// that returned hits, from the call to its return): Quantile(0.99).
+	// that answered, from after its checks to its hits): Quantile(0.99).
 	Search histo.Snapshot `json:"search"`
 }
 

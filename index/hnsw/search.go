@@ -64,15 +64,6 @@ const ExactFilterMax = 2048
 // if that finds fewer than min(k, allowed) vectors. It never returns fewer
 // than min(k, matching vectors) results, nor an id twice.
 func (m *Manager) Search(ctx context.Context, name string, query []float32, k int, o SearchOptions) ([]Hit, error) {
-	t0 := time.Now()
-	hits, err := m.search(ctx, name, query, k, o)
-	if err == nil {
-		m.searchLatency(name).Since(t0)
-	}
-	return hits, err
-}
-
-func (m *Manager) search(ctx context.Context, name string, query []float32, k int, o SearchOptions) ([]Hit, error) {
 	c, err := m.get(name)
 	if err != nil {
 		return nil, err
@@ -84,12 +75,14 @@ func (m *Manager) search(ctx context.Context, name string, query []float32, k in
 	if err != nil {
 		return nil, err
 	}
+	t0 := time.Now() // Stats.Search: from here, after the checks, to the hits
 	ef := o.Ef
 	if ef == 0 {
 		ef = c.cfg.Ef
 	}
 	g, count, allowed := m.searchView(c, o.Tags)
 	if allowed != nil && allowed.IsEmpty() {
+		m.searchLatency(name).Since(t0)
 		return []Hit{}, nil
 	}
 	s := newSearcher(m.d, c, qv)
@@ -105,7 +98,11 @@ func (m *Manager) search(ctx context.Context, name string, query []float32, k in
 	if err != nil {
 		return nil, err
 	}
-	return s.top(k)
+	hits, err := s.top(k)
+	if err == nil {
+		m.searchLatency(name).Since(t0)
+	}
+	return hits, err
 }
 
 // searchView returns what a search of c needs from the in-memory state,

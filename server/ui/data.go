@@ -89,7 +89,8 @@ func quantileMs(s *histo.Snapshot, q float64) float64 {
 
 func (d *Dashboard) takeSample() sample {
 	m := d.o.DB.Metrics()
-	s := sample{at: time.Now(), records: m.Records, frames: m.Frames, commit: &m.Commit, raft: d.raftLatency()}
+	commit := m.Commit // a copy: the sample must not keep all of m alive
+	s := sample{at: time.Now(), records: m.Records, frames: m.Frames, commit: &commit, raft: d.raftLatency()}
 	if p := m.Pebble; p != nil {
 		s.hits, s.misses = p.BlockCache.Hits, p.BlockCache.Misses
 	}
