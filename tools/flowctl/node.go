@@ -234,7 +234,9 @@ func (a *app) runNode(ctx context.Context, nf nodeFile) error {
 		l.Close()
 		return err
 	}
-	srv, err := a.serveNode(ctx, nf.API, l, tokens, nodeCluster{n: n, peers: peerAddrs}, s)
+	nodePeers.Store(n, peerAddrs)
+	defer nodePeers.Delete(n)
+	srv, err := a.serveNode(ctx, nf.API, l, tokens, n, s)
 	if err != nil {
 		l.Close()
 		s.detach()

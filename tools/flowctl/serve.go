@@ -188,24 +188,20 @@ func (a *app) openServing() (*store, error) {
 
 // serveNode serves a node's network API and its cluster administration
 // (/v1/..., behind server:cluster:admin) on l until ctx ends.
-func (a *app) serveNode(ctx context.Context, af apiFlags, l net.Listener, tokens *auth.Store, nc nodeCluster, s *store) (*http.Server, error) {
-	n := nc.n
-	srv, err := a.apiServer(af, s, nil, tokens, nc, l)
+func (a *app) serveNode(ctx context.Context, af apiFlags, l net.Listener, tokens *auth.Store, n *raftsm.Node, s *store) (*http.Server, error) {
+	srv, err := a.apiServer(af, s, nil, tokens, nodeCluster{n}, l)
 	if err != nil {
 		return nil, err
 	}
 	srv.Handle("/v1/", srv.Require(auth.Server, "cluster", auth.Admin, nodeHandler(n, s)))
-	ui.Mount(srv, ui.Options{DB: s.DB, Queues: s.Q, Registry: s.R, Vectors: s.V, Cluster: nc, Tokens: tokens})
+	ui.Mount(srv, ui.Options{DB: s.DB, Queues: s.Q, Registry: s.R, Vectors: s.V, Cluster: nodeCluster{n}, Tokens: tokens})
 	hs := server.HTTPServer(srv.Handler(), nil)
 	go hs.Serve(l)
 	return hs, nil
 }
 
 // nodeCluster adapts a raftsm.Node to server.Cluster.
-type nodeCluster struct {
-	n     *raftsm.Node
-	peers map[uint64]string // other members' admin addresses (ui_cluster.go)
-}
+type nodeCluster struct{ n *raftsm.Node }
 
 func (c nodeCluster) Shards(ctx context.Context) ([]server.ShardFigures, error) {
 	st, err := c.n.Status(ctx)

@@ -32,9 +32,15 @@ func (c nodeCluster) Members(ctx context.Context) (map[uint32]ui.ShardMembers, e
 // commit times per shard (server.RaftLatency).
 func (c nodeCluster) RaftCommitLatency() map[uint32]histo.Snapshot { return c.n.CommitLatency() }
 
+// nodePeers holds each running node's other members' admin addresses
+// (--peers: *raftsm.Node -> map[uint64]string), set by runNode for its
+// lifetime and read by MembersApplied, so that nodeCluster stays the
+// one-field adapter serve.go builds.
+var nodePeers sync.Map
+
 // MembersApplied gives the cluster page every member's applied index per
 // shard (ui.AppliedLister): this node's from its own replicas, the others'
-// from GET /v1/status on their admin addresses (--peers), all at once
+// from GET /v1/status on their admin addresses (--peers, nodePeers), all at once
 // within ctx, with the node's FLOWDB_TOKEN as bearer token if it is set
 // (the endpoint needs server:cluster:admin when the peer has tokens).
 // Dragonboat exposes no follower progress, so there is no other source.
@@ -42,7 +48,9 @@ func (c nodeCluster) MembersApplied(ctx context.Context) map[uint64]ui.MemberApp
 	out := map[uint64]ui.MemberApplied{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for id, addr := range c.peers {
+	peers, _ := nodePeers.Load(c.n)
+	addrs, _ := peers.(map[uint64]string)
+	for id, addr := range addrs {
 		if id == c.n.ReplicaID() {
 			continue
 		}
