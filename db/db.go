@@ -478,6 +478,7 @@ func (d *DB) Propose(ctx context.Context, rec wal.Record) (wal.Result, error) {
 		b = d.proposer(shard).b // started inside enter: never after Close
 	}
 	p := wal.NewProposal(rec)
+	t0 := time.Now()
 	err := b.Submit(p)
 	d.leave()
 	if err != nil {
@@ -486,6 +487,7 @@ func (d *DB) Propose(ctx context.Context, rec wal.Record) (wal.Result, error) {
 	if err := p.Wait(ctx); err != nil {
 		return wal.Result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
+	d.m.commit.Since(t0) // answered: applied, rejected or failed (Metrics.Commit)
 	return p.Result, p.Result.Err
 }
 
@@ -756,6 +758,7 @@ func (d *DB) ackLoop(acks *ackQueue, done chan<- struct{}) {
 		d.m.commitNanos.Add(uint64(time.Since(fl.start)))
 		d.m.waitNanos.Add(uint64(fl.waitDur))
 		d.m.applyNanos.Add(uint64(fl.applyDur))
+		d.m.apply.Record(fl.applyDur)
 		d.m.writeNanos.Add(uint64(fl.writeDur))
 		for i, p := range fl.props {
 			if fl.results[i].Err != nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/internal/histo"
 )
 
 // engineMetrics are counters updated by the commit loop.
@@ -20,6 +21,9 @@ type engineMetrics struct {
 	rejected    atomic.Uint64
 	ttlExpired  atomic.Uint64
 	corruptions atomic.Uint64
+	// commit: each answered Propose, from Submit to its answer; apply:
+	// each frame's state-machine time (see Metrics.Commit and Apply).
+	commit, apply histo.Histogram
 }
 
 // Metrics is a snapshot of engine and Pebble figures.
@@ -45,6 +49,18 @@ type Metrics struct {
 	MeanApply          time.Duration `json:"mean_apply_ns"`
 	MeanWrite          time.Duration `json:"mean_write_ns"`
 	MeanSyncWait       time.Duration `json:"mean_sync_wait_ns"`
+	// Commit is the distribution of commit latency as callers see it: one
+	// sample per Propose answered by the pipeline (applied, rejected by
+	// its state machine, or failed; not one whose caller's context ended
+	// first), from its submission to the batcher to that answer, so it
+	// holds the wait for a frame, Raft commit on a replica, apply, and the
+	// fsync. Quantiles: Commit.Quantile(0.99).
+	Commit histo.Snapshot `json:"commit"`
+	// Apply is the distribution of apply time per frame: the state
+	// machines' work on it (MeanApply's stage) on the standalone pipeline,
+	// and on a replica every frame its shards apply, whoever proposed it.
+	// The clock is read around apply, never by it.
+	Apply histo.Snapshot `json:"apply"`
 	// Rejected counts records refused by their state machine.
 	Rejected uint64 `json:"rejected"`
 	// TTLExpired counts keys reclaimed by the TTL reaper since Open.
@@ -73,6 +89,8 @@ func (d *DB) Metrics() Metrics {
 		Corruptions:  d.m.corruptions.Load(),
 		Durability:   d.opts.Durability.String(),
 	}
+	d.m.commit.SnapshotInto(&m.Commit)
+	d.m.apply.SnapshotInto(&m.Apply)
 	if m.Frames > 0 {
 		m.RecordsPerFrame = float64(m.Records) / float64(m.Frames)
 		m.MeanCommit = time.Duration(d.m.commitNanos.Load() / m.Frames)

@@ -3,6 +3,7 @@ package db
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/wal"
@@ -90,10 +91,12 @@ func (s *ShardApplier) Apply(b *ShardBatch, index uint64, f *wal.Frame) ([]wal.R
 	defer s.mu.Unlock()
 	results := make([]wal.Result, len(f.Records))
 	// b is indexed whenever f may read (NewBatch), so it stays the batch.
+	t0 := time.Now() // for Metrics.Apply only: apply never sees it
 	_, hooks, err := s.a.applyFrame(b.b, nil, index, f, nil, results)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	s.d.m.apply.Since(t0)
 	// Several frames may go into one batch: the next one follows this.
 	s.a.committed()
 	enc := s.a.encoded // deduplicated frames were encoded once already

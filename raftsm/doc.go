@@ -101,6 +101,23 @@
 // reads of in-memory views (queue stats, registry lookups) through Node.DB
 // are not guarded: a server above this package checks Node.Removed.
 //
+// # Figures
+//
+// Counters counts the frames this node proposed, their retries and
+// timed-out attempts; CommitLatency holds per shard the distribution
+// (internal/histo) of their Raft commit times, from Propose's call to its
+// answer: committed by a quorum and applied by this replica, retries
+// included, one sample per frame that succeeded. The store's own
+// db.Metrics.Commit (per record, from submission) contains it, plus the
+// wait for a frame. Status gives this replica's applied index per shard.
+//
+// Dragonboat v4 does not expose how far each follower is behind: the
+// leader's per-follower match index lives in its internal raft package,
+// and NodeHost.GetNodeHostInfo's ShardInfo carries only the leader, term,
+// members and config change index. A member's lag is therefore read from
+// that member (its Status, through its admin endpoint): the dashboard's
+// cluster page asks every member whose admin address it knows.
+//
 // # Elections and failover
 //
 // Every shard runs with PreVote and CheckQuorum: a candidate first asks

@@ -75,14 +75,25 @@
 // # Metrics
 //
 // /metrics (Prometheus text format) has RPC counts by procedure and code
-// and latency histograms by procedure (flowdb_rpc_*; vector search latency
-// is the VectorService/Search histogram), requests refused by the
-// middleware, and, read at scrape time, the engine's figures (frames,
-// records, mean commit time by stage, Pebble's cache, compactions, read
-// amplification), queue depths by state with totals and rates, registry
-// health and pools, scheduler outcomes and balance (with a Scheduler),
-// collection sizes, and on a node each shard's Raft figures (leader, term,
-// applied index) and the node's proposal counters. The engine exposes
-// means of its commit stages, not distributions, so commit and apply
-// latency appear as means (flowdb_commit_mean_seconds).
+// and latency histograms by procedure (flowdb_rpc_*), requests refused by
+// the middleware, and, read at scrape time, the engine's figures (frames,
+// records, Pebble's cache, compactions, read amplification), queue depths
+// by state with totals and rates, registry health and pools, scheduler
+// outcomes and balance (with a Scheduler), collection sizes, and on a node
+// each shard's Raft figures (leader, term, applied index) and the node's
+// proposal counters.
+//
+// Latency distributions come from the engine's own histograms
+// (internal/histo) as Prometheus histograms in seconds, built at scrape
+// time with cumulative buckets at the powers of two of nanoseconds from
+// 2^10 (1 µs) to 2^36 (69 s), each count exact:
+//
+//	flowdb_commit_seconds                     db.Metrics.Commit: per record, submission to answer
+//	flowdb_apply_seconds                      db.Metrics.Apply: per frame applied
+//	flowdb_vector_search_seconds{collection}  hnsw Stats.Search: per search that returned hits
+//	flowdb_raft_commit_seconds{shard}         on a node whose Cluster is a RaftLatency:
+//	                                          per frame it proposed, proposal to applied
+//
+// flowdb_commit_stage_mean_seconds{stage} keeps the means of the pipeline
+// stages that have no histogram (visibility_wait, write, sync_wait).
 package server

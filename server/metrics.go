@@ -3,11 +3,14 @@ package server
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/flowdb/flowdb/internal/histo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -68,7 +71,11 @@ var (
 	dRecords      = desc("flowdb_records_total", "Records committed since open.")
 	dFrameBytes   = desc("flowdb_frame_bytes_total", "Encoded bytes of committed frames since open.")
 	dRejected     = desc("flowdb_records_rejected_total", "Records refused by their state machine since open.")
-	dCommitMean   = desc("flowdb_commit_mean_seconds", "Mean time to apply and commit one frame since open, by stage (commit is the whole).", "stage")
+	dCommit       = desc("flowdb_commit_seconds", "Commit latency as callers see it: each record proposed, from submission to its answer (frame, Raft commit on a node, apply, fsync).")
+	dApply        = desc("flowdb_apply_seconds", "Apply time of each frame (its state machines' work), on a node every frame its shards apply.")
+	dStageMean    = desc("flowdb_commit_stage_mean_seconds", "Mean time per frame since open of the commit pipeline's other stages (visibility_wait, write, sync_wait).", "stage")
+	dRaftCommit   = desc("flowdb_raft_commit_seconds", "Raft commit time of each frame this node proposed: proposal to applied on this replica, retries included.", "shard")
+	dVecSearch    = desc("flowdb_vector_search_seconds", "Search latency of a collection on this server, one sample per search that returned hits.", "collection")
 	dPending      = desc("flowdb_pending_proposals", "Proposals waiting for a frame.")
 	dDisk         = desc("flowdb_disk_bytes", "Disk space Pebble uses.")
 	dTTLExpired   = desc("flowdb_ttl_expired_total", "Keys reclaimed by the TTL reaper since open.")
@@ -99,10 +106,10 @@ var (
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dApplied, dFrames, dRecords, dFrameBytes, dRejected, dCommitMean, dPending, dDisk,
+	for _, d := range []*prometheus.Desc{dApplied, dFrames, dRecords, dFrameBytes, dRejected, dCommit, dApply, dStageMean, dPending, dDisk,
 		dTTLExpired, dCorruptions, dCacheHits, dCacheMisses, dCacheBytes, dCompactions, dReadAmp, dMemtable, dQueueTasks,
 		dQueueTotals, dQueueRate, dQueueOldest, dQueueBytes, dAgents, dPoolAgents, dRegCache, dSchedCount, dSchedAff,
-		dSchedBalance, dVecSize, dRaftLeader, dRaftHas, dRaftTerm, dRaftApplied, dRaftProp} {
+		dSchedBalance, dVecSize, dVecSearch, dRaftLeader, dRaftHas, dRaftTerm, dRaftApplied, dRaftProp, dRaftCommit} {
 		ch <- d
 	}
 }
@@ -121,11 +128,13 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRecords, float64(m.Records))
 	counter(dFrameBytes, float64(m.FrameBytes))
 	counter(dRejected, float64(m.Rejected))
+	ch <- histogram(dCommit, &m.Commit)
+	ch <- histogram(dApply, &m.Apply)
 	for _, st := range []struct {
 		stage string
 		d     time.Duration
-	}{{"commit", m.MeanCommit}, {"visibility_wait", m.MeanVisibilityWait}, {"apply", m.MeanApply}, {"write", m.MeanWrite}, {"sync_wait", m.MeanSyncWait}} {
-		gauge(dCommitMean, st.d.Seconds(), st.stage)
+	}{{"visibility_wait", m.MeanVisibilityWait}, {"write", m.MeanWrite}, {"sync_wait", m.MeanSyncWait}} {
+		gauge(dStageMean, st.d.Seconds(), st.stage)
 	}
 	gauge(dPending, float64(m.Pending))
 	gauge(dDisk, float64(m.DiskBytes))
@@ -182,6 +191,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, n := range o.Vectors.Collections() {
 		if st, err := o.Vectors.Stats(n); err == nil {
 			gauge(dVecSize, float64(st.Vectors), n)
+			ch <- histogram(dVecSearch, &st.Search, n)
 		}
 	}
 	if o.Cluster != nil {
@@ -203,7 +213,46 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(dRaftProp, float64(p), "proposed")
 		counter(dRaftProp, float64(r), "retried")
 		counter(dRaftProp, float64(t), "timed_out")
+		if rl, ok := o.Cluster.(RaftLatency); ok {
+			lat := rl.RaftCommitLatency()
+			for _, sh := range slices.Sorted(maps.Keys(lat)) {
+				h := lat[sh]
+				ch <- histogram(dRaftCommit, &h, strconv.FormatUint(uint64(sh), 10))
+			}
+		}
 	}
+}
+
+// RaftLatency is what a Cluster may also offer (flowctl's node adapter
+// does, from raftsm.Node.CommitLatency): per shard, the distribution of
+// the Raft commit times of the frames this node proposed. /metrics then
+// has flowdb_raft_commit_seconds.
+type RaftLatency interface {
+	RaftCommitLatency() map[uint32]histo.Snapshot
+}
+
+// promBounds are the upper bounds of the exported histograms' buckets: the
+// powers of two of nanoseconds from 2^10 (1.024 µs) to 2^36 (68.7 s).
+// Every power of two is a bucket boundary of histo, so each cumulative
+// count is exact (values in [bound, next bound) land in the next bucket;
+// Prometheus's "le" is read as "below").
+var promBounds = func() []time.Duration {
+	var b []time.Duration
+	for e := 10; e <= 36; e++ {
+		b = append(b, time.Duration(1)<<e)
+	}
+	return b
+}()
+
+// histogram converts a histo snapshot into a Prometheus histogram in
+// seconds: cumulative counts at promBounds, the count and the sum.
+func histogram(d *prometheus.Desc, s *histo.Snapshot, labels ...string) prometheus.Metric {
+	var cum [64]uint64
+	buckets := make(map[float64]uint64, len(promBounds))
+	for i, n := range s.CountsBelow(cum[:0], promBounds) {
+		buckets[promBounds[i].Seconds()] = n
+	}
+	return prometheus.MustNewConstHistogram(d, s.Count, s.Sum.Seconds(), buckets, labels...)
 }
 
 func b2f(b bool) float64 {

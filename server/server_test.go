@@ -728,7 +728,7 @@ func TestMetrics(t *testing.T) {
 		`flowdb_queue_tasks{queue="m",state="hot"} 1`,
 		`flowdb_queue_tasks_total{event="enqueued",queue="m"} 1`,
 		`flowdb_vector_collection_vectors{collection="c"} 0`,
-		`flowdb_commit_mean_seconds{stage="commit"}`,
+		`flowdb_commit_stage_mean_seconds{stage="sync_wait"}`,
 		`flowdb_frames_total`,
 		`flowdb_pebble_block_cache_hits_total`,
 		`flowdb_agents{health="healthy"} 0`,

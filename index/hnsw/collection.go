@@ -7,6 +7,7 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2/roaring64"
 	"github.com/flowdb/flowdb/db"
+	"github.com/flowdb/flowdb/internal/histo"
 	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/quant"
 	"github.com/flowdb/flowdb/wal"
@@ -142,6 +143,13 @@ type Manager struct {
 	d     *db.DB
 	mu    sync.RWMutex // guards colls and each coll's fields (the graph has its own lock)
 	colls map[string]*coll
+
+	// lat holds each collection's search latency (Stats.Search), apart
+	// from the applied state: apply never touches it.
+	lat struct {
+		sync.RWMutex
+		m map[string]*histo.Histogram // by collection name
+	}
 }
 
 // applyErrors are the errors vector records are rejected with.
@@ -152,6 +160,7 @@ var applyErrors = []error{ErrNoCollection, ErrExists, ErrZeroVector, ErrInvalid,
 // included, loaded from Pebble). Call it once per DB.
 func Attach(d *db.DB) (*Manager, error) {
 	m := &Manager{d: d, colls: map[string]*coll{}}
+	m.lat.m = map[string]*histo.Histogram{}
 	err := d.Attach(db.Machine{
 		Name: "vec",
 		Kinds: []db.KindSpec{

@@ -186,4 +186,15 @@
 // sub-batch (read-only), then links the vectors in order; the result does
 // not depend on the number of goroutines (TestInsertBatch), and its recall
 // equals one-at-a-time inserts. Collections insert through it.
+//
+// # Figures
+//
+// Manager.Stats reports a collection's size and, in Stats.Search, the
+// distribution (internal/histo) of this Manager's Search latency on it:
+// one sample per search that answered, timed from after its checks (the
+// collection found, the query valid) to its hits; refused searches (wrong
+// dimension, unknown collection) are not counted.
+// The histograms live beside the applied state, not in it: apply never
+// reads or writes them, Drop forgets a collection's, and a reopened store
+// starts them empty.
 package hnsw

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/internal/codec"
+	"github.com/flowdb/flowdb/internal/histo"
 	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/quant"
 	"github.com/flowdb/flowdb/wal"
@@ -173,17 +174,46 @@ type Stats struct {
 	Config  Config `json:"config"`
 	Vectors int    `json:"vectors"`
 	Trained bool   `json:"trained"`
+	// Search is the distribution of this node's Search latency on the
+	// collection since the Manager was attached (one sample per search
+	// that answered, from after its checks to its hits): Quantile(0.99).
+	Search histo.Snapshot `json:"search"`
 }
 
-// Stats returns a collection's config and size.
+// Stats returns a collection's config, size and search latency.
 func (m *Manager) Stats(name string) (Stats, error) {
 	m.mu.RLock()
-	defer m.mu.RUnlock()
 	c := m.colls[name]
 	if c == nil {
+		m.mu.RUnlock()
 		return Stats{}, fmt.Errorf("%w: %q", ErrNoCollection, name)
 	}
-	return Stats{Config: c.cfg, Vectors: c.count, Trained: c.g != nil}, nil
+	st := Stats{Config: c.cfg, Vectors: c.count, Trained: c.g != nil}
+	m.mu.RUnlock()
+	m.lat.RLock()
+	if h := m.lat.m[name]; h != nil {
+		h.SnapshotInto(&st.Search)
+	}
+	m.lat.RUnlock()
+	return st, nil
+}
+
+// searchLatency returns the search histogram of collection name, creating
+// it on first use.
+func (m *Manager) searchLatency(name string) *histo.Histogram {
+	m.lat.RLock()
+	h := m.lat.m[name]
+	m.lat.RUnlock()
+	if h != nil {
+		return h
+	}
+	m.lat.Lock()
+	defer m.lat.Unlock()
+	if h = m.lat.m[name]; h == nil {
+		h = new(histo.Histogram)
+		m.lat.m[name] = h
+	}
+	return h
 }
 
 // Collections lists the collection names, sorted.
@@ -235,6 +265,11 @@ func (m *Manager) Drop(ctx context.Context, name string) error {
 		return err
 	}
 	_, err := m.propose(ctx, KindDrop, codec.Enc(nil).S(name))
+	if err == nil {
+		m.lat.Lock()
+		delete(m.lat.m, name) // a collection created again starts afresh
+		m.lat.Unlock()
+	}
 	return err
 }
 

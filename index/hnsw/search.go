@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/RoaringBitmap/roaring/v2/roaring64"
 	"github.com/cockroachdb/pebble/v2"
@@ -74,12 +75,14 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 	if err != nil {
 		return nil, err
 	}
+	t0 := time.Now() // Stats.Search: from here, after the checks, to the hits
 	ef := o.Ef
 	if ef == 0 {
 		ef = c.cfg.Ef
 	}
 	g, count, allowed := m.searchView(c, o.Tags)
 	if allowed != nil && allowed.IsEmpty() {
+		m.searchLatency(name).Since(t0)
 		return []Hit{}, nil
 	}
 	s := newSearcher(m.d, c, qv)
@@ -95,7 +98,11 @@ func (m *Manager) Search(ctx context.Context, name string, query []float32, k in
 	if err != nil {
 		return nil, err
 	}
-	return s.top(k)
+	hits, err := s.top(k)
+	if err == nil {
+		m.searchLatency(name).Since(t0)
+	}
+	return hits, err
 }
 
 // searchView returns what a search of c needs from the in-memory state,

@@ -262,6 +262,12 @@ func TestBrowser(t *testing.T) {
 	if v := evalT[string](admin, `document.querySelector('[data-figure="enqueued"]').textContent`); v == "0" || v == "–" {
 		t.Errorf("enqueued/s under load shows %q", v)
 	}
+	// Commit p50/p99 under load are quantiles of the engine's histogram.
+	for _, k := range []string{"commit_p50", "commit_p99"} {
+		if v := evalT[string](admin, fmt.Sprintf(`document.querySelector('[data-figure="%s"]').textContent`, k)); !strings.HasSuffix(v, "s") {
+			t.Errorf("%s under load shows %q", k, v)
+		}
+	}
 	ov := admin.shot("overview")
 	if p := os.Getenv("FLOWDB_DASHBOARD_PNG"); p != "" {
 		b, _ := os.ReadFile(ov)
@@ -286,6 +292,14 @@ func TestBrowser(t *testing.T) {
 		admin.do(chromedp.WaitVisible(chromedp.CSS(p.sel)))
 		admin.waitFor(p.name+" refresh", `+document.body.dataset.polls >= 2`)
 		admin.do(chromedp.WaitVisible(chromedp.CSS(p.sel)))
+		if p.name == "vectors" {
+			// The search by id counts: the refreshed row shows it, with
+			// its latency quantiles.
+			admin.waitFor("the search counted", `+document.querySelector('tr [data-col="searches"]').textContent >= 1`)
+			if v := evalT[string](admin, `document.querySelector('tr [data-col="search_p99"]').textContent`); !strings.HasSuffix(v, "s") {
+				t.Errorf("search p99 shows %q", v)
+			}
+		}
 		admin.shot(p.name)
 	}
 

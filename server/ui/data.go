@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/internal/histo"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
 	"github.com/flowdb/flowdb/sched"
@@ -26,10 +28,13 @@ import (
 type sample struct {
 	at                     time.Time
 	records, frames        uint64
-	commitNanos            float64 // MeanCommit × Frames: total commit time since open
 	hits, misses           int64
 	enqueued, acked, dead  uint64
 	proposals, retries, to uint64
+	// commit is the engine's commit histogram since open; raft the node's
+	// Raft commit histogram over its shards (nil off a node). Pointers:
+	// the history is cloned on every poll.
+	commit, raft *histo.Snapshot
 }
 
 // historyLen bounds the overview's history (samples at most every
@@ -37,13 +42,55 @@ type sample struct {
 const (
 	historyLen   = 120
 	minSampleGap = 500 * time.Millisecond
-	// commitWindow is the window of the commit-time percentiles.
+	// commitWindow is the window of the latency quantiles.
 	commitWindow = time.Minute
 )
 
+// raftLatency merges the node's per-shard Raft commit histograms (nil
+// without a Cluster that is a server.RaftLatency).
+func (d *Dashboard) raftLatency() *histo.Snapshot {
+	rl, ok := d.o.Cluster.(server.RaftLatency)
+	if !ok {
+		return nil
+	}
+	var all histo.Snapshot
+	for _, s := range rl.RaftCommitLatency() {
+		all.Add(&s)
+	}
+	return &all
+}
+
+// windowOf returns what h's snapshots (get) recorded between the oldest
+// sample within commitWindow of the last one and the last one; since open
+// while the history holds no older sample. nil if get gives nil.
+func windowOf(h []sample, get func(sample) *histo.Snapshot) *histo.Snapshot {
+	last := get(h[len(h)-1])
+	if last == nil {
+		return nil
+	}
+	for _, s := range h[:len(h)-1] {
+		if h[len(h)-1].at.Sub(s.at) <= commitWindow {
+			if base := get(s); base != nil {
+				w := last.Sub(base)
+				return &w
+			}
+		}
+	}
+	return last
+}
+
+// quantileMs is s's q-quantile in milliseconds, NaN without samples.
+func quantileMs(s *histo.Snapshot, q float64) float64 {
+	if s == nil || s.Count == 0 {
+		return math.NaN()
+	}
+	return float64(s.Quantile(q)) / 1e6
+}
+
 func (d *Dashboard) takeSample() sample {
 	m := d.o.DB.Metrics()
-	s := sample{at: time.Now(), records: m.Records, frames: m.Frames, commitNanos: float64(m.MeanCommit) * float64(m.Frames)}
+	commit := m.Commit // a copy: the sample must not keep all of m alive
+	s := sample{at: time.Now(), records: m.Records, frames: m.Frames, commit: &commit, raft: d.raftLatency()}
 	if p := m.Pebble; p != nil {
 		s.hits, s.misses = p.BlockCache.Hits, p.BlockCache.Misses
 	}
@@ -119,19 +166,21 @@ func (d *Dashboard) overview(r *http.Request) (any, error) {
 	d.mu.Unlock()
 
 	// Per-interval figures between consecutive samples.
-	type iv struct{ ops, commitMs, enq, ack, dead, hit, props float64 }
+	type iv struct{ ops, enq, ack, dead, hit, props, c50, c99, r50, r99 float64 }
 	var ivs []iv
-	var commits []float64 // per-interval mean commit (ms) within commitWindow
 	for i := 1; i < len(h); i++ {
 		a, b := h[i-1], h[i]
 		dt := b.at.Sub(a.at).Seconds()
 		x := iv{ops: float64(b.records-a.records) / dt, enq: float64(b.enqueued-a.enqueued) / dt,
-			ack: float64(b.acked-a.acked) / dt, dead: float64(b.dead-a.dead) / dt, hit: math.NaN(), commitMs: math.NaN(),
-			props: float64(b.proposals-a.proposals) / dt}
-		if df := b.frames - a.frames; df > 0 {
-			x.commitMs = (b.commitNanos - a.commitNanos) / float64(df) / 1e6
-			if now.at.Sub(b.at) <= commitWindow {
-				commits = append(commits, x.commitMs)
+			ack: float64(b.acked-a.acked) / dt, dead: float64(b.dead-a.dead) / dt, hit: math.NaN(),
+			props: float64(b.proposals-a.proposals) / dt, c50: math.NaN(), c99: math.NaN(), r50: math.NaN(), r99: math.NaN()}
+		// Each interval's own quantiles, for the sparklines.
+		if w := b.commit.Sub(a.commit); w.Count > 0 {
+			x.c50, x.c99 = quantileMs(&w, 0.5), quantileMs(&w, 0.99)
+		}
+		if a.raft != nil && b.raft != nil {
+			if w := b.raft.Sub(a.raft); w.Count > 0 {
+				x.r50, x.r99 = quantileMs(&w, 0.5), quantileMs(&w, 0.99)
 			}
 		}
 		if n := (b.hits - a.hits) + (b.misses - a.misses); n > 0 {
@@ -139,7 +188,7 @@ func (d *Dashboard) overview(r *http.Request) (any, error) {
 		}
 		ivs = append(ivs, x)
 	}
-	last := iv{hit: math.NaN(), commitMs: math.NaN()}
+	last := iv{hit: math.NaN()}
 	if len(ivs) > 0 {
 		last = ivs[len(ivs)-1]
 	}
@@ -166,15 +215,17 @@ func (d *Dashboard) overview(r *http.Request) (any, error) {
 		}
 	}
 	busy := last.ops > 0
-	p50, p99 := percentile(commits, 0.5), percentile(commits, 0.99)
+	cw := windowOf(h, func(s sample) *histo.Snapshot { return s.commit })
+	p50, p99 := quantileMs(cw, 0.5), quantileMs(cw, 0.99)
 	o.Figures = []Figure{
 		{Key: "ops", Name: "durable operations/s", Value: Num(last.ops), Text: rate(last.ops),
 			Target: "≥ " + rate(t.DurableOpsPerSec) + " under load", State: judge(busy, last.ops >= t.DurableOpsPerSec),
 			History: hist(func(x iv) float64 { return x.ops })},
-		{Key: "commit_p50", Name: "commit p50 (per-interval means, last minute)", Value: Num(p50), Text: millis(p50),
-			History: hist(func(x iv) float64 { return x.commitMs })},
-		{Key: "commit_p99", Name: "commit p99 (per-interval means, last minute)", Value: Num(p99), Text: millis(p99),
-			Target: "≤ " + millis(float64(t.CommitP99)/1e6), State: judge(len(commits) > 0, p99 <= float64(t.CommitP99)/1e6)},
+		{Key: "commit_p50", Name: "commit p50 (last minute)", Value: Num(p50), Text: millis(p50),
+			History: hist(func(x iv) float64 { return x.c50 })},
+		{Key: "commit_p99", Name: "commit p99 (last minute)", Value: Num(p99), Text: millis(p99),
+			Target: "≤ " + millis(float64(t.CommitP99)/1e6), State: judge(cw.Count > 0, p99 <= float64(t.CommitP99)/1e6),
+			History: hist(func(x iv) float64 { return x.c99 })},
 		{Key: "enqueued", Name: "tasks enqueued/s", Value: Num(last.enq), Text: rate(last.enq), History: hist(func(x iv) float64 { return x.enq })},
 		{Key: "acked", Name: "tasks acked/s", Value: Num(last.ack), Text: rate(last.ack), History: hist(func(x iv) float64 { return x.ack })},
 		{Key: "dead", Name: "tasks dead/s", Value: Num(last.dead), Text: rate(last.dead),
@@ -191,10 +242,16 @@ func (d *Dashboard) overview(r *http.Request) (any, error) {
 			Text: bytesText(p.MemTable.Size + uint64(p.BlockCache.Size))})
 	}
 	if d.o.Cluster != nil {
-		mean := float64(m.MeanCommit) / 1e6
+		if rw := windowOf(h, func(s sample) *histo.Snapshot { return s.raft }); rw != nil {
+			r50, r99 := quantileMs(rw, 0.5), quantileMs(rw, 0.99)
+			o.Figures = append(o.Figures,
+				Figure{Key: "raft_commit_p50", Name: "Raft commit p50 (last minute)", Value: Num(r50), Text: millis(r50),
+					History: hist(func(x iv) float64 { return x.r50 })},
+				Figure{Key: "raft_commit_p99", Name: "Raft commit p99 (last minute)", Value: Num(r99), Text: millis(r99),
+					Target: "≤ " + millis(float64(t.RaftCommit)/1e6), State: judge(rw.Count > 0, r99 <= float64(t.RaftCommit)/1e6),
+					History: hist(func(x iv) float64 { return x.r99 })})
+		}
 		o.Figures = append(o.Figures,
-			Figure{Key: "raft_commit", Name: "Raft commit (mean since start)", Value: Num(mean), Text: millis(mean),
-				Target: "≤ " + millis(float64(t.RaftCommit)/1e6), State: judge(m.Frames > 0, mean <= float64(t.RaftCommit)/1e6)},
 			Figure{Key: "raft_proposals", Name: "Raft proposals/s", Value: Num(last.props), Text: rate(last.props),
 				History: hist(func(x iv) float64 { return x.props })},
 			Figure{Key: "raft_retries", Name: "Raft retries / timeouts (total)", Value: Num(float64(now.retries)),
@@ -211,17 +268,6 @@ func judge(haveData, ok bool) string {
 		return "ok"
 	}
 	return "bad"
-}
-
-// percentile of xs (NaN for none), nearest rank.
-func percentile(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	i := int(math.Ceil(p*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
 }
 
 func rate(v float64) string {
@@ -541,6 +587,11 @@ type CollectionRow struct {
 	// MemoryEstimate: int8 codes, float32 originals and level-0 links
 	// (M×2 ids of 8 bytes) per vector; an estimate, not a measurement.
 	MemoryEstimate string `json:"memory_estimate"`
+	// Searches on this server since start and their latency quantiles
+	// (Stats.Search), as text ("–" before the first).
+	Searches  uint64 `json:"searches"`
+	SearchP50 string `json:"search_p50"`
+	SearchP99 string `json:"search_p99"`
 }
 
 // SearchResult is a quick search by id.
@@ -572,7 +623,8 @@ func (d *Dashboard) vectors(r *http.Request) (any, error) {
 		}
 		per := uint64(st.Config.Dim) * 5
 		per += uint64(st.Config.M) * 2 * 8
-		out.Collections = append(out.Collections, CollectionRow{Stats: st, MemoryEstimate: "≈ " + bytesText(per*uint64(st.Vectors))})
+		out.Collections = append(out.Collections, CollectionRow{Stats: st, MemoryEstimate: "≈ " + bytesText(per*uint64(st.Vectors)),
+			Searches: st.Search.Count, SearchP50: millis(quantileMs(&st.Search, 0.5)), SearchP99: millis(quantileMs(&st.Search, 0.99))})
 	}
 	// The poller's refreshes (X-FlowDB-Fragment) skip the search: it is
 	// shown outside the live region.
@@ -622,11 +674,50 @@ type ShardMembers struct {
 	Members map[uint64]string `json:"members"`
 }
 
+// AppliedLister is what Options.Cluster may also offer, besides
+// MemberLister (flowctl's node adapter does): each member's applied index
+// of every shard, as that member reports it. Dragonboat exposes no
+// follower progress (the leader's match indexes are internal to it), so
+// the adapter asks each member's admin endpoint, within ctx; a member that
+// does not answer has Err set, a member whose admin address is not known
+// is left out.
+type AppliedLister interface {
+	MembersApplied(ctx context.Context) map[uint64]MemberApplied
+}
+
+// MemberApplied is one member's answer: its applied index per shard, or
+// why there is none.
+type MemberApplied struct {
+	Applied map[uint32]uint64
+	Err     error
+}
+
+// memberTimeout bounds the cluster page's wait for the members' applied
+// indexes.
+const memberTimeout = time.Second
+
+// ReplicaRow is one member's replica of a shard: how far its applied
+// index is behind the most advanced replica that answered.
+type ReplicaRow struct {
+	ID      uint64 `json:"id"`
+	Address string `json:"address"`
+	Leader  bool   `json:"leader"`
+	// State: "ok" (Applied and Lag are known), "unreachable" (it did not
+	// answer in time: Error says why) or "unknown" (no admin address).
+	State   string `json:"state"`
+	Applied uint64 `json:"applied"`
+	Lag     uint64 `json:"lag"`
+	Error   string `json:"error,omitempty"`
+}
+
 // ShardRow is one shard on the cluster page.
 type ShardRow struct {
 	server.ShardFigures
 	Leader  uint64   `json:"leader,omitempty"`
 	Members []string `json:"members,omitempty"` // "id=address", by id; the leader marked with *
+	// Replicas: every member's applied index and lag, by id (with an
+	// AppliedLister).
+	Replicas []ReplicaRow `json:"replicas,omitempty"`
 }
 
 // ClusterView is GET /ui/api/cluster.
@@ -662,8 +753,17 @@ func (d *Dashboard) cluster(r *http.Request) (any, error) {
 			v.Error = err.Error()
 		}
 	}
+	var applied map[uint64]MemberApplied
+	if al, ok := d.o.Cluster.(AppliedLister); ok && members != nil {
+		actx, cancel := context.WithTimeout(ctx, memberTimeout)
+		applied = al.MembersApplied(actx)
+		cancel()
+	}
 	for _, f := range sh {
 		row := ShardRow{ShardFigures: f}
+		if m, ok := members[f.Shard]; ok && applied != nil {
+			row.Replicas = replicaRows(f.Shard, m, applied)
+		}
 		if m, ok := members[f.Shard]; ok {
 			row.Leader = m.Leader
 			ids := make([]uint64, 0, len(m.Members))
@@ -683,4 +783,31 @@ func (d *Dashboard) cluster(r *http.Request) (any, error) {
 	}
 	v.Proposals, v.Retries, v.Timeouts = d.o.Cluster.Counters()
 	return v, nil
+}
+
+// replicaRows lists shard's members by id with their applied index and
+// lag behind the most advanced one that answered.
+func replicaRows(shard uint32, m ShardMembers, applied map[uint64]MemberApplied) []ReplicaRow {
+	var top uint64
+	for id := range m.Members {
+		if a, ok := applied[id]; ok && a.Err == nil {
+			top = max(top, a.Applied[shard])
+		}
+	}
+	ids := slices.Sorted(maps.Keys(m.Members))
+	rows := make([]ReplicaRow, 0, len(ids))
+	for _, id := range ids {
+		r := ReplicaRow{ID: id, Address: m.Members[id], Leader: id == m.Leader, State: "unknown"}
+		if a, ok := applied[id]; ok {
+			if a.Err != nil {
+				r.State, r.Error = "unreachable", a.Err.Error()
+			} else if idx, ok := a.Applied[shard]; ok {
+				r.State, r.Applied, r.Lag = "ok", idx, top-idx
+			} else {
+				r.State, r.Error = "unreachable", fmt.Sprintf("it reported no shard %d", shard)
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows
 }

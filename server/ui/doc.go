@@ -11,8 +11,8 @@
 //
 //	/ui/            overview: durable operations/s, commit p50/p99, tasks
 //	                enqueued/acked/dead per second, memory, disk, block cache
-//	                hit rate, and on a node Raft commit time and proposals,
-//	                each against Options.Targets, with sparklines
+//	                hit rate, and on a node Raft commit p50/p99 and
+//	                proposals, each against Options.Targets, with sparklines
 //	/ui/queues      every queue's depth by state, rates, oldest ready task
 //	/ui/queue       one queue: ?name=Q&state=leased|delayed|dead|done; leases
 //	                soonest to expire first; dead letters with replay and purge
@@ -20,10 +20,13 @@
 //	/ui/agents      warm pools and agents (?pool=P&health=...): health, load
 //	                against capacity, held tasks, capabilities, heartbeat age
 //	/ui/scheduler   balance, affinity hit rate, outcomes
-//	/ui/vectors     collections (size, estimated memory) and a search by id
+//	/ui/vectors     collections (size, estimated memory, searches and their
+//	                p50/p99 latency since start) and a search by id
 //	/ui/cluster     per shard: leader, term, this replica's applied index and
 //	                the members (on a node; members when Options.Cluster is
-//	                also a MemberLister, as flowctl's node adapter is)
+//	                also a MemberLister, as flowctl's node adapter is), and
+//	                each member's applied index and lag when it is also an
+//	                AppliedLister
 //
 // The script asks for the page again with the X-FlowDB-Fragment header
 // and swaps in the live region the server rendered.
@@ -57,12 +60,23 @@
 //     server only: a payload holding <script> shows as text.
 //  6. Figures are read when a page asks (no goroutine; an idle dashboard
 //     costs nothing). Rates are differences between two polls at least
-//     500 ms apart. The engine records mean commit times, not a
-//     distribution, so commit p50/p99 are percentiles of the per-interval
-//     mean commit over the last minute, and the page says so. On a node
-//     the engine's commit time is the Raft proposal's round trip (commit
-//     and apply on a quorum), so the same figures are Raft commit times;
-//     the overview adds the mean since start against Targets.RaftCommit.
+//     500 ms apart. Latencies are true quantiles of the engine's
+//     histograms (internal/histo, within 12.5%): commit p50/p99 of
+//     db.Metrics.Commit (every record, submission to answer) and, on a
+//     node whose Cluster is a server.RaftLatency, Raft commit p50/p99 of
+//     the node's proposals (raftsm.Node.CommitLatency, shards merged),
+//     both over the last minute: the difference between the latest poll's
+//     histogram and the oldest one kept within a minute (since start at
+//     the first poll); each sparkline point is one interval's own
+//     quantile. Targets.CommitP99 and Targets.RaftCommit judge the p99s.
+//     A collection's search p50/p99 are since start (hnsw Stats.Search).
+//  7. Replica lag: Dragonboat does not expose a leader's view of its
+//     followers, so the cluster page asks each member for its applied
+//     index (AppliedLister; flowctl's node asks the admin address given by
+//     --peers, GET /v1/status) within one second, and shows per shard and
+//     member how many entries it is behind the most advanced member that
+//     answered, "unreachable" for one that did not answer, and "no admin
+//     address" for one it cannot ask.
 //
 // Methods of Dashboard are safe for concurrent use.
 package ui

@@ -63,7 +63,7 @@ type Targets struct {
 	DeadPerSec       float64       // at most (task loss: dead letters)
 	CacheHitRatio    float64       // at least (Pebble block cache)
 	MemoryBytes      uint64        // at most (Go heap in use)
-	RaftCommit       time.Duration // at most (mean commit time on a node)
+	RaftCommit       time.Duration // at most (Raft commit p99 on a node)
 }
 
 // DefaultTargets are the overview's targets unless Options say otherwise:

@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/internal/histo"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
 	"github.com/flowdb/flowdb/server"
@@ -384,8 +386,10 @@ func TestEscaping(t *testing.T) {
 	}
 }
 
-// fakeCluster stands for a node: two shards, members, counters.
-type fakeCluster struct{}
+// fakeCluster stands for a node: two shards, members, counters, the
+// members' applied indexes (one unreachable, one without an admin
+// address) and Raft commit latency from raft (if set).
+type fakeCluster struct{ raft *histo.Histogram }
 
 func (fakeCluster) Shards(context.Context) ([]server.ShardFigures, error) {
 	return []server.ShardFigures{{Shard: 1, HasLeader: true, IsLeader: true, Term: 3, Applied: 120},
@@ -394,9 +398,23 @@ func (fakeCluster) Shards(context.Context) ([]server.ShardFigures, error) {
 func (fakeCluster) Counters() (uint64, uint64, uint64) { return 500, 7, 1 }
 func (fakeCluster) Members(context.Context) (map[uint32]ui.ShardMembers, error) {
 	return map[uint32]ui.ShardMembers{
-		1: {Leader: 1, Members: map[uint64]string{2: "10.0.0.2:7000", 1: "10.0.0.1:7000"}},
+		1: {Leader: 1, Members: map[uint64]string{2: "10.0.0.2:7000", 1: "10.0.0.1:7000", 3: "10.0.0.3:7000", 4: "10.0.0.4:7000"}},
 		2: {Leader: 2, Members: map[uint64]string{1: "10.0.0.1:7000", 2: "10.0.0.2:7000"}},
 	}, nil
+}
+func (fakeCluster) MembersApplied(context.Context) map[uint64]ui.MemberApplied {
+	return map[uint64]ui.MemberApplied{
+		1: {Applied: map[uint32]uint64{1: 120, 2: 99}},
+		2: {Err: errors.New("dial tcp 10.0.0.2:7100: connection refused")},
+		3: {Applied: map[uint32]uint64{1: 100, 2: 99}},
+		// 4: no admin address known
+	}
+}
+func (f fakeCluster) RaftCommitLatency() map[uint32]histo.Snapshot {
+	if f.raft == nil {
+		return nil
+	}
+	return map[uint32]histo.Snapshot{1: f.raft.Snapshot()}
 }
 
 // TestClusterView: on a node the cluster page lists each shard's leader,
@@ -417,7 +435,7 @@ func TestClusterView(t *testing.T) {
 	}
 	var ov ui.Overview
 	getJSON(t, e.url+"/ui/api/overview", e.read, &ov)
-	if !ov.Node || figure(ov, "raft_commit").Key == "" || figure(ov, "raft_proposals").Key == "" {
+	if !ov.Node || figure(ov, "raft_commit_p99").Key == "" || figure(ov, "raft_proposals").Key == "" {
 		t.Errorf("overview on a node lacks Raft figures: %+v", ov.Figures)
 	}
 	if code, _, _ := req(t, http.MethodGet, e.url+"/ui/api/cluster", e.jobs, "", nil); code != http.StatusForbidden {

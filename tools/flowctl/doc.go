@@ -7,7 +7,7 @@
 //	flowctl --dir D restore --from B
 //	flowctl --dir D txn --file OPS.json (one transaction; - for standard input)
 //	flowctl demo [--dir D]
-//	flowctl --dir D node start --id 1 --raft H:P --members 1=H:P,... [--admin H:P]
+//	flowctl --dir D node start --id 1 --raft H:P --members 1=H:P,... [--admin H:P] [--peers 2=ADMIN,...]
 //	flowctl --node ADMIN cluster status|add|remove|transfer
 //	flowctl --node ADMIN kv|queue|agent|pool|sched|vec|txn|stats ... (run on the node)
 //

@@ -50,6 +50,10 @@ type nodeFile struct {
 	LogDB string `json:"logdb,omitempty"`
 	// API configures the network API served on Admin (serve.go).
 	API apiFlags `json:"api,omitempty"`
+	// Peers are other members' admin addresses (replica id -> HOST:PORT
+	// or URL), asked by the dashboard's cluster page for their applied
+	// indexes (replica lag).
+	Peers map[string]string `json:"peers,omitempty"`
 }
 
 func (a *app) nodeCmd() *cobra.Command {
@@ -73,7 +77,7 @@ func parseMembers(s string) (map[string]string, error) {
 
 func (a *app) nodeStartCmd() *cobra.Command {
 	var nf nodeFile
-	var cfgPath, members string
+	var cfgPath, members, peers string
 	c := &cobra.Command{
 		Use:   "start",
 		Short: "Start a node: a replica of every shard, and an admin/data HTTP endpoint",
@@ -135,6 +139,14 @@ token comes from FLOWDB_TOKEN).
 				nf.Dir = file.Dir
 			}
 			nf.Members = file.Members
+			nf.Peers = file.Peers
+			if peers != "" {
+				p, err := parseMembers(peers)
+				if err != nil {
+					return err
+				}
+				nf.Peers = p
+			}
 			if members != "" {
 				m, err := parseMembers(members)
 				if err != nil {
@@ -153,6 +165,7 @@ token comes from FLOWDB_TOKEN).
 	f.StringVar(&nf.Raft, "raft", "", "Raft address HOST:PORT")
 	f.StringVar(&nf.Listen, "listen", "", "listen address (default: the Raft address)")
 	f.StringVar(&members, "members", "", "initial members ID=HOST:PORT,... (same on every initial node)")
+	f.StringVar(&peers, "peers", "", "other members' --admin addresses ID=HOST:PORT,... (the dashboard asks them for replica lag)")
 	f.BoolVar(&nf.Join, "join", false, "join running shards (after 'cluster add' on a member)")
 	f.IntVar(&nf.DataShards, "data-shards", 1, "data shards (fixed at creation)")
 	f.StringVar(&nf.Admin, "admin", "127.0.0.1:7100", "network API and admin address (off loopback: needs --tokens, and TLS or --api-insecure)")
@@ -185,6 +198,15 @@ func (a *app) runNode(ctx context.Context, nf nodeFile) error {
 		n, _ := strconv.ParseUint(id, 10, 64)
 		members[n] = addr
 	}
+	peerAddrs := map[uint64]string{}
+	for id, addr := range nf.Peers {
+		rid, err := strconv.ParseUint(id, 10, 64)
+		if err != nil || addr == "" {
+			l.Close()
+			return usageError{fmt.Errorf("peer %q=%q: want a replica id and its admin HOST:PORT", id, addr)}
+		}
+		peerAddrs[rid] = addr
+	}
 	if _, ok := members[nf.ID]; !nf.Join && len(members) > 0 && !ok {
 		return usageError{fmt.Errorf("%w: --id %d is not among --members (a new member starts with --join after 'cluster add')", raftsm.ErrConfig, nf.ID)}
 	}
@@ -212,6 +234,8 @@ func (a *app) runNode(ctx context.Context, nf nodeFile) error {
 		l.Close()
 		return err
 	}
+	nodePeers.Store(n, peerAddrs)
+	defer nodePeers.Delete(n)
 	srv, err := a.serveNode(ctx, nf.API, l, tokens, n, s)
 	if err != nil {
 		l.Close()
