@@ -152,6 +152,14 @@ func (s *server) prepare(ctx context.Context, ins []memoryIn) ([]preparedMemory,
 // is named coll.
 func (s *server) ensureCollection(ctx context.Context, coll string, dim int) error {
 	st, err := s.st.Vectors.Stats(coll)
+	if errors.Is(err, hnsw.ErrNoCollection) {
+		// On a replica another member may have created it: look again
+		// after a read barrier before creating it.
+		if err := s.barrier(ctx, coll); err != nil {
+			return err
+		}
+		st, err = s.st.Vectors.Stats(coll)
+	}
 	if err == nil {
 		if st.Config.Dim != dim {
 			return errors.Join(hnsw.ErrDimension, invalid("collection %s holds %d-dimensional vectors, got %d", coll, st.Config.Dim, dim))
@@ -159,6 +167,9 @@ func (s *server) ensureCollection(ctx context.Context, coll string, dim int) err
 		return nil
 	}
 	if !errors.Is(err, hnsw.ErrNoCollection) {
+		return err
+	}
+	if err := s.authorizeAccess(ctx, Access{Kind: "collection", Name: coll, Write: true, Create: true}); err != nil {
 		return err
 	}
 	err = s.st.Vectors.Create(ctx, hnsw.Config{Name: coll, Dim: dim, Metric: quant.Cosine})
@@ -221,6 +232,9 @@ func (s *server) addMemoryTools() {
 			if len(in.Text) > MaxTextSize {
 				return recallOut{}, invalid("text of %d bytes, at most %d", len(in.Text), MaxTextSize)
 			}
+			if err := s.barrier(ctx, in.Collection); err != nil {
+				return recallOut{}, err
+			}
 			if _, err := s.st.Vectors.Stats(in.Collection); errors.Is(err, hnsw.ErrNoCollection) {
 				return recallOut{}, errors.Join(errUnknownCollection, err)
 			}
@@ -271,6 +285,9 @@ func (s *server) addMemoryTools() {
 			}
 			if len(in.IDs) == 0 || len(in.IDs) > MaxScanLimit {
 				return forgetOut{}, invalid("ids: 1..%d of them", MaxScanLimit)
+			}
+			if err := s.barrier(ctx, in.Collection); err != nil {
+				return forgetOut{}, err
 			}
 			if _, err := s.st.Vectors.Stats(in.Collection); errors.Is(err, hnsw.ErrNoCollection) {
 				return forgetOut{}, errors.Join(errUnknownCollection, err)

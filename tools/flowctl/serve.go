@@ -150,6 +150,9 @@ func (a *app) runServe(ctx context.Context, listen string, af apiFlags) error {
 		return err
 	}
 	ui.Mount(srv, ui.Options{DB: s.DB, Queues: s.Q, Registry: s.R, Vectors: s.V, Scheduler: sc, Tokens: tokens})
+	if err := mountMCP(srv, s); err != nil {
+		return err
+	}
 	hs := server.HTTPServer(srv.Handler(), nil)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
@@ -195,6 +198,9 @@ func (a *app) serveNode(ctx context.Context, af apiFlags, l net.Listener, tokens
 	}
 	srv.Handle("/v1/", srv.Require(auth.Server, "cluster", auth.Admin, nodeHandler(n, s)))
 	ui.Mount(srv, ui.Options{DB: s.DB, Queues: s.Q, Registry: s.R, Vectors: s.V, Cluster: nodeCluster{n}, Tokens: tokens})
+	if err := mountMCP(srv, s); err != nil {
+		return nil, err
+	}
 	hs := server.HTTPServer(srv.Handler(), nil)
 	go hs.Serve(l)
 	return hs, nil
