@@ -195,15 +195,32 @@ func startRelay(t testing.TB, dir, tokens string, token ...string) *proc {
 		args = []string{"--tokens", tokens}
 	}
 	cmd, base := startServe(t, dir, args...)
-	rargs := []string{"--node", base, "mcp"}
+	cs, err := connectRelay(t, base, token...)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal(err)
+	}
+	return &proc{cmd: cmd, cs: cs, base: base, relay: true}
+}
+
+// connectRelay starts a `flowctl mcp --node base` relay (with --token-file
+// holding token[0], if given) and connects to it.
+func connectRelay(t testing.TB, base string, token ...string) (*sdk.ClientSession, error) {
+	t.Helper()
+	args := []string{"--node", base, "mcp"}
 	if len(token) > 0 {
 		f := filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(f, []byte(token[0]+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		rargs = append(rargs, "--token-file", f)
+		args = append(args, "--token-file", f)
 	}
-	return &proc{cmd: cmd, cs: connectCommand(t, command(t, rargs...)), base: base, relay: true}
+	cmd := command(t, args...)
+	c := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "0"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.Connect(ctx, &sdk.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}, nil)
 }
 
 // close ends the session and stops the server (SIGTERM) and waits for it.
