@@ -309,6 +309,9 @@ func (s *server) addTaskTools() {
 			if err := s.checkQueue(ctx, in.Queue, false); err != nil {
 				return queue.Stats{}, err
 			}
+			if err := s.barrier(ctx, in.Queue); err != nil { // counts are in memory: current on a replica
+				return queue.Stats{}, err
+			}
 			return s.st.Queues.Stats(in.Queue)
 		})
 
