@@ -3,14 +3,19 @@ package mcp_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/flowdb/flowdb/internal/testutil"
+	flowmcp "github.com/flowdb/flowdb/mcp"
 	"github.com/flowdb/flowdb/server/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -200,4 +205,34 @@ func TestHTTPAuth(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	ok(t, admin, "queue_stats", map[string]any{"queue": "mine"})
+}
+
+// TestRelayOutlivesServer: the `flowctl mcp --node` relay answers a call
+// it cannot deliver (the server was SIGKILLed) with a JSON-RPC error, and
+// the same client session works again once the server is back on the
+// same address, with what it acknowledged before still there.
+func TestRelayOutlivesServer(t *testing.T) {
+	dir := t.TempDir()
+	addr := testutil.FreeAddr(t)
+	srv, base := startServe(t, dir, "--listen", addr)
+	cs, err := connectRelay(t, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	ok(t, cs, "queue_create", map[string]any{"queue": "q"})
+	id := ok(t, cs, "task_enqueue", map[string]any{"queue": "q", "payload": "before"})["id"]
+	srv.Process.Kill()
+	srv.Wait()
+	_, err = callErr(cs, "task_get", map[string]any{"queue": "q", "id": id})
+	var werr *jsonrpc.Error
+	if !errors.As(err, &werr) || werr.Code != flowmcp.CodeUnreachable {
+		t.Fatalf("a call with the server down: %v, want JSON-RPC error %d", err, flowmcp.CodeUnreachable)
+	}
+	srv, _ = startServe(t, dir, "--listen", addr)
+	defer func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }()
+	if g := ok(t, cs, "task_get", map[string]any{"queue": "q", "id": id}); g["payload"] != "before" {
+		t.Fatalf("after the restart: %v", g)
+	}
+	ok(t, cs, "task_enqueue", map[string]any{"queue": "q", "payload": "after"})
 }
