@@ -51,7 +51,7 @@
 //  2. Errors are tool results (isError), never protocol failures: the text
 //     starts with a code (lease_lost, unknown_queue, unknown_collection,
 //     queue_full, not_found, invalid_argument, wrong_dimension, not_finite,
-//     zero_vector, vector_required, embedder_failed, condition_failed,
+//     zero_vector, vector_required, embedder_failed, condition_failed, cross_shard,
 //     forbidden, timeout, outcome_unknown, unavailable), then the cause,
 //     then what to do. Arguments are checked before anything is written:
 //     sizes (MaxPayloadSize, MaxTextSize, MaxMetadataSize, MaxTags, ...),
@@ -75,6 +75,14 @@
 //
 //	key   collection | 0x00 | id (uint64 big-endian)
 //	value JSON {"text": ..., "metadata": {...}, "tags": [...]}
+//
+// A memory's vector and text commit in one transaction, which on a
+// replicated store lives on one shard: the text goes to
+// "flowdb.mcp.memory" when that namespace is on the collection's shard
+// (always on a standalone store), else to "flowdb.mcp.memory{N}" for the
+// smallest N on it (memoNamespace; fixed by the names and the store's
+// shard count). A step's memories, acks, keys and tasks must likewise
+// share a shard there (cross_shard otherwise).
 //
 // Namespaces starting with "flowdb." are reserved: kv tools refuse them.
 //

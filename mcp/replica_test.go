@@ -106,6 +106,18 @@ func TestReplicatedEndpoints(t *testing.T) {
 	if st := ok(t, on(1), "queue_stats", map[string]any{"queue": "rq"}); num(st["acked"]) != 6 {
 		t.Fatalf("stats %v", st)
 	}
+	// Memories go to collections on both data shards: a memory's vector and
+	// text commit in one transaction, so the text goes to the
+	// collection's shard whatever that is.
+	colls := []string{"facts0", "facts1", "facts2"}
+	pl := db.Placement{DataShards: 2}
+	spread := map[uint32]bool{}
+	for _, c := range colls {
+		spread[pl.ShardFor(c)] = true
+	}
+	if len(spread) != 2 {
+		t.Fatalf("collections %v all on one shard; pick names on both", colls)
+	}
 	for i := range 3 {
 		k := fmt.Sprintf("k%d", i)
 		ok(t, on(i), "kv_set", map[string]any{"namespace": "ns", "key": k, "value": "v"})
@@ -113,8 +125,8 @@ func TestReplicatedEndpoints(t *testing.T) {
 			t.Fatalf("kv_get on %d: %v", i+1, g)
 		}
 		text := fmt.Sprintf("fact number %d about replicated memory", i)
-		ok(t, on(i), "memory_remember", map[string]any{"collection": "facts", "text": text, "id": i + 1})
-		rc := ok(t, on(i+1), "memory_recall", map[string]any{"collection": "facts", "text": text, "k": 1})
+		ok(t, on(i), "memory_remember", map[string]any{"collection": colls[i], "text": text, "id": i + 1})
+		rc := ok(t, on(i+1), "memory_recall", map[string]any{"collection": colls[i], "text": text, "k": 1})
 		if ms := rc["memories"].([]any); len(ms) != 1 || ms[0].(map[string]any)["text"] != text {
 			t.Fatalf("recall on %d: %v", i+1, rc)
 		}
@@ -124,6 +136,24 @@ func TestReplicatedEndpoints(t *testing.T) {
 		if len(as) != i+1 {
 			t.Fatalf("agent_list on %d after registering %s: %v", i+1, agent, as)
 		}
+	}
+	for i, c := range colls {
+		if n := num(ok(t, on(i+2), "memory_forget", map[string]any{"collection": c, "ids": []int{i + 1}})["deleted"]); n != 1 {
+			t.Fatalf("forget in %s deleted %d", c, n)
+		}
+	}
+	// A step across shards is refused whole, with a code a model can act on.
+	var other string
+	for _, c := range colls[1:] {
+		if pl.ShardFor(c) != pl.ShardFor(colls[0]) {
+			other = c
+		}
+	}
+	fails(t, on(1), "cross_shard", "step", map[string]any{"memories": []any{
+		map[string]any{"collection": colls[0], "text": "one half", "id": 100},
+		map[string]any{"collection": other, "text": "other half", "id": 101}}})
+	if rc := ok(t, on(2), "memory_recall", map[string]any{"collection": colls[0], "text": "one half", "k": 5}); len(rc["memories"].([]any)) != 0 {
+		t.Fatalf("a refused step stored: %v", rc)
 	}
 	ok(t, on(2), "queue_create", map[string]any{"queue": "next"})
 	so := ok(t, on(0), "step", map[string]any{

@@ -85,10 +85,9 @@ var (
 
 // server holds what every handler needs.
 type server struct {
-	st   Stack
-	o    Options
-	sdk  *sdk.Server
-	memo string // the namespace of memory texts
+	st  Stack
+	o   Options
+	sdk *sdk.Server
 }
 
 // NewServer returns an MCP server over st with every tool, resource and
@@ -129,7 +128,7 @@ func NewServer(st Stack, o *Options) (*sdk.Server, error) {
 	if oo.Version == "" {
 		oo.Version = "dev"
 	}
-	s := &server{st: st, o: oo, memo: memoryNamespace}
+	s := &server{st: st, o: oo}
 	s.sdk = sdk.NewServer(&sdk.Implementation{Name: oo.Name, Version: oo.Version}, &sdk.ServerOptions{
 		Instructions: instructions,
 	})
@@ -267,6 +266,8 @@ func toolError(ctx context.Context, err error) error {
 		return c("vector_required", "This server has no text embedder; pass vector instead of text")
 	case errors.Is(err, embed.ErrTimeout), errors.Is(err, embed.ErrRemote):
 		return c("embedder_failed", "The embedding service failed; retry later or pass a vector")
+	case errors.Is(err, db.ErrCrossShard):
+		return c("cross_shard", "Nothing was written. On a replicated store one call commits on one shard: give the queue, collections and namespaces a step touches one placement group, {group} in each name")
 	case errors.Is(err, db.ErrConditionFailed):
 		return c("condition_failed", "Nothing was written; read the current state and retry")
 	case errors.Is(err, queue.ErrNotFound), errors.Is(err, hnsw.ErrNotFound), errors.Is(err, db.ErrNotFound), errors.Is(err, registry.ErrNotFound):
