@@ -4,16 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flowdb/flowdb/internal/testutil"
 	flowmcp "github.com/flowdb/flowdb/mcp"
+	"github.com/flowdb/flowdb/server"
 	"github.com/flowdb/flowdb/server/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -235,4 +239,52 @@ func TestRelayOutlivesServer(t *testing.T) {
 		t.Fatalf("after the restart: %v", g)
 	}
 	ok(t, cs, "task_enqueue", map[string]any{"queue": "q", "payload": "after"})
+}
+
+// TestRelayInProcess runs Relay in this process (so that -race sees it)
+// between an in-memory client and the endpoint mounted on a server.Server,
+// with concurrent calls, until the client closes its side.
+func TestRelayInProcess(t *testing.T) {
+	st := newStack(t)
+	srv, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Logger: testutil.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flowmcp.Mount(srv, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	local, client := sdk.NewInMemoryTransports()
+	done := make(chan error, 1)
+	go func() {
+		done <- flowmcp.Relay(context.Background(), local, &sdk.StreamableClientTransport{Endpoint: hs.URL + flowmcp.Path, DisableStandaloneSSE: true})
+	}()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "0"}, nil).Connect(context.Background(), client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok(t, cs, "queue_create", map[string]any{"queue": "q"})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if r, err := callErr(cs, "task_enqueue", map[string]any{"queue": "q", "payload": fmt.Sprint(i)}); err != nil || r.isError {
+				t.Errorf("enqueue %d: %v %s", i, err, r.text)
+			}
+		})
+	}
+	wg.Go(func() { ok(t, cs, "task_lease", map[string]any{"queue": "q", "agent": "a", "wait_seconds": 0.5}) })
+	wg.Wait()
+	if st := ok(t, cs, "queue_stats", map[string]any{"queue": "q"}); num(st["enqueued"]) != 8 {
+		t.Fatalf("stats %v", st)
+	}
+	cs.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("relay ended with %v after the client closed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay still running 10s after the client closed")
+	}
 }

@@ -241,8 +241,9 @@ func (p *proc) kill() {
 	p.cs.Close()
 }
 
-// inMemory serves a server over a fresh store through in-memory transports.
-func inMemory(t testing.TB, o *flowmcp.Options) *sdk.ClientSession {
+// newStack opens a fresh store with its subsystems, closed at cleanup
+// (after the cleanups registered later, such as sessions on it).
+func newStack(t testing.TB) flowmcp.Stack {
 	t.Helper()
 	d, err := db.Open(t.TempDir(), nil)
 	if err != nil {
@@ -260,7 +261,18 @@ func inMemory(t testing.TB, o *flowmcp.Options) *sdk.ClientSession {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := flowmcp.NewServer(flowmcp.Stack{DB: d, Queues: q, Registry: r, Vectors: v}, o)
+	t.Cleanup(func() {
+		r.Close()
+		q.Close()
+		d.Close()
+	})
+	return flowmcp.Stack{DB: d, Queues: q, Registry: r, Vectors: v}
+}
+
+// inMemory serves a server over a fresh store through in-memory transports.
+func inMemory(t testing.TB, o *flowmcp.Options) *sdk.ClientSession {
+	t.Helper()
+	srv, err := flowmcp.NewServer(newStack(t), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,9 +289,6 @@ func inMemory(t testing.TB, o *flowmcp.Options) *sdk.ClientSession {
 	t.Cleanup(func() {
 		cs.Close()
 		ss.Wait()
-		r.Close()
-		q.Close()
-		d.Close()
 	})
 	return cs
 }
