@@ -19,11 +19,12 @@ import (
 // `flowctl mcp --node` is this relay.
 //
 // Each message from local is sent on its own, so that a long call (a
-// lease wait) holds no other call up. A call that cannot reach the server
-// (connection refused: the node restarts) is answered to the client with
-// a JSON-RPC error of code CodeUnreachable, and the relay keeps going: the
-// stateless endpoint serves the next call whichever server process
-// answers it.
+// lease wait) holds no other call up. A call the server did not answer is
+// answered to the client with a JSON-RPC error of code CodeUnreachable.
+// If the server could not be reached (connection refused: the node
+// restarts) the relay keeps going: the stateless endpoint serves the next
+// call whichever server process answers it. An answer that ends the
+// remote connection for good (401: a token refused) ends the relay.
 func Relay(ctx context.Context, local, remote sdk.Transport) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -83,7 +84,7 @@ func Relay(ctx context.Context, local, remote sdk.Transport) error {
 				return // a notification or a response: nobody waits for it
 			}
 			resp := &jsonrpc.Response{ID: req.ID, Error: &jsonrpc.Error{Code: CodeUnreachable,
-				Message: fmt.Sprintf("flowdb server unreachable, the call may or may not have been done: %v", err)}}
+				Message: fmt.Sprintf("the flowdb server did not answer the call (it may or may not have been done): %v", err)}}
 			if err := lc.Write(ctx, resp); err != nil {
 				stop(fmt.Errorf("mcp relay: client: %w", err))
 			}

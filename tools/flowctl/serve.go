@@ -109,7 +109,8 @@ func (a *app) serveCmd() *cobra.Command {
 		Short: "Serve a store's network API (Connect, gRPC, HTTP/JSON) and /metrics",
 		Long: `Open the store at --dir and serve its network API on --listen until SIGINT or
 SIGTERM: key-value, queues, registry, vector collections, health and stats,
-over Connect, gRPC and plain HTTP/JSON, with Prometheus metrics on /metrics.
+over Connect, gRPC and plain HTTP/JSON, with Prometheus metrics on /metrics,
+the web dashboard on /ui/ and the MCP endpoint (streamable HTTP) on /mcp.
 
 On loopback no token is needed. Any other address needs --tokens, and TLS
 (--api-tls-cert, --api-tls-key) unless --api-insecure is given.
