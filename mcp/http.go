@@ -72,9 +72,14 @@ func NewHTTPHandler(st Stack, o *Options) (http.Handler, error) {
 	}
 	// Stateless: every POST stands alone (the tools keep no session
 	// state), so a client outlives a server restart, and no session needs
-	// a GET stream, a DELETE or an idle timeout.
+	// a GET stream, a DELETE or an idle timeout. The SDK's own DNS
+	// rebinding check (a loopback listener refuses every Host but
+	// localhost) is off: the server's Host rule (IP literals, localhost,
+	// AllowedHosts) has run before, and a reverse proxy on the same machine
+	// forwards the public name the operator allowed.
 	stream := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
-		&sdk.StreamableHTTPOptions{Stateless: true, MaxRequestBodyBytes: MaxHTTPBody, PropagateRequestCancellation: true})
+		&sdk.StreamableHTTPOptions{Stateless: true, MaxRequestBodyBytes: MaxHTTPBody, PropagateRequestCancellation: true,
+			DisableLocalhostProtection: true})
 	// The SDK's bearer middleware carries the token into each request's
 	// RequestExtra. The server's middleware already verified the secret:
 	// the verifier only hands its verdict over.

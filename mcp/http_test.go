@@ -288,3 +288,41 @@ func TestRelayInProcess(t *testing.T) {
 		t.Fatal("relay still running 10s after the client closed")
 	}
 }
+
+// TestEndpointHosts: the endpoint follows the server's Host rule (IP
+// literals, localhost and AllowedHosts; the server's defence against DNS
+// rebinding), also for a request that reaches a loopback listener through
+// a local reverse proxy with the public name in Host.
+func TestEndpointHosts(t *testing.T) {
+	st := newStack(t)
+	srv, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors,
+		AllowedHosts: []string{"flowdb.example.com"}, Logger: testutil.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flowmcp.Mount(srv, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	for host, want := range map[string]int{"": http.StatusOK, "localhost": http.StatusOK,
+		"flowdb.example.com": http.StatusOK, "evil.example.com": http.StatusForbidden} {
+		req, err := http.NewRequest(http.MethodPost, hs.URL+flowmcp.Path, strings.NewReader(initialize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %q: HTTP %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
