@@ -14,7 +14,9 @@
 // # The HTTP endpoint
 //
 //  1. Stateless: each POST is a whole exchange; GET and DELETE answer 405.
-//     Bodies above MaxHTTPBody get 413.
+//     Bodies above MaxHTTPBody get 413. The server's Host and cross-site
+//     checks apply, as to every endpoint (the SDK's own loopback Host
+//     check is off: it would refuse an allowed name behind a local proxy).
 //  2. A request without a valid token gets 401 before any MCP message is
 //     read (the server's middleware authenticated it; auth.Caller).
 //  3. Every tool call is authorized against the token of the request that
