@@ -12,21 +12,28 @@ import (
 )
 
 // TestAgentLoopKill: several simulated agents lease tasks, recall, remember
-// and ack (half of them through step) through MCP while the `flowctl mcp`
-// subprocess is SIGKILLed and restarted. Every ack and every memory the
-// server answered with success is found after the restarts, and every task
-// is done in the end (leases held by a killed server expire and are leased
-// again). FLOWDB_MCP_SEED picks the seed, FLOWDB_MCP_KILLS the number of
-// kills (default 4).
+// and ack (half of them through step) through MCP while the server process
+// is SIGKILLed and restarted: the `flowctl mcp` subprocess on stdio, and
+// `flowctl serve` with the agents on streamable HTTP. Every ack and every
+// memory the server answered with success is found after the restarts, and
+// every task is done in the end (leases held by a killed server expire and
+// are leased again). FLOWDB_MCP_SEED picks the seed, FLOWDB_MCP_KILLS the
+// number of kills per transport (default 3).
 func TestAgentLoopKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a subprocess several times")
 	}
+	for _, tr := range transports[:2] { // stdio, http (the relay adds nothing here)
+		t.Run(tr.name, func(t *testing.T) { agentLoopKill(t, tr) })
+	}
+}
+
+func agentLoopKill(t *testing.T, tr transport) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("FLOWDB_MCP_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
 	}
-	kills := 4
+	kills := 3
 	if s := os.Getenv("FLOWDB_MCP_KILLS"); s != "" {
 		kills, _ = strconv.Atoi(s)
 	}
@@ -35,7 +42,7 @@ func TestAgentLoopKill(t *testing.T) {
 	const tasks, agents = 400, 4
 	dir := t.TempDir()
 
-	p := startProc(t, dir)
+	p := tr.start(t, dir)
 	ok(t, p.cs, "queue_create", map[string]any{"queue": "work", "lease_seconds": 1.5, "max_attempts": 1000})
 	for i := range tasks {
 		ok(t, p.cs, "task_enqueue", map[string]any{"queue": "work", "payload": fmt.Sprintf("task-%d", i)})
@@ -45,6 +52,15 @@ func TestAgentLoopKill(t *testing.T) {
 	acked := map[uint64]string{}      // task id -> result, acknowledged by the server
 	remembered := map[uint64]string{} // memory id -> text, acknowledged
 	var nextMemory atomic.Uint64      // memory ids: one per remember, so none repairs another
+	// ackOnce records an acknowledged ack. REQUIRES: mu held. A task acked
+	// once is done for good: no lease can ack it again, so a second
+	// acknowledged ack means the first was lost.
+	ackOnce := func(id uint64, result string) {
+		if prev, dup := acked[id]; dup {
+			t.Errorf("task %d acknowledged twice: %q, then %q", id, prev, result)
+		}
+		acked[id] = result
+	}
 
 	// round runs the agents on p until the session breaks (the kill) or,
 	// with deadline set, until every task is acked.
@@ -82,7 +98,7 @@ func TestAgentLoopKill(t *testing.T) {
 					text := fmt.Sprintf("%s solved %s in round %d turn %d", agent, l["payload"], r, n)
 					mid := nextMemory.Add(1)
 					tag := fmt.Sprintf("m-%d", mid)
-					result := fmt.Sprintf("result of %s by %s", l["payload"], agent)
+					result := fmt.Sprintf("result of %s by %s in round %d turn %d", l["payload"], agent, r, n)
 					if _, err := callErr(p.cs, "memory_recall", map[string]any{"collection": "mem", "text": text, "k": 3}); err != nil {
 						return
 					}
@@ -96,7 +112,8 @@ func TestAgentLoopKill(t *testing.T) {
 						}
 						if !res.isError {
 							mu.Lock()
-							acked[id], remembered[mid] = result, text
+							ackOnce(id, result)
+							remembered[mid] = text
 							mu.Unlock()
 						}
 						continue
@@ -116,7 +133,7 @@ func TestAgentLoopKill(t *testing.T) {
 					}
 					if !res.isError {
 						mu.Lock()
-						acked[id] = result
+						ackOnce(id, result)
 						mu.Unlock()
 					}
 				}
@@ -134,22 +151,23 @@ func TestAgentLoopKill(t *testing.T) {
 		mu.Lock()
 		t.Logf("round %d: killed with %d acked, %d remembered", r, len(acked), len(remembered))
 		mu.Unlock()
-		p = startProc(t, dir)
+		p = tr.start(t, dir)
 	}
 	round(p, kills, time.Now().Add(60*time.Second))
-	p.cs.Close()
+	p.close()
 
 	// Verify on a fresh process.
-	p = startProc(t, dir)
-	defer p.cs.Close()
+	p = tr.start(t, dir)
+	defer p.close()
 	mu.Lock()
 	defer mu.Unlock()
 	for id, want := range acked {
+		// Once an ack was answered the task is done for good: no later
+		// lease can ack it again, so its result is the acknowledged one.
 		g := ok(t, p.cs, "task_get", map[string]any{"queue": "work", "id": id})
-		if g["state"] != "done" {
-			t.Errorf("acked task %d is %v", id, g["state"])
+		if g["state"] != "done" || g["result"] != want {
+			t.Errorf("acked task %d is %v with result %q, want done with %q", id, g["state"], g["result"], want)
 		}
-		_ = want // a retried task may be acked by a later lease with another agent's result
 	}
 	for id, text := range remembered {
 		rc := ok(t, p.cs, "memory_recall", map[string]any{"collection": "mem", "text": text, "tags": []string{fmt.Sprintf("m-%d", id)}, "k": 1})

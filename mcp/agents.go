@@ -49,12 +49,21 @@ func agentInfo(a *registry.Agent) agentOut {
 		Load: a.Load, Status: a.Status, Healthy: a.Healthy, LastHeartbeat: a.LastHeartbeat.UTC().Format(time.RFC3339Nano)}
 }
 
-func (s *server) listAgents(f registry.Filter) agentsOut {
+// listAgents lists the agents the session may read (Options.Authorize is
+// asked per agent, as the RPC API filters ListAgents by agent scopes),
+// after a read barrier on the catalog shard.
+func (s *server) listAgents(ctx context.Context, f registry.Filter) (agentsOut, error) {
+	if err := s.catalogBarrier(ctx); err != nil {
+		return agentsOut{}, err
+	}
 	out := agentsOut{Agents: []agentOut{}}
 	for _, a := range s.st.Registry.List(f) {
+		if s.authorize(ctx, "agents", a.ID, false) != nil {
+			continue
+		}
 		out.Agents = append(out.Agents, agentInfo(a))
 	}
-	return out
+	return out, nil
 }
 
 func (s *server) addAgentTools() {
@@ -90,14 +99,11 @@ func (s *server) addAgentTools() {
 
 	addTool(s, "agent_list", "List registered agents, optionally only those with given capabilities, in a pool, or of a health.", true,
 		func(ctx context.Context, in agentsIn) (agentsOut, error) {
-			if err := s.authorize(ctx, "agents", "", false); err != nil {
-				return agentsOut{}, err
-			}
 			switch in.Health {
 			case "", "healthy", "unhealthy":
 			default:
 				return agentsOut{}, invalid("health %q: healthy, unhealthy or empty", in.Health)
 			}
-			return s.listAgents(registry.Filter{Pool: in.Pool, Capabilities: in.Capabilities, Health: in.Health}), nil
+			return s.listAgents(ctx, registry.Filter{Pool: in.Pool, Capabilities: in.Capabilities, Health: in.Health})
 		})
 }

@@ -5,10 +5,31 @@
 //
 // NewServer(stack, options) returns an *mcp.Server of the SDK. `flowctl mcp
 // --dir D` runs it on stdio for an MCP client that starts it as a
-// subprocess. The network server mounts the same constructor behind its
-// bearer tokens with the SDK's NewStreamableHTTPHandler, mapping token
-// scopes to Options.Authorize; that endpoint belongs to the server package
-// and is not here.
+// subprocess. Mount(srv, stack, options) serves it at Path (/mcp) on a
+// server.Server with the SDK's streamable HTTP transport, behind the
+// server's bearer tokens; `flowctl serve` and `flowctl node start` do. Relay
+// copies a stdio client's messages to such an endpoint and back (`flowctl
+// mcp --node`).
+//
+// # The HTTP endpoint
+//
+//  1. Stateless: each POST is a whole exchange; GET and DELETE answer 405.
+//     Bodies above MaxHTTPBody get 413. The server's Host and cross-site
+//     checks apply, as to every endpoint (the SDK's own loopback Host
+//     check is off: it would refuse an allowed name behind a local proxy).
+//  2. A request without a valid token gets 401 before any MCP message is
+//     read (the server's middleware authenticated it; auth.Caller).
+//  3. Every tool call is authorized against the token of the request that
+//     carries it (the SDK hands it to the handler in RequestExtra; keepExtra
+//     puts that on the call's context), never the token that opened a
+//     session: a revoked token stops at once. Scope maps an Access to the
+//     scope the RPC API asks for the same thing: queue:NAME, vec:NAME,
+//     kv:NAME, agent:ID; read or write; admin to create a queue or a
+//     collection.
+//  4. On a replica, a read of something another member may have just
+//     created or changed (a queue's existence and stats, a collection, the
+//     registry) takes a read barrier first, as the RPC API does, so an
+//     agent may talk to any member.
 //
 // # Tools
 //
@@ -32,7 +53,7 @@
 //  2. Errors are tool results (isError), never protocol failures: the text
 //     starts with a code (lease_lost, unknown_queue, unknown_collection,
 //     queue_full, not_found, invalid_argument, wrong_dimension, not_finite,
-//     zero_vector, vector_required, embedder_failed, condition_failed,
+//     zero_vector, vector_required, embedder_failed, condition_failed, cross_shard,
 //     forbidden, timeout, outcome_unknown, unavailable), then the cause,
 //     then what to do. Arguments are checked before anything is written:
 //     sizes (MaxPayloadSize, MaxTextSize, MaxMetadataSize, MaxTags, ...),
@@ -56,6 +77,14 @@
 //
 //	key   collection | 0x00 | id (uint64 big-endian)
 //	value JSON {"text": ..., "metadata": {...}, "tags": [...]}
+//
+// A memory's vector and text commit in one transaction, which on a
+// replicated store lives on one shard: the text goes to
+// "flowdb.mcp.memory" when that namespace is on the collection's shard
+// (always on a standalone store), else to "flowdb.mcp.memory{N}" for the
+// smallest N on it (memoNamespace; fixed by the names and the store's
+// shard count). A step's memories, acks, keys and tasks must likewise
+// share a shard there (cross_shard otherwise).
 //
 // Namespaces starting with "flowdb." are reserved: kv tools refuse them.
 //

@@ -1,14 +1,18 @@
 package mcp_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,39 +57,193 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a `flowctl mcp` subprocess and the client session talking to it.
+// proc is a server process and a client session talking to it: a
+// `flowctl mcp` subprocess on stdio, or a `flowctl serve` subprocess and a
+// streamable-HTTP session to its /mcp, or a `flowctl serve` behind a
+// `flowctl mcp --node` relay on stdio.
 type proc struct {
-	cmd *exec.Cmd
-	cs  *sdk.ClientSession
+	cmd   *exec.Cmd // the process that holds the store
+	cs    *sdk.ClientSession
+	base  string // http, relay: the server's base URL
+	relay bool   // cs talks to a relay subprocess that the session owns
+}
+
+// transport starts a server over the store at dir and connects to it.
+type transport struct {
+	name  string
+	start func(t testing.TB, dir string) *proc
+}
+
+// transports are the ways a client reaches the server; the tool table and
+// the schema checks run over each.
+var transports = []transport{
+	{"stdio", func(t testing.TB, dir string) *proc { return startProc(t, dir) }},
+	{"http", func(t testing.TB, dir string) *proc { return startHTTP(t, dir, "") }},
+	{"relay", func(t testing.TB, dir string) *proc { return startRelay(t, dir, "") }},
 }
 
 // startProc starts `flowctl --dir dir mcp args...` and connects to it.
 func startProc(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
+	cmd := command(t, append([]string{"--dir", dir, "mcp"}, args...)...)
+	return &proc{cmd: cmd, cs: connectCommand(t, cmd)}
+}
+
+// command returns a flowctl command with args.
+func command(t testing.TB, args ...string) *exec.Cmd {
+	t.Helper()
 	flowctl, err := buildFlowctl()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(flowctl, append([]string{"--dir", dir, "mcp"}, args...)...)
+	cmd := exec.Command(flowctl, args...)
 	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// connectCommand starts cmd, an MCP server on stdio, and connects to it.
+func connectCommand(t testing.TB, cmd *exec.Cmd) *sdk.ClientSession {
+	t.Helper()
 	c := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "0"}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cs, err := c.Connect(ctx, &sdk.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}, nil)
 	if err != nil {
-		t.Fatalf("connecting to flowctl mcp: %v", err)
+		t.Fatalf("connecting to %v: %v", cmd.Args, err)
 	}
-	return &proc{cmd: cmd, cs: cs}
+	return cs
 }
 
-// kill SIGKILLs the subprocess and waits for it.
+// startServe starts `flowctl --dir dir serve` on a free loopback port with
+// args and returns it with its base URL once it listens.
+func startServe(t testing.TB, dir string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := command(t, append([]string{"--dir", dir, "serve", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Stderr = nil
+	errOut, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(errOut)
+	for sc.Scan() {
+		line := sc.Text()
+		if _, rest, ok := strings.Cut(line, "flowdb serving "); ok {
+			go io.Copy(os.Stderr, errOut)
+			return cmd, strings.Fields(rest)[0]
+		}
+		fmt.Fprintln(os.Stderr, line)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	t.Fatalf("flowctl serve did not start: %v", sc.Err())
+	return nil, ""
+}
+
+// bearer adds a bearer token to every request.
+type bearer struct{ token string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if b.token != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+b.token)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// connectHTTP opens an MCP session to the endpoint of the server at base
+// with token ("": none).
+func connectHTTP(base, token string) (*sdk.ClientSession, error) {
+	c := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "0"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: base + flowmcp.Path,
+		HTTPClient: &http.Client{Transport: bearer{token}}}, nil)
+}
+
+// startHTTP starts `flowctl serve` over dir (with the tokens file tokens,
+// if not "") and opens a streamable-HTTP session to its /mcp (with the
+// bearer token token[0], if given).
+func startHTTP(t testing.TB, dir, tokens string, token ...string) *proc {
+	t.Helper()
+	var args []string
+	if tokens != "" {
+		args = []string{"--tokens", tokens}
+	}
+	cmd, base := startServe(t, dir, args...)
+	tok := ""
+	if len(token) > 0 {
+		tok = token[0]
+	}
+	cs, err := connectHTTP(base, tok)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("connecting to %s/mcp: %v", base, err)
+	}
+	return &proc{cmd: cmd, cs: cs, base: base}
+}
+
+// startRelay starts `flowctl serve` over dir and a `flowctl mcp --node`
+// relay to it on stdio (with --token-file holding token[0], if given).
+func startRelay(t testing.TB, dir, tokens string, token ...string) *proc {
+	t.Helper()
+	var args []string
+	if tokens != "" {
+		args = []string{"--tokens", tokens}
+	}
+	cmd, base := startServe(t, dir, args...)
+	cs, err := connectRelay(t, base, token...)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal(err)
+	}
+	return &proc{cmd: cmd, cs: cs, base: base, relay: true}
+}
+
+// connectRelay starts a `flowctl mcp --node base` relay (with --token-file
+// holding token[0], if given) and connects to it.
+func connectRelay(t testing.TB, base string, token ...string) (*sdk.ClientSession, error) {
+	t.Helper()
+	args := []string{"--node", base, "mcp"}
+	if len(token) > 0 {
+		f := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(f, []byte(token[0]+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--token-file", f)
+	}
+	cmd := command(t, args...)
+	c := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "0"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.Connect(ctx, &sdk.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}, nil)
+}
+
+// close ends the session and stops the server (SIGTERM) and waits for it.
+func (p *proc) close() {
+	p.cs.Close() // stdio: closes stdin and waits for the process
+	if p.base != "" {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.cmd.Wait()
+	}
+}
+
+// kill SIGKILLs the server process and waits for it.
 func (p *proc) kill() {
 	p.cmd.Process.Kill()
+	if p.base != "" {
+		p.cmd.Wait()
+	}
 	p.cs.Close()
 }
 
-// inMemory serves a server over a fresh store through in-memory transports.
-func inMemory(t testing.TB, o *flowmcp.Options) *sdk.ClientSession {
+// newStack opens a fresh store with its subsystems, closed at cleanup
+// (after the cleanups registered later, such as sessions on it).
+func newStack(t testing.TB) flowmcp.Stack {
 	t.Helper()
 	d, err := db.Open(t.TempDir(), nil)
 	if err != nil {
@@ -103,7 +261,18 @@ func inMemory(t testing.TB, o *flowmcp.Options) *sdk.ClientSession {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := flowmcp.NewServer(flowmcp.Stack{DB: d, Queues: q, Registry: r, Vectors: v}, o)
+	t.Cleanup(func() {
+		r.Close()
+		q.Close()
+		d.Close()
+	})
+	return flowmcp.Stack{DB: d, Queues: q, Registry: r, Vectors: v}
+}
+
+// inMemory serves a server over a fresh store through in-memory transports.
+func inMemory(t testing.TB, o *flowmcp.Options) *sdk.ClientSession {
+	t.Helper()
+	srv, err := flowmcp.NewServer(newStack(t), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,9 +289,6 @@ func inMemory(t testing.TB, o *flowmcp.Options) *sdk.ClientSession {
 	t.Cleanup(func() {
 		cs.Close()
 		ss.Wait()
-		r.Close()
-		q.Close()
-		d.Close()
 	})
 	return cs
 }

@@ -6,13 +6,15 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"strconv"
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
 	"github.com/flowdb/flowdb/quant"
 )
 
-// memoryNamespace is the key-value namespace of memory texts: key
+// memoryNamespace is the key-value namespace of memory texts (on a
+// replicated store, memoNamespace may pick memoryNamespace{N}): key
 // collection | 0x00 | id (8 B big-endian), value the JSON of memoryRecord.
 // kv tools refuse namespaces that start with reservedPrefix.
 const (
@@ -20,6 +22,27 @@ const (
 	reservedPrefix  = "flowdb."
 	MaxTextSize     = 64 << 10
 )
+
+// memoNamespace returns the namespace of coll's memory texts: one on the
+// collection's shard, so that a memory's vector and text commit in one
+// transaction on a replicated store with several data shards (a
+// transaction lives on one shard). It is memoryNamespace whenever that
+// lands on the collection's shard (always on a standalone store, whose
+// data is one shard), else memoryNamespace{N} for the smallest N that
+// does. The choice depends only on the names and the store's fixed shard
+// count, so every replica and every restart finds the same namespace.
+func (s *server) memoNamespace(coll string) string {
+	p := s.st.DB.Placement()
+	want := p.ShardFor(coll)
+	if p.ShardFor(memoryNamespace) == want {
+		return memoryNamespace
+	}
+	for i := 0; ; i++ {
+		if ns := memoryNamespace + "{" + strconv.Itoa(i) + "}"; p.ShardFor(ns) == want {
+			return ns
+		}
+	}
+}
 
 // memoryRecord is what a memory stores beside its vector.
 type memoryRecord struct {
@@ -152,6 +175,14 @@ func (s *server) prepare(ctx context.Context, ins []memoryIn) ([]preparedMemory,
 // is named coll.
 func (s *server) ensureCollection(ctx context.Context, coll string, dim int) error {
 	st, err := s.st.Vectors.Stats(coll)
+	if errors.Is(err, hnsw.ErrNoCollection) {
+		// On a replica another member may have created it: look again
+		// after a read barrier before creating it.
+		if err := s.barrier(ctx, coll); err != nil {
+			return err
+		}
+		st, err = s.st.Vectors.Stats(coll)
+	}
 	if err == nil {
 		if st.Config.Dim != dim {
 			return errors.Join(hnsw.ErrDimension, invalid("collection %s holds %d-dimensional vectors, got %d", coll, st.Config.Dim, dim))
@@ -159,6 +190,9 @@ func (s *server) ensureCollection(ctx context.Context, coll string, dim int) err
 		return nil
 	}
 	if !errors.Is(err, hnsw.ErrNoCollection) {
+		return err
+	}
+	if err := s.authorizeAccess(ctx, Access{Kind: "collection", Name: coll, Write: true, Create: true}); err != nil {
 		return err
 	}
 	err = s.st.Vectors.Create(ctx, hnsw.Config{Name: coll, Dim: dim, Metric: quant.Cosine})
@@ -172,7 +206,7 @@ func (s *server) ensureCollection(ctx context.Context, coll string, dim int) err
 func (s *server) txRemember(tx *db.Txn, ms []preparedMemory) {
 	for _, m := range ms {
 		s.st.Vectors.TxUpsert(tx, m.coll, m.vec)
-		tx.Set(s.memo, memoryKey(m.coll, m.vec.ID), m.rec)
+		tx.Set(s.memoNamespace(m.coll), memoryKey(m.coll, m.vec.ID), m.rec)
 	}
 }
 
@@ -221,6 +255,9 @@ func (s *server) addMemoryTools() {
 			if len(in.Text) > MaxTextSize {
 				return recallOut{}, invalid("text of %d bytes, at most %d", len(in.Text), MaxTextSize)
 			}
+			if err := s.barrier(ctx, in.Collection); err != nil {
+				return recallOut{}, err
+			}
 			if _, err := s.st.Vectors.Stats(in.Collection); errors.Is(err, hnsw.ErrNoCollection) {
 				return recallOut{}, errors.Join(errUnknownCollection, err)
 			}
@@ -248,9 +285,10 @@ func (s *server) addMemoryTools() {
 				return recallOut{}, err
 			}
 			out := recallOut{Memories: []recalled{}}
+			memo := s.memoNamespace(in.Collection)
 			for _, h := range hits {
 				r := recalled{ID: h.ID, Distance: h.Distance, Tags: h.Tags}
-				raw, err := s.st.DB.Get(ctx, s.memo, memoryKey(in.Collection, h.ID))
+				raw, err := s.st.DB.Get(ctx, memo, memoryKey(in.Collection, h.ID))
 				if err == nil {
 					var rec memoryRecord
 					if json.Unmarshal(raw, &rec) == nil {
@@ -272,6 +310,9 @@ func (s *server) addMemoryTools() {
 			if len(in.IDs) == 0 || len(in.IDs) > MaxScanLimit {
 				return forgetOut{}, invalid("ids: 1..%d of them", MaxScanLimit)
 			}
+			if err := s.barrier(ctx, in.Collection); err != nil {
+				return forgetOut{}, err
+			}
 			if _, err := s.st.Vectors.Stats(in.Collection); errors.Is(err, hnsw.ErrNoCollection) {
 				return forgetOut{}, errors.Join(errUnknownCollection, err)
 			}
@@ -282,9 +323,10 @@ func (s *server) addMemoryTools() {
 				}
 			}
 			tx := s.st.DB.NewTxn()
+			memo := s.memoNamespace(in.Collection)
 			s.st.Vectors.TxDelete(tx, in.Collection, in.IDs...)
 			for _, id := range in.IDs {
-				tx.Delete(s.memo, memoryKey(in.Collection, id))
+				tx.Delete(memo, memoryKey(in.Collection, id))
 			}
 			if err := s.st.DB.CommitTxn(ctx, tx); err != nil {
 				return forgetOut{}, err

@@ -62,10 +62,8 @@ func (s *server) addResources() {
 		})
 	s.jsonResource(AgentsURI, "agents", "Every registered agent: capabilities, capacity, load, health.",
 		func(ctx context.Context) (any, error) {
-			if err := s.authorize(ctx, "agents", "", false); err != nil {
-				return nil, err
-			}
-			return s.listAgents(registry.Filter{}).Agents, nil
+			out, err := s.listAgents(ctx, registry.Filter{})
+			return out.Agents, err
 		})
 	s.jsonResource(CollectionsURI, "collections", "Every vector memory collection this session may read: dimension, metric, size. Also names the server's text embedder and its dimension.",
 		func(ctx context.Context) (any, error) {

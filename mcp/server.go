@@ -10,6 +10,7 @@ import (
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/embed"
 	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/internal/keys"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -29,10 +30,15 @@ type Stack struct {
 type Access struct {
 	// Kind is "queue", "collection", "namespace" or "agents".
 	Kind string
-	// Name is the queue, collection or namespace ("" for agents).
+	// Name is the queue, collection or namespace, or the agent id.
 	Name string
 	// Write is true for a change, false for a read.
 	Write bool
+	// Create is true when the call creates the queue or collection
+	// (queue_create, the first memory_remember into a collection); Write
+	// is then true too. The network endpoint asks admin level for it, as
+	// the RPC API does for CreateQueue and CreateCollection.
+	Create bool
 }
 
 // Options configure a server. Zero fields take the defaults given.
@@ -79,10 +85,9 @@ var (
 
 // server holds what every handler needs.
 type server struct {
-	st   Stack
-	o    Options
-	sdk  *sdk.Server
-	memo string // the namespace of memory texts
+	st  Stack
+	o   Options
+	sdk *sdk.Server
 }
 
 // NewServer returns an MCP server over st with every tool, resource and
@@ -123,10 +128,11 @@ func NewServer(st Stack, o *Options) (*sdk.Server, error) {
 	if oo.Version == "" {
 		oo.Version = "dev"
 	}
-	s := &server{st: st, o: oo, memo: memoryNamespace}
+	s := &server{st: st, o: oo}
 	s.sdk = sdk.NewServer(&sdk.Implementation{Name: oo.Name, Version: oo.Version}, &sdk.ServerOptions{
 		Instructions: instructions,
 	})
+	s.sdk.AddReceivingMiddleware(keepExtra)
 	s.addTaskTools()
 	s.addMemoryTools()
 	s.addAgentTools()
@@ -160,13 +166,57 @@ func addTool[In, Out any](s *server, name, desc string, readOnly bool, h func(ct
 
 // authorize asks Options.Authorize.
 func (s *server) authorize(ctx context.Context, kind, name string, write bool) error {
+	return s.authorizeAccess(ctx, Access{Kind: kind, Name: name, Write: write})
+}
+
+// authorizeAccess asks Options.Authorize about a.
+func (s *server) authorizeAccess(ctx context.Context, a Access) error {
 	if s.o.Authorize == nil {
 		return nil
 	}
-	if err := s.o.Authorize(ctx, Access{Kind: kind, Name: name, Write: write}); err != nil {
-		return fmt.Errorf("%w: %s %q (%s): %v", ErrForbidden, kind, name, map[bool]string{true: "write", false: "read"}[write], err)
+	if err := s.o.Authorize(ctx, a); err != nil {
+		what := map[bool]string{true: "write", false: "read"}[a.Write]
+		if a.Create {
+			what = "create"
+		}
+		return fmt.Errorf("%w: %s %q (%s): %v", ErrForbidden, a.Kind, a.Name, what, err)
 	}
 	return nil
+}
+
+// extraKey is the context key of the transport's *sdk.RequestExtra.
+type extraKey struct{}
+
+// keepExtra puts each request's transport information (on HTTP: its
+// headers and the token the endpoint verified for that very request) on
+// the handler's context, where Options.Authorize finds it with
+// RequestExtra. A session's own context comes from the request that opened
+// it; a call must be judged by the request that carries it.
+func keepExtra(next sdk.MethodHandler) sdk.MethodHandler {
+	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		return next(context.WithValue(ctx, extraKey{}, req.GetExtra()), method, req)
+	}
+}
+
+// RequestExtra returns the transport information of the call ctx belongs
+// to: on streamable HTTP the request's headers and verified token; nil on
+// stdio and in-memory transports.
+func RequestExtra(ctx context.Context) *sdk.RequestExtra {
+	e, _ := ctx.Value(extraKey{}).(*sdk.RequestExtra)
+	return e
+}
+
+// barrier makes the reads of the queue or collection name that follow
+// linearizable on a replica (a Raft read index on its shard), as the RPC
+// API does; nothing on a standalone store.
+func (s *server) barrier(ctx context.Context, name string) error {
+	return s.st.DB.ReadBarrier(ctx, s.st.DB.Placement().ShardFor(name))
+}
+
+// catalogBarrier is barrier for the registry, which lives on the catalog
+// shard.
+func (s *server) catalogBarrier(ctx context.Context) error {
+	return s.st.DB.ReadBarrier(ctx, keys.CatalogShard)
 }
 
 // toolErr is an error as a model sees it: a code, the cause, and a hint.
@@ -216,6 +266,8 @@ func toolError(ctx context.Context, err error) error {
 		return c("vector_required", "This server has no text embedder; pass vector instead of text")
 	case errors.Is(err, embed.ErrTimeout), errors.Is(err, embed.ErrRemote):
 		return c("embedder_failed", "The embedding service failed; retry later or pass a vector")
+	case errors.Is(err, db.ErrCrossShard):
+		return c("cross_shard", "Nothing was written. On a replicated store one call commits on one shard: give the queue, collections and namespaces a step touches one placement group, {group} in each name")
 	case errors.Is(err, db.ErrConditionFailed):
 		return c("condition_failed", "Nothing was written; read the current state and retry")
 	case errors.Is(err, queue.ErrNotFound), errors.Is(err, hnsw.ErrNotFound), errors.Is(err, db.ErrNotFound), errors.Is(err, registry.ErrNotFound):

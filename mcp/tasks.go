@@ -123,7 +123,16 @@ func (s *server) checkQueue(ctx context.Context, name string, write bool) error 
 	if name == "" || len(name) > queue.MaxNameSize {
 		return invalid("queue name must be 1..%d bytes", queue.MaxNameSize)
 	}
-	if _, err := s.st.Queues.Config(name); err != nil {
+	_, err := s.st.Queues.Config(name)
+	if errors.Is(err, queue.ErrNotFound) {
+		// On a replica the queue may have been created on another member
+		// and not yet applied here: look again after a read barrier.
+		if err := s.barrier(ctx, name); err != nil {
+			return err
+		}
+		_, err = s.st.Queues.Config(name)
+	}
+	if err != nil {
 		if errors.Is(err, queue.ErrNotFound) {
 			return &toolErr{code: "unknown_queue", err: errors.Join(errUnknownQueue, errors.New("no queue named "+name)),
 				hint: "Check the queue name (resource flowdb://queues lists them) or create it with queue_create"}
@@ -167,7 +176,7 @@ func task(in enqueueIn) (queue.Task, error) {
 func (s *server) addTaskTools() {
 	addTool(s, "queue_create", "Create a task queue. Creating a queue that exists with the same settings does nothing.", false,
 		func(ctx context.Context, in queueCreateIn) (okOut, error) {
-			if err := s.authorize(ctx, "queue", in.Queue, true); err != nil {
+			if err := s.authorizeAccess(ctx, Access{Kind: "queue", Name: in.Queue, Write: true, Create: true}); err != nil {
 				return okOut{}, err
 			}
 			ls, err := seconds("lease_seconds", in.LeaseSeconds, 24*time.Hour)
@@ -197,9 +206,6 @@ func (s *server) addTaskTools() {
 	addTool(s, "task_lease", "Lease ready tasks from a queue: they are yours until the lease expires. Keep each task's id and token, do the work, then call task_ack (done), task_nack (failed, retry later) or step. Returns an empty list when nothing is ready (after waiting up to wait_seconds).", false,
 		func(ctx context.Context, in leaseIn) (leaseOut, error) {
 			if err := s.checkQueue(ctx, in.Queue, true); err != nil {
-				return leaseOut{}, err
-			}
-			if err := s.authorize(ctx, "agents", in.Agent, false); err != nil {
 				return leaseOut{}, err
 			}
 			n := in.Max
@@ -301,6 +307,9 @@ func (s *server) addTaskTools() {
 	addTool(s, "queue_stats", "Counts of a queue's tasks by state (ready, delayed, leased, done, dead) and its recent enqueue and ack rates.", true,
 		func(ctx context.Context, in queueIn) (queue.Stats, error) {
 			if err := s.checkQueue(ctx, in.Queue, false); err != nil {
+				return queue.Stats{}, err
+			}
+			if err := s.barrier(ctx, in.Queue); err != nil { // counts are in memory: current on a replica
 				return queue.Stats{}, err
 			}
 			return s.st.Queues.Stats(in.Queue)

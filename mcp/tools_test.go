@@ -21,10 +21,17 @@ var toolNames = []string{
 }
 
 // TestSchemas: every tool lists a description and an input schema that is a
-// valid JSON schema of an object whose properties are all described.
+// valid JSON schema of an object whose properties are all described, over
+// every transport.
 func TestSchemas(t *testing.T) {
-	p := startProc(t, t.TempDir())
-	defer p.cs.Close()
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { schemas(t, tr) })
+	}
+}
+
+func schemas(t *testing.T, tr transport) {
+	p := tr.start(t, t.TempDir())
+	defer p.close()
 	ctx := context.Background()
 	var names []string
 	for tool, err := range p.cs.Tools(ctx, nil) {
@@ -86,12 +93,20 @@ func TestSchemas(t *testing.T) {
 	}
 }
 
-// TestEveryTool calls every tool, resource and prompt through a real
-// `flowctl mcp` subprocess, with the error each can answer.
+// TestEveryTool calls every tool, resource and prompt, with the error each
+// can answer, through each transport: a real `flowctl mcp` subprocess on
+// stdio, a real `flowctl serve` over streamable HTTP, and the `flowctl mcp
+// --node` relay to it.
 func TestEveryTool(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { everyTool(t, tr) })
+	}
+}
+
+func everyTool(t *testing.T, tr transport) {
 	dir := t.TempDir()
-	p := startProc(t, dir)
-	defer p.cs.Close()
+	p := tr.start(t, dir)
+	defer func() { p.close() }()
 	cs := p.cs
 	ctx := context.Background()
 
@@ -275,9 +290,8 @@ func TestEveryTool(t *testing.T) {
 	}
 
 	// Restart: everything acknowledged is still there.
-	p.cs.Close()
-	p = startProc(t, dir)
-	defer p.cs.Close()
+	p.close()
+	p = tr.start(t, dir)
 	if g := ok(t, p.cs, "task_get", map[string]any{"queue": "jobs", "id": tid}); g["state"] != "done" || g["result"] != "stepped" {
 		t.Fatalf("after restart %v", g)
 	}

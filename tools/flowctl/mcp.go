@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/embed"
 	flowmcp "github.com/flowdb/flowdb/mcp"
+	"github.com/flowdb/flowdb/server"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 )
@@ -24,6 +28,7 @@ func (a *app) mcpCmd() *cobra.Command {
 		embedURL, embedModel            string
 		embedKeyEnv, embedKeyFile       string
 		embedTimeout, callTimeout, wait time.Duration
+		tokenFile                       string
 	)
 	c := &cobra.Command{
 		Use:   "mcp",
@@ -31,11 +36,25 @@ func (a *app) mcpCmd() *cobra.Command {
 		Long: `mcp runs a Model Context Protocol server on stdin/stdout over the store at --dir (created if
 absent), for an MCP client that starts it. Memory texts are embedded by the built-in hashed
 embedder (no model, no network) unless --embed-url names an OpenAI-compatible embeddings
-endpoint. It stops when the client closes stdin, or on SIGINT/SIGTERM.`,
+endpoint. It stops when the client closes stdin, or on SIGINT/SIGTERM.
+
+With --node instead of --dir it relays stdin/stdout to the MCP endpoint (/mcp) of a running
+'flowctl serve' or 'flowctl node start', so that a client that starts a subprocess uses a
+remote or replicated store. The bearer token is read from --token-file, else FLOWDB_TOKEN;
+the server's scopes apply. A call the server cannot be reached for gets a JSON-RPC error
+and the relay keeps going.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
 			if a.node != "" {
-				return usageError{errors.New("mcp serves a store directory (--dir); a node's MCP endpoint comes with the network server")}
+				if a.dir != "" {
+					return usageError{errors.New("give --dir (a store) or --node (a server), not both")}
+				}
+				return a.relayMCP(ctx, tokenFile)
+			}
+			if tokenFile != "" {
+				return usageError{errors.New("--token-file goes with --node")}
 			}
 			var e embed.Embedder
 			var err error
@@ -61,8 +80,6 @@ endpoint. It stops when the client closes stdin, or on SIGINT/SIGTERM.`,
 			if err != nil {
 				return usageError{err}
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			err = srv.Run(ctx, &sdk.StdioTransport{})
 			if ctx.Err() != nil {
 				return nil // stopped by a signal
@@ -79,7 +96,42 @@ endpoint. It stops when the client closes stdin, or on SIGINT/SIGTERM.`,
 	f.DurationVar(&embedTimeout, "embed-timeout", 30*time.Second, "timeout of each embeddings request")
 	f.DurationVar(&callTimeout, "call-timeout", 30*time.Second, "deadline of every tool call")
 	f.DurationVar(&wait, "max-lease-wait", 20*time.Second, "longest wait a task_lease call may ask for")
+	f.StringVar(&tokenFile, "token-file", "", "with --node: file holding the bearer token (default: FLOWDB_TOKEN)")
 	return c
+}
+
+// relayMCP is `flowctl mcp --node`: stdio relayed to the node's /mcp.
+func (a *app) relayMCP(ctx context.Context, tokenFile string) error {
+	tok := os.Getenv("FLOWDB_TOKEN")
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return usageError{err}
+		}
+		tok = strings.TrimSpace(string(b))
+		if tok == "" {
+			return usageError{fmt.Errorf("%s holds no token", tokenFile)}
+		}
+	}
+	remote := &sdk.StreamableClientTransport{Endpoint: nodeURL(a.node) + flowmcp.Path,
+		HTTPClient: &http.Client{Transport: bearer{token: tok, base: http.DefaultTransport}}, DisableStandaloneSSE: true}
+	return flowmcp.Relay(ctx, &sdk.StdioTransport{}, remote)
+}
+
+// bearer adds an Authorization header to every request (none without a
+// token: a loopback server without tokens needs none).
+type bearer struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if b.token == "" {
+		return b.base.RoundTrip(r)
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(r)
 }
 
 // openLive opens the store at --dir for a long-running server: the
@@ -99,4 +151,11 @@ func (a *app) openLive() (*store, error) {
 		return nil, fmt.Errorf("attach: %w", err)
 	}
 	return s, nil
+}
+
+// mountMCP serves the MCP endpoint (streamable HTTP, /mcp) on the network
+// server of `serve` and `node start`, behind its tokens; memory texts are
+// embedded by the built-in hashed embedder.
+func mountMCP(srv *server.Server, s *store) error {
+	return flowmcp.Mount(srv, flowmcp.Stack{DB: s.DB, Queues: s.Q, Registry: s.R, Vectors: s.V}, &flowmcp.Options{Version: "flowctl"})
 }

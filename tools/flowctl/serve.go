@@ -109,7 +109,8 @@ func (a *app) serveCmd() *cobra.Command {
 		Short: "Serve a store's network API (Connect, gRPC, HTTP/JSON) and /metrics",
 		Long: `Open the store at --dir and serve its network API on --listen until SIGINT or
 SIGTERM: key-value, queues, registry, vector collections, health and stats,
-over Connect, gRPC and plain HTTP/JSON, with Prometheus metrics on /metrics.
+over Connect, gRPC and plain HTTP/JSON, with Prometheus metrics on /metrics,
+the web dashboard on /ui/ and the MCP endpoint (streamable HTTP) on /mcp.
 
 On loopback no token is needed. Any other address needs --tokens, and TLS
 (--api-tls-cert, --api-tls-key) unless --api-insecure is given.
@@ -150,6 +151,9 @@ func (a *app) runServe(ctx context.Context, listen string, af apiFlags) error {
 		return err
 	}
 	ui.Mount(srv, ui.Options{DB: s.DB, Queues: s.Q, Registry: s.R, Vectors: s.V, Scheduler: sc, Tokens: tokens})
+	if err := mountMCP(srv, s); err != nil {
+		return err
+	}
 	hs := server.HTTPServer(srv.Handler(), nil)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
@@ -195,6 +199,9 @@ func (a *app) serveNode(ctx context.Context, af apiFlags, l net.Listener, tokens
 	}
 	srv.Handle("/v1/", srv.Require(auth.Server, "cluster", auth.Admin, nodeHandler(n, s)))
 	ui.Mount(srv, ui.Options{DB: s.DB, Queues: s.Q, Registry: s.R, Vectors: s.V, Cluster: nodeCluster{n}, Tokens: tokens})
+	if err := mountMCP(srv, s); err != nil {
+		return nil, err
+	}
 	hs := server.HTTPServer(srv.Handler(), nil)
 	go hs.Serve(l)
 	return hs, nil
