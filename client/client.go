@@ -57,6 +57,7 @@ type Client struct {
 	reg flowdbv1connect.RegistryServiceClient
 	vec flowdbv1connect.VectorServiceClient
 	srv flowdbv1connect.ServerServiceClient
+	txn flowdbv1connect.TxnServiceClient
 
 	enq *coalescers[enqItem, uint64]
 	ack *coalescers[ackItem, struct{}]
@@ -119,6 +120,7 @@ func New(baseURL string, o *Options) (*Client, error) {
 		reg: flowdbv1connect.NewRegistryServiceClient(hc, baseURL, copts...),
 		vec: flowdbv1connect.NewVectorServiceClient(hc, baseURL, copts...),
 		srv: flowdbv1connect.NewServerServiceClient(hc, baseURL, copts...),
+		txn: flowdbv1connect.NewTxnServiceClient(hc, baseURL, copts...),
 	}
 	c.enq = newCoalescers(opts.CoalesceMax, opts.CoalesceFlights, c.sendEnqueues)
 	c.ack = newCoalescers(opts.CoalesceMax, opts.CoalesceFlights, c.sendAcks)

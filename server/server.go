@@ -117,6 +117,7 @@ func New(o Options) (*Server, error) {
 	s.mux.Handle(flowdbv1connect.NewRegistryServiceHandler(&registryService{s}, opts...))
 	s.mux.Handle(flowdbv1connect.NewVectorServiceHandler(&vectorService{s}, opts...))
 	s.mux.Handle(flowdbv1connect.NewServerServiceHandler(&serverService{s}, opts...))
+	s.mux.Handle(flowdbv1connect.NewTxnServiceHandler(&txnService{s}, opts...))
 	s.mux.Handle("GET /metrics", s.Require(auth.Server, "metrics", auth.Read, s.metrics.handler()))
 	return s, nil
 }
