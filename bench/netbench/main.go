@@ -17,6 +17,12 @@
 // With -vec it instead measures vector search q/s at k 10, remote against
 // embedded, over one collection of random vectors.
 //
+// After the table (-halfpeak, on by default) the remote system runs again
+// in each 64-producer row with its producers paced to half of that row's
+// remote peak in total, and reports the per-call enqueue latency there.
+// -cpuprofile profiles the whole run (client, server and store share the
+// process).
+//
 //	cd bench && go run ./netbench [-runs 3] [-tasks 60000] [-batches 1,64] [-producers 1,64]
 //	cd bench && go run ./netbench -vec [-vectors 20000] [-dim 128]
 package main
@@ -31,11 +37,13 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/flowdb/flowdb/bench/internal/stats"
@@ -425,7 +433,21 @@ func main() {
 	prodList := flag.String("producers", "1,64", "producer counts, comma-separated")
 	rate := flag.Float64("rate", 0, "pace producers to this many tasks/s in total (0: as fast as possible)")
 	vec := flag.Bool("vec", false, "measure vector search q/s instead")
+	halfPeak := flag.Bool("halfpeak", true, "after the table, remote enqueue latency paced at half the remote peak (64-producer rows)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *vec {
 		vecBench(*dir)
 		return
@@ -447,6 +469,11 @@ func main() {
 	}
 	fmt.Printf("machine: %d CPUs; stores in %s\n\n", runtime.NumCPU(), *dir)
 	fmt.Printf("%-6s %-10s %-24s %12s %10s %10s %14s\n", "batch", "producers", "system", "tasks/s", "enq p50", "enq p99", "remote/this")
+	type peak struct {
+		batch, producers, tasks int
+		rate                    float64
+	}
+	var peaks []peak // the remote system's, per row
 	for _, bs := range strings.Split(*batchList, ",") {
 		batch, err := strconv.Atoi(bs)
 		if err != nil || batch < 1 {
@@ -488,6 +515,7 @@ func main() {
 				m := median(rs)
 				if s.name == "remote" {
 					remote = m.TasksPerS
+					peaks = append(peaks, peak{batch, producers, n, m.TasksPerS})
 				}
 				ratio := "-"
 				if remote > 0 && s.name != "remote" {
@@ -497,6 +525,40 @@ func main() {
 					m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), ratio)
 			}
 		}
+	}
+	if !*halfPeak || *rate > 0 {
+		return
+	}
+	// Enqueue latency at half of the remote peak: each row's remote
+	// throughput above is its peak; the producers are now paced to half of
+	// it in total (out of phase, see run), and the per-call enqueue latency
+	// is what an agent sees under a steady, sustainable load.
+	fmt.Printf("\nremote enqueue latency paced at half of the remote peak (%d runs, medians)\n", *runs)
+	fmt.Printf("%-6s %-10s %12s %12s %12s %10s %10s\n", "batch", "producers", "peak tasks/s", "paced at", "achieved", "enq p50", "enq p99")
+	for _, p := range peaks {
+		if p.producers == 1 && len(peaks) > 1 {
+			continue // one producer paced at half its own round trip is not a load
+		}
+		var rs []result
+		for i := 0; i < *runs; i++ {
+			d, _ := os.MkdirTemp(*dir, "netbench-")
+			sys, err := openRemote(d, true)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			r, err := run(sys, p.producers, p.tasks/2, p.batch, p.rate/2)
+			sys.close()
+			os.RemoveAll(d)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			rs = append(rs, r)
+		}
+		m := median(rs)
+		fmt.Printf("%-6d %-10d %12.0f %12.0f %12.0f %10s %10s\n", p.batch, p.producers, p.rate, p.rate/2, m.TasksPerS,
+			m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond))
 	}
 }
 
@@ -541,7 +603,11 @@ func vecBench(dir string) {
 		queries[i] = vec()
 	}
 	v, _ := hnswOf(rs)
-	measure := func(name string, search func(q []float32) error) float64 {
+	// measure returns q/s and the process's CPU time per query (client,
+	// server and store share the process): on a host shared with other
+	// work, q/s follows the CPU the host lends, CPU per query does not.
+	measure := func(name string, search func(q []float32) error) (float64, time.Duration) {
+		cpu0 := cpuTime()
 		var count atomic.Int64
 		var wg sync.WaitGroup
 		stop := time.Now().Add(*vecFor)
@@ -559,14 +625,15 @@ func vecBench(dir string) {
 			}(g)
 		}
 		wg.Wait()
-		return float64(count.Load()) / vecFor.Seconds()
+		return float64(count.Load()) / vecFor.Seconds(), (cpuTime() - cpu0) / time.Duration(max(count.Load(), 1))
 	}
 	fmt.Printf("netbench -vec: %d random vectors of dim %d (l2, int8 + rerank), k 10, 16 searchers, %v each; machine: %d CPUs\n",
 		n, dim, *vecFor, runtime.NumCPU())
 	for r := 0; r < *vecRuns; r++ {
-		emb := measure("embedded", func(q []float32) error { _, err := v.Search(ctx, "v", q, 10, hnsw.SearchOptions{}); return err })
-		rem := measure("remote", func(q []float32) error { _, err := rs.c.Search(ctx, "v", q, 10, client.SearchOptions{}); return err })
-		fmt.Printf("round %d: embedded %.0f q/s, remote %.0f q/s, remote/embedded %.2fx\n", r+1, emb, rem, rem/emb)
+		emb, embCPU := measure("embedded", func(q []float32) error { _, err := v.Search(ctx, "v", q, 10, hnsw.SearchOptions{}); return err })
+		rem, remCPU := measure("remote", func(q []float32) error { _, err := rs.c.Search(ctx, "v", q, 10, client.SearchOptions{}); return err })
+		fmt.Printf("round %d: embedded %.0f q/s (%v CPU/query), remote %.0f q/s (%v CPU/query), remote/embedded %.2fx q/s, %.2fx by CPU per query\n",
+			r+1, emb, embCPU.Round(time.Microsecond), rem, remCPU.Round(time.Microsecond), rem/emb, float64(embCPU)/float64(remCPU))
 	}
 }
 
@@ -576,6 +643,15 @@ var (
 	vecFor  = flag.Duration("for", 5*time.Second, "-vec: time per measurement")
 	vecRuns = flag.Int("vecruns", 3, "-vec: rounds (embedded then remote each)")
 )
+
+// cpuTime returns the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // hnswOf returns the collection manager behind a remote system's server.
 func hnswOf(s *remoteSys) (*hnsw.Manager, error) { return s.v, nil }
