@@ -11,7 +11,9 @@
 // # Connections and retries
 //
 // A Client keeps a pool of HTTP connections (Options.MaxConns) and is safe
-// for concurrent use. A call whose connection could not be made never left
+// for concurrent use. It asks for uncompressed responses unless
+// Options.Compress (on loopback and fast links gzip costs more CPU than it
+// saves). A call whose connection could not be made never left
 // and is retried whatever it is. A call that may have reached the server
 // is retried only if repeating it changes nothing: reads, sets, deletes,
 // registrations, heartbeats, upserts, extends, and enqueues and

@@ -42,7 +42,9 @@
 //     preflight this server never grants. Refused requests get 403.
 //  5. A request body is bounded by MaxRequestBytes (413 or
 //     resource_exhausted); the engine's own limits (key, value, batch
-//     sizes, vector dimensions) answer with their typed errors.
+//     sizes, vector dimensions) answer with their typed errors. A response
+//     is gzip-compressed only for a client that accepts it and only from
+//     CompressMinBytes (8 KiB) up.
 //  6. Listening (CheckListen): loopback needs nothing; any other address
 //     needs a tokens file, and TLS (TLSConfig: certificate files,
 //     optionally a client CA for mutual TLS) unless the operator says

@@ -20,7 +20,12 @@
 // After the table (-halfpeak, on by default) the remote system runs again
 // in each 64-producer row with its producers paced to half of that row's
 // remote peak in total, and reports the per-call enqueue latency there.
-// -cpuprofile profiles the whole run (client, server and store share the
+// CPU/task is the process's CPU time per acknowledged task (client,
+// server, store and, for JetStream, its server all run in the process);
+// "this/remote CPU" divides a system's by the remote system's, so that
+// below 1 means the remote path costs more CPU per task. On a host shared
+// with other work tasks/s follows the CPU the host lends; CPU per task
+// much less so. -cpuprofile profiles the whole run (client, server and store share the
 // process).
 //
 //	cd bench && go run ./netbench [-runs 3] [-tasks 60000] [-batches 1,64] [-producers 1,64]
@@ -61,6 +66,7 @@ import (
 type result struct {
 	TasksPerS float64
 	P50, P99  time.Duration
+	CPU       time.Duration // process CPU time per task (client, server and store)
 }
 
 // system runs one lifecycle: producers enqueue tasks, consumers drain them.
@@ -109,7 +115,7 @@ func run(sys system, producers, tasks, batch int, rate float64) (result, error) 
 	lat := make([][]time.Duration, producers)
 	errs := make(chan error, producers+consumers)
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for c := 0; c < consumers; c++ {
 		wg.Add(1)
 		go func(c int) {
@@ -155,13 +161,14 @@ func run(sys system, producers, tasks, batch int, rate float64) (result, error) 
 	}
 	pwg.Wait()
 	wg.Wait()
-	el := time.Since(start)
+	el, cpu := time.Since(start), cpuTime()-cpu0
 	close(errs)
 	if err := <-errs; err != nil {
 		return result{}, err
 	}
 	all := stats.Sorted(lat...)
-	return result{TasksPerS: float64(done.Load()) / el.Seconds(), P50: stats.Pct(all, 50), P99: stats.Pct(all, 99)}, nil
+	return result{TasksPerS: float64(done.Load()) / el.Seconds(), P50: stats.Pct(all, 50), P99: stats.Pct(all, 99),
+		CPU: cpu / time.Duration(max(done.Load(), 1))}, nil
 }
 
 // ---- flowdb ----
@@ -421,7 +428,8 @@ func (s *natsSys) close() error {
 func median(rs []result) result {
 	return result{TasksPerS: stats.MedianOf(rs, func(r result) float64 { return r.TasksPerS }),
 		P50: stats.MedianOf(rs, func(r result) time.Duration { return r.P50 }),
-		P99: stats.MedianOf(rs, func(r result) time.Duration { return r.P99 })}
+		P99: stats.MedianOf(rs, func(r result) time.Duration { return r.P99 }),
+		CPU: stats.MedianOf(rs, func(r result) time.Duration { return r.CPU })}
 }
 
 func main() {
@@ -468,7 +476,8 @@ func main() {
 		fmt.Printf("producers paced to %.0f tasks/s in total\n", *rate)
 	}
 	fmt.Printf("machine: %d CPUs; stores in %s\n\n", runtime.NumCPU(), *dir)
-	fmt.Printf("%-6s %-10s %-24s %12s %10s %10s %14s\n", "batch", "producers", "system", "tasks/s", "enq p50", "enq p99", "remote/this")
+	fmt.Printf("%-6s %-10s %-24s %12s %10s %10s %14s %10s %14s\n", "batch", "producers", "system", "tasks/s", "enq p50", "enq p99", "remote/this",
+		"CPU/task", "this/remote CPU")
 	type peak struct {
 		batch, producers, tasks int
 		rate                    float64
@@ -491,6 +500,12 @@ func main() {
 				n = *tasks / 20
 			}
 			var remote float64
+			var remoteCPU time.Duration
+			type named struct {
+				name string
+				r    result
+			}
+			var row []named
 			for _, s := range systems {
 				if *only != "" && !slices.ContainsFunc(strings.Split(*only, ","), func(o string) bool { return strings.Contains(s.name, o) }) {
 					continue
@@ -514,15 +529,22 @@ func main() {
 				}
 				m := median(rs)
 				if s.name == "remote" {
-					remote = m.TasksPerS
+					remote, remoteCPU = m.TasksPerS, m.CPU
 					peaks = append(peaks, peak{batch, producers, n, m.TasksPerS})
 				}
-				ratio := "-"
-				if remote > 0 && s.name != "remote" {
+				row = append(row, named{s.name, m})
+			}
+			// Printed once the row is done, so that every ratio has the
+			// remote figure (embedded runs before it).
+			for _, nm := range row {
+				name, m := nm.name, nm.r
+				ratio, cpuRatio := "-", "-"
+				if remote > 0 && name != "remote" {
 					ratio = fmt.Sprintf("%.2fx", remote/m.TasksPerS)
+					cpuRatio = fmt.Sprintf("%.2fx", float64(m.CPU)/float64(remoteCPU))
 				}
-				fmt.Printf("%-6d %-10d %-24s %12.0f %10s %10s %14s\n", batch, producers, s.name, m.TasksPerS,
-					m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), ratio)
+				fmt.Printf("%-6d %-10d %-24s %12.0f %10s %10s %14s %10s %14s\n", batch, producers, name, m.TasksPerS,
+					m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), ratio, m.CPU.Round(100*time.Nanosecond), cpuRatio)
 			}
 		}
 	}
@@ -547,7 +569,7 @@ func main() {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
 			}
-			r, err := run(sys, p.producers, p.tasks/2, p.batch, p.rate/2)
+			r, err := run(sys, p.producers, p.tasks, p.batch, p.rate/2)
 			sys.close()
 			os.RemoveAll(d)
 			if err != nil {
