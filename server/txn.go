@@ -40,6 +40,23 @@ func (t *txnService) Commit(ctx context.Context, req *connect.Request[v1.CommitT
 			return nil, &db.TxnError{Op: i, Err: err}
 		}
 	}
+	// Vector operations check their collection against this member's view
+	// while the transaction is built: on a replica, catch up first with
+	// collections created through another member (nothing standalone).
+	seen := map[string]bool{}
+	for _, op := range m.Ops {
+		name := op.GetUpsert().GetCollection()
+		if d := op.GetDeleteVectors(); d != nil {
+			name = d.Collection
+		}
+		if (op.GetUpsert() == nil && op.GetDeleteVectors() == nil) || seen[name] {
+			continue
+		}
+		seen[name] = true
+		if err := t.s.nameBarrier(ctx, name); err != nil {
+			return nil, err
+		}
+	}
 	tx := t.s.o.DB.NewTxn()
 	if m.IdempotencyKey != "" {
 		tx.SetIdempotencyKey(m.IdempotencyKey)
