@@ -93,7 +93,9 @@
 //     first outcome's results (its index is the repeat's own).
 //  5. On a replicated node any member commits; a transaction spanning
 //     shards is refused with db.ErrCrossShard (invalid argument) and
-//     nothing applies.
+//     nothing applies. Vector operations (as the single Upsert and Delete)
+//     take their collection's read barrier first, since the engine checks
+//     the collection against the member's view while building.
 //
 // # Metrics
 //
