@@ -23,6 +23,7 @@ type Error struct {
 	// Classes are the texts of the sentinels the error matches.
 	Classes []string
 	cause   error
+	txn     *v1.TxnErrorDetail // a refused transaction's (CommitTxn makes a *TxnError of it)
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -61,8 +62,11 @@ func fromConnect(err error) error {
 	e := &Error{Code: ce.Code(), Msg: ce.Message(), cause: ce.Unwrap()}
 	for _, d := range ce.Details() {
 		if m, derr := d.Value(); derr == nil {
-			if ed, ok := m.(*v1.ErrorDetail); ok {
-				e.Classes = append(e.Classes, ed.Classes...)
+			switch dm := m.(type) {
+			case *v1.ErrorDetail:
+				e.Classes = append(e.Classes, dm.Classes...)
+			case *v1.TxnErrorDetail:
+				e.txn = dm
 			}
 		}
 	}

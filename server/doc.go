@@ -42,7 +42,9 @@
 //     preflight this server never grants. Refused requests get 403.
 //  5. A request body is bounded by MaxRequestBytes (413 or
 //     resource_exhausted); the engine's own limits (key, value, batch
-//     sizes, vector dimensions) answer with their typed errors.
+//     sizes, vector dimensions) answer with their typed errors. A response
+//     is gzip-compressed only for a client that accepts it and only from
+//     CompressMinBytes (8 KiB) up.
 //  6. Listening (CheckListen): loopback needs nothing; any other address
 //     needs a tokens file, and TLS (TLSConfig: certificate files,
 //     optionally a client CA for mutual TLS) unless the operator says
@@ -64,13 +66,36 @@
 //
 // # Transactions
 //
-// Transactions (db.NewTxn and db.CommitTxn, with per-subsystem Tx*
-// operations) get a TxnService in the schema: one RPC whose request lists
-// the operations (key-value sets and deletes, enqueues, acks, vector
-// upserts) and whose handler authorizes each operation against the
-// caller's scopes exactly as the single calls do, builds one transaction
-// with the subsystems' Tx* functions and commits it, answering with the
-// per-operation results. Its errors travel as every other call's.
+// TxnService.Commit (txn.go) commits one transaction (db.DB.CommitTxn) of
+// key-value sets and deletes, conditions, queue enqueues, acks, nacks,
+// extends and cancels, vector upserts and deletes, and registry
+// registrations and heartbeats, with an optional idempotency key. Each
+// operation of the request carries the request message of the single call
+// it mirrors, so its JSON is that call's body. Its contract:
+//
+//  1. Every operation is authorized before anything is built, with the
+//     scope its single call needs (a condition: read on its namespace;
+//     everything else: write). One outside the caller's scopes refuses the
+//     transaction (permission denied) and nothing runs.
+//  2. Operations are added in request order with the subsystems' Tx*
+//     functions, one operation of the engine's transaction per operation
+//     of the request, so the engine's operation index is the request's.
+//  3. Every refusal is a *db.TxnError: the server's own (scope, an
+//     operation with no body, a duration that overflows) and the engine's
+//     (validation, apply). Its Connect code is the refused operation's own
+//     error's code (failed precondition for a lost lease or a failed
+//     condition), its classes include db.ErrTxnRejected's and the
+//     operation's, and a TxnErrorDetail carries the operation's index,
+//     record kind, code and message; the client's CommitTxn makes a
+//     *client.TxnError of it.
+//  4. The answer has one result per operation (an enqueue's task ids) and
+//     the log index on a standalone store. An idempotent repeat answers the
+//     first outcome's results (its index is the repeat's own).
+//  5. On a replicated node any member commits; a transaction spanning
+//     shards is refused with db.ErrCrossShard (invalid argument) and
+//     nothing applies. Vector operations (as the single Upsert and Delete)
+//     take their collection's read barrier first, since the engine checks
+//     the collection against the member's view while building.
 //
 // # Metrics
 //

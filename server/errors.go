@@ -63,6 +63,13 @@ var codes = []struct {
 	{hnsw.ErrNotFinite, connect.CodeInvalidArgument},
 	{hnsw.ErrZeroVector, connect.CodeInvalidArgument},
 	{sched.ErrInvalid, connect.CodeInvalidArgument},
+	{db.ErrTxnTooLarge, connect.CodeInvalidArgument},
+	{db.ErrEmptyTxn, connect.CodeInvalidArgument},
+	{db.ErrNotTransactional, connect.CodeInvalidArgument},
+	{db.ErrConditionFailed, connect.CodeFailedPrecondition},
+	{db.ErrIdempotencyKeyReused, connect.CodeFailedPrecondition},
+	// Last: a refused transaction answers with its operation's code above.
+	{db.ErrTxnRejected, connect.CodeFailedPrecondition},
 }
 
 // localClasses are sentinels of this side of the wire that the engine does
@@ -94,7 +101,8 @@ func codeOf(err error) connect.Code {
 }
 
 // toConnect turns a handler's error into the error the client sees: its
-// code, its text and an ErrorDetail with its classes. Errors that are
+// code, its text and an ErrorDetail with its classes, and for a refused
+// transaction (*db.TxnError) a TxnErrorDetail. Errors that are
 // already Connect errors (limits enforced by connect itself) pass as they
 // are.
 func (s *Server) toConnect(err error) error {
@@ -108,6 +116,16 @@ func (s *Server) toConnect(err error) error {
 	e := connect.NewError(codeOf(err), err)
 	if cl := s.classes(err); len(cl) > 0 {
 		if d, derr := connect.NewErrorDetail(&flowdbv1.ErrorDetail{Classes: cl}); derr == nil {
+			e.AddDetail(d)
+		}
+	}
+	var te *db.TxnError
+	if errors.As(err, &te) {
+		td := &flowdbv1.TxnErrorDetail{Op: int32(te.Op), Kind: te.Kind}
+		if te.Err != nil {
+			td.Code, td.Message = codeOf(te.Err).String(), te.Err.Error()
+		}
+		if d, derr := connect.NewErrorDetail(td); derr == nil {
 			e.AddDetail(d)
 		}
 	}

@@ -33,6 +33,7 @@ var unary = []string{
 	flowdbv1connect.VectorServiceUpsertProcedure, flowdbv1connect.VectorServiceSearchProcedure, flowdbv1connect.VectorServiceGetProcedure,
 	flowdbv1connect.VectorServiceDeleteProcedure, flowdbv1connect.VectorServiceStatsProcedure,
 	flowdbv1connect.ServerServiceHealthProcedure, flowdbv1connect.ServerServiceStatsProcedure,
+	flowdbv1connect.TxnServiceCommitProcedure,
 }
 
 // FuzzRequest sends arbitrary bodies, as binary protobuf or JSON, to every
@@ -59,6 +60,10 @@ func FuzzRequest(f *testing.F) {
 		{32, true, `{"collection":"c","query":[0,0,0],"k":-3,"ef":-1}`},
 		{32, false, "\x0a\x01c\x12\x0c\x00\x00\xc0\x7f\x00\x00\x80\x3f\x00\x00\x80\x3f\x18\x05"},
 		{0, false, "\x0a\xff\xff"},
+		{38, true, `{"idempotencyKey":"k","ops":[{"require":{"mode":"MODE_ABSENT","namespace":"n","key":"aw=="}},{"set":{"namespace":"n","key":"aw==","value":"dg==","ttlMs":"5"}},{"enqueue":{"queue":"q","task":{"payload":"eA=="}}}]}`},
+		{38, true, `{"ops":[{"ack":{"queue":"q","id":"1","token":"2"}},{"upsert":{"collection":"c","vectors":[{"id":"1","values":[1,"NaN",1]}]}},{}]}`},
+		{38, true, `{"ops":[{"extend":{"queue":"q","id":"1","leaseMs":"9223372036854775807"}},{"register":{}},{"require":{"mode":7}}]}`},
+		{38, true, `{"ops":[{"deleteVectors":{"collection":"c","ids":["1"]}},{"heartbeat":{"id":"a"}},{"enqueueBatch":{"queue":"q","tasks":[{},null]}}]}`},
 	}
 	for _, s := range seeds {
 		f.Add(uint8(s.proc), s.json, []byte(s.body))

@@ -159,3 +159,94 @@ func TestReplicatedServers(t *testing.T) {
 		t.Fatalf("health %+v %v", h, err)
 	}
 }
+
+// Transactions on a replicated node: any member commits one whose
+// operations share a shard (a placement group), the next member reads it,
+// a refused one leaves nothing on any member, and one that spans shards is
+// refused with db.ErrCrossShard.
+func TestReplicatedTxn(t *testing.T) {
+	cs := startReplicas(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	on := func(i int) *client.Client { return cs[i%3] }
+	const q, coll, ns = "{a7}jobs", "{a7}mem", "{a7}state"
+	if err := on(0).CreateQueue(ctx, client.QueueConfig{Name: q}); err != nil {
+		t.Fatal(err)
+	}
+	if err := on(1).CreateCollection(ctx, client.CollectionConfig{Name: coll, Dim: 2, Float: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := on(2).Enqueue(ctx, q, client.Task{Payload: []byte("t")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		ls, err := on(i).Lease(ctx, q, "a", 1, nil, time.Minute)
+		if err != nil || len(ls) != 1 {
+			t.Fatalf("lease on %d: %v %v", i, ls, err)
+		}
+		// The agent's step, whole, on member i.
+		tx := on(i).NewTxn()
+		tx.SetIdempotencyKey(fmt.Sprintf("step-%d", i))
+		tx.Ack(q, ls[0].ID, ls[0].Token, []byte("ok"))
+		tx.Upsert(coll, client.Vector{ID: uint64(i + 1), Values: []float32{1, float32(i)}})
+		tx.Set(ns, fmt.Appendf(nil, "r%d", i), []byte("done"))
+		next := tx.Enqueue(q, client.Task{Payload: fmt.Appendf(nil, "next %d", i)})
+		if err := on(i).CommitTxn(ctx, tx); err != nil {
+			t.Fatalf("commit on %d: %v", i, err)
+		}
+		if len(next.IDs) != 1 {
+			t.Fatalf("enqueued ids on %d: %v", i, next.IDs)
+		}
+		if v, err := on(i+1).Get(ctx, ns, fmt.Appendf(nil, "r%d", i)); err != nil || string(v) != "done" {
+			t.Fatalf("read on %d: %q %v", i+1, v, err)
+		}
+		if _, err := on(i+2).GetVector(ctx, coll, uint64(i+1)); err != nil {
+			t.Fatalf("vector on %d: %v", i+2, err)
+		}
+		// The same ack again, in a transaction that also writes: refused,
+		// and nothing of it on any member.
+		tx = on(i + 1).NewTxn()
+		tx.Set(ns, []byte("refused"), []byte("x"))
+		tx.Ack(q, ls[0].ID, ls[0].Token, nil)
+		err = on(i+1).CommitTxn(ctx, tx)
+		var te *client.TxnError
+		if !errors.As(err, &te) || te.Op != 1 || !errors.Is(err, queue.ErrLeaseLost) || !errors.Is(err, db.ErrTxnRejected) {
+			t.Fatalf("stale ack on %d: %v", i+1, err)
+		}
+		for j := range 3 {
+			if _, err := on(j).Get(ctx, ns, []byte("refused")); !errors.Is(err, db.ErrNotFound) {
+				t.Fatalf("refused transaction visible on %d: %v", j, err)
+			}
+		}
+	}
+	if st, err := on(0).QueueStats(ctx, q); err != nil || st.Acked != 3 || st.Enqueued != 4 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+	// Across shards: a queue and a namespace that do not share a shard.
+	p := db.Placement{DataShards: 2}
+	other := ""
+	for i := 0; other == ""; i++ {
+		if n := fmt.Sprintf("ns%d", i); p.ShardFor(n) != p.ShardFor(q) {
+			other = n
+		}
+	}
+	tx := on(1).NewTxn()
+	tx.Enqueue(q, client.Task{Payload: []byte("x")})
+	tx.Set(other, []byte("k"), []byte("v"))
+	if err := on(1).CommitTxn(ctx, tx); !errors.Is(err, db.ErrCrossShard) {
+		t.Fatalf("cross-shard transaction: %v", err)
+	}
+	if st, _ := on(2).QueueStats(ctx, q); st.Enqueued != 4 {
+		t.Fatalf("a refused cross-shard transaction enqueued: %d", st.Enqueued)
+	}
+	// Registry operations commit together (on the catalog shard).
+	tx = on(2).NewTxn()
+	tx.Register(client.AgentSpec{ID: "r1", Capacity: 1})
+	tx.Register(client.AgentSpec{ID: "r2", Capacity: 1})
+	if err := on(2).CommitTxn(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := on(0).Agent(ctx, "r2"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -46,6 +46,12 @@ type Options struct {
 	// decompressed). Default 40 MiB (a key-value batch may encode to
 	// db.MaxBatchBytes, 32 MiB).
 	MaxRequestBytes int
+	// CompressMinBytes is the smallest response compressed for a client
+	// that accepts compression (gzip); smaller ones go as they are, since
+	// compressing a few hundred bytes costs more CPU than it saves on any
+	// link. Default 8 KiB; negative: compress every response a client
+	// accepts compressed.
+	CompressMinBytes int
 	// MaxLeaseWait bounds a Lease's wait_ms. Default 30s.
 	MaxLeaseWait time.Duration
 	// ScanPageSize is the largest page a Scan returns. Default 1,000.
@@ -100,6 +106,12 @@ func New(o Options) (*Server, error) {
 	if o.MaxLeaseWait <= 0 {
 		o.MaxLeaseWait = 30 * time.Second
 	}
+	switch {
+	case o.CompressMinBytes == 0:
+		o.CompressMinBytes = 8 << 10
+	case o.CompressMinBytes < 0:
+		o.CompressMinBytes = 0
+	}
 	if o.ScanPageSize <= 0 {
 		o.ScanPageSize = 1000
 	}
@@ -111,12 +123,14 @@ func New(o Options) (*Server, error) {
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(s.interceptor()),
 		connect.WithReadMaxBytes(o.MaxRequestBytes),
+		connect.WithCompressMinBytes(o.CompressMinBytes),
 	}
 	s.mux.Handle(flowdbv1connect.NewKVServiceHandler(&kvService{s}, opts...))
 	s.mux.Handle(flowdbv1connect.NewQueueServiceHandler(&queueService{s}, opts...))
 	s.mux.Handle(flowdbv1connect.NewRegistryServiceHandler(&registryService{s}, opts...))
 	s.mux.Handle(flowdbv1connect.NewVectorServiceHandler(&vectorService{s}, opts...))
 	s.mux.Handle(flowdbv1connect.NewServerServiceHandler(&serverService{s}, opts...))
+	s.mux.Handle(flowdbv1connect.NewTxnServiceHandler(&txnService{s}, opts...))
 	s.mux.Handle("GET /metrics", s.Require(auth.Server, "metrics", auth.Read, s.metrics.handler()))
 	return s, nil
 }

@@ -17,6 +17,17 @@
 // With -vec it instead measures vector search q/s at k 10, remote against
 // embedded, over one collection of random vectors.
 //
+// After the table (-halfpeak, on by default) the remote system runs again
+// in each 64-producer row with its producers paced to half of that row's
+// remote peak in total, and reports the per-call enqueue latency there.
+// CPU/task is the process's CPU time per acknowledged task (client,
+// server, store and, for JetStream, its server all run in the process);
+// "this/remote CPU" divides a system's by the remote system's, so that
+// below 1 means the remote path costs more CPU per task. On a host shared
+// with other work tasks/s follows the CPU the host lends; CPU per task
+// much less so. -cpuprofile profiles the whole run (client, server and store share the
+// process).
+//
 //	cd bench && go run ./netbench [-runs 3] [-tasks 60000] [-batches 1,64] [-producers 1,64]
 //	cd bench && go run ./netbench -vec [-vectors 20000] [-dim 128]
 package main
@@ -31,11 +42,13 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/flowdb/flowdb/bench/internal/stats"
@@ -53,6 +66,7 @@ import (
 type result struct {
 	TasksPerS float64
 	P50, P99  time.Duration
+	CPU       time.Duration // process CPU time per task (client, server and store)
 }
 
 // system runs one lifecycle: producers enqueue tasks, consumers drain them.
@@ -101,7 +115,7 @@ func run(sys system, producers, tasks, batch int, rate float64) (result, error) 
 	lat := make([][]time.Duration, producers)
 	errs := make(chan error, producers+consumers)
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for c := 0; c < consumers; c++ {
 		wg.Add(1)
 		go func(c int) {
@@ -147,13 +161,14 @@ func run(sys system, producers, tasks, batch int, rate float64) (result, error) 
 	}
 	pwg.Wait()
 	wg.Wait()
-	el := time.Since(start)
+	el, cpu := time.Since(start), cpuTime()-cpu0
 	close(errs)
 	if err := <-errs; err != nil {
 		return result{}, err
 	}
 	all := stats.Sorted(lat...)
-	return result{TasksPerS: float64(done.Load()) / el.Seconds(), P50: stats.Pct(all, 50), P99: stats.Pct(all, 99)}, nil
+	return result{TasksPerS: float64(done.Load()) / el.Seconds(), P50: stats.Pct(all, 50), P99: stats.Pct(all, 99),
+		CPU: cpu / time.Duration(max(done.Load(), 1))}, nil
 }
 
 // ---- flowdb ----
@@ -413,7 +428,8 @@ func (s *natsSys) close() error {
 func median(rs []result) result {
 	return result{TasksPerS: stats.MedianOf(rs, func(r result) float64 { return r.TasksPerS }),
 		P50: stats.MedianOf(rs, func(r result) time.Duration { return r.P50 }),
-		P99: stats.MedianOf(rs, func(r result) time.Duration { return r.P99 })}
+		P99: stats.MedianOf(rs, func(r result) time.Duration { return r.P99 }),
+		CPU: stats.MedianOf(rs, func(r result) time.Duration { return r.CPU })}
 }
 
 func main() {
@@ -425,7 +441,21 @@ func main() {
 	prodList := flag.String("producers", "1,64", "producer counts, comma-separated")
 	rate := flag.Float64("rate", 0, "pace producers to this many tasks/s in total (0: as fast as possible)")
 	vec := flag.Bool("vec", false, "measure vector search q/s instead")
+	halfPeak := flag.Bool("halfpeak", true, "after the table, remote enqueue latency paced at half the remote peak (64-producer rows)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *vec {
 		vecBench(*dir)
 		return
@@ -446,7 +476,13 @@ func main() {
 		fmt.Printf("producers paced to %.0f tasks/s in total\n", *rate)
 	}
 	fmt.Printf("machine: %d CPUs; stores in %s\n\n", runtime.NumCPU(), *dir)
-	fmt.Printf("%-6s %-10s %-24s %12s %10s %10s %14s\n", "batch", "producers", "system", "tasks/s", "enq p50", "enq p99", "remote/this")
+	fmt.Printf("%-6s %-10s %-24s %12s %10s %10s %14s %10s %14s\n", "batch", "producers", "system", "tasks/s", "enq p50", "enq p99", "remote/this",
+		"CPU/task", "this/remote CPU")
+	type peak struct {
+		batch, producers, tasks int
+		rate                    float64
+	}
+	var peaks []peak // the remote system's, per row
 	for _, bs := range strings.Split(*batchList, ",") {
 		batch, err := strconv.Atoi(bs)
 		if err != nil || batch < 1 {
@@ -464,6 +500,12 @@ func main() {
 				n = *tasks / 20
 			}
 			var remote float64
+			var remoteCPU time.Duration
+			type named struct {
+				name string
+				r    result
+			}
+			var row []named
 			for _, s := range systems {
 				if *only != "" && !slices.ContainsFunc(strings.Split(*only, ","), func(o string) bool { return strings.Contains(s.name, o) }) {
 					continue
@@ -487,16 +529,58 @@ func main() {
 				}
 				m := median(rs)
 				if s.name == "remote" {
-					remote = m.TasksPerS
+					remote, remoteCPU = m.TasksPerS, m.CPU
+					peaks = append(peaks, peak{batch, producers, n, m.TasksPerS})
 				}
-				ratio := "-"
-				if remote > 0 && s.name != "remote" {
+				row = append(row, named{s.name, m})
+			}
+			// Printed once the row is done, so that every ratio has the
+			// remote figure (embedded runs before it).
+			for _, nm := range row {
+				name, m := nm.name, nm.r
+				ratio, cpuRatio := "-", "-"
+				if remote > 0 && name != "remote" {
 					ratio = fmt.Sprintf("%.2fx", remote/m.TasksPerS)
+					cpuRatio = fmt.Sprintf("%.2fx", float64(m.CPU)/float64(remoteCPU))
 				}
-				fmt.Printf("%-6d %-10d %-24s %12.0f %10s %10s %14s\n", batch, producers, s.name, m.TasksPerS,
-					m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), ratio)
+				fmt.Printf("%-6d %-10d %-24s %12.0f %10s %10s %14s %10s %14s\n", batch, producers, name, m.TasksPerS,
+					m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), ratio, m.CPU.Round(100*time.Nanosecond), cpuRatio)
 			}
 		}
+	}
+	if !*halfPeak || *rate > 0 {
+		return
+	}
+	// Enqueue latency at half of the remote peak: each row's remote
+	// throughput above is its peak; the producers are now paced to half of
+	// it in total (out of phase, see run), and the per-call enqueue latency
+	// is what an agent sees under a steady, sustainable load.
+	fmt.Printf("\nremote enqueue latency paced at half of the remote peak (%d runs, medians)\n", *runs)
+	fmt.Printf("%-6s %-10s %12s %12s %12s %10s %10s\n", "batch", "producers", "peak tasks/s", "paced at", "achieved", "enq p50", "enq p99")
+	for _, p := range peaks {
+		if p.producers == 1 && len(peaks) > 1 {
+			continue // one producer paced at half its own round trip is not a load
+		}
+		var rs []result
+		for i := 0; i < *runs; i++ {
+			d, _ := os.MkdirTemp(*dir, "netbench-")
+			sys, err := openRemote(d, true)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			r, err := run(sys, p.producers, p.tasks, p.batch, p.rate/2)
+			sys.close()
+			os.RemoveAll(d)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			rs = append(rs, r)
+		}
+		m := median(rs)
+		fmt.Printf("%-6d %-10d %12.0f %12.0f %12.0f %10s %10s\n", p.batch, p.producers, p.rate, p.rate/2, m.TasksPerS,
+			m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond))
 	}
 }
 
@@ -541,7 +625,11 @@ func vecBench(dir string) {
 		queries[i] = vec()
 	}
 	v, _ := hnswOf(rs)
-	measure := func(name string, search func(q []float32) error) float64 {
+	// measure returns q/s and the process's CPU time per query (client,
+	// server and store share the process): on a host shared with other
+	// work, q/s follows the CPU the host lends, CPU per query does not.
+	measure := func(name string, search func(q []float32) error) (float64, time.Duration) {
+		cpu0 := cpuTime()
 		var count atomic.Int64
 		var wg sync.WaitGroup
 		stop := time.Now().Add(*vecFor)
@@ -559,14 +647,15 @@ func vecBench(dir string) {
 			}(g)
 		}
 		wg.Wait()
-		return float64(count.Load()) / vecFor.Seconds()
+		return float64(count.Load()) / vecFor.Seconds(), (cpuTime() - cpu0) / time.Duration(max(count.Load(), 1))
 	}
 	fmt.Printf("netbench -vec: %d random vectors of dim %d (l2, int8 + rerank), k 10, 16 searchers, %v each; machine: %d CPUs\n",
 		n, dim, *vecFor, runtime.NumCPU())
 	for r := 0; r < *vecRuns; r++ {
-		emb := measure("embedded", func(q []float32) error { _, err := v.Search(ctx, "v", q, 10, hnsw.SearchOptions{}); return err })
-		rem := measure("remote", func(q []float32) error { _, err := rs.c.Search(ctx, "v", q, 10, client.SearchOptions{}); return err })
-		fmt.Printf("round %d: embedded %.0f q/s, remote %.0f q/s, remote/embedded %.2fx\n", r+1, emb, rem, rem/emb)
+		emb, embCPU := measure("embedded", func(q []float32) error { _, err := v.Search(ctx, "v", q, 10, hnsw.SearchOptions{}); return err })
+		rem, remCPU := measure("remote", func(q []float32) error { _, err := rs.c.Search(ctx, "v", q, 10, client.SearchOptions{}); return err })
+		fmt.Printf("round %d: embedded %.0f q/s (%v CPU/query), remote %.0f q/s (%v CPU/query), remote/embedded %.2fx q/s, %.2fx by CPU per query\n",
+			r+1, emb, embCPU.Round(time.Microsecond), rem, remCPU.Round(time.Microsecond), rem/emb, float64(embCPU)/float64(remCPU))
 	}
 }
 
@@ -576,6 +665,15 @@ var (
 	vecFor  = flag.Duration("for", 5*time.Second, "-vec: time per measurement")
 	vecRuns = flag.Int("vecruns", 3, "-vec: rounds (embedded then remote each)")
 )
+
+// cpuTime returns the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // hnswOf returns the collection manager behind a remote system's server.
 func hnswOf(s *remoteSys) (*hnsw.Manager, error) { return s.v, nil }

@@ -89,6 +89,61 @@ func (BatchOp_Op) EnumDescriptor() ([]byte, []int) {
 	return file_flowdb_v1_flowdb_proto_rawDescGZIP(), []int{11, 0}
 }
 
+type TxnCondition_Mode int32
+
+const (
+	TxnCondition_MODE_UNSPECIFIED TxnCondition_Mode = 0
+	// MODE_EQUAL: the key holds exactly value.
+	TxnCondition_MODE_EQUAL TxnCondition_Mode = 1
+	// MODE_ABSENT: the key holds no live value.
+	TxnCondition_MODE_ABSENT TxnCondition_Mode = 2
+	// MODE_PRESENT: the key holds a live value.
+	TxnCondition_MODE_PRESENT TxnCondition_Mode = 3
+)
+
+// Enum value maps for TxnCondition_Mode.
+var (
+	TxnCondition_Mode_name = map[int32]string{
+		0: "MODE_UNSPECIFIED",
+		1: "MODE_EQUAL",
+		2: "MODE_ABSENT",
+		3: "MODE_PRESENT",
+	}
+	TxnCondition_Mode_value = map[string]int32{
+		"MODE_UNSPECIFIED": 0,
+		"MODE_EQUAL":       1,
+		"MODE_ABSENT":      2,
+		"MODE_PRESENT":     3,
+	}
+)
+
+func (x TxnCondition_Mode) Enum() *TxnCondition_Mode {
+	p := new(TxnCondition_Mode)
+	*p = x
+	return p
+}
+
+func (x TxnCondition_Mode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TxnCondition_Mode) Descriptor() protoreflect.EnumDescriptor {
+	return file_flowdb_v1_flowdb_proto_enumTypes[1].Descriptor()
+}
+
+func (TxnCondition_Mode) Type() protoreflect.EnumType {
+	return &file_flowdb_v1_flowdb_proto_enumTypes[1]
+}
+
+func (x TxnCondition_Mode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TxnCondition_Mode.Descriptor instead.
+func (TxnCondition_Mode) EnumDescriptor() ([]byte, []int) {
+	return file_flowdb_v1_flowdb_proto_rawDescGZIP(), []int{93, 0}
+}
+
 // ErrorDetail rides on every error the server returns for a rejected call.
 type ErrorDetail struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -5283,6 +5338,575 @@ func (x *ServerStatsResponse) GetAgents() int32 {
 	return 0
 }
 
+// TxnCondition is a condition on one key (db.Txn.Require, RequireAbsent,
+// RequirePresent): it changes nothing and refuses the transaction when the
+// key does not hold what it asks, as of its place in the transaction.
+type TxnCondition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mode          TxnCondition_Mode      `protobuf:"varint,1,opt,name=mode,proto3,enum=flowdb.v1.TxnCondition_Mode" json:"mode,omitempty"`
+	Namespace     string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           []byte                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnCondition) Reset() {
+	*x = TxnCondition{}
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnCondition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnCondition) ProtoMessage() {}
+
+func (x *TxnCondition) ProtoReflect() protoreflect.Message {
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnCondition.ProtoReflect.Descriptor instead.
+func (*TxnCondition) Descriptor() ([]byte, []int) {
+	return file_flowdb_v1_flowdb_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *TxnCondition) GetMode() TxnCondition_Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return TxnCondition_MODE_UNSPECIFIED
+}
+
+func (x *TxnCondition) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TxnCondition) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *TxnCondition) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+// TxnOp is one operation of a transaction. Each but require carries the
+// request of the single call it mirrors, so that its JSON is that call's
+// body: {"ack": {"queue": "jobs", "id": "12", "token": "99"}}.
+type TxnOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*TxnOp_Set
+	//	*TxnOp_Delete
+	//	*TxnOp_Require
+	//	*TxnOp_Enqueue
+	//	*TxnOp_EnqueueBatch
+	//	*TxnOp_Ack
+	//	*TxnOp_Nack
+	//	*TxnOp_Extend
+	//	*TxnOp_Cancel
+	//	*TxnOp_Upsert
+	//	*TxnOp_DeleteVectors
+	//	*TxnOp_Register
+	//	*TxnOp_Heartbeat
+	Op            isTxnOp_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnOp) Reset() {
+	*x = TxnOp{}
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnOp) ProtoMessage() {}
+
+func (x *TxnOp) ProtoReflect() protoreflect.Message {
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnOp.ProtoReflect.Descriptor instead.
+func (*TxnOp) Descriptor() ([]byte, []int) {
+	return file_flowdb_v1_flowdb_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *TxnOp) GetOp() isTxnOp_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *TxnOp) GetSet() *SetRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_Set); ok {
+			return x.Set
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetRequire() *TxnCondition {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_Require); ok {
+			return x.Require
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetEnqueue() *EnqueueRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_Enqueue); ok {
+			return x.Enqueue
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetEnqueueBatch() *EnqueueBatchRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_EnqueueBatch); ok {
+			return x.EnqueueBatch
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetAck() *AckRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetNack() *NackRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_Nack); ok {
+			return x.Nack
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetExtend() *ExtendRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_Extend); ok {
+			return x.Extend
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetCancel() *CancelRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetUpsert() *UpsertRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_Upsert); ok {
+			return x.Upsert
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetDeleteVectors() *DeleteVectorsRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_DeleteVectors); ok {
+			return x.DeleteVectors
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetRegister() *RegisterRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_Register); ok {
+			return x.Register
+		}
+	}
+	return nil
+}
+
+func (x *TxnOp) GetHeartbeat() *HeartbeatRequest {
+	if x != nil {
+		if x, ok := x.Op.(*TxnOp_Heartbeat); ok {
+			return x.Heartbeat
+		}
+	}
+	return nil
+}
+
+type isTxnOp_Op interface {
+	isTxnOp_Op()
+}
+
+type TxnOp_Set struct {
+	Set *SetRequest `protobuf:"bytes,1,opt,name=set,proto3,oneof"`
+}
+
+type TxnOp_Delete struct {
+	// delete with prefix deletes every key beginning with key.
+	Delete *DeleteRequest `protobuf:"bytes,2,opt,name=delete,proto3,oneof"`
+}
+
+type TxnOp_Require struct {
+	Require *TxnCondition `protobuf:"bytes,3,opt,name=require,proto3,oneof"`
+}
+
+type TxnOp_Enqueue struct {
+	Enqueue *EnqueueRequest `protobuf:"bytes,4,opt,name=enqueue,proto3,oneof"`
+}
+
+type TxnOp_EnqueueBatch struct {
+	// enqueue_batch enqueues several tasks of one queue in one operation.
+	EnqueueBatch *EnqueueBatchRequest `protobuf:"bytes,5,opt,name=enqueue_batch,json=enqueueBatch,proto3,oneof"`
+}
+
+type TxnOp_Ack struct {
+	Ack *AckRequest `protobuf:"bytes,6,opt,name=ack,proto3,oneof"`
+}
+
+type TxnOp_Nack struct {
+	Nack *NackRequest `protobuf:"bytes,7,opt,name=nack,proto3,oneof"`
+}
+
+type TxnOp_Extend struct {
+	Extend *ExtendRequest `protobuf:"bytes,8,opt,name=extend,proto3,oneof"`
+}
+
+type TxnOp_Cancel struct {
+	Cancel *CancelRequest `protobuf:"bytes,9,opt,name=cancel,proto3,oneof"`
+}
+
+type TxnOp_Upsert struct {
+	Upsert *UpsertRequest `protobuf:"bytes,10,opt,name=upsert,proto3,oneof"`
+}
+
+type TxnOp_DeleteVectors struct {
+	DeleteVectors *DeleteVectorsRequest `protobuf:"bytes,11,opt,name=delete_vectors,json=deleteVectors,proto3,oneof"`
+}
+
+type TxnOp_Register struct {
+	Register *RegisterRequest `protobuf:"bytes,12,opt,name=register,proto3,oneof"`
+}
+
+type TxnOp_Heartbeat struct {
+	Heartbeat *HeartbeatRequest `protobuf:"bytes,13,opt,name=heartbeat,proto3,oneof"`
+}
+
+func (*TxnOp_Set) isTxnOp_Op() {}
+
+func (*TxnOp_Delete) isTxnOp_Op() {}
+
+func (*TxnOp_Require) isTxnOp_Op() {}
+
+func (*TxnOp_Enqueue) isTxnOp_Op() {}
+
+func (*TxnOp_EnqueueBatch) isTxnOp_Op() {}
+
+func (*TxnOp_Ack) isTxnOp_Op() {}
+
+func (*TxnOp_Nack) isTxnOp_Op() {}
+
+func (*TxnOp_Extend) isTxnOp_Op() {}
+
+func (*TxnOp_Cancel) isTxnOp_Op() {}
+
+func (*TxnOp_Upsert) isTxnOp_Op() {}
+
+func (*TxnOp_DeleteVectors) isTxnOp_Op() {}
+
+func (*TxnOp_Register) isTxnOp_Op() {}
+
+func (*TxnOp_Heartbeat) isTxnOp_Op() {}
+
+type CommitTxnRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ops   []*TxnOp               `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	// idempotency_key makes the transaction exactly once: a commit with the
+	// same key within the server's window (24 h) gets the first outcome
+	// (results or refusal) and applies nothing; the same key with other
+	// operations is refused ("db: idempotency key reused by a different
+	// transaction").
+	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CommitTxnRequest) Reset() {
+	*x = CommitTxnRequest{}
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitTxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitTxnRequest) ProtoMessage() {}
+
+func (x *CommitTxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitTxnRequest.ProtoReflect.Descriptor instead.
+func (*CommitTxnRequest) Descriptor() ([]byte, []int) {
+	return file_flowdb_v1_flowdb_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *CommitTxnRequest) GetOps() []*TxnOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+func (x *CommitTxnRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// TxnOpResult is one operation's result: the ids of the tasks an enqueue
+// added (empty for other operations).
+type TxnOpResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []uint64               `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnOpResult) Reset() {
+	*x = TxnOpResult{}
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnOpResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnOpResult) ProtoMessage() {}
+
+func (x *TxnOpResult) ProtoReflect() protoreflect.Message {
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnOpResult.ProtoReflect.Descriptor instead.
+func (*TxnOpResult) Descriptor() ([]byte, []int) {
+	return file_flowdb_v1_flowdb_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *TxnOpResult) GetIds() []uint64 {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+type CommitTxnResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results has one entry per operation, in order.
+	Results []*TxnOpResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// index is the log index the transaction applied at (standalone store;
+	// 0 on a replicated node).
+	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitTxnResponse) Reset() {
+	*x = CommitTxnResponse{}
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitTxnResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitTxnResponse) ProtoMessage() {}
+
+func (x *CommitTxnResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitTxnResponse.ProtoReflect.Descriptor instead.
+func (*CommitTxnResponse) Descriptor() ([]byte, []int) {
+	return file_flowdb_v1_flowdb_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *CommitTxnResponse) GetResults() []*TxnOpResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *CommitTxnResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+// TxnErrorDetail rides, with ErrorDetail, on the error of a refused
+// transaction: which operation was refused and why.
+type TxnErrorDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// op is the refused operation's index in ops; -1 for the transaction as
+	// a whole (empty, too large, idempotency key reused).
+	Op int32 `protobuf:"varint,1,opt,name=op,proto3" json:"op,omitempty"`
+	// kind is the refused operation's record kind ("queue.ack"), when the
+	// engine named it.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// code is the Connect code of the operation's own error
+	// ("failed_precondition" for a lost lease).
+	Code string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	// message is the operation's own error text.
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnErrorDetail) Reset() {
+	*x = TxnErrorDetail{}
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnErrorDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnErrorDetail) ProtoMessage() {}
+
+func (x *TxnErrorDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_flowdb_v1_flowdb_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnErrorDetail.ProtoReflect.Descriptor instead.
+func (*TxnErrorDetail) Descriptor() ([]byte, []int) {
+	return file_flowdb_v1_flowdb_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *TxnErrorDetail) GetOp() int32 {
+	if x != nil {
+		return x.Op
+	}
+	return 0
+}
+
+func (x *TxnErrorDetail) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *TxnErrorDetail) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *TxnErrorDetail) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_flowdb_v1_flowdb_proto protoreflect.FileDescriptor
 
 const file_flowdb_v1_flowdb_proto_rawDesc = "" +
@@ -5645,7 +6269,47 @@ const file_flowdb_v1_flowdb_proto_rawDesc = "" +
 	"\x06queues\x18\t \x03(\tR\x06queues\x12 \n" +
 	"\vcollections\x18\n" +
 	" \x03(\tR\vcollections\x12\x16\n" +
-	"\x06agents\x18\v \x01(\x05R\x06agents2\xab\x02\n" +
+	"\x06agents\x18\v \x01(\x05R\x06agents\"\xd7\x01\n" +
+	"\fTxnCondition\x120\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x1c.flowdb.v1.TxnCondition.ModeR\x04mode\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\"O\n" +
+	"\x04Mode\x12\x14\n" +
+	"\x10MODE_UNSPECIFIED\x10\x00\x12\x0e\n" +
+	"\n" +
+	"MODE_EQUAL\x10\x01\x12\x0f\n" +
+	"\vMODE_ABSENT\x10\x02\x12\x10\n" +
+	"\fMODE_PRESENT\x10\x03\"\xd5\x05\n" +
+	"\x05TxnOp\x12)\n" +
+	"\x03set\x18\x01 \x01(\v2\x15.flowdb.v1.SetRequestH\x00R\x03set\x122\n" +
+	"\x06delete\x18\x02 \x01(\v2\x18.flowdb.v1.DeleteRequestH\x00R\x06delete\x123\n" +
+	"\arequire\x18\x03 \x01(\v2\x17.flowdb.v1.TxnConditionH\x00R\arequire\x125\n" +
+	"\aenqueue\x18\x04 \x01(\v2\x19.flowdb.v1.EnqueueRequestH\x00R\aenqueue\x12E\n" +
+	"\renqueue_batch\x18\x05 \x01(\v2\x1e.flowdb.v1.EnqueueBatchRequestH\x00R\fenqueueBatch\x12)\n" +
+	"\x03ack\x18\x06 \x01(\v2\x15.flowdb.v1.AckRequestH\x00R\x03ack\x12,\n" +
+	"\x04nack\x18\a \x01(\v2\x16.flowdb.v1.NackRequestH\x00R\x04nack\x122\n" +
+	"\x06extend\x18\b \x01(\v2\x18.flowdb.v1.ExtendRequestH\x00R\x06extend\x122\n" +
+	"\x06cancel\x18\t \x01(\v2\x18.flowdb.v1.CancelRequestH\x00R\x06cancel\x122\n" +
+	"\x06upsert\x18\n" +
+	" \x01(\v2\x18.flowdb.v1.UpsertRequestH\x00R\x06upsert\x12H\n" +
+	"\x0edelete_vectors\x18\v \x01(\v2\x1f.flowdb.v1.DeleteVectorsRequestH\x00R\rdeleteVectors\x128\n" +
+	"\bregister\x18\f \x01(\v2\x1a.flowdb.v1.RegisterRequestH\x00R\bregister\x12;\n" +
+	"\theartbeat\x18\r \x01(\v2\x1b.flowdb.v1.HeartbeatRequestH\x00R\theartbeatB\x04\n" +
+	"\x02op\"_\n" +
+	"\x10CommitTxnRequest\x12\"\n" +
+	"\x03ops\x18\x01 \x03(\v2\x10.flowdb.v1.TxnOpR\x03ops\x12'\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\"\x1f\n" +
+	"\vTxnOpResult\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"[\n" +
+	"\x11CommitTxnResponse\x120\n" +
+	"\aresults\x18\x01 \x03(\v2\x16.flowdb.v1.TxnOpResultR\aresults\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"b\n" +
+	"\x0eTxnErrorDetail\x12\x0e\n" +
+	"\x02op\x18\x01 \x01(\x05R\x02op\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage2\xab\x02\n" +
 	"\tKVService\x124\n" +
 	"\x03Get\x12\x15.flowdb.v1.GetRequest\x1a\x16.flowdb.v1.GetResponse\x124\n" +
 	"\x03Set\x12\x15.flowdb.v1.SetRequest\x1a\x16.flowdb.v1.SetResponse\x12=\n" +
@@ -5693,7 +6357,10 @@ const file_flowdb_v1_flowdb_proto_rawDesc = "" +
 	"\x05Stats\x12!.flowdb.v1.CollectionStatsRequest\x1a\".flowdb.v1.CollectionStatsResponse2\x96\x01\n" +
 	"\rServerService\x12=\n" +
 	"\x06Health\x12\x18.flowdb.v1.HealthRequest\x1a\x19.flowdb.v1.HealthResponse\x12F\n" +
-	"\x05Stats\x12\x1d.flowdb.v1.ServerStatsRequest\x1a\x1e.flowdb.v1.ServerStatsResponseB1Z/github.com/flowdb/flowdb/api/flowdb/v1;flowdbv1b\x06proto3"
+	"\x05Stats\x12\x1d.flowdb.v1.ServerStatsRequest\x1a\x1e.flowdb.v1.ServerStatsResponse2Q\n" +
+	"\n" +
+	"TxnService\x12C\n" +
+	"\x06Commit\x12\x1b.flowdb.v1.CommitTxnRequest\x1a\x1c.flowdb.v1.CommitTxnResponseB1Z/github.com/flowdb/flowdb/api/flowdb/v1;flowdbv1b\x06proto3"
 
 var (
 	file_flowdb_v1_flowdb_proto_rawDescOnce sync.Once
@@ -5707,213 +6374,238 @@ func file_flowdb_v1_flowdb_proto_rawDescGZIP() []byte {
 	return file_flowdb_v1_flowdb_proto_rawDescData
 }
 
-var file_flowdb_v1_flowdb_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flowdb_v1_flowdb_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
+var file_flowdb_v1_flowdb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_flowdb_v1_flowdb_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
 var file_flowdb_v1_flowdb_proto_goTypes = []any{
 	(BatchOp_Op)(0),                  // 0: flowdb.v1.BatchOp.Op
-	(*ErrorDetail)(nil),              // 1: flowdb.v1.ErrorDetail
-	(*ItemError)(nil),                // 2: flowdb.v1.ItemError
-	(*GetRequest)(nil),               // 3: flowdb.v1.GetRequest
-	(*GetResponse)(nil),              // 4: flowdb.v1.GetResponse
-	(*SetRequest)(nil),               // 5: flowdb.v1.SetRequest
-	(*SetResponse)(nil),              // 6: flowdb.v1.SetResponse
-	(*DeleteRequest)(nil),            // 7: flowdb.v1.DeleteRequest
-	(*DeleteResponse)(nil),           // 8: flowdb.v1.DeleteResponse
-	(*ScanRequest)(nil),              // 9: flowdb.v1.ScanRequest
-	(*Entry)(nil),                    // 10: flowdb.v1.Entry
-	(*ScanResponse)(nil),             // 11: flowdb.v1.ScanResponse
-	(*BatchOp)(nil),                  // 12: flowdb.v1.BatchOp
-	(*BatchRequest)(nil),             // 13: flowdb.v1.BatchRequest
-	(*BatchResponse)(nil),            // 14: flowdb.v1.BatchResponse
-	(*QueueConfig)(nil),              // 15: flowdb.v1.QueueConfig
-	(*CreateQueueRequest)(nil),       // 16: flowdb.v1.CreateQueueRequest
-	(*CreateQueueResponse)(nil),      // 17: flowdb.v1.CreateQueueResponse
-	(*ListQueuesRequest)(nil),        // 18: flowdb.v1.ListQueuesRequest
-	(*ListQueuesResponse)(nil),       // 19: flowdb.v1.ListQueuesResponse
-	(*Task)(nil),                     // 20: flowdb.v1.Task
-	(*EnqueueRequest)(nil),           // 21: flowdb.v1.EnqueueRequest
-	(*EnqueueResponse)(nil),          // 22: flowdb.v1.EnqueueResponse
-	(*EnqueueBatchRequest)(nil),      // 23: flowdb.v1.EnqueueBatchRequest
-	(*EnqueueBatchResponse)(nil),     // 24: flowdb.v1.EnqueueBatchResponse
-	(*Lease)(nil),                    // 25: flowdb.v1.Lease
-	(*LeaseRequest)(nil),             // 26: flowdb.v1.LeaseRequest
-	(*LeaseResponse)(nil),            // 27: flowdb.v1.LeaseResponse
-	(*ExtendRequest)(nil),            // 28: flowdb.v1.ExtendRequest
-	(*ExtendResponse)(nil),           // 29: flowdb.v1.ExtendResponse
-	(*AckRequest)(nil),               // 30: flowdb.v1.AckRequest
-	(*AckResponse)(nil),              // 31: flowdb.v1.AckResponse
-	(*AckItem)(nil),                  // 32: flowdb.v1.AckItem
-	(*AckBatchRequest)(nil),          // 33: flowdb.v1.AckBatchRequest
-	(*AckBatchResponse)(nil),         // 34: flowdb.v1.AckBatchResponse
-	(*NackRequest)(nil),              // 35: flowdb.v1.NackRequest
-	(*NackResponse)(nil),             // 36: flowdb.v1.NackResponse
-	(*CancelRequest)(nil),            // 37: flowdb.v1.CancelRequest
-	(*CancelResponse)(nil),           // 38: flowdb.v1.CancelResponse
-	(*TaskInfo)(nil),                 // 39: flowdb.v1.TaskInfo
-	(*GetTaskRequest)(nil),           // 40: flowdb.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),          // 41: flowdb.v1.GetTaskResponse
-	(*QueueStatsRequest)(nil),        // 42: flowdb.v1.QueueStatsRequest
-	(*QueueStatsResponse)(nil),       // 43: flowdb.v1.QueueStatsResponse
-	(*DeadRequest)(nil),              // 44: flowdb.v1.DeadRequest
-	(*DeadResponse)(nil),             // 45: flowdb.v1.DeadResponse
-	(*ReplayRequest)(nil),            // 46: flowdb.v1.ReplayRequest
-	(*ReplayResponse)(nil),           // 47: flowdb.v1.ReplayResponse
-	(*PurgeRequest)(nil),             // 48: flowdb.v1.PurgeRequest
-	(*PurgeResponse)(nil),            // 49: flowdb.v1.PurgeResponse
-	(*AgentSpec)(nil),                // 50: flowdb.v1.AgentSpec
-	(*Agent)(nil),                    // 51: flowdb.v1.Agent
-	(*RegisterRequest)(nil),          // 52: flowdb.v1.RegisterRequest
-	(*RegisterResponse)(nil),         // 53: flowdb.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),         // 54: flowdb.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),        // 55: flowdb.v1.HeartbeatResponse
-	(*DeregisterRequest)(nil),        // 56: flowdb.v1.DeregisterRequest
-	(*DeregisterResponse)(nil),       // 57: flowdb.v1.DeregisterResponse
-	(*GetAgentRequest)(nil),          // 58: flowdb.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),         // 59: flowdb.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),        // 60: flowdb.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 61: flowdb.v1.ListAgentsResponse
-	(*Pool)(nil),                     // 62: flowdb.v1.Pool
-	(*PoolStats)(nil),                // 63: flowdb.v1.PoolStats
-	(*DefinePoolRequest)(nil),        // 64: flowdb.v1.DefinePoolRequest
-	(*DefinePoolResponse)(nil),       // 65: flowdb.v1.DefinePoolResponse
-	(*DeletePoolRequest)(nil),        // 66: flowdb.v1.DeletePoolRequest
-	(*DeletePoolResponse)(nil),       // 67: flowdb.v1.DeletePoolResponse
-	(*ListPoolsRequest)(nil),         // 68: flowdb.v1.ListPoolsRequest
-	(*ListPoolsResponse)(nil),        // 69: flowdb.v1.ListPoolsResponse
-	(*AssignmentsRequest)(nil),       // 70: flowdb.v1.AssignmentsRequest
-	(*CollectionConfig)(nil),         // 71: flowdb.v1.CollectionConfig
-	(*CreateCollectionRequest)(nil),  // 72: flowdb.v1.CreateCollectionRequest
-	(*CreateCollectionResponse)(nil), // 73: flowdb.v1.CreateCollectionResponse
-	(*ListCollectionsRequest)(nil),   // 74: flowdb.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),  // 75: flowdb.v1.ListCollectionsResponse
-	(*DropCollectionRequest)(nil),    // 76: flowdb.v1.DropCollectionRequest
-	(*DropCollectionResponse)(nil),   // 77: flowdb.v1.DropCollectionResponse
-	(*Vector)(nil),                   // 78: flowdb.v1.Vector
-	(*UpsertRequest)(nil),            // 79: flowdb.v1.UpsertRequest
-	(*UpsertResponse)(nil),           // 80: flowdb.v1.UpsertResponse
-	(*SearchRequest)(nil),            // 81: flowdb.v1.SearchRequest
-	(*Hit)(nil),                      // 82: flowdb.v1.Hit
-	(*SearchResponse)(nil),           // 83: flowdb.v1.SearchResponse
-	(*GetVectorRequest)(nil),         // 84: flowdb.v1.GetVectorRequest
-	(*GetVectorResponse)(nil),        // 85: flowdb.v1.GetVectorResponse
-	(*DeleteVectorsRequest)(nil),     // 86: flowdb.v1.DeleteVectorsRequest
-	(*DeleteVectorsResponse)(nil),    // 87: flowdb.v1.DeleteVectorsResponse
-	(*CollectionStatsRequest)(nil),   // 88: flowdb.v1.CollectionStatsRequest
-	(*CollectionStatsResponse)(nil),  // 89: flowdb.v1.CollectionStatsResponse
-	(*HealthRequest)(nil),            // 90: flowdb.v1.HealthRequest
-	(*HealthResponse)(nil),           // 91: flowdb.v1.HealthResponse
-	(*ServerStatsRequest)(nil),       // 92: flowdb.v1.ServerStatsRequest
-	(*ServerStatsResponse)(nil),      // 93: flowdb.v1.ServerStatsResponse
-	nil,                              // 94: flowdb.v1.AgentSpec.LabelsEntry
+	(TxnCondition_Mode)(0),           // 1: flowdb.v1.TxnCondition.Mode
+	(*ErrorDetail)(nil),              // 2: flowdb.v1.ErrorDetail
+	(*ItemError)(nil),                // 3: flowdb.v1.ItemError
+	(*GetRequest)(nil),               // 4: flowdb.v1.GetRequest
+	(*GetResponse)(nil),              // 5: flowdb.v1.GetResponse
+	(*SetRequest)(nil),               // 6: flowdb.v1.SetRequest
+	(*SetResponse)(nil),              // 7: flowdb.v1.SetResponse
+	(*DeleteRequest)(nil),            // 8: flowdb.v1.DeleteRequest
+	(*DeleteResponse)(nil),           // 9: flowdb.v1.DeleteResponse
+	(*ScanRequest)(nil),              // 10: flowdb.v1.ScanRequest
+	(*Entry)(nil),                    // 11: flowdb.v1.Entry
+	(*ScanResponse)(nil),             // 12: flowdb.v1.ScanResponse
+	(*BatchOp)(nil),                  // 13: flowdb.v1.BatchOp
+	(*BatchRequest)(nil),             // 14: flowdb.v1.BatchRequest
+	(*BatchResponse)(nil),            // 15: flowdb.v1.BatchResponse
+	(*QueueConfig)(nil),              // 16: flowdb.v1.QueueConfig
+	(*CreateQueueRequest)(nil),       // 17: flowdb.v1.CreateQueueRequest
+	(*CreateQueueResponse)(nil),      // 18: flowdb.v1.CreateQueueResponse
+	(*ListQueuesRequest)(nil),        // 19: flowdb.v1.ListQueuesRequest
+	(*ListQueuesResponse)(nil),       // 20: flowdb.v1.ListQueuesResponse
+	(*Task)(nil),                     // 21: flowdb.v1.Task
+	(*EnqueueRequest)(nil),           // 22: flowdb.v1.EnqueueRequest
+	(*EnqueueResponse)(nil),          // 23: flowdb.v1.EnqueueResponse
+	(*EnqueueBatchRequest)(nil),      // 24: flowdb.v1.EnqueueBatchRequest
+	(*EnqueueBatchResponse)(nil),     // 25: flowdb.v1.EnqueueBatchResponse
+	(*Lease)(nil),                    // 26: flowdb.v1.Lease
+	(*LeaseRequest)(nil),             // 27: flowdb.v1.LeaseRequest
+	(*LeaseResponse)(nil),            // 28: flowdb.v1.LeaseResponse
+	(*ExtendRequest)(nil),            // 29: flowdb.v1.ExtendRequest
+	(*ExtendResponse)(nil),           // 30: flowdb.v1.ExtendResponse
+	(*AckRequest)(nil),               // 31: flowdb.v1.AckRequest
+	(*AckResponse)(nil),              // 32: flowdb.v1.AckResponse
+	(*AckItem)(nil),                  // 33: flowdb.v1.AckItem
+	(*AckBatchRequest)(nil),          // 34: flowdb.v1.AckBatchRequest
+	(*AckBatchResponse)(nil),         // 35: flowdb.v1.AckBatchResponse
+	(*NackRequest)(nil),              // 36: flowdb.v1.NackRequest
+	(*NackResponse)(nil),             // 37: flowdb.v1.NackResponse
+	(*CancelRequest)(nil),            // 38: flowdb.v1.CancelRequest
+	(*CancelResponse)(nil),           // 39: flowdb.v1.CancelResponse
+	(*TaskInfo)(nil),                 // 40: flowdb.v1.TaskInfo
+	(*GetTaskRequest)(nil),           // 41: flowdb.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),          // 42: flowdb.v1.GetTaskResponse
+	(*QueueStatsRequest)(nil),        // 43: flowdb.v1.QueueStatsRequest
+	(*QueueStatsResponse)(nil),       // 44: flowdb.v1.QueueStatsResponse
+	(*DeadRequest)(nil),              // 45: flowdb.v1.DeadRequest
+	(*DeadResponse)(nil),             // 46: flowdb.v1.DeadResponse
+	(*ReplayRequest)(nil),            // 47: flowdb.v1.ReplayRequest
+	(*ReplayResponse)(nil),           // 48: flowdb.v1.ReplayResponse
+	(*PurgeRequest)(nil),             // 49: flowdb.v1.PurgeRequest
+	(*PurgeResponse)(nil),            // 50: flowdb.v1.PurgeResponse
+	(*AgentSpec)(nil),                // 51: flowdb.v1.AgentSpec
+	(*Agent)(nil),                    // 52: flowdb.v1.Agent
+	(*RegisterRequest)(nil),          // 53: flowdb.v1.RegisterRequest
+	(*RegisterResponse)(nil),         // 54: flowdb.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),         // 55: flowdb.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),        // 56: flowdb.v1.HeartbeatResponse
+	(*DeregisterRequest)(nil),        // 57: flowdb.v1.DeregisterRequest
+	(*DeregisterResponse)(nil),       // 58: flowdb.v1.DeregisterResponse
+	(*GetAgentRequest)(nil),          // 59: flowdb.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),         // 60: flowdb.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),        // 61: flowdb.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),       // 62: flowdb.v1.ListAgentsResponse
+	(*Pool)(nil),                     // 63: flowdb.v1.Pool
+	(*PoolStats)(nil),                // 64: flowdb.v1.PoolStats
+	(*DefinePoolRequest)(nil),        // 65: flowdb.v1.DefinePoolRequest
+	(*DefinePoolResponse)(nil),       // 66: flowdb.v1.DefinePoolResponse
+	(*DeletePoolRequest)(nil),        // 67: flowdb.v1.DeletePoolRequest
+	(*DeletePoolResponse)(nil),       // 68: flowdb.v1.DeletePoolResponse
+	(*ListPoolsRequest)(nil),         // 69: flowdb.v1.ListPoolsRequest
+	(*ListPoolsResponse)(nil),        // 70: flowdb.v1.ListPoolsResponse
+	(*AssignmentsRequest)(nil),       // 71: flowdb.v1.AssignmentsRequest
+	(*CollectionConfig)(nil),         // 72: flowdb.v1.CollectionConfig
+	(*CreateCollectionRequest)(nil),  // 73: flowdb.v1.CreateCollectionRequest
+	(*CreateCollectionResponse)(nil), // 74: flowdb.v1.CreateCollectionResponse
+	(*ListCollectionsRequest)(nil),   // 75: flowdb.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),  // 76: flowdb.v1.ListCollectionsResponse
+	(*DropCollectionRequest)(nil),    // 77: flowdb.v1.DropCollectionRequest
+	(*DropCollectionResponse)(nil),   // 78: flowdb.v1.DropCollectionResponse
+	(*Vector)(nil),                   // 79: flowdb.v1.Vector
+	(*UpsertRequest)(nil),            // 80: flowdb.v1.UpsertRequest
+	(*UpsertResponse)(nil),           // 81: flowdb.v1.UpsertResponse
+	(*SearchRequest)(nil),            // 82: flowdb.v1.SearchRequest
+	(*Hit)(nil),                      // 83: flowdb.v1.Hit
+	(*SearchResponse)(nil),           // 84: flowdb.v1.SearchResponse
+	(*GetVectorRequest)(nil),         // 85: flowdb.v1.GetVectorRequest
+	(*GetVectorResponse)(nil),        // 86: flowdb.v1.GetVectorResponse
+	(*DeleteVectorsRequest)(nil),     // 87: flowdb.v1.DeleteVectorsRequest
+	(*DeleteVectorsResponse)(nil),    // 88: flowdb.v1.DeleteVectorsResponse
+	(*CollectionStatsRequest)(nil),   // 89: flowdb.v1.CollectionStatsRequest
+	(*CollectionStatsResponse)(nil),  // 90: flowdb.v1.CollectionStatsResponse
+	(*HealthRequest)(nil),            // 91: flowdb.v1.HealthRequest
+	(*HealthResponse)(nil),           // 92: flowdb.v1.HealthResponse
+	(*ServerStatsRequest)(nil),       // 93: flowdb.v1.ServerStatsRequest
+	(*ServerStatsResponse)(nil),      // 94: flowdb.v1.ServerStatsResponse
+	(*TxnCondition)(nil),             // 95: flowdb.v1.TxnCondition
+	(*TxnOp)(nil),                    // 96: flowdb.v1.TxnOp
+	(*CommitTxnRequest)(nil),         // 97: flowdb.v1.CommitTxnRequest
+	(*TxnOpResult)(nil),              // 98: flowdb.v1.TxnOpResult
+	(*CommitTxnResponse)(nil),        // 99: flowdb.v1.CommitTxnResponse
+	(*TxnErrorDetail)(nil),           // 100: flowdb.v1.TxnErrorDetail
+	nil,                              // 101: flowdb.v1.AgentSpec.LabelsEntry
 }
 var file_flowdb_v1_flowdb_proto_depIdxs = []int32{
-	10, // 0: flowdb.v1.ScanResponse.entries:type_name -> flowdb.v1.Entry
-	0,  // 1: flowdb.v1.BatchOp.op:type_name -> flowdb.v1.BatchOp.Op
-	12, // 2: flowdb.v1.BatchRequest.ops:type_name -> flowdb.v1.BatchOp
-	15, // 3: flowdb.v1.CreateQueueRequest.config:type_name -> flowdb.v1.QueueConfig
-	20, // 4: flowdb.v1.EnqueueRequest.task:type_name -> flowdb.v1.Task
-	20, // 5: flowdb.v1.EnqueueBatchRequest.tasks:type_name -> flowdb.v1.Task
-	25, // 6: flowdb.v1.LeaseResponse.leases:type_name -> flowdb.v1.Lease
-	32, // 7: flowdb.v1.AckBatchRequest.items:type_name -> flowdb.v1.AckItem
-	2,  // 8: flowdb.v1.AckBatchResponse.errors:type_name -> flowdb.v1.ItemError
-	39, // 9: flowdb.v1.GetTaskResponse.task:type_name -> flowdb.v1.TaskInfo
-	39, // 10: flowdb.v1.DeadResponse.tasks:type_name -> flowdb.v1.TaskInfo
-	94, // 11: flowdb.v1.AgentSpec.labels:type_name -> flowdb.v1.AgentSpec.LabelsEntry
-	50, // 12: flowdb.v1.Agent.spec:type_name -> flowdb.v1.AgentSpec
-	50, // 13: flowdb.v1.RegisterRequest.agent:type_name -> flowdb.v1.AgentSpec
-	51, // 14: flowdb.v1.GetAgentResponse.agent:type_name -> flowdb.v1.Agent
-	51, // 15: flowdb.v1.ListAgentsResponse.agents:type_name -> flowdb.v1.Agent
-	62, // 16: flowdb.v1.PoolStats.pool:type_name -> flowdb.v1.Pool
-	62, // 17: flowdb.v1.DefinePoolRequest.pool:type_name -> flowdb.v1.Pool
-	63, // 18: flowdb.v1.ListPoolsResponse.pools:type_name -> flowdb.v1.PoolStats
-	71, // 19: flowdb.v1.CreateCollectionRequest.config:type_name -> flowdb.v1.CollectionConfig
-	78, // 20: flowdb.v1.UpsertRequest.vectors:type_name -> flowdb.v1.Vector
-	82, // 21: flowdb.v1.SearchResponse.hits:type_name -> flowdb.v1.Hit
-	78, // 22: flowdb.v1.GetVectorResponse.vector:type_name -> flowdb.v1.Vector
-	71, // 23: flowdb.v1.CollectionStatsResponse.config:type_name -> flowdb.v1.CollectionConfig
-	3,  // 24: flowdb.v1.KVService.Get:input_type -> flowdb.v1.GetRequest
-	5,  // 25: flowdb.v1.KVService.Set:input_type -> flowdb.v1.SetRequest
-	7,  // 26: flowdb.v1.KVService.Delete:input_type -> flowdb.v1.DeleteRequest
-	9,  // 27: flowdb.v1.KVService.Scan:input_type -> flowdb.v1.ScanRequest
-	13, // 28: flowdb.v1.KVService.Batch:input_type -> flowdb.v1.BatchRequest
-	16, // 29: flowdb.v1.QueueService.Create:input_type -> flowdb.v1.CreateQueueRequest
-	18, // 30: flowdb.v1.QueueService.List:input_type -> flowdb.v1.ListQueuesRequest
-	21, // 31: flowdb.v1.QueueService.Enqueue:input_type -> flowdb.v1.EnqueueRequest
-	23, // 32: flowdb.v1.QueueService.EnqueueBatch:input_type -> flowdb.v1.EnqueueBatchRequest
-	26, // 33: flowdb.v1.QueueService.Lease:input_type -> flowdb.v1.LeaseRequest
-	28, // 34: flowdb.v1.QueueService.Extend:input_type -> flowdb.v1.ExtendRequest
-	30, // 35: flowdb.v1.QueueService.Ack:input_type -> flowdb.v1.AckRequest
-	33, // 36: flowdb.v1.QueueService.AckBatch:input_type -> flowdb.v1.AckBatchRequest
-	35, // 37: flowdb.v1.QueueService.Nack:input_type -> flowdb.v1.NackRequest
-	37, // 38: flowdb.v1.QueueService.Cancel:input_type -> flowdb.v1.CancelRequest
-	40, // 39: flowdb.v1.QueueService.GetTask:input_type -> flowdb.v1.GetTaskRequest
-	42, // 40: flowdb.v1.QueueService.Stats:input_type -> flowdb.v1.QueueStatsRequest
-	44, // 41: flowdb.v1.QueueService.Dead:input_type -> flowdb.v1.DeadRequest
-	46, // 42: flowdb.v1.QueueService.Replay:input_type -> flowdb.v1.ReplayRequest
-	48, // 43: flowdb.v1.QueueService.Purge:input_type -> flowdb.v1.PurgeRequest
-	52, // 44: flowdb.v1.RegistryService.Register:input_type -> flowdb.v1.RegisterRequest
-	54, // 45: flowdb.v1.RegistryService.Heartbeat:input_type -> flowdb.v1.HeartbeatRequest
-	56, // 46: flowdb.v1.RegistryService.Deregister:input_type -> flowdb.v1.DeregisterRequest
-	58, // 47: flowdb.v1.RegistryService.GetAgent:input_type -> flowdb.v1.GetAgentRequest
-	60, // 48: flowdb.v1.RegistryService.ListAgents:input_type -> flowdb.v1.ListAgentsRequest
-	64, // 49: flowdb.v1.RegistryService.DefinePool:input_type -> flowdb.v1.DefinePoolRequest
-	66, // 50: flowdb.v1.RegistryService.DeletePool:input_type -> flowdb.v1.DeletePoolRequest
-	68, // 51: flowdb.v1.RegistryService.ListPools:input_type -> flowdb.v1.ListPoolsRequest
-	70, // 52: flowdb.v1.RegistryService.Assignments:input_type -> flowdb.v1.AssignmentsRequest
-	72, // 53: flowdb.v1.VectorService.Create:input_type -> flowdb.v1.CreateCollectionRequest
-	74, // 54: flowdb.v1.VectorService.List:input_type -> flowdb.v1.ListCollectionsRequest
-	76, // 55: flowdb.v1.VectorService.Drop:input_type -> flowdb.v1.DropCollectionRequest
-	79, // 56: flowdb.v1.VectorService.Upsert:input_type -> flowdb.v1.UpsertRequest
-	81, // 57: flowdb.v1.VectorService.Search:input_type -> flowdb.v1.SearchRequest
-	84, // 58: flowdb.v1.VectorService.Get:input_type -> flowdb.v1.GetVectorRequest
-	86, // 59: flowdb.v1.VectorService.Delete:input_type -> flowdb.v1.DeleteVectorsRequest
-	88, // 60: flowdb.v1.VectorService.Stats:input_type -> flowdb.v1.CollectionStatsRequest
-	90, // 61: flowdb.v1.ServerService.Health:input_type -> flowdb.v1.HealthRequest
-	92, // 62: flowdb.v1.ServerService.Stats:input_type -> flowdb.v1.ServerStatsRequest
-	4,  // 63: flowdb.v1.KVService.Get:output_type -> flowdb.v1.GetResponse
-	6,  // 64: flowdb.v1.KVService.Set:output_type -> flowdb.v1.SetResponse
-	8,  // 65: flowdb.v1.KVService.Delete:output_type -> flowdb.v1.DeleteResponse
-	11, // 66: flowdb.v1.KVService.Scan:output_type -> flowdb.v1.ScanResponse
-	14, // 67: flowdb.v1.KVService.Batch:output_type -> flowdb.v1.BatchResponse
-	17, // 68: flowdb.v1.QueueService.Create:output_type -> flowdb.v1.CreateQueueResponse
-	19, // 69: flowdb.v1.QueueService.List:output_type -> flowdb.v1.ListQueuesResponse
-	22, // 70: flowdb.v1.QueueService.Enqueue:output_type -> flowdb.v1.EnqueueResponse
-	24, // 71: flowdb.v1.QueueService.EnqueueBatch:output_type -> flowdb.v1.EnqueueBatchResponse
-	27, // 72: flowdb.v1.QueueService.Lease:output_type -> flowdb.v1.LeaseResponse
-	29, // 73: flowdb.v1.QueueService.Extend:output_type -> flowdb.v1.ExtendResponse
-	31, // 74: flowdb.v1.QueueService.Ack:output_type -> flowdb.v1.AckResponse
-	34, // 75: flowdb.v1.QueueService.AckBatch:output_type -> flowdb.v1.AckBatchResponse
-	36, // 76: flowdb.v1.QueueService.Nack:output_type -> flowdb.v1.NackResponse
-	38, // 77: flowdb.v1.QueueService.Cancel:output_type -> flowdb.v1.CancelResponse
-	41, // 78: flowdb.v1.QueueService.GetTask:output_type -> flowdb.v1.GetTaskResponse
-	43, // 79: flowdb.v1.QueueService.Stats:output_type -> flowdb.v1.QueueStatsResponse
-	45, // 80: flowdb.v1.QueueService.Dead:output_type -> flowdb.v1.DeadResponse
-	47, // 81: flowdb.v1.QueueService.Replay:output_type -> flowdb.v1.ReplayResponse
-	49, // 82: flowdb.v1.QueueService.Purge:output_type -> flowdb.v1.PurgeResponse
-	53, // 83: flowdb.v1.RegistryService.Register:output_type -> flowdb.v1.RegisterResponse
-	55, // 84: flowdb.v1.RegistryService.Heartbeat:output_type -> flowdb.v1.HeartbeatResponse
-	57, // 85: flowdb.v1.RegistryService.Deregister:output_type -> flowdb.v1.DeregisterResponse
-	59, // 86: flowdb.v1.RegistryService.GetAgent:output_type -> flowdb.v1.GetAgentResponse
-	61, // 87: flowdb.v1.RegistryService.ListAgents:output_type -> flowdb.v1.ListAgentsResponse
-	65, // 88: flowdb.v1.RegistryService.DefinePool:output_type -> flowdb.v1.DefinePoolResponse
-	67, // 89: flowdb.v1.RegistryService.DeletePool:output_type -> flowdb.v1.DeletePoolResponse
-	69, // 90: flowdb.v1.RegistryService.ListPools:output_type -> flowdb.v1.ListPoolsResponse
-	25, // 91: flowdb.v1.RegistryService.Assignments:output_type -> flowdb.v1.Lease
-	73, // 92: flowdb.v1.VectorService.Create:output_type -> flowdb.v1.CreateCollectionResponse
-	75, // 93: flowdb.v1.VectorService.List:output_type -> flowdb.v1.ListCollectionsResponse
-	77, // 94: flowdb.v1.VectorService.Drop:output_type -> flowdb.v1.DropCollectionResponse
-	80, // 95: flowdb.v1.VectorService.Upsert:output_type -> flowdb.v1.UpsertResponse
-	83, // 96: flowdb.v1.VectorService.Search:output_type -> flowdb.v1.SearchResponse
-	85, // 97: flowdb.v1.VectorService.Get:output_type -> flowdb.v1.GetVectorResponse
-	87, // 98: flowdb.v1.VectorService.Delete:output_type -> flowdb.v1.DeleteVectorsResponse
-	89, // 99: flowdb.v1.VectorService.Stats:output_type -> flowdb.v1.CollectionStatsResponse
-	91, // 100: flowdb.v1.ServerService.Health:output_type -> flowdb.v1.HealthResponse
-	93, // 101: flowdb.v1.ServerService.Stats:output_type -> flowdb.v1.ServerStatsResponse
-	63, // [63:102] is the sub-list for method output_type
-	24, // [24:63] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	11,  // 0: flowdb.v1.ScanResponse.entries:type_name -> flowdb.v1.Entry
+	0,   // 1: flowdb.v1.BatchOp.op:type_name -> flowdb.v1.BatchOp.Op
+	13,  // 2: flowdb.v1.BatchRequest.ops:type_name -> flowdb.v1.BatchOp
+	16,  // 3: flowdb.v1.CreateQueueRequest.config:type_name -> flowdb.v1.QueueConfig
+	21,  // 4: flowdb.v1.EnqueueRequest.task:type_name -> flowdb.v1.Task
+	21,  // 5: flowdb.v1.EnqueueBatchRequest.tasks:type_name -> flowdb.v1.Task
+	26,  // 6: flowdb.v1.LeaseResponse.leases:type_name -> flowdb.v1.Lease
+	33,  // 7: flowdb.v1.AckBatchRequest.items:type_name -> flowdb.v1.AckItem
+	3,   // 8: flowdb.v1.AckBatchResponse.errors:type_name -> flowdb.v1.ItemError
+	40,  // 9: flowdb.v1.GetTaskResponse.task:type_name -> flowdb.v1.TaskInfo
+	40,  // 10: flowdb.v1.DeadResponse.tasks:type_name -> flowdb.v1.TaskInfo
+	101, // 11: flowdb.v1.AgentSpec.labels:type_name -> flowdb.v1.AgentSpec.LabelsEntry
+	51,  // 12: flowdb.v1.Agent.spec:type_name -> flowdb.v1.AgentSpec
+	51,  // 13: flowdb.v1.RegisterRequest.agent:type_name -> flowdb.v1.AgentSpec
+	52,  // 14: flowdb.v1.GetAgentResponse.agent:type_name -> flowdb.v1.Agent
+	52,  // 15: flowdb.v1.ListAgentsResponse.agents:type_name -> flowdb.v1.Agent
+	63,  // 16: flowdb.v1.PoolStats.pool:type_name -> flowdb.v1.Pool
+	63,  // 17: flowdb.v1.DefinePoolRequest.pool:type_name -> flowdb.v1.Pool
+	64,  // 18: flowdb.v1.ListPoolsResponse.pools:type_name -> flowdb.v1.PoolStats
+	72,  // 19: flowdb.v1.CreateCollectionRequest.config:type_name -> flowdb.v1.CollectionConfig
+	79,  // 20: flowdb.v1.UpsertRequest.vectors:type_name -> flowdb.v1.Vector
+	83,  // 21: flowdb.v1.SearchResponse.hits:type_name -> flowdb.v1.Hit
+	79,  // 22: flowdb.v1.GetVectorResponse.vector:type_name -> flowdb.v1.Vector
+	72,  // 23: flowdb.v1.CollectionStatsResponse.config:type_name -> flowdb.v1.CollectionConfig
+	1,   // 24: flowdb.v1.TxnCondition.mode:type_name -> flowdb.v1.TxnCondition.Mode
+	6,   // 25: flowdb.v1.TxnOp.set:type_name -> flowdb.v1.SetRequest
+	8,   // 26: flowdb.v1.TxnOp.delete:type_name -> flowdb.v1.DeleteRequest
+	95,  // 27: flowdb.v1.TxnOp.require:type_name -> flowdb.v1.TxnCondition
+	22,  // 28: flowdb.v1.TxnOp.enqueue:type_name -> flowdb.v1.EnqueueRequest
+	24,  // 29: flowdb.v1.TxnOp.enqueue_batch:type_name -> flowdb.v1.EnqueueBatchRequest
+	31,  // 30: flowdb.v1.TxnOp.ack:type_name -> flowdb.v1.AckRequest
+	36,  // 31: flowdb.v1.TxnOp.nack:type_name -> flowdb.v1.NackRequest
+	29,  // 32: flowdb.v1.TxnOp.extend:type_name -> flowdb.v1.ExtendRequest
+	38,  // 33: flowdb.v1.TxnOp.cancel:type_name -> flowdb.v1.CancelRequest
+	80,  // 34: flowdb.v1.TxnOp.upsert:type_name -> flowdb.v1.UpsertRequest
+	87,  // 35: flowdb.v1.TxnOp.delete_vectors:type_name -> flowdb.v1.DeleteVectorsRequest
+	53,  // 36: flowdb.v1.TxnOp.register:type_name -> flowdb.v1.RegisterRequest
+	55,  // 37: flowdb.v1.TxnOp.heartbeat:type_name -> flowdb.v1.HeartbeatRequest
+	96,  // 38: flowdb.v1.CommitTxnRequest.ops:type_name -> flowdb.v1.TxnOp
+	98,  // 39: flowdb.v1.CommitTxnResponse.results:type_name -> flowdb.v1.TxnOpResult
+	4,   // 40: flowdb.v1.KVService.Get:input_type -> flowdb.v1.GetRequest
+	6,   // 41: flowdb.v1.KVService.Set:input_type -> flowdb.v1.SetRequest
+	8,   // 42: flowdb.v1.KVService.Delete:input_type -> flowdb.v1.DeleteRequest
+	10,  // 43: flowdb.v1.KVService.Scan:input_type -> flowdb.v1.ScanRequest
+	14,  // 44: flowdb.v1.KVService.Batch:input_type -> flowdb.v1.BatchRequest
+	17,  // 45: flowdb.v1.QueueService.Create:input_type -> flowdb.v1.CreateQueueRequest
+	19,  // 46: flowdb.v1.QueueService.List:input_type -> flowdb.v1.ListQueuesRequest
+	22,  // 47: flowdb.v1.QueueService.Enqueue:input_type -> flowdb.v1.EnqueueRequest
+	24,  // 48: flowdb.v1.QueueService.EnqueueBatch:input_type -> flowdb.v1.EnqueueBatchRequest
+	27,  // 49: flowdb.v1.QueueService.Lease:input_type -> flowdb.v1.LeaseRequest
+	29,  // 50: flowdb.v1.QueueService.Extend:input_type -> flowdb.v1.ExtendRequest
+	31,  // 51: flowdb.v1.QueueService.Ack:input_type -> flowdb.v1.AckRequest
+	34,  // 52: flowdb.v1.QueueService.AckBatch:input_type -> flowdb.v1.AckBatchRequest
+	36,  // 53: flowdb.v1.QueueService.Nack:input_type -> flowdb.v1.NackRequest
+	38,  // 54: flowdb.v1.QueueService.Cancel:input_type -> flowdb.v1.CancelRequest
+	41,  // 55: flowdb.v1.QueueService.GetTask:input_type -> flowdb.v1.GetTaskRequest
+	43,  // 56: flowdb.v1.QueueService.Stats:input_type -> flowdb.v1.QueueStatsRequest
+	45,  // 57: flowdb.v1.QueueService.Dead:input_type -> flowdb.v1.DeadRequest
+	47,  // 58: flowdb.v1.QueueService.Replay:input_type -> flowdb.v1.ReplayRequest
+	49,  // 59: flowdb.v1.QueueService.Purge:input_type -> flowdb.v1.PurgeRequest
+	53,  // 60: flowdb.v1.RegistryService.Register:input_type -> flowdb.v1.RegisterRequest
+	55,  // 61: flowdb.v1.RegistryService.Heartbeat:input_type -> flowdb.v1.HeartbeatRequest
+	57,  // 62: flowdb.v1.RegistryService.Deregister:input_type -> flowdb.v1.DeregisterRequest
+	59,  // 63: flowdb.v1.RegistryService.GetAgent:input_type -> flowdb.v1.GetAgentRequest
+	61,  // 64: flowdb.v1.RegistryService.ListAgents:input_type -> flowdb.v1.ListAgentsRequest
+	65,  // 65: flowdb.v1.RegistryService.DefinePool:input_type -> flowdb.v1.DefinePoolRequest
+	67,  // 66: flowdb.v1.RegistryService.DeletePool:input_type -> flowdb.v1.DeletePoolRequest
+	69,  // 67: flowdb.v1.RegistryService.ListPools:input_type -> flowdb.v1.ListPoolsRequest
+	71,  // 68: flowdb.v1.RegistryService.Assignments:input_type -> flowdb.v1.AssignmentsRequest
+	73,  // 69: flowdb.v1.VectorService.Create:input_type -> flowdb.v1.CreateCollectionRequest
+	75,  // 70: flowdb.v1.VectorService.List:input_type -> flowdb.v1.ListCollectionsRequest
+	77,  // 71: flowdb.v1.VectorService.Drop:input_type -> flowdb.v1.DropCollectionRequest
+	80,  // 72: flowdb.v1.VectorService.Upsert:input_type -> flowdb.v1.UpsertRequest
+	82,  // 73: flowdb.v1.VectorService.Search:input_type -> flowdb.v1.SearchRequest
+	85,  // 74: flowdb.v1.VectorService.Get:input_type -> flowdb.v1.GetVectorRequest
+	87,  // 75: flowdb.v1.VectorService.Delete:input_type -> flowdb.v1.DeleteVectorsRequest
+	89,  // 76: flowdb.v1.VectorService.Stats:input_type -> flowdb.v1.CollectionStatsRequest
+	91,  // 77: flowdb.v1.ServerService.Health:input_type -> flowdb.v1.HealthRequest
+	93,  // 78: flowdb.v1.ServerService.Stats:input_type -> flowdb.v1.ServerStatsRequest
+	97,  // 79: flowdb.v1.TxnService.Commit:input_type -> flowdb.v1.CommitTxnRequest
+	5,   // 80: flowdb.v1.KVService.Get:output_type -> flowdb.v1.GetResponse
+	7,   // 81: flowdb.v1.KVService.Set:output_type -> flowdb.v1.SetResponse
+	9,   // 82: flowdb.v1.KVService.Delete:output_type -> flowdb.v1.DeleteResponse
+	12,  // 83: flowdb.v1.KVService.Scan:output_type -> flowdb.v1.ScanResponse
+	15,  // 84: flowdb.v1.KVService.Batch:output_type -> flowdb.v1.BatchResponse
+	18,  // 85: flowdb.v1.QueueService.Create:output_type -> flowdb.v1.CreateQueueResponse
+	20,  // 86: flowdb.v1.QueueService.List:output_type -> flowdb.v1.ListQueuesResponse
+	23,  // 87: flowdb.v1.QueueService.Enqueue:output_type -> flowdb.v1.EnqueueResponse
+	25,  // 88: flowdb.v1.QueueService.EnqueueBatch:output_type -> flowdb.v1.EnqueueBatchResponse
+	28,  // 89: flowdb.v1.QueueService.Lease:output_type -> flowdb.v1.LeaseResponse
+	30,  // 90: flowdb.v1.QueueService.Extend:output_type -> flowdb.v1.ExtendResponse
+	32,  // 91: flowdb.v1.QueueService.Ack:output_type -> flowdb.v1.AckResponse
+	35,  // 92: flowdb.v1.QueueService.AckBatch:output_type -> flowdb.v1.AckBatchResponse
+	37,  // 93: flowdb.v1.QueueService.Nack:output_type -> flowdb.v1.NackResponse
+	39,  // 94: flowdb.v1.QueueService.Cancel:output_type -> flowdb.v1.CancelResponse
+	42,  // 95: flowdb.v1.QueueService.GetTask:output_type -> flowdb.v1.GetTaskResponse
+	44,  // 96: flowdb.v1.QueueService.Stats:output_type -> flowdb.v1.QueueStatsResponse
+	46,  // 97: flowdb.v1.QueueService.Dead:output_type -> flowdb.v1.DeadResponse
+	48,  // 98: flowdb.v1.QueueService.Replay:output_type -> flowdb.v1.ReplayResponse
+	50,  // 99: flowdb.v1.QueueService.Purge:output_type -> flowdb.v1.PurgeResponse
+	54,  // 100: flowdb.v1.RegistryService.Register:output_type -> flowdb.v1.RegisterResponse
+	56,  // 101: flowdb.v1.RegistryService.Heartbeat:output_type -> flowdb.v1.HeartbeatResponse
+	58,  // 102: flowdb.v1.RegistryService.Deregister:output_type -> flowdb.v1.DeregisterResponse
+	60,  // 103: flowdb.v1.RegistryService.GetAgent:output_type -> flowdb.v1.GetAgentResponse
+	62,  // 104: flowdb.v1.RegistryService.ListAgents:output_type -> flowdb.v1.ListAgentsResponse
+	66,  // 105: flowdb.v1.RegistryService.DefinePool:output_type -> flowdb.v1.DefinePoolResponse
+	68,  // 106: flowdb.v1.RegistryService.DeletePool:output_type -> flowdb.v1.DeletePoolResponse
+	70,  // 107: flowdb.v1.RegistryService.ListPools:output_type -> flowdb.v1.ListPoolsResponse
+	26,  // 108: flowdb.v1.RegistryService.Assignments:output_type -> flowdb.v1.Lease
+	74,  // 109: flowdb.v1.VectorService.Create:output_type -> flowdb.v1.CreateCollectionResponse
+	76,  // 110: flowdb.v1.VectorService.List:output_type -> flowdb.v1.ListCollectionsResponse
+	78,  // 111: flowdb.v1.VectorService.Drop:output_type -> flowdb.v1.DropCollectionResponse
+	81,  // 112: flowdb.v1.VectorService.Upsert:output_type -> flowdb.v1.UpsertResponse
+	84,  // 113: flowdb.v1.VectorService.Search:output_type -> flowdb.v1.SearchResponse
+	86,  // 114: flowdb.v1.VectorService.Get:output_type -> flowdb.v1.GetVectorResponse
+	88,  // 115: flowdb.v1.VectorService.Delete:output_type -> flowdb.v1.DeleteVectorsResponse
+	90,  // 116: flowdb.v1.VectorService.Stats:output_type -> flowdb.v1.CollectionStatsResponse
+	92,  // 117: flowdb.v1.ServerService.Health:output_type -> flowdb.v1.HealthResponse
+	94,  // 118: flowdb.v1.ServerService.Stats:output_type -> flowdb.v1.ServerStatsResponse
+	99,  // 119: flowdb.v1.TxnService.Commit:output_type -> flowdb.v1.CommitTxnResponse
+	80,  // [80:120] is the sub-list for method output_type
+	40,  // [40:80] is the sub-list for method input_type
+	40,  // [40:40] is the sub-list for extension type_name
+	40,  // [40:40] is the sub-list for extension extendee
+	0,   // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_flowdb_v1_flowdb_proto_init() }
@@ -5921,15 +6613,30 @@ func file_flowdb_v1_flowdb_proto_init() {
 	if File_flowdb_v1_flowdb_proto != nil {
 		return
 	}
+	file_flowdb_v1_flowdb_proto_msgTypes[94].OneofWrappers = []any{
+		(*TxnOp_Set)(nil),
+		(*TxnOp_Delete)(nil),
+		(*TxnOp_Require)(nil),
+		(*TxnOp_Enqueue)(nil),
+		(*TxnOp_EnqueueBatch)(nil),
+		(*TxnOp_Ack)(nil),
+		(*TxnOp_Nack)(nil),
+		(*TxnOp_Extend)(nil),
+		(*TxnOp_Cancel)(nil),
+		(*TxnOp_Upsert)(nil),
+		(*TxnOp_DeleteVectors)(nil),
+		(*TxnOp_Register)(nil),
+		(*TxnOp_Heartbeat)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flowdb_v1_flowdb_proto_rawDesc), len(file_flowdb_v1_flowdb_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   94,
+			NumEnums:      2,
+			NumMessages:   100,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   6,
 		},
 		GoTypes:           file_flowdb_v1_flowdb_proto_goTypes,
 		DependencyIndexes: file_flowdb_v1_flowdb_proto_depIdxs,

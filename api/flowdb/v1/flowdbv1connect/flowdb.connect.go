@@ -47,6 +47,8 @@ const (
 	VectorServiceName = "flowdb.v1.VectorService"
 	// ServerServiceName is the fully-qualified name of the ServerService service.
 	ServerServiceName = "flowdb.v1.ServerService"
+	// TxnServiceName is the fully-qualified name of the TxnService service.
+	TxnServiceName = "flowdb.v1.TxnService"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -145,6 +147,8 @@ const (
 	ServerServiceHealthProcedure = "/flowdb.v1.ServerService/Health"
 	// ServerServiceStatsProcedure is the fully-qualified name of the ServerService's Stats RPC.
 	ServerServiceStatsProcedure = "/flowdb.v1.ServerService/Stats"
+	// TxnServiceCommitProcedure is the fully-qualified name of the TxnService's Commit RPC.
+	TxnServiceCommitProcedure = "/flowdb.v1.TxnService/Commit"
 )
 
 // KVServiceClient is a client for the flowdb.v1.KVService service.
@@ -1403,4 +1407,88 @@ func (UnimplementedServerServiceHandler) Health(context.Context, *connect.Reques
 
 func (UnimplementedServerServiceHandler) Stats(context.Context, *connect.Request[v1.ServerStatsRequest]) (*connect.Response[v1.ServerStatsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flowdb.v1.ServerService.Stats is not implemented"))
+}
+
+// TxnServiceClient is a client for the flowdb.v1.TxnService service.
+type TxnServiceClient interface {
+	// Commit applies its operations as one transaction (db.DB.CommitTxn):
+	// every operation applies, in order, or none does. Every operation is
+	// authorized first, as its single call would be; one outside the
+	// caller's scopes refuses the whole transaction (permission_denied) and
+	// nothing runs. A refused transaction answers with the code of the
+	// refused operation's own error and a TxnErrorDetail besides the
+	// ErrorDetail (whose classes include "db: transaction rejected").
+	Commit(context.Context, *connect.Request[v1.CommitTxnRequest]) (*connect.Response[v1.CommitTxnResponse], error)
+}
+
+// NewTxnServiceClient constructs a client for the flowdb.v1.TxnService service. By default, it uses
+// the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewTxnServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) TxnServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	txnServiceMethods := v1.File_flowdb_v1_flowdb_proto.Services().ByName("TxnService").Methods()
+	return &txnServiceClient{
+		commit: connect.NewClient[v1.CommitTxnRequest, v1.CommitTxnResponse](
+			httpClient,
+			baseURL+TxnServiceCommitProcedure,
+			connect.WithSchema(txnServiceMethods.ByName("Commit")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// txnServiceClient implements TxnServiceClient.
+type txnServiceClient struct {
+	commit *connect.Client[v1.CommitTxnRequest, v1.CommitTxnResponse]
+}
+
+// Commit calls flowdb.v1.TxnService.Commit.
+func (c *txnServiceClient) Commit(ctx context.Context, req *connect.Request[v1.CommitTxnRequest]) (*connect.Response[v1.CommitTxnResponse], error) {
+	return c.commit.CallUnary(ctx, req)
+}
+
+// TxnServiceHandler is an implementation of the flowdb.v1.TxnService service.
+type TxnServiceHandler interface {
+	// Commit applies its operations as one transaction (db.DB.CommitTxn):
+	// every operation applies, in order, or none does. Every operation is
+	// authorized first, as its single call would be; one outside the
+	// caller's scopes refuses the whole transaction (permission_denied) and
+	// nothing runs. A refused transaction answers with the code of the
+	// refused operation's own error and a TxnErrorDetail besides the
+	// ErrorDetail (whose classes include "db: transaction rejected").
+	Commit(context.Context, *connect.Request[v1.CommitTxnRequest]) (*connect.Response[v1.CommitTxnResponse], error)
+}
+
+// NewTxnServiceHandler builds an HTTP handler from the service implementation. It returns the path
+// on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewTxnServiceHandler(svc TxnServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	txnServiceMethods := v1.File_flowdb_v1_flowdb_proto.Services().ByName("TxnService").Methods()
+	txnServiceCommitHandler := connect.NewUnaryHandler(
+		TxnServiceCommitProcedure,
+		svc.Commit,
+		connect.WithSchema(txnServiceMethods.ByName("Commit")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/flowdb.v1.TxnService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case TxnServiceCommitProcedure:
+			txnServiceCommitHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedTxnServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedTxnServiceHandler struct{}
+
+func (UnimplementedTxnServiceHandler) Commit(context.Context, *connect.Request[v1.CommitTxnRequest]) (*connect.Response[v1.CommitTxnResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("flowdb.v1.TxnService.Commit is not implemented"))
 }
