@@ -242,6 +242,12 @@ func (q *queueService) Stats(ctx context.Context, req *connect.Request[v1.QueueS
 	if err := q.s.allow(ctx, auth.Queue, m.Queue, auth.Read); err != nil {
 		return nil, err
 	}
+	// The counts are the replica's in-memory view: wait for a read index
+	// so that a member that lags still answers with every acknowledged
+	// write counted.
+	if err := q.s.nameBarrier(ctx, m.Queue); err != nil {
+		return nil, err
+	}
 	st, err := q.s.o.Queues.Stats(m.Queue)
 	if err != nil {
 		return nil, err

@@ -122,6 +122,16 @@ func TestReplicatedServers(t *testing.T) {
 	if err != nil || st.Acked != 6 {
 		t.Fatalf("stats %+v %v", st, err)
 	}
+	// Stats through a member count every write acknowledged through
+	// another one.
+	for i := range 30 {
+		if _, err := on(i).Enqueue(ctx, "rq", client.Task{Payload: []byte("s")}); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := on(i+1).QueueStats(ctx, "rq"); err != nil || st.Enqueued != uint64(7+i) {
+			t.Fatalf("stats on node %d right after enqueue %d on node %d: enqueued %d (%v), want %d", (i+1)%3, i, i%3, st.Enqueued, err, 7+i)
+		}
+	}
 	if err := on(2).Register(ctx, client.AgentSpec{ID: "ag", Capacity: 1}); err != nil {
 		t.Fatal(err)
 	}
