@@ -387,6 +387,12 @@ func (c *linCluster) txnSchedule(seed uint64) {
 	settle()
 	what := c.fault(int(seed%2)*3, qname, settle) // 0: leader stop and restart; 3: leadership moves
 	settle()
+	// A loaded host may leave the clients little time around the fault:
+	// run on (at most 15 s) until the schedule committed and refused
+	// something, so that it always tests both.
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end) && (stats[0].Load() < 5 || stats[1].Load()+stats[2].Load() == 0); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	stop.Store(true)
 	wg.Wait()
 	if t.Failed() {
