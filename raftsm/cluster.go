@@ -64,7 +64,7 @@ func (n *Node) membership(ctx context.Context, shard uint64) (*dragonboat.Member
 		if err := n.removedErr(); err != nil {
 			return nil, err
 		}
-		actx, cancel := context.WithTimeout(ctx, attempt)
+		actx, cancel := context.WithTimeout(ctx, n.cfg.AttemptTimeout)
 		m, err := n.nh.SyncGetShardMembership(actx, shard)
 		cancel()
 		if err == nil {
@@ -171,7 +171,7 @@ func (n *Node) changeMembership(ctx context.Context, what string, check func(m *
 				}
 				break
 			}
-			actx, cancel := context.WithTimeout(ctx, attempt)
+			actx, cancel := context.WithTimeout(ctx, n.cfg.AttemptTimeout)
 			err = req(actx, uint64(s))
 			cancel()
 			if err == nil {

@@ -95,6 +95,14 @@ type Config struct {
 	RTTMillisecond uint64
 	ElectionRTT    uint64
 	HeartbeatRTT   uint64
+	// AttemptTimeout bounds one Raft request (a proposal, a read index, a
+	// membership read or change) before it is made again within the
+	// caller's deadline; default 2s. An attempt Raft dropped (a message
+	// lost in a partition, a proposal to a leader that stepped down
+	// without an election this node saw) waits this long before its
+	// retry. Retried proposals are deduplicated, so a shorter bound costs
+	// only repeated requests on a slow disk.
+	AttemptTimeout time.Duration
 	// SnapshotEntries: a snapshot every this many applied entries; default
 	// 100,000. CompactionOverhead entries stay in the log after one;
 	// default 10,000.
@@ -165,6 +173,9 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&o.HeartbeatRTT, 5)
 	def(&o.SnapshotEntries, 100_000)
 	def(&o.CompactionOverhead, 10_000)
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = 2 * time.Second
+	}
 	if o.ElectionRTT <= 2*o.HeartbeatRTT {
 		return o, fmt.Errorf("%w: ElectionRTT %d must exceed twice HeartbeatRTT %d", ErrConfig, o.ElectionRTT, o.HeartbeatRTT)
 	}
@@ -451,9 +462,6 @@ func retryable(err error) (retry, maybeProposed bool) {
 	return false, false
 }
 
-// attempt bounds one Raft request within the caller's context.
-const attempt = 2 * time.Second
-
 // backoff sleeps before retry i, or returns ctx's error.
 func backoff(ctx context.Context, i int) error {
 	d := time.Duration(1<<min(i, 7)) * time.Millisecond
@@ -483,7 +491,7 @@ func (n *Node) Propose(ctx context.Context, shard uint32, frame []byte) ([]byte,
 		if i > 0 {
 			n.retries.Add(1)
 		}
-		actx, cancel := context.WithTimeout(ctx, attempt)
+		actx, cancel := context.WithTimeout(ctx, n.cfg.AttemptTimeout)
 		stop := context.AfterFunc(n.epoch(shard), cancel)
 		res, err := n.nh.SyncPropose(actx, sess, frame)
 		stop()
@@ -531,7 +539,7 @@ func (n *Node) ReadIndex(ctx context.Context, shard uint32) error {
 		if err := n.removedErr(); err != nil {
 			return err
 		}
-		actx, cancel := context.WithTimeout(ctx, attempt)
+		actx, cancel := context.WithTimeout(ctx, n.cfg.AttemptTimeout)
 		_, err := n.nh.SyncRead(actx, uint64(shard), nil)
 		cancel()
 		if err == nil {

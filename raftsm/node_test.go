@@ -37,7 +37,8 @@ type tnode struct {
 func testConfig(id uint64, dir, addr string, members map[uint64]string) Config {
 	return Config{Dir: dir, ReplicaID: id, RaftAddress: addr, Members: members, DataShards: 2,
 		RTTMillisecond: 5, ElectionRTT: 10, HeartbeatRTT: 1, SnapshotEntries: 40, CompactionOverhead: 5,
-		LogDB: "tiny", Logger: testutil.Quiet(),
+		AttemptTimeout: 300 * time.Millisecond,
+		LogDB:          "tiny", Logger: testutil.Quiet(),
 		Store: testutil.StoreOptions(nil, nil)}
 }
 
