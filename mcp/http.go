@@ -56,9 +56,22 @@ func NewHTTPHandler(st Stack, o *Options) (http.Handler, error) {
 		oo = *o
 	}
 	also := oo.Authorize
+	// Two servers over the same stack: a server without tokens lets every
+	// caller do everything (as its RPC API does); with tokens, a call is
+	// checked against the token of its own request, and a call that
+	// carries none is refused (fail closed).
+	open := oo
+	openSrv, err := NewServer(st, &open)
+	if err != nil {
+		return nil, err
+	}
 	oo.Authorize = func(ctx context.Context, a Access) error {
+		tok := callerToken(ctx)
+		if tok == nil {
+			return auth.ErrUnauthenticated
+		}
 		res, name, level := Scope(a)
-		if err := callerToken(ctx).Check(res, name, level); err != nil {
+		if err := tok.Check(res, name, level); err != nil {
 			return err
 		}
 		if also != nil {
@@ -77,9 +90,12 @@ func NewHTTPHandler(st Stack, o *Options) (http.Handler, error) {
 	// localhost) is off: the server's Host rule (IP literals, localhost,
 	// AllowedHosts) has run before, and a reverse proxy on the same machine
 	// forwards the public name the operator allowed.
-	stream := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
-		&sdk.StreamableHTTPOptions{Stateless: true, MaxRequestBodyBytes: MaxHTTPBody, PropagateRequestCancellation: true,
-			DisableLocalhostProtection: true})
+	handler := func(s *sdk.Server) http.Handler {
+		return sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s },
+			&sdk.StreamableHTTPOptions{Stateless: true, MaxRequestBodyBytes: MaxHTTPBody, PropagateRequestCancellation: true,
+				DisableLocalhostProtection: true})
+	}
+	stream := handler(openSrv)
 	// The SDK's bearer middleware carries the token into each request's
 	// RequestExtra. The server's middleware already verified the secret:
 	// the verifier only hands its verdict over.
@@ -89,7 +105,7 @@ func NewHTTPHandler(st Stack, o *Options) (http.Handler, error) {
 			return nil, fmt.Errorf("%w: %v", sdkauth.ErrInvalidToken, err)
 		}
 		return &sdkauth.TokenInfo{UserID: tok.Name, Expiration: tok.Expires, Extra: map[string]any{tokenKey: tok}}, nil
-	}, &sdkauth.RequireBearerTokenOptions{AllowMissingExpiration: true})(stream)
+	}, &sdkauth.RequireBearerTokenOptions{AllowMissingExpiration: true})(handler(srv))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, err := auth.Caller(r.Context())
 		switch {
@@ -105,9 +121,9 @@ func NewHTTPHandler(st Stack, o *Options) (http.Handler, error) {
 }
 
 // callerToken returns the token the endpoint verified for the request of
-// the call ctx belongs to; nil (allowed everything) on a server without
-// tokens, where requests carry no TokenInfo. With tokens, every request
-// that reaches the SDK carries one: the others were answered 401.
+// the call ctx belongs to, or nil when the request carried none (the
+// endpoint answers 401 before such a request reaches the SDK; were one to
+// get through, Authorize refuses its calls).
 func callerToken(ctx context.Context) *auth.Token {
 	e := RequestExtra(ctx)
 	if e == nil || e.TokenInfo == nil {

@@ -3,6 +3,7 @@ package raftsm
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestConfigDefaults: the documented Raft timing defaults, and configs
@@ -21,6 +22,7 @@ func TestConfigDefaults(t *testing.T) {
 		"election not above 2 beats": {Dir: "/n", ReplicaID: 1, RaftAddress: "127.0.0.1:7000", ElectionRTT: 10},
 		"election below a heartbeat": {Dir: "/n", ReplicaID: 1, RaftAddress: "127.0.0.1:7000", ElectionRTT: 3, HeartbeatRTT: 4},
 		"join with members":          {Dir: "/n", ReplicaID: 1, RaftAddress: "127.0.0.1:7000", Join: true, Members: map[uint64]string{1: "a:1"}},
+		"attempt under four ticks":   {Dir: "/n", ReplicaID: 1, RaftAddress: "127.0.0.1:7000", AttemptTimeout: 50 * time.Millisecond},
 	} {
 		if _, err := c.withDefaults(); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: got %v, want ErrConfig", name, err)

@@ -176,6 +176,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if o.AttemptTimeout <= 0 {
 		o.AttemptTimeout = 2 * time.Second
 	}
+	if tick := time.Duration(o.RTTMillisecond) * time.Millisecond; o.AttemptTimeout < 4*tick {
+		return o, fmt.Errorf("%w: AttemptTimeout %v under four ticks of %v (Raft could not answer within it)", ErrConfig, o.AttemptTimeout, tick)
+	}
 	if o.ElectionRTT <= 2*o.HeartbeatRTT {
 		return o, fmt.Errorf("%w: ElectionRTT %d must exceed twice HeartbeatRTT %d", ErrConfig, o.ElectionRTT, o.HeartbeatRTT)
 	}

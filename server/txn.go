@@ -29,6 +29,9 @@ type txnService struct{ s *Server }
 // TxnErrorDetail.
 func (t *txnService) Commit(ctx context.Context, req *connect.Request[v1.CommitTxnRequest]) (*connect.Response[v1.CommitTxnResponse], error) {
 	m := req.Msg
+	if len(m.Ops) > db.MaxTxnOps {
+		return nil, &db.TxnError{Op: -1, Err: fmt.Errorf("%w: %d operations (at most %d)", db.ErrTxnTooLarge, len(m.Ops), db.MaxTxnOps)}
+	}
 	// Authorize everything first: nothing is built for a caller who may
 	// not do all of it.
 	for i, op := range m.Ops {
@@ -43,17 +46,23 @@ func (t *txnService) Commit(ctx context.Context, req *connect.Request[v1.CommitT
 	// Vector operations check their collection against this member's view
 	// while the transaction is built: on a replica, catch up first with
 	// collections created through another member (nothing standalone).
-	seen := map[string]bool{}
+	// One barrier per shard (a transaction lives on one; a request that
+	// names several is refused when it commits).
+	seen := map[uint32]bool{}
 	for _, op := range m.Ops {
 		name := op.GetUpsert().GetCollection()
 		if d := op.GetDeleteVectors(); d != nil {
 			name = d.Collection
 		}
-		if (op.GetUpsert() == nil && op.GetDeleteVectors() == nil) || seen[name] {
+		if op.GetUpsert() == nil && op.GetDeleteVectors() == nil {
 			continue
 		}
-		seen[name] = true
-		if err := t.s.nameBarrier(ctx, name); err != nil {
+		shard := t.s.o.DB.Placement().ShardFor(name)
+		if seen[shard] {
+			continue
+		}
+		seen[shard] = true
+		if err := t.s.o.DB.ReadBarrier(ctx, shard); err != nil {
 			return nil, err
 		}
 	}

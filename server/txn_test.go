@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -273,6 +274,18 @@ func TestTxnRejected(t *testing.T) {
 	var te *client.TxnError
 	if !errors.As(err, &te) || te.Op != -1 || !errors.Is(err, db.ErrEmptyTxn) || codeOf(err) != connect.CodeInvalidArgument {
 		t.Fatalf("empty transaction: %v", err)
+	}
+	// Too many operations: refused before any is looked at.
+	big := c.NewTxn()
+	for i := range db.MaxTxnOps + 1 {
+		big.Set("ns", fmt.Appendf(nil, "big%d", i), []byte("v"))
+	}
+	err = c.CommitTxn(ctx, big)
+	if !errors.As(err, &te) || te.Op != -1 || !errors.Is(err, db.ErrTxnTooLarge) {
+		t.Fatalf("transaction of %d operations: %v", db.MaxTxnOps+1, err)
+	}
+	if _, err := c.Get(ctx, "ns", []byte("big0")); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("an operation of the refused transaction applied: %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -84,7 +85,9 @@ func peerApplied(ctx context.Context, addr string) (map[uint32]uint64, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if tok := os.Getenv("FLOWDB_TOKEN"); tok != "" {
+	// The token goes only over TLS or to a loopback peer: never in clear
+	// across a network.
+	if tok := os.Getenv("FLOWDB_TOKEN"); tok != "" && (req.URL.Scheme == "https" || isLoopbackHost(req.URL.Hostname())) {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -108,4 +111,14 @@ func peerApplied(ctx context.Context, addr string) (map[uint32]uint64, error) {
 		applied[s.Shard] = s.Applied
 	}
 	return applied, nil
+}
+
+// isLoopbackHost reports whether host (no port) is localhost or a
+// loopback IP literal.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
