@@ -187,7 +187,9 @@ var ErrTxnCommitted = errors.New("client: transaction already committed")
 // matches db.ErrTxnRejected and the refused operation's sentinel; nothing
 // of it applied. A transaction with an idempotency key is retried after a
 // connection failure (a retry gets the first outcome); one without is sent
-// once, and a failure after sending is ErrOutcomeUnknown.
+// once, and a failure after sending is ErrOutcomeUnknown. When ctx ends
+// first, a keyed transaction returns ctx's error and may have applied:
+// commit it again with the same key to learn its outcome.
 func (c *Client) CommitTxn(ctx context.Context, t *Txn) error {
 	if t.settled {
 		return ErrTxnCommitted
