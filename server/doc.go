@@ -93,9 +93,10 @@
 //     first outcome's results (its index is the repeat's own).
 //  5. On a replicated node any member commits; a transaction spanning
 //     shards is refused with db.ErrCrossShard (invalid argument) and
-//     nothing applies. Vector operations (as the single Upsert and Delete)
-//     take their collection's read barrier first, since the engine checks
-//     the collection against the member's view while building.
+//     nothing applies. The engine checks a vector operation's collection
+//     against the member's view while building, so a collection the member
+//     does not know yet is awaited first (hnsw.Manager.Await: a read index
+//     only then), as the single Upsert and Delete do inside hnsw.
 //
 // # Metrics
 //

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
@@ -44,11 +45,10 @@ func (t *txnService) Commit(ctx context.Context, req *connect.Request[v1.CommitT
 		}
 	}
 	// Vector operations check their collection against this member's view
-	// while the transaction is built: on a replica, catch up first with
-	// collections created through another member (nothing standalone).
-	// One barrier per shard (a transaction lives on one; a request that
-	// names several is refused when it commits).
-	seen := map[uint32]bool{}
+	// while the transaction is built, without waiting: on a replica, catch
+	// up first with collections created through another member (a read
+	// index only for a collection this member does not know yet). An
+	// unknown collection is left for the build to refuse with its index.
 	for _, op := range m.Ops {
 		name := op.GetUpsert().GetCollection()
 		if d := op.GetDeleteVectors(); d != nil {
@@ -57,12 +57,7 @@ func (t *txnService) Commit(ctx context.Context, req *connect.Request[v1.CommitT
 		if op.GetUpsert() == nil && op.GetDeleteVectors() == nil {
 			continue
 		}
-		shard := t.s.o.DB.Placement().ShardFor(name)
-		if seen[shard] {
-			continue
-		}
-		seen[shard] = true
-		if err := t.s.o.DB.ReadBarrier(ctx, shard); err != nil {
+		if err := t.s.o.Vectors.Await(ctx, name); err != nil && !errors.Is(err, hnsw.ErrNoCollection) {
 			return nil, err
 		}
 	}

@@ -63,11 +63,6 @@ func (v *vectorService) Upsert(ctx context.Context, req *connect.Request[v1.Upse
 	if err := v.s.allow(ctx, auth.Vec, m.Collection, auth.Write); err != nil {
 		return nil, err
 	}
-	// Upsert checks the collection against this member's view: on a
-	// replica, catch up first with a collection created through another.
-	if err := v.s.nameBarrier(ctx, m.Collection); err != nil {
-		return nil, err
-	}
 	vs := make([]hnsw.Vector, len(m.Vectors))
 	for i, x := range m.Vectors {
 		if x == nil {
@@ -118,9 +113,6 @@ func (v *vectorService) Get(ctx context.Context, req *connect.Request[v1.GetVect
 func (v *vectorService) Delete(ctx context.Context, req *connect.Request[v1.DeleteVectorsRequest]) (*connect.Response[v1.DeleteVectorsResponse], error) {
 	m := req.Msg
 	if err := v.s.allow(ctx, auth.Vec, m.Collection, auth.Write); err != nil {
-		return nil, err
-	}
-	if err := v.s.nameBarrier(ctx, m.Collection); err != nil {
 		return nil, err
 	}
 	n, err := v.s.o.Vectors.Delete(ctx, m.Collection, m.Ids)

@@ -40,6 +40,17 @@ func (m *Manager) get(name string) (*coll, error) {
 	return c, nil
 }
 
+// Await makes collection name known to this replica if it exists: on a
+// replica that has not seen it yet, it waits for a read index of the
+// collection's shard (nothing when the collection is known, or on a
+// standalone store). Call it before TxUpsert or TxDelete, which cannot
+// wait, on a replica; Upsert, Delete, Drop, Compact and Search do it
+// themselves. ErrNoCollection if there is no such collection.
+func (m *Manager) Await(ctx context.Context, name string) error {
+	_, err := m.getFresh(ctx, name)
+	return err
+}
+
 // getFresh is get for calls that can wait: on a replica that has not seen
 // the collection yet, it waits for a read index of the collection's shard
 // and looks again, so a collection created through another node is found
