@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -326,3 +327,168 @@ func TestEndpointHosts(t *testing.T) {
 		}
 	}
 }
+
+// relayStack is an in-process server with the MCP endpoint (no tokens)
+// and a Relay to it over an in-memory client transport.
+func relayStack(t *testing.T) (cs *sdk.ClientSession, done <-chan error) {
+	t.Helper()
+	st := newStack(t)
+	srv, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Logger: testutil.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flowmcp.Mount(srv, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	local, client := sdk.NewInMemoryTransports()
+	ch := make(chan error, 1)
+	go func() {
+		ch <- flowmcp.Relay(context.Background(), local, &sdk.StreamableClientTransport{Endpoint: hs.URL + flowmcp.Path,
+			DisableStandaloneSSE: true})
+	}()
+	cs, err = sdk.NewClient(&sdk.Implementation{Name: "test", Version: "0"}, nil).Connect(context.Background(), client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, ch
+}
+
+// TestRelayRefusedMessage: a message the server refuses on the HTTP level
+// with a body that is not JSON-RPC (413 above MaxHTTPBody) fails that call
+// with CodeUnreachable, and the relay carries the next calls (before, the
+// SDK's connection broke for good and the relay ended).
+func TestRelayRefusedMessage(t *testing.T) {
+	cs, done := relayStack(t)
+	ok(t, cs, "kv_set", map[string]any{"namespace": "n", "key": "small", "value": "v"})
+	_, err := callErr(cs, "kv_set", map[string]any{"namespace": "n", "key": "big", "value": strings.Repeat("x", flowmcp.MaxHTTPBody+1)})
+	var we *jsonrpc.Error
+	if !errors.As(err, &we) || we.Code != flowmcp.CodeUnreachable {
+		t.Fatalf("an oversized call: %v, want a JSON-RPC error %d", err, flowmcp.CodeUnreachable)
+	}
+	for i := range 3 {
+		ok(t, cs, "kv_set", map[string]any{"namespace": "n", "key": fmt.Sprint("after", i), "value": "v"})
+	}
+	if g := ok(t, cs, "kv_get", map[string]any{"namespace": "n", "key": "big"}); g["found"] != false {
+		t.Fatalf("the refused call wrote: %v", g)
+	}
+	cs.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("relay ended with %v", err)
+	}
+}
+
+// TestRelayRefusedToken: a token the server refuses (401) fails the call
+// with CodeRefused and ends the relay with ErrRefused.
+func TestRelayRefusedToken(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	writeTokens(t, path, map[string][]string{"admin": {"*:*:admin"}})
+	tokens, err := auth.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStack(t)
+	srv, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Tokens: tokens, Logger: testutil.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flowmcp.Mount(srv, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	// The client's side stays open: the relay must end by itself.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- flowmcp.Relay(context.Background(), &sdk.IOTransport{Reader: pr, Writer: nopWriteCloser{&out}},
+			&sdk.StreamableClientTransport{Endpoint: hs.URL + flowmcp.Path,
+				HTTPClient: &http.Client{Transport: flowmcp.BearerTransport("fdb_wrong", nil)}, DisableStandaloneSSE: true})
+	}()
+	if _, err := io.WriteString(pw, initialize+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, flowmcp.ErrRefused) {
+			t.Fatalf("relay ended with %v, want ErrRefused", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay still running 10s after the server refused its token")
+	}
+	var m struct {
+		ID    float64        `json:"id"`
+		Error *jsonrpc.Error `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &m); err != nil || m.ID != 1 || m.Error == nil || m.Error.Code != flowmcp.CodeRefused {
+		t.Fatalf("answer %q (%v), want call 1 refused with %d", out.String(), err, flowmcp.CodeRefused)
+	}
+}
+
+// TestRelayDrainsOnEOF: when the client closes its side with a call in
+// flight (a lease wait), the relay writes the call's answer before it
+// returns (before, the end of input cancelled the call).
+func TestRelayDrainsOnEOF(t *testing.T) {
+	st := newStack(t)
+	srv, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Logger: testutil.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flowmcp.Mount(srv, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	in := strings.Join([]string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"queue_create","arguments":{"queue":"q"}}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"task_lease","arguments":{"queue":"q","agent":"a","wait_seconds":0.5}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"task_enqueue","arguments":{"queue":"nope","payload":"x"}}}`,
+	}, "\n") + "\n"
+	var out syncBuffer
+	err = flowmcp.Relay(context.Background(), &sdk.IOTransport{Reader: io.NopCloser(strings.NewReader(in)), Writer: nopWriteCloser{&out}},
+		&sdk.StreamableClientTransport{Endpoint: hs.URL + flowmcp.Path, DisableStandaloneSSE: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[float64]bool{}
+	for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+		var m struct {
+			ID    float64         `json:"id"`
+			Error json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("answer %q: %v", line, err)
+		}
+		if m.Error != nil {
+			t.Fatalf("call %v: %s", m.ID, m.Error)
+		}
+		ids[m.ID] = true
+	}
+	if len(ids) != 3 {
+		t.Fatalf("answers for calls %v, want 1, 2 and 3:\n%s", ids, out.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -14,17 +15,26 @@ import (
 // Relay copies MCP messages between a client-facing transport (local, for
 // instance sdk.StdioTransport for an MCP client that started this process)
 // and a server (remote, for instance sdk.StreamableClientTransport to a
-// node's endpoint at Path), both ways, until local ends (nil: the client
-// closed its side), ctx ends, or remote fails for good (its error).
-// `flowctl mcp --node` is this relay.
+// node's endpoint at Path), both ways, until local ends, ctx ends, or the
+// server refuses the caller (ErrRefused). `flowctl mcp --node` is this
+// relay.
 //
 // Each message from local is sent on its own, so that a long call (a
-// lease wait) holds no other call up. A call the server did not answer is
-// answered to the client with a JSON-RPC error of code CodeUnreachable.
-// If the server could not be reached (connection refused: the node
-// restarts) the relay keeps going: the stateless endpoint serves the next
-// call whichever server process answers it. An answer that ends the
-// remote connection for good (401: a token refused) ends the relay.
+// lease wait) holds no other call up. Every call gets exactly one answer:
+// the server's, or, when the server did not answer it, a JSON-RPC error
+// of code CodeUnreachable (the call may or may not have been done: the
+// connection broke after it was sent, or it was never sent because the
+// server could not be reached or refused the request, for instance 413 for
+// a message over MaxHTTPBody). After such a failure the relay connects
+// again for the next call, so a server restart or one refused message
+// does not end it: the stateless endpoint serves each call on its own.
+//
+// A request the server answers 401 or 403 on the HTTP level (the token was
+// refused: the remote transport's HTTP client reports it as ErrRefused,
+// see BearerTransport) is answered with CodeRefused and ends the relay
+// with that error. When local ends (the client closed its side), the
+// relay waits for the answers to the calls still in flight, and writes
+// them, before it returns nil.
 func Relay(ctx context.Context, local, remote sdk.Transport) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -33,72 +43,288 @@ func Relay(ctx context.Context, local, remote sdk.Transport) error {
 		return err
 	}
 	defer lc.Close()
-	rc, err := remote.Connect(ctx)
-	if err != nil {
+	r := &relay{ctx: ctx, cancel: cancel, lc: lc, remote: remote, pending: map[jsonrpc.ID]*remoteConn{}}
+	if _, err := r.conn(); err != nil {
 		return err
 	}
-	defer rc.Close()
-
-	var (
-		wg      sync.WaitGroup
-		errOnce sync.Once
-		first   error
-	)
-	stop := func(err error) {
-		errOnce.Do(func() { first = err })
-		cancel()
-	}
-	// remote -> local
-	wg.Go(func() {
-		for {
-			msg, err := rc.Read(ctx)
-			if err != nil {
-				stop(fmt.Errorf("mcp relay: server: %w", err))
-				return
-			}
-			if err := lc.Write(ctx, msg); err != nil {
-				stop(fmt.Errorf("mcp relay: client: %w", err))
-				return
-			}
-		}
-	})
-	// local -> remote
 	for {
 		msg, err := lc.Read(ctx)
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = nil // the client is done
-			} else {
-				err = fmt.Errorf("mcp relay: client: %w", err)
+			if !errors.Is(err, io.EOF) {
+				r.stop(fmt.Errorf("mcp relay: client: %w", err))
 			}
-			stop(err)
 			break
 		}
-		wg.Go(func() {
-			err := rc.Write(ctx, msg)
+		var call *jsonrpc.Request
+		if req, ok := msg.(*jsonrpc.Request); ok && req.IsCall() {
+			call = req
+		}
+		rc, err := r.conn()
+		if err != nil {
+			r.unanswered(call, CodeUnreachable, err)
+			continue
+		}
+		if call != nil {
+			r.sent(call.ID, rc)
+		}
+		r.wg.Go(func() {
+			err := rc.c.Write(ctx, msg)
 			if err == nil || ctx.Err() != nil {
 				return
 			}
-			req, ok := msg.(*jsonrpc.Request)
-			if !ok || !req.IsCall() {
-				return // a notification or a response: nobody waits for it
+			// The connection may be broken for good (the SDK fails it on an
+			// HTTP answer that is not JSON-RPC): the next call gets a new one.
+			r.retire(rc)
+			if call != nil && r.answered(call.ID) {
+				var code int64 = CodeUnreachable
+				if errors.Is(err, ErrRefused) {
+					code = CodeRefused
+				}
+				r.unanswered(call, code, err)
 			}
-			resp := &jsonrpc.Response{ID: req.ID, Error: &jsonrpc.Error{Code: CodeUnreachable,
-				Message: fmt.Sprintf("the flowdb server did not answer the call (it may or may not have been done): %v", err)}}
-			if err := lc.Write(ctx, resp); err != nil {
-				stop(fmt.Errorf("mcp relay: client: %w", err))
+			if errors.Is(err, ErrRefused) {
+				r.stop(fmt.Errorf("mcp relay: %w", err))
 			}
 		})
 	}
-	lc.Close()
-	rc.Close()
-	wg.Wait()
-	if errors.Is(first, context.Canceled) { // the caller ended ctx
+	r.drain()
+	cancel()
+	r.closeAll()
+	r.wg.Wait()
+	if errors.Is(r.first, context.Canceled) { // the caller ended ctx
 		return nil
 	}
-	return first
+	return r.first
 }
 
 // CodeUnreachable is the JSON-RPC error code with which Relay answers a
-// call it could not deliver.
+// call the server did not answer.
 const CodeUnreachable = -32001
+
+// CodeRefused is the JSON-RPC error code with which Relay answers a call
+// whose HTTP request the server refused with 401 or 403 (ErrRefused).
+const CodeRefused = -32002
+
+// ErrRefused is what BearerTransport returns for an HTTP answer of 401
+// (no valid token) or 403 (forbidden before any MCP message was read).
+var ErrRefused = errors.New("the server refused the request's token")
+
+// BearerTransport returns an http.RoundTripper over base (nil:
+// http.DefaultTransport) that sends token as a bearer token (none when
+// token is empty) and turns a 401 or 403 answer into an error wrapping
+// ErrRefused, so that Relay can tell a refused token from an unreachable
+// server.
+func BearerTransport(token string, base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return bearer{token: token, base: base}
+}
+
+type bearer struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if b.token != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+b.token)
+	}
+	resp, err := b.base.RoundTrip(r)
+	if err == nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: HTTP %d: %s", ErrRefused, resp.StatusCode, bytesTrim(body))
+	}
+	return resp, err
+}
+
+func bytesTrim(b []byte) string {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
+// relay is Relay's state: the current connection to the server, the calls
+// in flight and the connection each went out on.
+type relay struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	lc     sdk.Connection
+	remote sdk.Transport
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	cur     *remoteConn
+	conns   []*remoteConn // every open one, retired ones included
+	pending map[jsonrpc.ID]*remoteConn
+	idle    chan struct{} // closed when pending empties, while draining
+	first   error
+}
+
+// remoteConn is one connection to the server and its reader.
+type remoteConn struct {
+	c       sdk.Connection
+	retired bool
+}
+
+// conn returns the current connection, connecting when there is none.
+func (r *relay) conn() (*remoteConn, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur != nil {
+		return r.cur, nil
+	}
+	c, err := r.remote.Connect(r.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mcp relay: server: %w", err)
+	}
+	rc := &remoteConn{c: c}
+	r.cur = rc
+	r.conns = append(r.conns, rc)
+	r.wg.Go(func() { r.read(rc) })
+	return rc, nil
+}
+
+// read copies rc's messages to the client until rc ends; then it answers
+// the calls that went out on rc and got no answer.
+func (r *relay) read(rc *remoteConn) {
+	for {
+		msg, err := rc.c.Read(r.ctx)
+		if err != nil {
+			r.retire(rc)
+			if r.ctx.Err() != nil {
+				return
+			}
+			r.mu.Lock()
+			var lost []jsonrpc.ID
+			for id, c := range r.pending {
+				if c == rc {
+					lost = append(lost, id)
+				}
+			}
+			r.mu.Unlock()
+			for _, id := range lost {
+				if r.answered(id) {
+					r.unanswered(&jsonrpc.Request{ID: id}, CodeUnreachable, err)
+				}
+			}
+			return
+		}
+		if resp, ok := msg.(*jsonrpc.Response); ok && !r.answered(resp.ID) {
+			continue // answered already (as unreachable)
+		}
+		if err := r.lc.Write(r.ctx, msg); err != nil {
+			r.stop(fmt.Errorf("mcp relay: client: %w", err))
+			return
+		}
+	}
+}
+
+// sent records a call in flight on rc.
+func (r *relay) sent(id jsonrpc.ID, rc *remoteConn) {
+	r.mu.Lock()
+	r.pending[id] = rc
+	r.mu.Unlock()
+}
+
+// answered takes id off the calls in flight, and reports whether it was
+// one (only the first answer to a call is passed on).
+func (r *relay) answered(id jsonrpc.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rc, ok := r.pending[id]
+	if ok {
+		delete(r.pending, id)
+		if rc.retired {
+			r.closeIdle(rc)
+		}
+		if len(r.pending) == 0 && r.idle != nil {
+			close(r.idle)
+			r.idle = nil
+		}
+	}
+	return ok
+}
+
+// retire stops new calls from going out on rc; it closes once its calls
+// are answered.
+func (r *relay) retire(rc *remoteConn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rc.retired = true
+	if r.cur == rc {
+		r.cur = nil
+	}
+	r.closeIdle(rc)
+}
+
+// closeIdle closes a retired rc with no call in flight. r.mu is held.
+func (r *relay) closeIdle(rc *remoteConn) {
+	for _, c := range r.pending {
+		if c == rc {
+			return
+		}
+	}
+	for i, c := range r.conns {
+		if c == rc {
+			r.conns = append(r.conns[:i], r.conns[i+1:]...)
+			go rc.c.Close()
+			return
+		}
+	}
+}
+
+// unanswered answers call (nil: a notification, nobody waits) with a
+// JSON-RPC error.
+func (r *relay) unanswered(call *jsonrpc.Request, code int64, err error) {
+	if call == nil {
+		return
+	}
+	msg := fmt.Sprintf("the flowdb server did not answer the call (it may or may not have been done): %v", err)
+	if code == CodeRefused {
+		msg = fmt.Sprintf("the flowdb server refused the call's token; nothing was done: %v", err)
+	}
+	if werr := r.lc.Write(r.ctx, &jsonrpc.Response{ID: call.ID, Error: &jsonrpc.Error{Code: code, Message: msg}}); werr != nil {
+		r.stop(fmt.Errorf("mcp relay: client: %w", werr))
+	}
+}
+
+// stop ends the relay with err (the first error wins).
+func (r *relay) stop(err error) {
+	r.mu.Lock()
+	if r.first == nil {
+		r.first = err
+	}
+	r.mu.Unlock()
+	r.cancel()
+}
+
+// drain waits until every call in flight has been answered, or ctx ends.
+func (r *relay) drain() {
+	r.mu.Lock()
+	if len(r.pending) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	idle := make(chan struct{})
+	r.idle = idle
+	r.mu.Unlock()
+	select {
+	case <-idle:
+	case <-r.ctx.Done():
+	}
+}
+
+// closeAll closes every connection to the server.
+func (r *relay) closeAll() {
+	r.mu.Lock()
+	conns := r.conns
+	r.conns = nil
+	r.mu.Unlock()
+	for _, rc := range conns {
+		rc.c.Close()
+	}
+}

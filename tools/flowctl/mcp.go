@@ -114,24 +114,8 @@ func (a *app) relayMCP(ctx context.Context, tokenFile string) error {
 		}
 	}
 	remote := &sdk.StreamableClientTransport{Endpoint: nodeURL(a.node) + flowmcp.Path,
-		HTTPClient: &http.Client{Transport: bearer{token: tok, base: http.DefaultTransport}}, DisableStandaloneSSE: true}
+		HTTPClient: &http.Client{Transport: flowmcp.BearerTransport(tok, nil)}, DisableStandaloneSSE: true}
 	return flowmcp.Relay(ctx, &sdk.StdioTransport{}, remote)
-}
-
-// bearer adds an Authorization header to every request (none without a
-// token: a loopback server without tokens needs none).
-type bearer struct {
-	token string
-	base  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	if b.token == "" {
-		return b.base.RoundTrip(r)
-	}
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
 }
 
 // openLive opens the store at --dir for a long-running server: the
