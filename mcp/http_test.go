@@ -246,16 +246,7 @@ func TestRelayOutlivesServer(t *testing.T) {
 // between an in-memory client and the endpoint mounted on a server.Server,
 // with concurrent calls, until the client closes its side.
 func TestRelayInProcess(t *testing.T) {
-	st := newStack(t)
-	srv, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Logger: testutil.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := flowmcp.Mount(srv, st, nil); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	hs := endpoint(t, nil)
 	local, client := sdk.NewInMemoryTransports()
 	done := make(chan error, 1)
 	go func() {
@@ -332,23 +323,14 @@ func TestEndpointHosts(t *testing.T) {
 // and a Relay to it over an in-memory client transport.
 func relayStack(t *testing.T) (cs *sdk.ClientSession, done <-chan error) {
 	t.Helper()
-	st := newStack(t)
-	srv, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Logger: testutil.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := flowmcp.Mount(srv, st, nil); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
+	hs := endpoint(t, nil)
 	local, client := sdk.NewInMemoryTransports()
 	ch := make(chan error, 1)
 	go func() {
 		ch <- flowmcp.Relay(context.Background(), local, &sdk.StreamableClientTransport{Endpoint: hs.URL + flowmcp.Path,
 			DisableStandaloneSSE: true})
 	}()
-	cs, err = sdk.NewClient(&sdk.Implementation{Name: "test", Version: "0"}, nil).Connect(context.Background(), client, nil)
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "0"}, nil).Connect(context.Background(), client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,23 +370,14 @@ func TestRelayRefusedToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := newStack(t)
-	srv, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Tokens: tokens, Logger: testutil.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := flowmcp.Mount(srv, st, nil); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	hs := endpoint(t, tokens)
 	// The client's side stays open: the relay must end by itself.
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	var out syncBuffer
+	var out testutil.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- flowmcp.Relay(context.Background(), &sdk.IOTransport{Reader: pr, Writer: nopWriteCloser{&out}},
+		done <- flowmcp.Relay(context.Background(), &sdk.IOTransport{Reader: pr, Writer: &out},
 			&sdk.StreamableClientTransport{Endpoint: hs.URL + flowmcp.Path,
 				HTTPClient: &http.Client{Transport: flowmcp.BearerTransport("fdb_wrong", nil)}, DisableStandaloneSSE: true})
 	}()
@@ -432,23 +405,14 @@ func TestRelayRefusedToken(t *testing.T) {
 // flight (a lease wait), the relay writes the call's answer before it
 // returns (before, the end of input cancelled the call).
 func TestRelayDrainsOnEOF(t *testing.T) {
-	st := newStack(t)
-	srv, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Logger: testutil.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := flowmcp.Mount(srv, st, nil); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	hs := endpoint(t, nil)
 	in := strings.Join([]string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"queue_create","arguments":{"queue":"q"}}}`,
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"task_lease","arguments":{"queue":"q","agent":"a","wait_seconds":0.5}}}`,
 		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"task_enqueue","arguments":{"queue":"nope","payload":"x"}}}`,
 	}, "\n") + "\n"
-	var out syncBuffer
-	err = flowmcp.Relay(context.Background(), &sdk.IOTransport{Reader: io.NopCloser(strings.NewReader(in)), Writer: nopWriteCloser{&out}},
+	var out testutil.Buffer
+	err := flowmcp.Relay(context.Background(), &sdk.IOTransport{Reader: io.NopCloser(strings.NewReader(in)), Writer: &out},
 		&sdk.StreamableClientTransport{Endpoint: hs.URL + flowmcp.Path, DisableStandaloneSSE: true})
 	if err != nil {
 		t.Fatal(err)
@@ -472,23 +436,19 @@ func TestRelayDrainsOnEOF(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
+// endpoint serves the MCP endpoint on a fresh in-process stack, with
+// tokens (nil: none), until the test ends.
+func endpoint(t *testing.T, tokens *auth.Store) *httptest.Server {
+	t.Helper()
+	st := newStack(t)
+	srv, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Tokens: tokens, Logger: testutil.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flowmcp.Mount(srv, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return hs
 }
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }

@@ -13,13 +13,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/internal/keys"
+	"github.com/flowdb/flowdb/internal/testutil"
 	"github.com/flowdb/flowdb/registry"
 )
 
@@ -125,7 +125,7 @@ func TestVecImportStopsAndResumes(t *testing.T) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt)
 	defer signal.Stop(sigs)
-	errOut := &syncBuffer{}
+	errOut := &testutil.Buffer{}
 	done := make(chan int)
 	go func() {
 		done <- runMain(context.Background(), []string{"--dir", dir, "vec", "import", "c", manyFile, "--batch", "5"}, nil, &bytes.Buffer{}, errOut)
@@ -153,24 +153,6 @@ func TestVecImportStopsAndResumes(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &imp); err != nil || imp.Imported != n-committed || imp.Skipped != committed {
 		t.Fatalf("resume after SIGINT: %+v %v", imp, err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestHealthNow: an agent that missed its heartbeats shows unhealthy in
