@@ -79,6 +79,7 @@ var (
 	leaderOnly   = flag.Bool("leader-only", false, "producers use only the node leading each queue's shard (no forwarding)")
 	nQueues      = flag.Int("queues", 1, "queues (each on its own data shard) the producers spread over")
 	logDB        = flag.String("logdb", "", "raftsm.Config.LogDB: Dragonboat's log store size (tiny, small, medium, large, or \"\" for raftsm's default, 8 MiB memtables)")
+	logStore     = flag.String("logstore", "", "raftsm.Config.LogStore: Dragonboat's log store, pebble or tan (\"\": raftsm's default)")
 	verbose      = flag.Bool("v", false, "print each run's latencies per half second and its stores' flushes, compactions and write stalls")
 	rttMS        = flag.Int("rtt-ms", 0, "raftsm.Config.RTTMillisecond (0: the library's default, 20)")
 	electionRTT  = flag.Int("election-rtt", 0, "raftsm.Config.ElectionRTT, in RTTs (0: the library's default, 25)")
@@ -286,7 +287,7 @@ func start(dir string, maxRecords int) (*cluster, error) {
 		var q *queue.Manager
 		n, err := raftsm.Open(context.Background(), raftsm.Config{
 			Dir: filepath.Join(dir, fmt.Sprintf("node%d", i)), ReplicaID: uint64(i), RaftAddress: members[uint64(i)],
-			Members: members, RTTMillisecond: uint64(*rttMS), ElectionRTT: uint64(*electionRTT), HeartbeatRTT: uint64(*heartbeatRTT), LogDB: *logDB, Logger: quiet, DataShards: *nQueues,
+			Members: members, RTTMillisecond: uint64(*rttMS), ElectionRTT: uint64(*electionRTT), HeartbeatRTT: uint64(*heartbeatRTT), LogDB: *logDB, LogStore: *logStore, Logger: quiet, DataShards: *nQueues,
 			Store: &db.Options{Logger: quiet, TTLReapInterval: -1, Pebble: storeEvents(i), Batcher: wal.BatcherOptions{MaxRecords: maxRecords},
 				MaxInflight: nodeIn, MaxShardInflight: shardIn},
 			Attach: func(d *db.DB) error {
