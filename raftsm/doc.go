@@ -145,12 +145,13 @@
 // was compacted past it). Tan would preallocate 64 MiB per shard; this
 // package hands it files it cannot preallocate, so a log file takes the
 // blocks its entries fill (TestIdleDiskUseTan: under 64 MiB for three
-// shards, with room to spare; it logs the figure). Pebble stays the default: bench/BENCHMARKS.md holds
-// the A/B runs that decided it. A node keeps the log store it was created
-// with (recorded in the Raft directory; a node from before the setting
-// used Pebble): an empty LogStore reopens it with its own, and another
-// is refused with ErrLogStoreChanged, since neither store reads the
-// other's log (Dragonboat would also refuse it, untyped). The store's own WAL
+// shards, with room to spare; it logs the figure). Pebble stays the
+// default: bench/BENCHMARKS.md holds the A/B runs that decided it. A node
+// keeps the log store it was created with (recorded in the Raft
+// directory; a node from before the setting used Pebble): an empty
+// LogStore reopens it with its own, and another is refused with
+// ErrLogStoreChanged, since neither store reads the other's log
+// (Dragonboat would also refuse it, untyped). The store's own WAL
 // is preallocated at 110% of its memtable, a quarter of
 // db.Options.CacheSize (35 MiB with the default 128 MiB cache; Pebble
 // keeps one spare WAL for reuse), so a node that must be smaller on disk

@@ -118,7 +118,8 @@ type Config struct {
 	// LogStore is how Dragonboat keeps the Raft log: LogStorePebble
 	// (Pebble instances, sized by LogDB) or LogStoreTan (Dragonboat's
 	// append-only log: no memtable flushes or compactions; LogDB then
-	// sizes only its encoding buffers). Empty: a new node takes the
+	// sizes only its 16 encoding buffers, a memtable's size each, touched
+	// only as far as a Raft update fills them). Empty: a new node takes the
 	// package's default, and an existing node the store it was created
 	// with (a node created before this setting existed used Pebble). A
 	// node keeps its store for good: Open refuses another with
