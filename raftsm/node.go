@@ -115,6 +115,16 @@ type Config struct {
 	// file of 110% of a memtable, so the size sets an idle node's disk use:
 	// about 9 MiB per shard by default, 141 MiB with "large".
 	LogDB string
+	// LogStore is how Dragonboat keeps the Raft log: LogStorePebble
+	// (Pebble instances, sized by LogDB) or LogStoreTan (Dragonboat's
+	// append-only log: no memtable flushes or compactions; LogDB then
+	// sizes only its 16 encoding buffers, a memtable's size each, touched
+	// only as far as a Raft update fills them). Empty: a new node takes the
+	// package's default, and an existing node the store it was created
+	// with (a node created before this setting existed used Pebble). A
+	// node keeps its store for good: Open refuses another with
+	// ErrLogStoreChanged, since neither reads the other's log.
+	LogStore string
 
 	// Gossip, if set, addresses nodes by a stable NodeHost ID through
 	// Dragonboat's gossip registry instead of by Raft address, so a node
@@ -166,6 +176,11 @@ func (c *Config) withDefaults() (Config, error) {
 	def := func(v *uint64, d uint64) {
 		if *v == 0 {
 			*v = d
+		}
+	}
+	if o.LogStore != "" {
+		if _, err := logStoreFactory(o.LogStore); err != nil {
+			return o, err
 		}
 	}
 	def(&o.RTTMillisecond, 20)
@@ -354,6 +369,17 @@ func open(ctx context.Context, c Config) (*Node, error) {
 		d.Close()
 		return nil, err
 	}
+	// A node restarts from its bootstrap record: Members and Join count
+	// only the first time (Dragonboat refuses a member list that differs
+	// from the recorded one, as it would after membership changes).
+	marker := filepath.Join(raftDir, "flowdb-bootstrapped")
+	_, statErr := os.Stat(marker)
+	restart := statErr == nil
+	if c.LogStore, err = resolveLogStore(raftDir, c.LogStore, restart); err != nil {
+		d.Close()
+		return nil, err
+	}
+	n.cfg.LogStore = c.LogStore
 	nhc := config.NodeHostConfig{
 		NodeHostDir:         raftDir,
 		RTTMillisecond:      c.RTTMillisecond,
@@ -363,6 +389,10 @@ func open(ctx context.Context, c Config) (*Node, error) {
 		RaftEventListener:   &events{n: n, raftDir: raftDir},
 	}
 	if nhc.Expert.LogDB, err = LogDBSize(c.LogDB); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if nhc.Expert.LogDBFactory, err = logStoreFactory(c.LogStore); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -386,12 +416,6 @@ func open(ctx context.Context, c Config) (*Node, error) {
 	}
 	n.nh = nh
 	n.started.Store(nh)
-	// A node restarts from its bootstrap record: Members and Join count
-	// only the first time (Dragonboat refuses a member list that differs
-	// from the recorded one, as it would after membership changes).
-	marker := filepath.Join(raftDir, "flowdb-bootstrapped")
-	_, statErr := os.Stat(marker)
-	restart := statErr == nil
 	members := map[uint64]dragonboat.Target{}
 	join := c.Join && !restart
 	if !c.Join && !restart {
@@ -426,6 +450,9 @@ func (n *Node) NodeHost() *dragonboat.NodeHost { return n.nh }
 
 // Shards lists the node's shards: the catalog shard, then the data shards.
 func (n *Node) Shards() []uint32 { return slices.Clone(n.shards) }
+
+// LogStore is the log store the node runs (Config.LogStore, resolved).
+func (n *Node) LogStore() string { return n.cfg.LogStore }
 
 // ReplicaID is this node's replica id.
 func (n *Node) ReplicaID() uint64 { return n.cfg.ReplicaID }

@@ -36,8 +36,16 @@
 // counts its wait (tokens beyond a second's backlog are dropped and
 // reported). -half does the same by itself: after each batched run it runs
 // the configuration again offered half the ops/s that run reached, and
-// reports that latency (the tail below the peak, in the same run).
-// -logdb sets Dragonboat's log store size, -rtt-ms, -election-rtt and
+// reports that latency (the tail below the peak, in the same run), then
+// runs the raw Pebble ceiling offered the same rate, open loop too (each
+// replica's batches of -ops values due at that rate, their latency counted
+// from when each was due): what the disk's writes alone do at that load.
+// The ceiling's lines carry its batches' latency, p50 and p99 (a batch is
+// a replica's synced log write and its state write).
+// -logstore picks Dragonboat's log store (raftsm.Config.LogStore: pebble
+// or tan), -store-memtables and -store-l0 the state stores' Pebble
+// write-stall thresholds (memtables queued, L0 files), -logdb sets
+// Dragonboat's log store size, -rtt-ms, -election-rtt and
 // -heartbeat-rtt Raft's timing, and -v prints each run's latencies per
 // half second beside its stores' flushes, compactions and write stalls, to
 // see where a p99 comes from. -cpuprofile, -blockprofile and -mutexprofile
@@ -45,7 +53,7 @@
 // peak, without start-up or the ceiling); -no-baseline skips the
 // one-op-per-proposal runs when -ops does not name 1 (A/B runs).
 //
-//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-half] [-rate 0] [-queues 1] [-per 16] [-logdb large] [-rtt-ms 20] [-election-rtt 25] [-heartbeat-rtt 5] [-v]
+//	cd bench && go run ./replbench [-runs 3] [-duration 5s] [-ops 1,10,100] [-half] [-rate 0] [-queues 1] [-per 16] [-logstore tan] [-store-memtables 4] [-store-l0 4,12] [-logdb large] [-rtt-ms 20] [-election-rtt 25] [-heartbeat-rtt 5] [-v]
 package main
 
 import (
@@ -79,6 +87,9 @@ var (
 	leaderOnly   = flag.Bool("leader-only", false, "producers use only the node leading each queue's shard (no forwarding)")
 	nQueues      = flag.Int("queues", 1, "queues (each on its own data shard) the producers spread over")
 	logDB        = flag.String("logdb", "", "raftsm.Config.LogDB: Dragonboat's log store size (tiny, small, medium, large, or \"\" for raftsm's default, 8 MiB memtables)")
+	logStore     = flag.String("logstore", "", "raftsm.Config.LogStore: Dragonboat's log store, pebble or tan (\"\": raftsm's default)")
+	storeMemStop = flag.Int("store-memtables", 0, "the state stores' Pebble MemTableStopWritesThreshold (memtables queued before writes stall; 0: Pebble's default, 2)")
+	storeL0      = flag.String("store-l0", "", "COMPACT,STOP: the state stores' Pebble L0CompactionThreshold and L0StopWritesThreshold (default: Pebble's, 4,12)")
 	verbose      = flag.Bool("v", false, "print each run's latencies per half second and its stores' flushes, compactions and write stalls")
 	rttMS        = flag.Int("rtt-ms", 0, "raftsm.Config.RTTMillisecond (0: the library's default, 20)")
 	electionRTT  = flag.Int("election-rtt", 0, "raftsm.Config.ElectionRTT, in RTTs (0: the library's default, 25)")
@@ -149,14 +160,26 @@ func queueNames(p db.Placement) []string {
 	return names
 }
 
+// ceilingResult is a ceiling run's figures: operations per second
+// written on all three replicas, the process's CPU time per operation, and
+// the latency of each replica's batch (its synced log write and its state
+// write), from when it began or, paced, from when it was due.
+type ceilingResult struct {
+	opsPerS  float64
+	cpuPerOp time.Duration
+	p50, p99 time.Duration
+	dropped  int64
+}
+
 // ceiling drives raw Pebble through the writes three replicas make for
-// each operation (see the package comment) for d, and returns operations
-// per second written on all three, and the process's CPU time per
-// operation.
-func ceiling(base string, batch int, d time.Duration) (float64, time.Duration, error) {
+// each operation (see the package comment) for d. rate > 0 paces it, open
+// loop like run: each replica is offered rate operations per second in
+// batches of batch (so rate operations per second on all three), its 16
+// writers taking the batches as they come due.
+func ceiling(base string, batch, rate int, d time.Duration) (ceilingResult, error) {
 	dir, err := os.MkdirTemp(base, "replbench-pebble-")
 	if err != nil {
-		return 0, 0, err
+		return ceilingResult{}, err
 	}
 	defer os.RemoveAll(dir)
 	type replica struct{ log, state *pebble.DB }
@@ -170,25 +193,32 @@ func ceiling(base string, batch int, d time.Duration) (float64, time.Duration, e
 	for i := range 3 {
 		l, err := pebble.Open(filepath.Join(dir, fmt.Sprintf("log%d", i)), &pebble.Options{Logger: quietPebble{}})
 		if err != nil {
-			return 0, 0, err
+			return ceilingResult{}, err
 		}
 		st, err := pebble.Open(filepath.Join(dir, fmt.Sprintf("state%d", i)), &pebble.Options{Logger: quietPebble{}})
 		if err != nil {
 			l.Close()
-			return 0, 0, err
+			return ceilingResult{}, err
 		}
 		rs = append(rs, replica{l, st})
 	}
 	var (
-		stop  atomic.Bool
-		ops   atomic.Int64
-		wg    sync.WaitGroup
-		first atomic.Value
+		stop    atomic.Bool
+		ops     atomic.Int64
+		wg      sync.WaitGroup
+		first   atomic.Value
+		mu      sync.Mutex
+		lats    []time.Duration
+		dropped atomic.Int64
 	)
 	val := make([]byte, 256)
 	cpu0 := cpuTime()
 	t0 := time.Now()
 	for ri, r := range rs {
+		var tokens <-chan time.Time
+		if rate > 0 {
+			tokens = pace(max(rate/batch, 1), &stop, &dropped)
+		}
 		for w := range 16 {
 			wg.Add(1)
 			go func() {
@@ -196,7 +226,16 @@ func ceiling(base string, batch int, d time.Duration) (float64, time.Duration, e
 				key := make([]byte, 16)
 				binary.BigEndian.PutUint32(key, uint32(ri<<8|w))
 				var seq uint64
+				var mine []time.Duration
 				for !stop.Load() {
+					s := time.Now()
+					if tokens != nil {
+						due, ok := <-tokens
+						if !ok {
+							break
+						}
+						s = due
+					}
 					for _, st := range []struct {
 						db   *pebble.DB
 						sync *pebble.WriteOptions
@@ -213,8 +252,12 @@ func ceiling(base string, batch int, d time.Duration) (float64, time.Duration, e
 						}
 						b.Close()
 					}
+					mine = append(mine, time.Since(s))
 					ops.Add(int64(batch))
 				}
+				mu.Lock()
+				lats = append(lats, mine...)
+				mu.Unlock()
 			}()
 		}
 	}
@@ -223,12 +266,14 @@ func ceiling(base string, batch int, d time.Duration) (float64, time.Duration, e
 	wg.Wait()
 	el, cpu := time.Since(t0), cpuTime()-cpu0
 	if err, _ := first.Load().(error); err != nil {
-		return 0, 0, err
+		return ceilingResult{}, err
 	}
 	// Every replica wrote its share: an operation is on all three once
 	// each replica wrote it, so divide by three.
 	n := max(ops.Load()/3, 1)
-	return float64(n) / el.Seconds(), cpu / time.Duration(n), nil
+	slices.Sort(lats)
+	return ceilingResult{opsPerS: float64(n) / el.Seconds(), cpuPerOp: cpu / time.Duration(n),
+		p50: stats.Pct(lats, 50), p99: stats.Pct(lats, 99), dropped: dropped.Load()}, nil
 }
 
 // cpuTime is the process's CPU time so far, user and system.
@@ -286,7 +331,7 @@ func start(dir string, maxRecords int) (*cluster, error) {
 		var q *queue.Manager
 		n, err := raftsm.Open(context.Background(), raftsm.Config{
 			Dir: filepath.Join(dir, fmt.Sprintf("node%d", i)), ReplicaID: uint64(i), RaftAddress: members[uint64(i)],
-			Members: members, RTTMillisecond: uint64(*rttMS), ElectionRTT: uint64(*electionRTT), HeartbeatRTT: uint64(*heartbeatRTT), LogDB: *logDB, Logger: quiet, DataShards: *nQueues,
+			Members: members, RTTMillisecond: uint64(*rttMS), ElectionRTT: uint64(*electionRTT), HeartbeatRTT: uint64(*heartbeatRTT), LogDB: *logDB, LogStore: *logStore, Logger: quiet, DataShards: *nQueues,
 			Store: &db.Options{Logger: quiet, TTLReapInterval: -1, Pebble: storeEvents(i), Batcher: wal.BatcherOptions{MaxRecords: maxRecords},
 				MaxInflight: nodeIn, MaxShardInflight: shardIn},
 			Attach: func(d *db.DB) error {
@@ -508,6 +553,7 @@ func main() {
 		ops, frames, raw []float64
 		p50, p99         []time.Duration
 		cpu, rawCPU      []time.Duration // CPU time per operation, replicated and in the ceiling
+		rawP50, rawP99   []time.Duration // the ceiling's batch latency (the half runs: paced at the same offered rate)
 		half             *agg            // -half: the paced runs at half this configuration's ops/s
 	}
 	res := map[int]*agg{}
@@ -547,14 +593,25 @@ func main() {
 				a.half.p50, a.half.p99, a.half.cpu = append(a.half.p50, h.p50), append(a.half.p99, h.p99), append(a.half.cpu, h.cpuPerOp)
 				fmt.Printf("  run %d: %3d ops/proposal, %4d producers: %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  CPU %5.1f µs/op  (%.1f records/proposal, %d retries, %d timeouts%s)\n",
 					r+1, n, producers, h.opsPerS, ms(h.p50), ms(h.p99), us(h.cpuPerOp), h.frames, h.retries, h.timeouts, pacedNote(h))
+				// The ceiling offered the same rate: what the one disk's
+				// writes alone do at p99 at that load.
+				c, err := ceiling(*dirFlag, n, h.offered, *dur)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "raw pebble:", err)
+					os.Exit(1)
+				}
+				a.half.rawP50, a.half.rawP99 = append(a.half.rawP50, c.p50), append(a.half.rawP99, c.p99)
+				fmt.Printf("  run %d: raw Pebble ceiling paced the same (%d ops/s offered, batches of %d): %9.0f ops/s  batch p50 %7.2f ms  p99 %7.2f ms  (%d dropped)\n",
+					r+1, h.offered, n, c.opsPerS, ms(c.p50), ms(c.p99), c.dropped)
 			}
-			raw, rawCPU, err := ceiling(*dirFlag, n, *dur)
+			c, err := ceiling(*dirFlag, n, 0, *dur)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "raw pebble:", err)
 				os.Exit(1)
 			}
-			a.raw, a.rawCPU = append(a.raw, raw), append(a.rawCPU, rawCPU)
-			fmt.Printf("  run %d: raw Pebble ceiling, %3d ops/batch: %9.0f ops/s on 3 replicas  CPU %5.1f µs/op\n", r+1, n, raw, us(rawCPU))
+			a.raw, a.rawCPU = append(a.raw, c.opsPerS), append(a.rawCPU, c.cpuPerOp)
+			a.rawP50, a.rawP99 = append(a.rawP50, c.p50), append(a.rawP99, c.p99)
+			fmt.Printf("  run %d: raw Pebble ceiling, %3d ops/batch: %9.0f ops/s on 3 replicas  CPU %5.1f µs/op  batch p50 %7.2f ms  p99 %7.2f ms\n", r+1, n, c.opsPerS, us(c.cpuPerOp), ms(c.p50), ms(c.p99))
 		}
 		x, err := run(*dirFlag, 1, 1, 0, *dur)
 		if err != nil {
@@ -572,12 +629,12 @@ func main() {
 		if b := res[1]; b != nil {
 			vsBase = fmt.Sprintf("%.1fx the one-op baseline, ", stats.Median(a.ops)/stats.Median(b.ops))
 		}
-		fmt.Printf("  %3d ops/proposal: %9.0f replicated ops/s (%s%.2fx the raw Pebble ceiling of %.0f)  p50 %.2f ms  p99 %.2f ms  %.1f records/proposal  CPU %.1f µs/op (ceiling %.1f)\n",
+		fmt.Printf("  %3d ops/proposal: %9.0f replicated ops/s (%s%.2fx the raw Pebble ceiling of %.0f)  p50 %.2f ms  p99 %.2f ms  %.1f records/proposal  CPU %.1f µs/op (ceiling %.1f; its batches p50 %.2f ms, p99 %.2f ms)\n",
 			n, stats.Median(a.ops), vsBase, stats.Median(a.ops)/stats.Median(a.raw), stats.Median(a.raw), ms(stats.Median(a.p50)), ms(stats.Median(a.p99)), stats.Median(a.frames),
-			us(stats.Median(a.cpu)), us(stats.Median(a.rawCPU)))
+			us(stats.Median(a.cpu)), us(stats.Median(a.rawCPU)), ms(stats.Median(a.rawP50)), ms(stats.Median(a.rawP99)))
 		if h := a.half; h != nil {
-			fmt.Printf("  %3d ops/proposal at half the peak (open loop, offered %.0f ops/s): %9.0f ops/s  p50 %.2f ms  p99 %.2f ms  CPU %.1f µs/op\n",
-				n, stats.Median(h.raw), stats.Median(h.ops), ms(stats.Median(h.p50)), ms(stats.Median(h.p99)), us(stats.Median(h.cpu)))
+			fmt.Printf("  %3d ops/proposal at half the peak (open loop, offered %.0f ops/s): %9.0f ops/s  p50 %.2f ms  p99 %.2f ms  CPU %.1f µs/op; the raw ceiling paced the same: batches p50 %.2f ms, p99 %.2f ms\n",
+				n, stats.Median(h.raw), stats.Median(h.ops), ms(stats.Median(h.p50)), ms(stats.Median(h.p99)), us(stats.Median(h.cpu)), ms(stats.Median(h.rawP50)), ms(stats.Median(h.rawP99)))
 		}
 	}
 	fmt.Printf("  single-operation commit, 1 producer: p50 %.2f ms  p99 %.2f ms (%.0f ops/s)\n",
@@ -596,10 +653,17 @@ func pacedNote(x result) string {
 	return fmt.Sprintf(", paced: offered %d ops/s, %d dropped", x.offered, x.dropped)
 }
 
-// storeEvents, with -v, prints node's store write stalls, flushes and
-// compactions as they end, timed like the -v latency windows.
+// storeEvents applies -store-memtables and -store-l0 to node's store and,
+// with -v, prints its write stalls, flushes and compactions as they end,
+// timed like the -v latency windows.
 func storeEvents(node int) func(*pebble.Options) {
 	return func(o *pebble.Options) {
+		if *storeMemStop > 0 {
+			o.MemTableStopWritesThreshold = *storeMemStop
+		}
+		if *storeL0 != "" {
+			fmt.Sscanf(*storeL0, "%d,%d", &o.L0CompactionThreshold, &o.L0StopWritesThreshold)
+		}
 		if !*verbose {
 			return
 		}
