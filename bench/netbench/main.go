@@ -51,6 +51,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flowdb/flowdb/bench/internal/data"
 	"github.com/flowdb/flowdb/bench/internal/stats"
 	"github.com/flowdb/flowdb/client"
 	"github.com/flowdb/flowdb/db"
@@ -178,8 +179,11 @@ type flowSys struct {
 	q *queue.Manager
 }
 
-func openFlow(dir string) (system, error) {
-	d, err := db.Open(dir, &db.Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
+func openFlow(dir string) (system, error) { return openFlowMode(dir, db.SyncEachCommit) }
+
+// openFlowMode opens the embedded store with durability mode dur.
+func openFlowMode(dir string, dur db.Durability) (system, error) {
+	d, err := db.Open(dir, &db.Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1, Durability: dur})
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +253,12 @@ type remoteSys struct {
 }
 
 func openRemote(dir string, coalesce bool) (system, error) {
-	fs, err := openFlow(dir)
+	return openRemoteMode(dir, coalesce, db.SyncEachCommit)
+}
+
+// openRemoteMode is openRemote over a store with durability mode dur.
+func openRemoteMode(dir string, coalesce bool, dur db.Durability) (system, error) {
+	fs, err := openFlowMode(dir, dur)
 	if err != nil {
 		return nil, err
 	}
@@ -441,6 +450,7 @@ func main() {
 	prodList := flag.String("producers", "1,64", "producer counts, comma-separated")
 	rate := flag.Float64("rate", 0, "pace producers to this many tasks/s in total (0: as fast as possible)")
 	vec := flag.Bool("vec", false, "measure vector search q/s instead")
+	calls := flag.Bool("calls", false, "measure the CPU of one unary call instead (a key-value Get, embedded and remote)")
 	halfPeak := flag.Bool("halfpeak", true, "after the table, remote enqueue latency paced at half the remote peak (64-producer rows)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
@@ -460,6 +470,10 @@ func main() {
 		vecBench(*dir)
 		return
 	}
+	if *calls {
+		callBench(*dir)
+		return
+	}
 	systems := []struct {
 		name string
 		open func(string) (system, error)
@@ -467,6 +481,7 @@ func main() {
 		{"embedded", openFlow},
 		{"remote", func(d string) (system, error) { return openRemote(d, true) }},
 		{"remote no-coalesce", func(d string) (system, error) { return openRemote(d, false) }},
+		{"remote nosync", func(d string) (system, error) { return openRemoteMode(d, true, db.NoSync) }},
 		{"jetstream sync_always", func(d string) (system, error) { return openNATS(d, true) }},
 		{"jetstream default", func(d string) (system, error) { return openNATS(d, false) }},
 	}
@@ -536,7 +551,14 @@ func main() {
 			}
 			// Printed once the row is done, so that every ratio has the
 			// remote figure (embedded runs before it).
-			for _, nm := range row {
+			var nosync, jsDefault *result
+			for i, nm := range row {
+				switch nm.name {
+				case "remote nosync":
+					nosync = &row[i].r
+				case "jetstream default":
+					jsDefault = &row[i].r
+				}
 				name, m := nm.name, nm.r
 				ratio, cpuRatio := "-", "-"
 				if remote > 0 && name != "remote" {
@@ -545,6 +567,13 @@ func main() {
 				}
 				fmt.Printf("%-6d %-10d %-24s %12.0f %10s %10s %14s %10s %14s\n", batch, producers, name, m.TasksPerS,
 					m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), ratio, m.CPU.Round(100*time.Nanosecond), cpuRatio)
+			}
+			// Like for like: JetStream's default acknowledges before its
+			// fsync, as flowdb's NoSync does (both survive a process
+			// crash, neither a power cut).
+			if nosync != nil && jsDefault != nil {
+				fmt.Printf("%-6d %-10d %-24s %12s %10s %10s %14s %10s %14s\n", batch, producers, "  nosync/js default", "", "", "",
+					fmt.Sprintf("%.2fx", nosync.TasksPerS/jsDefault.TasksPerS), "", fmt.Sprintf("%.2fx", float64(jsDefault.CPU)/float64(nosync.CPU)))
 			}
 		}
 	}
@@ -598,31 +627,48 @@ func vecBench(dir string) {
 	defer rs.close()
 	ctx := context.Background()
 	dim, n := *vecDim, *vecN
+	var base, queries [][]float32
+	what := "random vectors"
+	if *fashion {
+		// Fashion-MNIST's training images are the collection, its test
+		// images the queries (as in vecbench, l2 on the raw pixels).
+		if !flagSet("vectors") {
+			n = 60000
+		}
+		base = data.IDX(*fashionDir, "train-images-idx3-ubyte.gz", n)
+		queries = data.IDX(*fashionDir, "t10k-images-idx3-ubyte.gz", 1000)
+		n, dim, what = len(base), len(base[0]), "Fashion-MNIST vectors"
+	} else {
+		rng := rand.New(rand.NewPCG(1, 2))
+		vec := func() []float32 {
+			v := make([]float32, dim)
+			for i := range v {
+				v[i] = rng.Float32()
+			}
+			return v
+		}
+		base = make([][]float32, n)
+		for i := range base {
+			base[i] = vec()
+		}
+		queries = make([][]float32, 1000)
+		for i := range queries {
+			queries[i] = vec()
+		}
+	}
 	if err := rs.c.CreateCollection(ctx, client.CollectionConfig{Name: "v", Dim: dim, Metric: "l2"}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	vec := func() []float32 {
-		v := make([]float32, dim)
-		for i := range v {
-			v[i] = rng.Float32()
-		}
-		return v
-	}
 	for i := 0; i < n; i += 500 {
 		var vs []client.Vector
 		for j := i; j < min(i+500, n); j++ {
-			vs = append(vs, client.Vector{ID: uint64(j + 1), Values: vec()})
+			vs = append(vs, client.Vector{ID: uint64(j + 1), Values: base[j]})
 		}
 		if err := rs.c.Upsert(ctx, "v", vs); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-	}
-	queries := make([][]float32, 1000)
-	for i := range queries {
-		queries[i] = vec()
 	}
 	v, _ := hnswOf(rs)
 	// measure returns q/s and the process's CPU time per query (client,
@@ -649,8 +695,8 @@ func vecBench(dir string) {
 		wg.Wait()
 		return float64(count.Load()) / vecFor.Seconds(), (cpuTime() - cpu0) / time.Duration(max(count.Load(), 1))
 	}
-	fmt.Printf("netbench -vec: %d random vectors of dim %d (l2, int8 + rerank), k 10, 16 searchers, %v each; machine: %d CPUs\n",
-		n, dim, *vecFor, runtime.NumCPU())
+	fmt.Printf("netbench -vec: %d %s of dim %d (l2, int8 + rerank), k 10, 16 searchers, %v each; machine: %d CPUs\n",
+		n, what, dim, *vecFor, runtime.NumCPU())
 	for r := 0; r < *vecRuns; r++ {
 		emb, embCPU := measure("embedded", func(q []float32) error { _, err := v.Search(ctx, "v", q, 10, hnsw.SearchOptions{}); return err })
 		rem, remCPU := measure("remote", func(q []float32) error { _, err := rs.c.Search(ctx, "v", q, 10, client.SearchOptions{}); return err })
@@ -660,11 +706,20 @@ func vecBench(dir string) {
 }
 
 var (
-	vecDim  = flag.Int("dim", 128, "-vec: dimension")
-	vecN    = flag.Int("vectors", 20000, "-vec: vectors")
-	vecFor  = flag.Duration("for", 5*time.Second, "-vec: time per measurement")
-	vecRuns = flag.Int("vecruns", 3, "-vec: rounds (embedded then remote each)")
+	vecDim     = flag.Int("dim", 128, "-vec: dimension")
+	vecN       = flag.Int("vectors", 20000, "-vec: vectors")
+	vecFor     = flag.Duration("for", 5*time.Second, "-vec: time per measurement")
+	vecRuns    = flag.Int("vecruns", 3, "-vec: rounds (embedded then remote each)")
+	fashion    = flag.Bool("fashion", false, "-vec: Fashion-MNIST (60,000 x 784, or -vectors of them) instead of random vectors")
+	fashionDir = flag.String("data", data.FashionDir, "-vec -fashion: Fashion-MNIST directory (apt-get install dataset-fashion-mnist)")
 )
+
+// flagSet says whether the command line set flag name.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
 
 // cpuTime returns the process's user and system CPU time so far.
 func cpuTime() time.Duration {
@@ -677,3 +732,54 @@ func cpuTime() time.Duration {
 
 // hnswOf returns the collection manager behind a remote system's server.
 func hnswOf(s *remoteSys) (*hnsw.Manager, error) { return s.v, nil }
+
+// callBench measures what one unary call costs through the network: 16
+// goroutines Get one 256-byte key as fast as they can, embedded and then
+// remote, -vecruns rounds of -for each. The difference in CPU per call is
+// the round trip's own (client, HTTP both ways, Connect, protobuf, server
+// middleware), since the Get behind it is the same.
+func callBench(dir string) {
+	d, _ := os.MkdirTemp(dir, "netbench-calls-")
+	defer os.RemoveAll(d)
+	sys, err := openRemote(d, true)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	rs := sys.(*remoteSys)
+	defer rs.close()
+	ctx := context.Background()
+	key, val := []byte("key"), make([]byte, 256)
+	if err := rs.c.Set(ctx, "bench", key, val); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	measure := func(name string, get func() error) (float64, time.Duration) {
+		cpu0 := cpuTime()
+		var count atomic.Int64
+		var wg sync.WaitGroup
+		stop := time.Now().Add(*vecFor)
+		for g := 0; g < 16; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(stop) {
+					if err := get(); err != nil {
+						fmt.Fprintln(os.Stderr, name, err)
+						os.Exit(1)
+					}
+					count.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return float64(count.Load()) / vecFor.Seconds(), (cpuTime() - cpu0) / time.Duration(max(count.Load(), 1))
+	}
+	fmt.Printf("netbench -calls: key-value Get of a 256-byte value, 16 callers, %v each; machine: %d CPUs\n", *vecFor, runtime.NumCPU())
+	for r := 0; r < *vecRuns; r++ {
+		emb, embCPU := measure("embedded", func() error { _, err := rs.flow.d.Get(ctx, "bench", key); return err })
+		rem, remCPU := measure("remote", func() error { _, err := rs.c.Get(ctx, "bench", key); return err })
+		fmt.Printf("round %d: embedded %.0f calls/s (%v CPU/call), remote %.0f calls/s (%v CPU/call): %v CPU per round trip\n",
+			r+1, emb, embCPU.Round(100*time.Nanosecond), rem, remCPU.Round(100*time.Nanosecond), (remCPU - embCPU).Round(100*time.Nanosecond))
+	}
+}
