@@ -7,19 +7,31 @@
 //     work-queue stream on file storage, a pull consumer with explicit
 //     acks), once with sync_always and once with its default sync interval.
 //
-// The remote system runs twice: with the client's coalescing of single-task
-// calls (the default) and without it. Producers submit -batch tasks per call
+// The remote system runs three times: with the client's coalescing of
+// single-task calls (the default), without it, and over a store in
+// db.NoSync mode ("remote nosync": acknowledged once the kernel holds the
+// write, before its fsync). That last row is the like-for-like peer of
+// JetStream's default, which also acknowledges before its fsync (both keep
+// acknowledged writes through a process crash, neither through a power
+// cut); the "nosync/js default" line under each row compares the two. The
+// fsync rows compare with JetStream sync_always. Each row starts with a
+// probe of the disk as it is then (4 KiB append + fdatasync, 200 rounds). Producers submit -batch tasks per call
 // (1: one task per call; the client then coalesces concurrent calls);
 // consumers lease up to 32 tasks per call and ack them in one call. Tasks/s
 // counts tasks acknowledged from the first enqueue to the last ack; enqueue
 // latency is per call. Each scenario repeats -runs times (median).
 //
 // With -vec it instead measures vector search q/s at k 10, remote against
-// embedded, over one collection of random vectors.
+// embedded, over one collection of random vectors (-vectors, -dim) or of
+// Fashion-MNIST's images (-fashion: 60,000 x 784, queries from its test
+// set). With -calls it measures the CPU of one unary call (a key-value
+// Get, embedded and remote): the difference is the round trip's own.
 //
-// After the table (-halfpeak, on by default) the remote system runs again
-// in each 64-producer row with its producers paced to half of that row's
-// remote peak in total, and reports the per-call enqueue latency there.
+// After the table (-halfpeak, on by default) the remote system and the
+// embedded library run again, alternating, in each 64-producer row with
+// their producers paced to half of that row's remote peak in total, and
+// the per-call enqueue latency there is reported for both. -v prints
+// flowdb's commit figures and Pebble's WAL fsyncs after each run.
 // CPU/task is the process's CPU time per acknowledged task (client,
 // server, store and, for JetStream, its server all run in the process);
 // "this/remote CPU" divides a system's by the remote system's, so that
@@ -29,7 +41,8 @@
 // process).
 //
 //	cd bench && go run ./netbench [-runs 3] [-tasks 60000] [-batches 1,64] [-producers 1,64]
-//	cd bench && go run ./netbench -vec [-vectors 20000] [-dim 128]
+//	cd bench && go run ./netbench -vec [-vectors 20000] [-dim 128] [-fashion]
+//	cd bench && go run ./netbench -calls [-for 5s] [-vecruns 3]
 package main
 
 import (
@@ -51,6 +64,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/flowdb/flowdb/bench/internal/data"
 	"github.com/flowdb/flowdb/bench/internal/stats"
 	"github.com/flowdb/flowdb/client"
@@ -62,6 +76,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 )
 
 type result struct {
@@ -237,8 +252,64 @@ func (s *flowSys) consume(ctx context.Context, w int, done *atomic.Int64, total 
 }
 
 func (s *flowSys) close() error {
+	if *verbose {
+		m := s.d.Metrics()
+		fmt.Printf("  flowdb (%s): %d frames, %.1f records/frame, mean commit %v (apply %v, write %v, sync wait %v); commit p50 %v p99 %v; %s\n",
+			m.Durability, m.Frames, m.RecordsPerFrame, m.MeanCommit.Round(time.Microsecond), m.MeanApply.Round(time.Microsecond),
+			m.MeanWrite.Round(time.Microsecond), m.MeanSyncWait.Round(time.Microsecond),
+			time.Duration(m.Commit.Quantile(0.5)).Round(time.Microsecond), time.Duration(m.Commit.Quantile(0.99)).Round(time.Microsecond),
+			fsyncs(s.d.Pebble().Metrics()))
+	}
 	s.q.Close()
 	return s.d.Close()
+}
+
+// fsyncs summarizes Pebble's WAL fsync latency histogram: how many, the
+// median and the 99th percentile (upper bounds of their buckets, which are
+// 100 µs wide up to 5 ms).
+func fsyncs(m *pebble.Metrics) string {
+	var dm dto.Metric
+	if m.LogWriter.FsyncLatency == nil || m.LogWriter.FsyncLatency.Write(&dm) != nil || dm.Histogram == nil {
+		return "WAL fsyncs: not recorded"
+	}
+	h := dm.Histogram
+	n := h.GetSampleCount()
+	q := func(f float64) time.Duration {
+		for _, b := range h.Bucket {
+			if float64(b.GetCumulativeCount()) >= f*float64(n) {
+				return time.Duration(b.GetUpperBound())
+			}
+		}
+		return -1
+	}
+	return fmt.Sprintf("WAL fsyncs %d, p50 <= %v, p99 <= %v", n, q(0.5), q(0.99))
+}
+
+// probeFsync measures what one durable append costs on dir's disk now: n
+// rounds of a 4 KiB write at the end of a file followed by fdatasync (what
+// a write-ahead log does per commit). It returns the median and the 99th
+// percentile.
+func probeFsync(dir string, n int) (p50, p99 time.Duration, err error) {
+	f, err := os.CreateTemp(dir, "netbench-fsync-")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	lat := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			return 0, 0, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return 0, 0, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	all := stats.Sorted(lat)
+	return stats.Pct(all, 50), stats.Pct(all, 99), nil
 }
 
 // ---- flowdb through the network ----
@@ -340,6 +411,7 @@ var (
 	leaseN      = flag.Int("lease", 32, "tasks each consumer leases per call, then acks in one call")
 	hotCap      = flag.Int("hot", 0, "the queue's HotCapacity (0: the default, 1,000)")
 	payloadKind = flag.String("payload", "random", "task payloads: random or text")
+	verbose     = flag.Bool("v", false, "print flowdb's commit figures and Pebble's WAL fsyncs after each run")
 )
 
 // ---- NATS JetStream ----
@@ -514,6 +586,10 @@ func main() {
 			if producers == 1 {
 				n = *tasks / 20
 			}
+			if p50, p99, err := probeFsync(*dir, 200); err == nil {
+				fmt.Printf("%-6d %-10d disk now: 4 KiB append + fdatasync p50 %v, p99 %v (200 rounds)\n", batch, producers,
+					p50.Round(time.Microsecond), p99.Round(time.Microsecond))
+			}
 			var remote float64
 			var remoteCPU time.Duration
 			type named struct {
@@ -583,33 +659,53 @@ func main() {
 	// Enqueue latency at half of the remote peak: each row's remote
 	// throughput above is its peak; the producers are now paced to half of
 	// it in total (out of phase, see run), and the per-call enqueue latency
-	// is what an agent sees under a steady, sustainable load.
-	fmt.Printf("\nremote enqueue latency paced at half of the remote peak (%d runs, medians)\n", *runs)
-	fmt.Printf("%-6s %-10s %12s %12s %12s %10s %10s\n", "batch", "producers", "peak tasks/s", "paced at", "achieved", "enq p50", "enq p99")
+	// is what an agent sees under a steady, sustainable load. The embedded
+	// library runs at the same pace, alternating with the remote system run
+	// by run, so that the tail the network adds is told from the tail the
+	// store and the host give both.
+	fmt.Printf("\nenqueue latency paced at half of the remote peak (%d runs each, alternating, medians)\n", *runs)
+	fmt.Printf("%-6s %-10s %-10s %12s %12s %12s %10s %10s\n", "batch", "producers", "system", "peak tasks/s", "paced at", "achieved", "enq p50", "enq p99")
 	for _, p := range peaks {
 		if p.producers == 1 && len(peaks) > 1 {
 			continue // one producer paced at half its own round trip is not a load
 		}
-		var rs []result
+		var rs, es []result
 		for i := 0; i < *runs; i++ {
-			d, _ := os.MkdirTemp(*dir, "netbench-")
-			sys, err := openRemote(d, true)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
+			for _, remote := range []bool{true, false} {
+				d, _ := os.MkdirTemp(*dir, "netbench-")
+				var sys system
+				var err error
+				if remote {
+					sys, err = openRemote(d, true)
+				} else {
+					sys, err = openFlow(d)
+				}
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+				r, err := run(sys, p.producers, p.tasks, p.batch, p.rate/2)
+				sys.close()
+				os.RemoveAll(d)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+				if remote {
+					rs = append(rs, r)
+				} else {
+					es = append(es, r)
+				}
 			}
-			r, err := run(sys, p.producers, p.tasks, p.batch, p.rate/2)
-			sys.close()
-			os.RemoveAll(d)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
-			}
-			rs = append(rs, r)
 		}
-		m := median(rs)
-		fmt.Printf("%-6d %-10d %12.0f %12.0f %12.0f %10s %10s\n", p.batch, p.producers, p.rate, p.rate/2, m.TasksPerS,
-			m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond))
+		for _, x := range []struct {
+			name string
+			rs   []result
+		}{{"remote", rs}, {"embedded", es}} {
+			m := median(x.rs)
+			fmt.Printf("%-6d %-10d %-10s %12.0f %12.0f %12.0f %10s %10s\n", p.batch, p.producers, x.name, p.rate, p.rate/2, m.TasksPerS,
+				m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond))
+		}
 	}
 }
 
