@@ -562,7 +562,11 @@ func main() {
 	if *rate > 0 {
 		fmt.Printf("producers paced to %.0f tasks/s in total\n", *rate)
 	}
-	fmt.Printf("machine: %d CPUs; stores in %s\n\n", runtime.NumCPU(), *dir)
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
+		gogc = "100 (default)"
+	}
+	fmt.Printf("machine: %d CPUs; stores in %s; GOGC %s\n\n", runtime.NumCPU(), *dir, gogc)
 	fmt.Printf("%-6s %-10s %-24s %12s %10s %10s %14s %10s %14s\n", "batch", "producers", "system", "tasks/s", "enq p50", "enq p99", "remote/this",
 		"CPU/task", "this/remote CPU")
 	type peak struct {
