@@ -197,6 +197,11 @@ func (s *Server) Handler() http.Handler {
 // preflight (an HTML form or a plain fetch).
 var simpleTypes = map[string]bool{"text/plain": true, "application/x-www-form-urlencoded": true, "multipart/form-data": true}
 
+// apiTypes are the content types Connect, gRPC and gRPC-Web clients send,
+// spelled as they send them; a request with one needs no parsing.
+var apiTypes = map[string]bool{"application/proto": true, "application/json": true, "application/grpc": true,
+	"application/grpc+proto": true, "application/grpc-web+proto": true, "application/connect+proto": true, "application/connect+json": true}
+
 // checkBrowser rejects requests a web page could make a browser send:
 // a Host header that names a foreign host (DNS rebinding), and, for every
 // method but GET and HEAD, a cross-site Sec-Fetch-Site, a foreign Origin,
@@ -220,6 +225,9 @@ func (s *Server) checkBrowser(r *http.Request) error {
 		return fmt.Errorf("origin %q not allowed", origin)
 	}
 	ct := r.Header.Get("Content-Type")
+	if apiTypes[ct] {
+		return nil // the content types of the API's own clients, as they send them
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil || simpleTypes[mt] {
 		return fmt.Errorf("content type %q refused: state-changing requests must be application/json, application/proto or gRPC", ct)

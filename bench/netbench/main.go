@@ -7,19 +7,31 @@
 //     work-queue stream on file storage, a pull consumer with explicit
 //     acks), once with sync_always and once with its default sync interval.
 //
-// The remote system runs twice: with the client's coalescing of single-task
-// calls (the default) and without it. Producers submit -batch tasks per call
+// The remote system runs three times: with the client's coalescing of
+// single-task calls (the default), without it, and over a store in
+// db.NoSync mode ("remote nosync": acknowledged once the kernel holds the
+// write, before its fsync). That last row is the like-for-like peer of
+// JetStream's default, which also acknowledges before its fsync (both keep
+// acknowledged writes through a process crash, neither through a power
+// cut); the "nosync/js default" line under each row compares the two. The
+// fsync rows compare with JetStream sync_always. Each row starts with a
+// probe of the disk as it is then (4 KiB append + fdatasync, 200 rounds). Producers submit -batch tasks per call
 // (1: one task per call; the client then coalesces concurrent calls);
 // consumers lease up to 32 tasks per call and ack them in one call. Tasks/s
 // counts tasks acknowledged from the first enqueue to the last ack; enqueue
 // latency is per call. Each scenario repeats -runs times (median).
 //
 // With -vec it instead measures vector search q/s at k 10, remote against
-// embedded, over one collection of random vectors.
+// embedded, over one collection of random vectors (-vectors, -dim) or of
+// Fashion-MNIST's images (-fashion: 60,000 x 784, queries from its test
+// set). With -calls it measures the CPU of one unary call (a key-value
+// Get, embedded and remote): the difference is the round trip's own.
 //
-// After the table (-halfpeak, on by default) the remote system runs again
-// in each 64-producer row with its producers paced to half of that row's
-// remote peak in total, and reports the per-call enqueue latency there.
+// After the table (-halfpeak, on by default) the remote system and the
+// embedded library run again, alternating, in each 64-producer row with
+// their producers paced to half of that row's remote peak in total, and
+// the per-call enqueue latency there is reported for both. -v prints
+// flowdb's commit figures and Pebble's WAL fsyncs after each run.
 // CPU/task is the process's CPU time per acknowledged task (client,
 // server, store and, for JetStream, its server all run in the process);
 // "this/remote CPU" divides a system's by the remote system's, so that
@@ -29,7 +41,8 @@
 // process).
 //
 //	cd bench && go run ./netbench [-runs 3] [-tasks 60000] [-batches 1,64] [-producers 1,64]
-//	cd bench && go run ./netbench -vec [-vectors 20000] [-dim 128]
+//	cd bench && go run ./netbench -vec [-vectors 20000] [-dim 128] [-fashion]
+//	cd bench && go run ./netbench -calls [-for 5s] [-vecruns 3]
 package main
 
 import (
@@ -51,6 +64,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/flowdb/flowdb/bench/internal/data"
 	"github.com/flowdb/flowdb/bench/internal/stats"
 	"github.com/flowdb/flowdb/client"
 	"github.com/flowdb/flowdb/db"
@@ -61,6 +76,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 )
 
 type result struct {
@@ -178,8 +194,11 @@ type flowSys struct {
 	q *queue.Manager
 }
 
-func openFlow(dir string) (system, error) {
-	d, err := db.Open(dir, &db.Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1})
+func openFlow(dir string) (system, error) { return openFlowMode(dir, db.SyncEachCommit) }
+
+// openFlowMode opens the embedded store with durability mode dur.
+func openFlowMode(dir string, dur db.Durability) (system, error) {
+	d, err := db.Open(dir, &db.Options{Logger: slog.New(slog.DiscardHandler), TTLReapInterval: -1, Durability: dur})
 	if err != nil {
 		return nil, err
 	}
@@ -233,8 +252,64 @@ func (s *flowSys) consume(ctx context.Context, w int, done *atomic.Int64, total 
 }
 
 func (s *flowSys) close() error {
+	if *verbose {
+		m := s.d.Metrics()
+		fmt.Printf("  flowdb (%s): %d frames, %.1f records/frame, mean commit %v (apply %v, write %v, sync wait %v); commit p50 %v p99 %v; %s\n",
+			m.Durability, m.Frames, m.RecordsPerFrame, m.MeanCommit.Round(time.Microsecond), m.MeanApply.Round(time.Microsecond),
+			m.MeanWrite.Round(time.Microsecond), m.MeanSyncWait.Round(time.Microsecond),
+			time.Duration(m.Commit.Quantile(0.5)).Round(time.Microsecond), time.Duration(m.Commit.Quantile(0.99)).Round(time.Microsecond),
+			fsyncs(s.d.Pebble().Metrics()))
+	}
 	s.q.Close()
 	return s.d.Close()
+}
+
+// fsyncs summarizes Pebble's WAL fsync latency histogram: how many, the
+// median and the 99th percentile (upper bounds of their buckets, which are
+// 100 µs wide up to 5 ms).
+func fsyncs(m *pebble.Metrics) string {
+	var dm dto.Metric
+	if m.LogWriter.FsyncLatency == nil || m.LogWriter.FsyncLatency.Write(&dm) != nil || dm.Histogram == nil {
+		return "WAL fsyncs: not recorded"
+	}
+	h := dm.Histogram
+	n := h.GetSampleCount()
+	q := func(f float64) time.Duration {
+		for _, b := range h.Bucket {
+			if float64(b.GetCumulativeCount()) >= f*float64(n) {
+				return time.Duration(b.GetUpperBound())
+			}
+		}
+		return -1
+	}
+	return fmt.Sprintf("WAL fsyncs %d, p50 <= %v, p99 <= %v", n, q(0.5), q(0.99))
+}
+
+// probeFsync measures what one durable append costs on dir's disk now: n
+// rounds of a 4 KiB write at the end of a file followed by fdatasync (what
+// a write-ahead log does per commit). It returns the median and the 99th
+// percentile.
+func probeFsync(dir string, n int) (p50, p99 time.Duration, err error) {
+	f, err := os.CreateTemp(dir, "netbench-fsync-")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	lat := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			return 0, 0, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return 0, 0, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	all := stats.Sorted(lat)
+	return stats.Pct(all, 50), stats.Pct(all, 99), nil
 }
 
 // ---- flowdb through the network ----
@@ -249,7 +324,12 @@ type remoteSys struct {
 }
 
 func openRemote(dir string, coalesce bool) (system, error) {
-	fs, err := openFlow(dir)
+	return openRemoteMode(dir, coalesce, db.SyncEachCommit)
+}
+
+// openRemoteMode is openRemote over a store with durability mode dur.
+func openRemoteMode(dir string, coalesce bool, dur db.Durability) (system, error) {
+	fs, err := openFlowMode(dir, dur)
 	if err != nil {
 		return nil, err
 	}
@@ -331,6 +411,7 @@ var (
 	leaseN      = flag.Int("lease", 32, "tasks each consumer leases per call, then acks in one call")
 	hotCap      = flag.Int("hot", 0, "the queue's HotCapacity (0: the default, 1,000)")
 	payloadKind = flag.String("payload", "random", "task payloads: random or text")
+	verbose     = flag.Bool("v", false, "print flowdb's commit figures and Pebble's WAL fsyncs after each run")
 )
 
 // ---- NATS JetStream ----
@@ -441,6 +522,7 @@ func main() {
 	prodList := flag.String("producers", "1,64", "producer counts, comma-separated")
 	rate := flag.Float64("rate", 0, "pace producers to this many tasks/s in total (0: as fast as possible)")
 	vec := flag.Bool("vec", false, "measure vector search q/s instead")
+	calls := flag.Bool("calls", false, "measure the CPU of one unary call instead (a key-value Get, embedded and remote)")
 	halfPeak := flag.Bool("halfpeak", true, "after the table, remote enqueue latency paced at half the remote peak (64-producer rows)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
@@ -460,6 +542,10 @@ func main() {
 		vecBench(*dir)
 		return
 	}
+	if *calls {
+		callBench(*dir)
+		return
+	}
 	systems := []struct {
 		name string
 		open func(string) (system, error)
@@ -467,6 +553,7 @@ func main() {
 		{"embedded", openFlow},
 		{"remote", func(d string) (system, error) { return openRemote(d, true) }},
 		{"remote no-coalesce", func(d string) (system, error) { return openRemote(d, false) }},
+		{"remote nosync", func(d string) (system, error) { return openRemoteMode(d, true, db.NoSync) }},
 		{"jetstream sync_always", func(d string) (system, error) { return openNATS(d, true) }},
 		{"jetstream default", func(d string) (system, error) { return openNATS(d, false) }},
 	}
@@ -475,7 +562,11 @@ func main() {
 	if *rate > 0 {
 		fmt.Printf("producers paced to %.0f tasks/s in total\n", *rate)
 	}
-	fmt.Printf("machine: %d CPUs; stores in %s\n\n", runtime.NumCPU(), *dir)
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
+		gogc = "100 (default)"
+	}
+	fmt.Printf("machine: %d CPUs; stores in %s; GOGC %s\n\n", runtime.NumCPU(), *dir, gogc)
 	fmt.Printf("%-6s %-10s %-24s %12s %10s %10s %14s %10s %14s\n", "batch", "producers", "system", "tasks/s", "enq p50", "enq p99", "remote/this",
 		"CPU/task", "this/remote CPU")
 	type peak struct {
@@ -498,6 +589,10 @@ func main() {
 			n := *tasks
 			if producers == 1 {
 				n = *tasks / 20
+			}
+			if p50, p99, err := probeFsync(*dir, 200); err == nil {
+				fmt.Printf("%-6d %-10d disk now: 4 KiB append + fdatasync p50 %v, p99 %v (200 rounds)\n", batch, producers,
+					p50.Round(time.Microsecond), p99.Round(time.Microsecond))
 			}
 			var remote float64
 			var remoteCPU time.Duration
@@ -536,7 +631,14 @@ func main() {
 			}
 			// Printed once the row is done, so that every ratio has the
 			// remote figure (embedded runs before it).
-			for _, nm := range row {
+			var nosync, jsDefault *result
+			for i, nm := range row {
+				switch nm.name {
+				case "remote nosync":
+					nosync = &row[i].r
+				case "jetstream default":
+					jsDefault = &row[i].r
+				}
 				name, m := nm.name, nm.r
 				ratio, cpuRatio := "-", "-"
 				if remote > 0 && name != "remote" {
@@ -546,6 +648,13 @@ func main() {
 				fmt.Printf("%-6d %-10d %-24s %12.0f %10s %10s %14s %10s %14s\n", batch, producers, name, m.TasksPerS,
 					m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), ratio, m.CPU.Round(100*time.Nanosecond), cpuRatio)
 			}
+			// Like for like: JetStream's default acknowledges before its
+			// fsync, as flowdb's NoSync does (both survive a process
+			// crash, neither a power cut).
+			if nosync != nil && jsDefault != nil {
+				fmt.Printf("%-6d %-10d %-24s %12s %10s %10s %14s %10s %14s\n", batch, producers, "  nosync/js default", "", "", "",
+					fmt.Sprintf("%.2fx", nosync.TasksPerS/jsDefault.TasksPerS), "", fmt.Sprintf("%.2fx", float64(jsDefault.CPU)/float64(nosync.CPU)))
+			}
 		}
 	}
 	if !*halfPeak || *rate > 0 {
@@ -554,33 +663,53 @@ func main() {
 	// Enqueue latency at half of the remote peak: each row's remote
 	// throughput above is its peak; the producers are now paced to half of
 	// it in total (out of phase, see run), and the per-call enqueue latency
-	// is what an agent sees under a steady, sustainable load.
-	fmt.Printf("\nremote enqueue latency paced at half of the remote peak (%d runs, medians)\n", *runs)
-	fmt.Printf("%-6s %-10s %12s %12s %12s %10s %10s\n", "batch", "producers", "peak tasks/s", "paced at", "achieved", "enq p50", "enq p99")
+	// is what an agent sees under a steady, sustainable load. The embedded
+	// library runs at the same pace, alternating with the remote system run
+	// by run, so that the tail the network adds is told from the tail the
+	// store and the host give both.
+	fmt.Printf("\nenqueue latency paced at half of the remote peak (%d runs each, alternating, medians)\n", *runs)
+	fmt.Printf("%-6s %-10s %-10s %12s %12s %12s %10s %10s\n", "batch", "producers", "system", "peak tasks/s", "paced at", "achieved", "enq p50", "enq p99")
 	for _, p := range peaks {
 		if p.producers == 1 && len(peaks) > 1 {
 			continue // one producer paced at half its own round trip is not a load
 		}
-		var rs []result
+		var rs, es []result
 		for i := 0; i < *runs; i++ {
-			d, _ := os.MkdirTemp(*dir, "netbench-")
-			sys, err := openRemote(d, true)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
+			for _, remote := range []bool{true, false} {
+				d, _ := os.MkdirTemp(*dir, "netbench-")
+				var sys system
+				var err error
+				if remote {
+					sys, err = openRemote(d, true)
+				} else {
+					sys, err = openFlow(d)
+				}
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+				r, err := run(sys, p.producers, p.tasks, p.batch, p.rate/2)
+				sys.close()
+				os.RemoveAll(d)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+				if remote {
+					rs = append(rs, r)
+				} else {
+					es = append(es, r)
+				}
 			}
-			r, err := run(sys, p.producers, p.tasks, p.batch, p.rate/2)
-			sys.close()
-			os.RemoveAll(d)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
-			}
-			rs = append(rs, r)
 		}
-		m := median(rs)
-		fmt.Printf("%-6d %-10d %12.0f %12.0f %12.0f %10s %10s\n", p.batch, p.producers, p.rate, p.rate/2, m.TasksPerS,
-			m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond))
+		for _, x := range []struct {
+			name string
+			rs   []result
+		}{{"remote", rs}, {"embedded", es}} {
+			m := median(x.rs)
+			fmt.Printf("%-6d %-10d %-10s %12.0f %12.0f %12.0f %10s %10s\n", p.batch, p.producers, x.name, p.rate, p.rate/2, m.TasksPerS,
+				m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond))
+		}
 	}
 }
 
@@ -598,31 +727,48 @@ func vecBench(dir string) {
 	defer rs.close()
 	ctx := context.Background()
 	dim, n := *vecDim, *vecN
+	var base, queries [][]float32
+	what := "random vectors"
+	if *fashion {
+		// Fashion-MNIST's training images are the collection, its test
+		// images the queries (as in vecbench, l2 on the raw pixels).
+		if !flagSet("vectors") {
+			n = 60000
+		}
+		base = data.IDX(*fashionDir, "train-images-idx3-ubyte.gz", n)
+		queries = data.IDX(*fashionDir, "t10k-images-idx3-ubyte.gz", 1000)
+		n, dim, what = len(base), len(base[0]), "Fashion-MNIST vectors"
+	} else {
+		rng := rand.New(rand.NewPCG(1, 2))
+		vec := func() []float32 {
+			v := make([]float32, dim)
+			for i := range v {
+				v[i] = rng.Float32()
+			}
+			return v
+		}
+		base = make([][]float32, n)
+		for i := range base {
+			base[i] = vec()
+		}
+		queries = make([][]float32, 1000)
+		for i := range queries {
+			queries[i] = vec()
+		}
+	}
 	if err := rs.c.CreateCollection(ctx, client.CollectionConfig{Name: "v", Dim: dim, Metric: "l2"}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	vec := func() []float32 {
-		v := make([]float32, dim)
-		for i := range v {
-			v[i] = rng.Float32()
-		}
-		return v
-	}
 	for i := 0; i < n; i += 500 {
 		var vs []client.Vector
 		for j := i; j < min(i+500, n); j++ {
-			vs = append(vs, client.Vector{ID: uint64(j + 1), Values: vec()})
+			vs = append(vs, client.Vector{ID: uint64(j + 1), Values: base[j]})
 		}
 		if err := rs.c.Upsert(ctx, "v", vs); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-	}
-	queries := make([][]float32, 1000)
-	for i := range queries {
-		queries[i] = vec()
 	}
 	v, _ := hnswOf(rs)
 	// measure returns q/s and the process's CPU time per query (client,
@@ -649,8 +795,8 @@ func vecBench(dir string) {
 		wg.Wait()
 		return float64(count.Load()) / vecFor.Seconds(), (cpuTime() - cpu0) / time.Duration(max(count.Load(), 1))
 	}
-	fmt.Printf("netbench -vec: %d random vectors of dim %d (l2, int8 + rerank), k 10, 16 searchers, %v each; machine: %d CPUs\n",
-		n, dim, *vecFor, runtime.NumCPU())
+	fmt.Printf("netbench -vec: %d %s of dim %d (l2, int8 + rerank), k 10, 16 searchers, %v each; machine: %d CPUs\n",
+		n, what, dim, *vecFor, runtime.NumCPU())
 	for r := 0; r < *vecRuns; r++ {
 		emb, embCPU := measure("embedded", func(q []float32) error { _, err := v.Search(ctx, "v", q, 10, hnsw.SearchOptions{}); return err })
 		rem, remCPU := measure("remote", func(q []float32) error { _, err := rs.c.Search(ctx, "v", q, 10, client.SearchOptions{}); return err })
@@ -660,11 +806,20 @@ func vecBench(dir string) {
 }
 
 var (
-	vecDim  = flag.Int("dim", 128, "-vec: dimension")
-	vecN    = flag.Int("vectors", 20000, "-vec: vectors")
-	vecFor  = flag.Duration("for", 5*time.Second, "-vec: time per measurement")
-	vecRuns = flag.Int("vecruns", 3, "-vec: rounds (embedded then remote each)")
+	vecDim     = flag.Int("dim", 128, "-vec: dimension")
+	vecN       = flag.Int("vectors", 20000, "-vec: vectors")
+	vecFor     = flag.Duration("for", 5*time.Second, "-vec: time per measurement")
+	vecRuns    = flag.Int("vecruns", 3, "-vec: rounds (embedded then remote each)")
+	fashion    = flag.Bool("fashion", false, "-vec: Fashion-MNIST (60,000 x 784, or -vectors of them) instead of random vectors")
+	fashionDir = flag.String("data", data.FashionDir, "-vec -fashion: Fashion-MNIST directory (apt-get install dataset-fashion-mnist)")
 )
+
+// flagSet says whether the command line set flag name.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
 
 // cpuTime returns the process's user and system CPU time so far.
 func cpuTime() time.Duration {
@@ -677,3 +832,54 @@ func cpuTime() time.Duration {
 
 // hnswOf returns the collection manager behind a remote system's server.
 func hnswOf(s *remoteSys) (*hnsw.Manager, error) { return s.v, nil }
+
+// callBench measures what one unary call costs through the network: 16
+// goroutines Get one 256-byte key as fast as they can, embedded and then
+// remote, -vecruns rounds of -for each. The difference in CPU per call is
+// the round trip's own (client, HTTP both ways, Connect, protobuf, server
+// middleware), since the Get behind it is the same.
+func callBench(dir string) {
+	d, _ := os.MkdirTemp(dir, "netbench-calls-")
+	defer os.RemoveAll(d)
+	sys, err := openRemote(d, true)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	rs := sys.(*remoteSys)
+	defer rs.close()
+	ctx := context.Background()
+	key, val := []byte("key"), make([]byte, 256)
+	if err := rs.c.Set(ctx, "bench", key, val); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	measure := func(name string, get func() error) (float64, time.Duration) {
+		cpu0 := cpuTime()
+		var count atomic.Int64
+		var wg sync.WaitGroup
+		stop := time.Now().Add(*vecFor)
+		for g := 0; g < 16; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(stop) {
+					if err := get(); err != nil {
+						fmt.Fprintln(os.Stderr, name, err)
+						os.Exit(1)
+					}
+					count.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return float64(count.Load()) / vecFor.Seconds(), (cpuTime() - cpu0) / time.Duration(max(count.Load(), 1))
+	}
+	fmt.Printf("netbench -calls: key-value Get of a 256-byte value, 16 callers, %v each; machine: %d CPUs\n", *vecFor, runtime.NumCPU())
+	for r := 0; r < *vecRuns; r++ {
+		emb, embCPU := measure("embedded", func() error { _, err := rs.flow.d.Get(ctx, "bench", key); return err })
+		rem, remCPU := measure("remote", func() error { _, err := rs.c.Get(ctx, "bench", key); return err })
+		fmt.Printf("round %d: embedded %.0f calls/s (%v CPU/call), remote %.0f calls/s (%v CPU/call): %v CPU per round trip\n",
+			r+1, emb, embCPU.Round(100*time.Nanosecond), rem, remCPU.Round(100*time.Nanosecond), (remCPU - embCPU).Round(100*time.Nanosecond))
+	}
+}

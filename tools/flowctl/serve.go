@@ -36,6 +36,9 @@ type apiFlags struct {
 	Insecure     bool     `json:"api_insecure,omitempty"`
 	AllowedHosts []string `json:"allowed_hosts,omitempty"`
 	MaxRequest   int      `json:"max_request_bytes,omitempty"`
+	// Durability is `flowctl serve`'s --durability (sync or nosync); a
+	// node's durability is Raft's, so it has no such flag.
+	Durability string `json:"-"`
 }
 
 // apiFlagNames are the flags addAPIFlags defines.
@@ -115,6 +118,10 @@ the web dashboard on /ui/ and the MCP endpoint (streamable HTTP) on /mcp.
 On loopback no token is needed. Any other address needs --tokens, and TLS
 (--api-tls-cert, --api-tls-key) unless --api-insecure is given.
 
+--durability nosync acknowledges writes once the kernel holds them, before
+their fsync: a crash of the process loses nothing acknowledged, a power cut
+or kernel crash may lose the last ones (see docs/server.md).
+
   flowctl --dir D serve --listen 127.0.0.1:7300
   curl -H 'Content-Type: application/json' -d '{}' http://127.0.0.1:7300/flowdb.v1.ServerService/Health`,
 		Args: exactArgs(0, "no arguments"),
@@ -125,18 +132,29 @@ On loopback no token is needed. Any other address needs --tokens, and TLS
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:7300", "listen address HOST:PORT")
+	c.Flags().StringVar(&af.Durability, "durability", "sync", "when a write is acknowledged: sync (after fsync; survives power loss) "+
+		"or nosync (after write(2); survives a process crash, a power cut may lose the last acknowledged writes)")
 	addAPIFlags(c.Flags(), &af)
 	return c
 }
 
 // runServe serves the store at --dir until ctx ends.
 func (a *app) runServe(ctx context.Context, listen string, af apiFlags) error {
+	var dur db.Durability
+	switch af.Durability {
+	case "", "sync":
+		dur = db.SyncEachCommit
+	case "nosync":
+		dur = db.NoSync
+	default:
+		return usageError{fmt.Errorf("--durability %q: want sync or nosync", af.Durability)}
+	}
 	l, tokens, err := af.listen(listen)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	s, err := a.openServing()
+	s, err := a.openServing(dur)
 	if err != nil {
 		return err
 	}
@@ -173,12 +191,13 @@ func (a *app) runServe(ctx context.Context, listen string, af apiFlags) error {
 }
 
 // openServing opens --dir (creating the store) with the subsystems'
-// background loops running, as a server needs.
-func (a *app) openServing() (*store, error) {
+// background loops running, as a server needs, acknowledging writes per
+// dur.
+func (a *app) openServing(dur db.Durability) (*store, error) {
 	if a.dir == "" {
 		return nil, usageError{errors.New("--dir is required (the store directory)")}
 	}
-	d, err := db.Open(a.dir, &db.Options{Logger: a.logger()})
+	d, err := db.Open(a.dir, &db.Options{Logger: a.logger(), Durability: dur})
 	if err != nil {
 		return nil, err
 	}
