@@ -29,7 +29,11 @@
 //     looks past the hot set, up to 4096 overflow entries, when the hot set
 //     has too few matches). Each lease has a token and an expiry. LeaseWait
 //     blocks until a task is leased or its context ends, woken by the
-//     records that make tasks ready: it never polls.
+//     records that make tasks ready: it never polls. It writes a lease
+//     record only when it may find a task (ready tasks beyond what this
+//     process's leases in flight asked for, or something due), so a task
+//     arriving for many waiting consumers costs one lease record, not one
+//     per consumer (TestLeaseWaitNoHerd).
 //   - Extend renews a lease; Ack completes the task: its state and result
 //     are kept for ResultRetention, its body (payload, tags, requirements,
 //     enqueue time) is deleted at once, as a work queue deletes an acked

@@ -485,21 +485,57 @@ func (m *Manager) Lease(ctx context.Context, queue, agent string, n int, caps []
 
 // LeaseWait is Lease that blocks, without polling, until at least one task is
 // leased or ctx ends.
+//
+// It proposes a lease only when one may find something: a task is ready
+// beyond what the leases this process has in flight asked for, or a
+// delayed task or an expired lease may be due. Otherwise it waits for the
+// queue's wake-up (tasks became ready) or, while leases are in flight, for
+// one of them to be applied. A lease that found nothing (the ready tasks
+// require capabilities caps lacks, or another consumer took them) waits
+// for the next wake-up.
 func (m *Manager) LeaseWait(ctx context.Context, queue, agent string, n int, caps []string, leaseFor time.Duration) ([]Lease, error) {
 	for {
 		m.mu.Lock()
 		q := m.queues[queue]
-		var wake chan struct{}
+		var wake, settled chan struct{}
+		try := true
 		if q != nil {
 			wake = q.wake
+			if q.dueHint > m.d.Now().UnixNano() { // nothing due to expire or wake
+				switch {
+				case q.m.ready == 0:
+					try = false
+				case q.leasing >= q.m.ready:
+					try = false
+					if q.settled == nil {
+						q.settled = make(chan struct{})
+					}
+					settled = q.settled
+				}
+			}
+			if try {
+				q.leasing += int64(max(n, 1))
+			}
 		}
 		m.mu.Unlock()
-		ls, err := m.Lease(ctx, queue, agent, n, caps, leaseFor)
-		if err != nil || len(ls) > 0 {
-			return ls, err
+		if try {
+			ls, err := m.Lease(ctx, queue, agent, n, caps, leaseFor)
+			if q != nil {
+				m.mu.Lock()
+				q.leasing -= int64(max(n, 1))
+				if q.settled != nil {
+					close(q.settled)
+					q.settled = nil
+				}
+				m.mu.Unlock()
+			}
+			if err != nil || len(ls) > 0 {
+				return ls, err
+			}
 		}
 		select {
 		case <-wake:
+		case <-settled:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

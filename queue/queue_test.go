@@ -139,6 +139,66 @@ func TestLeaseWaitNeverStrands(t *testing.T) {
 	}
 }
 
+// TestLeaseWaitNoHerd: consumers blocked in LeaseWait do not each write
+// a lease record when one task arrives: only those that may find a task
+// propose. 8 consumers, 200 tasks enqueued one at a time, each acked: at
+// most a few records per task beyond its enqueue, lease and ack (before,
+// every waiting consumer proposed a lease for every task: about 10).
+func TestLeaseWaitNoHerd(t *testing.T) {
+	ctx := context.Background()
+	d := testutil.Open(t, t.TempDir(), testutil.StoreOptions(nil, nil))
+	defer d.Close()
+	m, err := Attach(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Create(ctx, Config{Name: "h", LeaseDuration: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	const n, consumers = 200, 8
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for c := range consumers {
+		wg.Go(func() {
+			for cctx.Err() == nil {
+				ls, err := m.LeaseWait(cctx, "h", fmt.Sprint(c), 32, nil, 0)
+				if err != nil {
+					return
+				}
+				for _, l := range ls {
+					if err := m.Ack(ctx, "h", l.ID, l.Token, nil); err != nil {
+						t.Error(err)
+					}
+					done.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // every consumer waits
+	before := d.Metrics().Records
+	for i := range n {
+		if _, err := m.Enqueue(ctx, "h", Task{Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		for done.Load() < int64(i+1) { // one task at a time
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	records := d.Metrics().Records - before
+	cancel()
+	wg.Wait()
+	if st, _ := m.Stats("h"); done.Load() != n || st.Leased != 0 || st.Hot+st.Overflow != 0 {
+		t.Fatalf("acked %d of %d, stats %+v", done.Load(), n, st)
+	}
+	if perTask := float64(records) / n; perTask > 4 {
+		t.Fatalf("%d records for %d tasks (%.1f per task), want at most 4: waiting consumers propose leases that cannot find a task", records, n, perTask)
+	}
+	t.Logf("%d records for %d tasks", records, n)
+}
+
 // TestIdempotencyKeysReclaimed: keys are honoured within the window, then
 // reclaimed by a tick; a key re-used after its window keeps its new entry.
 func TestIdempotencyKeysReclaimed(t *testing.T) {

@@ -87,6 +87,14 @@ type qstate struct {
 	// empty on open and after a snapshot reload, and a task missing from it
 	// is read from Pebble.
 	leasedState map[uint64][]byte
+	// leasing is the number of tasks LeaseWait calls of this process have
+	// asked for in lease records not yet applied, and settled is closed
+	// (and cleared) when one of them is: LeaseWait proposes only while the
+	// ready tasks outnumber what is being leased, so that one task does
+	// not make every waiting consumer write a lease record. Under
+	// Manager.mu; local to this process, never read by apply.
+	leasing int64
+	settled chan struct{}
 }
 
 // leasedCacheMax bounds qstate.leasedState (about 120 bytes per entry).
