@@ -35,6 +35,7 @@ func within(t *testing.T, what string, d time.Duration, want error, fn func(ctx 
 // and changes fail with ErrNoQuorum. A removed node refuses every call and
 // refuses to start again.
 func TestClusterOps(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}
@@ -110,6 +111,7 @@ func TestClusterOps(t *testing.T) {
 // TestOpenRefusesStranger: a replica id not among the initial members is
 // refused before anything is created (a new member starts with Join).
 func TestOpenRefusesStranger(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "node")
 	cfg := testConfig(4, dir, testutil.FreeAddr(t), map[uint64]string{1: "127.0.0.1:1", 2: "127.0.0.1:2"})
 	if _, err := Open(t.Context(), cfg); !errors.Is(err, ErrConfig) {

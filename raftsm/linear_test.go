@@ -409,23 +409,35 @@ func linSchedules() int {
 // delays messages, connections cut; each heals before the schedule ends.
 // Every history must be linearizable against the FIFO-with-leases model,
 // and no acknowledged task may be lost.
+//
+// The schedules run in parallel groups of linFaults consecutive seeds,
+// each group on a cluster of its own (so each meets every fault kind, one
+// after the other on the same cluster): a schedule spends most of its time
+// waiting for a fault to settle.
 func TestLinearizable(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}
-	fn := newFaultNet(t, 1)
-	ns, members := startClusterNet(t, 3, 0, fn)
-	c := &linCluster{t: t, net: fn, nodes: ns, members: members, nextID: 3}
-	t.Cleanup(func() {
-		for _, n := range c.nodes {
-			if n.n != nil {
-				c.stopNode(n)
-			}
-		}
-	})
 	schedules := linSchedules()
-	for seed := range schedules {
-		c.schedule(uint64(seed))
+	for first := 0; first < schedules; first += linFaults {
+		last := min(first+linFaults, schedules) - 1
+		t.Run(fmt.Sprintf("seeds-%d-%d", first, last), func(t *testing.T) {
+			t.Parallel()
+			fn := newFaultNet(t, 1+uint64(first))
+			ns, members := startClusterNet(t, 3, 0, fn)
+			c := &linCluster{t: t, net: fn, nodes: ns, members: members, nextID: 3}
+			t.Cleanup(func() {
+				for _, n := range c.nodes {
+					if n.n != nil {
+						c.stopNode(n)
+					}
+				}
+			})
+			for seed := first; seed <= last; seed++ {
+				c.schedule(uint64(seed))
+			}
+		})
 	}
 }
 

@@ -36,6 +36,7 @@ func crashVec(w, i int) uint64 { return uint64(w)<<32 | uint64(i) }
 // commits each step's parts as separate records, and the sweep then finds
 // torn steps.
 func TestTxnCrashSweep(t *testing.T) {
+	t.Parallel()
 	torn := os.Getenv("FLOWDB_CRASHTEST_BREAK") == "torn"
 	var checked, bad int
 	workload := func(r *crashtest.Run[crashStep]) {

@@ -77,10 +77,12 @@ func modelConfig() queue.Config {
 // store is checked against the model, and after every transaction, every
 // crash and at the end of each sequence the running store's in-memory views
 // against the views a store rebuilt from the same disk answers.
-// FLOWDB_MODEL_SEQS runs more sequences, FLOWDB_MODEL_SEED one.
+// FLOWDB_MODEL_SEQS runs more sequences, FLOWDB_MODEL_SEED one. The
+// sequences run in three parallel shards of consecutive seeds, beside the
+// crash sweep.
 func TestTxnModel(t *testing.T) {
-	run := testutil.RunModel(t, 5000, 26, func(s *testutil.Seq) int { return runTxnSeq(s) })
-	t.Logf("%v", run)
+	t.Parallel()
+	testutil.RunModelParallel(t, 5000, 26, 3, runTxnSeq)
 }
 
 func runTxnSeq(s *testutil.Seq) int {
