@@ -35,7 +35,6 @@ func within(t *testing.T, what string, d time.Duration, want error, fn func(ctx 
 // and changes fail with ErrNoQuorum. A removed node refuses every call and
 // refuses to start again.
 func TestClusterOps(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}

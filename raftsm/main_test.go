@@ -9,9 +9,12 @@ import (
 
 // Most tests here start a cluster of NodeHosts and then wait on Raft:
 // elections, ticks, a fault's settle time, a stopped node's return. They
-// call t.Parallel and run six at a time (not GOMAXPROCS at a time), so that
-// those waits overlap; -test.parallel on the command line still decides.
-// TestReplicatedDB and TestThreeReplicas stay serial: they judge the
-// package-wide count of snapshot recoveries, which a parallel test would
-// move. Serial tests end before any parallel one starts.
-func TestMain(m *testing.M) { os.Exit(testutil.RunParallel(m, 6)) }
+// call t.Parallel and run four at a time (not GOMAXPROCS at a time), so
+// that those waits overlap; -test.parallel on the command line still
+// decides. Serial tests end before any parallel one starts, and these stay
+// serial: TestReplicatedDB and TestThreeReplicas judge the package-wide
+// count of snapshot recoveries, which a parallel test would move;
+// TestPreVoteIsolatedFollower (no election while a follower is cut off)
+// and TestClusterOps (no-quorum calls end at a 2 s deadline) judge timing
+// that a starved host misses.
+func TestMain(m *testing.M) { os.Exit(testutil.RunParallel(m, 4)) }

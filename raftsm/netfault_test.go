@@ -298,7 +298,6 @@ func (f *faultNet) sender(method uint16, payload []byte) (uint64, error) {
 // without forcing an election: every shard's term is as it was, give or
 // take a spurious election on a loaded host.
 func TestPreVoteIsolatedFollower(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}
