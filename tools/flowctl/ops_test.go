@@ -40,6 +40,7 @@ func runWith(t *testing.T, stdin []byte, args ...string) (string, error) {
 // and files (@FILE), on an embedded store and through a node, up to a
 // value of 1 MiB that is not text.
 func TestValueInput(t *testing.T) {
+	t.Parallel()
 	big := make([]byte, 1<<20)
 	for i := range big {
 		big[i] = byte(i * 7)
