@@ -57,7 +57,7 @@ func buildFlowctl() (string, error) {
 // TestRelayOutlivesServer stay serial: one judges elapsed times, the other
 // restarts a server on a port it gave up.
 func TestMain(m *testing.M) {
-	code := testutil.RunParallel(m, 4)
+	code := testutil.Main(m, 4)
 	if buildTempDir != "" {
 		os.RemoveAll(buildTempDir)
 	}

@@ -17,4 +17,4 @@ import (
 // TestPreVoteIsolatedFollower (no election while a follower is cut off)
 // and TestClusterOps (no-quorum calls end at a 2 s deadline) judge timing
 // that a starved host misses.
-func TestMain(m *testing.M) { os.Exit(testutil.RunParallel(m, 4)) }
+func TestMain(m *testing.M) { os.Exit(testutil.Main(m, 4)) }

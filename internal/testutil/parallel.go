@@ -2,27 +2,39 @@ package testutil
 
 import (
 	"flag"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"testing"
 )
 
-// Tests that spend their time waiting (Raft elections and ticks, lease
-// expiry, child processes that start and are killed) call t.Parallel, so
-// that their waits overlap. The testing package runs at most -test.parallel
-// of them at once, GOMAXPROCS by default: two on a two-core machine,
-// although such tests keep a core busy only a fraction of their time.
-
-// RunParallel runs m with -test.parallel at n when the command line does
-// not set it, and returns m.Run's exit code. A package whose parallel tests
-// mostly wait calls it from TestMain:
+// Main runs a package's tests from its TestMain and returns m.Run's exit
+// code:
 //
-//	func TestMain(m *testing.M) { os.Exit(testutil.RunParallel(m, 6)) }
-func RunParallel(m *testing.M, n int) int {
+//	func TestMain(m *testing.M) { os.Exit(testutil.Main(m, 4)) }
+//
+// It sets two defaults that a test binary's command line or environment
+// still overrides:
+//
+//   - The garbage collector runs at GOGC=400 unless GOGC is set. Test
+//     heaps are small, so at the default 100 the collector runs at its 4
+//     MiB floor and each cycle scans every store a test keeps open; model
+//     tests spent about a third of their CPU time in it, more when two run
+//     in parallel.
+//   - When parallel > 0 and -test.parallel is not given, up to parallel
+//     tests that call t.Parallel run at once, not GOMAXPROCS (two on a
+//     two-core machine). Tests that spend their time waiting (Raft
+//     elections and ticks, child processes that start and are killed, a
+//     browser) keep a core busy only a fraction of their time.
+func Main(m *testing.M, parallel int) int {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	flag.Parse()
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
-	if !set {
-		if err := flag.Set("test.parallel", strconv.Itoa(n)); err != nil {
+	if parallel > 0 && !set {
+		if err := flag.Set("test.parallel", strconv.Itoa(parallel)); err != nil {
 			panic("testutil: " + err.Error())
 		}
 	}

@@ -13,4 +13,4 @@ import (
 // t.Parallel and run four at a time. Tests that send this process SIGINT,
 // change directory or set the environment stay serial; serial tests end
 // before any parallel one starts.
-func TestMain(m *testing.M) { os.Exit(testutil.RunParallel(m, 4)) }
+func TestMain(m *testing.M) { os.Exit(testutil.Main(m, 4)) }
