@@ -9,9 +9,9 @@ import (
 
 // Most tests here start a cluster of NodeHosts and then wait on Raft:
 // elections, ticks, a fault's settle time, a stopped node's return. They
-// call t.Parallel and run four at a time (GOMAXPROCS at a time under
-// -race), so that those waits overlap; -test.parallel on the command line
-// still decides. Serial tests end before any parallel one starts, and these stay
+// call t.Parallel and run four at a time (one at a time under -race), so
+// that those waits overlap; -test.parallel on the command line still
+// decides. Serial tests end before any parallel one starts, and these stay
 // serial: TestReplicatedDB and TestThreeReplicas judge the package-wide
 // count of snapshot recoveries, which a parallel test would move;
 // TestPreVoteIsolatedFollower (no election while a follower is cut off)

@@ -25,9 +25,11 @@ import (
 //     tests that call t.Parallel run at once, not GOMAXPROCS (two on a
 //     two-core machine). Tests that spend their time waiting (Raft
 //     elections and ticks, child processes that start and are killed, a
-//     browser) keep a core busy only a fraction of their time. Not under
-//     the race detector: it slows each test several times, and four
-//     three-node clusters at once then miss their elections' deadlines.
+//     browser) keep a core busy only a fraction of their time. Under the
+//     race detector such a package runs one test at a time, as before it
+//     called t.Parallel: the detector slows each test several times, and
+//     with two or four three-node clusters at once on a loaded host Raft
+//     missed heartbeats and deadlines that the tests judge.
 func Main(m *testing.M, parallel int) int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
@@ -35,7 +37,10 @@ func Main(m *testing.M, parallel int) int {
 	flag.Parse()
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
-	if parallel > 0 && !set && !raceEnabled {
+	if parallel > 0 && raceEnabled {
+		parallel = 1
+	}
+	if parallel > 0 && !set {
 		if err := flag.Set("test.parallel", strconv.Itoa(parallel)); err != nil {
 			panic("testutil: " + err.Error())
 		}
