@@ -35,6 +35,7 @@ func crashValue(key string) []byte { return []byte("value-of-" + key) }
 // acknowledges writes before fsync, and acknowledged writes are then lost.
 // FLOWDB_CRASHTEST_POINTS caps the sweep (CI's race-detector pass uses it).
 func TestCrashSweep(t *testing.T) {
+	t.Parallel()
 	durability := db.SyncEachCommit
 	if os.Getenv("FLOWDB_CRASHTEST_BREAK") == "nosync" {
 		durability = db.NoSync

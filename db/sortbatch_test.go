@@ -22,6 +22,7 @@ import (
 // have its groups in key order, and nearly ordered groups to come out
 // sorted.
 func TestBatchSorterKeepsState(t *testing.T) {
+	t.Parallel()
 	open := func() *pebble.DB {
 		p, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: pebbleLogger{slog.New(slog.DiscardHandler)}})
 		if err != nil {

@@ -38,6 +38,7 @@ import (
 // FLOWDB_FULL=1; each store's
 // WAL positions differ a little from run to run, as frames carry times).
 func TestLostWALPageKeepsPrefix(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	const writes = 900 // within a new store's first memtable (256 KiB)
 	key := func(i int) []byte { return fmt.Appendf(nil, "k%05d", i) }

@@ -20,11 +20,15 @@ import (
 // are leased again). FLOWDB_MCP_SEED picks the seed, FLOWDB_MCP_KILLS the
 // number of kills per transport (default 3).
 func TestAgentLoopKill(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills a subprocess several times")
 	}
 	for _, tr := range transports[:2] { // stdio, http (the relay adds nothing here)
-		t.Run(tr.name, func(t *testing.T) { agentLoopKill(t, tr) })
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			agentLoopKill(t, tr)
+		})
 	}
 }
 

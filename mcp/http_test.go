@@ -84,6 +84,7 @@ func post(t *testing.T, base, authz string) *http.Response {
 // collection needs admin, as over the RPC API; a revoked token stops
 // working in the middle of a session.
 func TestHTTPAuth(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tokens := filepath.Join(t.TempDir(), "tokens.json")
 	sec := writeTokens(t, tokens, map[string][]string{

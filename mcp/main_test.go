@@ -18,6 +18,7 @@ import (
 
 	"github.com/flowdb/flowdb/db"
 	"github.com/flowdb/flowdb/index/hnsw"
+	"github.com/flowdb/flowdb/internal/testutil"
 	flowmcp "github.com/flowdb/flowdb/mcp"
 	"github.com/flowdb/flowdb/queue"
 	"github.com/flowdb/flowdb/registry"
@@ -49,8 +50,14 @@ func buildFlowctl() (string, error) {
 	return flowctl, buildErr
 }
 
+// The subprocess tests (the agent loop under SIGKILL, every tool over every
+// transport, the schemas, authentication, the three-replica endpoints)
+// mostly wait on processes that start, answer and die: they call
+// t.Parallel and run four at a time. TestDeadlines and
+// TestRelayOutlivesServer stay serial: one judges elapsed times, the other
+// restarts a server on a port it gave up.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testutil.Main(m, 4)
 	if buildTempDir != "" {
 		os.RemoveAll(buildTempDir)
 	}

@@ -87,6 +87,7 @@ func startReplicas(t *testing.T) []*sdk.ClientSession {
 // acknowledged, the next one reads at once (read barriers), so agents may
 // talk to followers as RPC clients do.
 func TestReplicatedEndpoints(t *testing.T) {
+	t.Parallel()
 	cs := startReplicas(t)
 	on := func(i int) *sdk.ClientSession { return cs[i%3] }
 	ok(t, on(0), "queue_create", map[string]any{"queue": "rq"})

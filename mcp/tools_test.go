@@ -24,8 +24,12 @@ var toolNames = []string{
 // valid JSON schema of an object whose properties are all described, over
 // every transport.
 func TestSchemas(t *testing.T) {
+	t.Parallel()
 	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) { schemas(t, tr) })
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			schemas(t, tr)
+		})
 	}
 }
 
@@ -98,8 +102,12 @@ func schemas(t *testing.T, tr transport) {
 // stdio, a real `flowctl serve` over streamable HTTP, and the `flowctl mcp
 // --node` relay to it.
 func TestEveryTool(t *testing.T) {
+	t.Parallel()
 	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) { everyTool(t, tr) })
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			everyTool(t, tr)
+		})
 	}
 }
 

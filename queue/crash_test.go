@@ -45,6 +45,7 @@ func content(info TaskInfo) string {
 //
 // To see it fail: FLOWDB_CRASHTEST_BREAK=nosync acknowledges before fsync.
 func TestQueueCrashSweep(t *testing.T) {
+	t.Parallel()
 	durability := db.SyncEachCommit
 	if os.Getenv("FLOWDB_CRASHTEST_BREAK") == "nosync" {
 		durability = db.NoSync

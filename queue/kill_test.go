@@ -94,6 +94,7 @@ func TestKillChild(t *testing.T) {
 // present exactly once (pending, leased or done) and every acknowledged Ack
 // is still done.
 func TestSIGKILL(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("FLOWDB_KILL_CHILD") != "" {
 		t.Skip("child")
 	}

@@ -604,19 +604,20 @@ func (r *seqRunner) compare(full bool) {
 // TestModel runs seeded random sequences of every queue operation, with
 // clock advances and crash-and-reopen steps, against the reference model.
 // FLOWDB_MODEL_SEQS sets the number of sequences (default 10,000);
-// FLOWDB_MODEL_SEED runs one sequence.
+// FLOWDB_MODEL_SEED runs one sequence. The sequences run in two parallel
+// shards of consecutive seeds, beside the crash sweep and the SIGKILL test.
 func TestModel(t *testing.T) {
+	t.Parallel()
 	// 2,500 sequences by default, 10,000 under FLOWDB_FULL (testutil.Scale).
-	run := testutil.RunModel(t, testutil.Scale("", 2_500, 10_000), 1, func(s *testutil.Seq) int {
+	testutil.RunModelParallel(t, testutil.Scale("", 2_500, 10_000), 1, 2, func(s *testutil.Seq) int {
 		r := &seqRunner{Seq: s, model: &model{cfg: modelCfg.withDefaults(), tasks: map[uint64]*mTask{}, idem: map[string]mIdem{}}}
 		r.open()
 		if err := r.qm.Create(context.Background(), modelCfg); err != nil {
-			t.Fatal(err)
+			s.Fail("create: %v", err)
 		}
 		n := r.TakeSteps(10, 30, r.step)
 		r.qm.Close()
 		r.d.Close()
 		return n
 	})
-	t.Logf("%v: no divergence", run)
 }

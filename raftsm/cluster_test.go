@@ -110,6 +110,7 @@ func TestClusterOps(t *testing.T) {
 // TestOpenRefusesStranger: a replica id not among the initial members is
 // refused before anything is created (a new member starts with Join).
 func TestOpenRefusesStranger(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "node")
 	cfg := testConfig(4, dir, testutil.FreeAddr(t), map[uint64]string{1: "127.0.0.1:1", 2: "127.0.0.1:2"})
 	if _, err := Open(t.Context(), cfg); !errors.Is(err, ErrConfig) {

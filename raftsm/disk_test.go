@@ -45,6 +45,7 @@ func allocated(t *testing.T, dir string) int64 {
 // 64 MiB (Dragonboat's own default, "large", preallocates 141 MiB of log
 // per shard).
 func TestIdleDiskUse(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}
@@ -86,6 +87,7 @@ func TestIdleDiskUse(t *testing.T) {
 // store (the Raft port is taken) removes what it created from a new
 // directory, and leaves an existing directory's own files alone.
 func TestFailedStartLeavesNothing(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

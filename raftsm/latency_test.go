@@ -13,6 +13,7 @@ import (
 // commit of their frame; every replica records an apply sample for each
 // frame it applies.
 func TestCommitLatency(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}

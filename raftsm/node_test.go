@@ -316,6 +316,7 @@ func TestReplicatedDB(t *testing.T) {
 // leader of the queue's shard proposes ticks; delayed tasks still become
 // ready on every node.
 func TestBackgroundOnLeader(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}
@@ -396,6 +397,7 @@ func TestBackgroundOnLeader(t *testing.T) {
 // IDs; a node that comes back on another Raft address catches up and
 // serves reads.
 func TestGossipAddressChange(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}

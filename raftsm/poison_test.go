@@ -20,6 +20,7 @@ import (
 // never stop a replica: afterwards every node still takes writes, and
 // every shard is byte-identical on all three (converge).
 func TestPoisonRecordsReplicated(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}

@@ -200,6 +200,7 @@ func (c *child) get(t *testing.T, key string) string {
 // replicate over loopback with mutual TLS; a fourth process whose
 // certificate another CA signed is added as a member but never gets in.
 func TestMutualTLSProcesses(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts node processes")
 	}
@@ -262,6 +263,7 @@ func TestMutualTLSProcesses(t *testing.T) {
 
 // TestInsecureRefused: a non-loopback Raft address needs TLS or Insecure.
 func TestInsecureRefused(t *testing.T) {
+	t.Parallel()
 	cfg := Config{Dir: t.TempDir(), ReplicaID: 1, RaftAddress: "10.1.2.3:5000"}
 	if _, err := Open(t.Context(), cfg); !errors.Is(err, ErrInsecure) {
 		t.Fatalf("open on 10.1.2.3 without TLS: %v, want ErrInsecure", err)

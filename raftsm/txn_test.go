@@ -185,6 +185,7 @@ func txnSchedules() int {
 // refused with db.ErrCrossShard, saying how to co-locate, and nothing of
 // it applies.
 func TestTxnLinearizable(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}

@@ -67,6 +67,7 @@ func TestKillChild(t *testing.T) {
 // acknowledged ack's task done. FLOWDB_SERVER_KILL_ROUNDS sets the rounds
 // (default 20).
 func TestServerSIGKILL(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(killChildEnv) != "" {
 		t.Skip("in the child")
 	}

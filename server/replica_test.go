@@ -79,6 +79,7 @@ func startReplicas(t *testing.T) []*client.Client {
 // Every member accepts every call; what one member acknowledged, the next
 // reads (reads are linearizable).
 func TestReplicatedServers(t *testing.T) {
+	t.Parallel()
 	cs := startReplicas(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -175,6 +176,7 @@ func TestReplicatedServers(t *testing.T) {
 // a refused one leaves nothing on any member, and one that spans shards is
 // refused with db.ErrCrossShard.
 func TestReplicatedTxn(t *testing.T) {
+	t.Parallel()
 	cs := startReplicas(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

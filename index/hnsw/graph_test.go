@@ -219,6 +219,7 @@ func TestSearchBounds(t *testing.T) {
 // TestChurn: deleting half the vectors and inserting them again keeps
 // recall within 0.02 of a fresh build.
 func TestChurn(t *testing.T) {
+	t.Parallel()
 	for _, quantize := range []bool{true, false} {
 		t.Run(fmt.Sprintf("quantized=%v", quantize), func(t *testing.T) { testChurn(t, quantize) })
 	}
@@ -528,6 +529,7 @@ func FuzzRestore(f *testing.F) {
 // deterministic whatever the number of goroutines, and its recall is within
 // 0.02 of one-at-a-time inserts.
 func TestInsertBatch(t *testing.T) {
+	t.Parallel()
 	vs := clustered(18, 3000, 20, 32)
 	queries := clustered(19, 50, 20, 32)
 	ids := seqIDs(len(vs))

@@ -98,6 +98,7 @@ func exactTop10(m quant.Metric, base, queries [][]float32) [][]uint64 {
 // rounded every other symmetric weight to 0), the int8 graph's links were
 // chosen by distorted distances and this gap was 0.05-0.6.
 func TestQuantizedRecallGap(t *testing.T) {
+	t.Parallel()
 	const dim = 64
 	m := quant.Cosine
 	base := normalized(imageLike(1, 3000, 40, dim))

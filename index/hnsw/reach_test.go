@@ -23,6 +23,7 @@ import (
 // 1,500) and FLOWDB_REACH_N the vectors each graph starts with (default
 // 2,000); CI's race-detector pass runs smaller.
 func TestReachableUnderChurn(t *testing.T) {
+	t.Parallel()
 	ops, n := reachScale()
 	type config struct {
 		dim      int
@@ -44,6 +45,7 @@ func TestReachableUnderChurn(t *testing.T) {
 	for i, c := range configs {
 		name := fmt.Sprintf("%s-%d-%s-q%v-m%d", c.data, c.dim, c.metric, c.quantize, c.m)
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			seed := uint64(i + 1)
 			rng := rand.New(rand.NewPCG(seed, 17))
 			gen := func(n int) [][]float32 {

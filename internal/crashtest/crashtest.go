@@ -104,6 +104,13 @@ type Config struct {
 	// every third (for sweeps whose crash-point count is a requirement of
 	// the default run).
 	EveryWrite bool
+	// Shards and Shard split one sweep over parallel tests, each calling
+	// Sweep with the same Config but its own Shard in [0, Shards): a call
+	// visits every Shards-th pair of the sweep's crash points, from pair
+	// Shard (a pair holds an odd and an even K), and must cover MinPoints
+	// / Shards of them, so the shards together visit the points one sweep
+	// would. Default 1 and 0.
+	Shards, Shard int
 }
 
 // Sweep runs workload for k = 1, 2, ... and verify after every crash. The
@@ -123,6 +130,12 @@ func Sweep[A any](t *testing.T, cfg Config, workload func(r *Run[A]), verify fun
 	if cfg.Variants == 0 {
 		cfg.Variants = 1
 	}
+	if cfg.Shards == 0 {
+		cfg.Shards = 1
+	}
+	if cfg.Shard < 0 || cfg.Shard >= cfg.Shards {
+		t.Fatalf("crashtest: shard %d of %d", cfg.Shard, cfg.Shards)
+	}
 	limit := 1 << 30
 	if cfg.LimitEnv != "" {
 		if v, err := strconv.Atoi(os.Getenv(cfg.LimitEnv)); err == nil && v > 0 {
@@ -139,11 +152,15 @@ func Sweep[A any](t *testing.T, cfg Config, workload func(r *Run[A]), verify fun
 	for stride > 1 && gcd(stride, int64(cfg.Variants)) != 1 {
 		stride += 2
 	}
-	cfg.MinPoints = max(cfg.MinPoints/int(stride), 1)
+	cfg.MinPoints = max(cfg.MinPoints/int(stride)/cfg.Shards, 1)
+	limit = max((limit+cfg.Shards-1)/cfg.Shards, 1)
 	completed := make([]bool, cfg.Variants)
 	remaining := cfg.Variants
 	points := 0
 	for k := int64(1); remaining > 0 && points < limit; k += stride {
+		if int((k-1)/stride/2)%cfg.Shards != cfg.Shard {
+			continue
+		}
 		v := int(k % int64(cfg.Variants))
 		if completed[v] {
 			continue

@@ -34,8 +34,20 @@ func crashVec(w, i int) uint64 { return uint64(w)<<32 | uint64(i) }
 // step is partly present, and no refused step left anything.
 // FLOWDB_CRASHTEST_POINTS caps the sweep; FLOWDB_CRASHTEST_BREAK=torn
 // commits each step's parts as separate records, and the sweep then finds
-// torn steps.
+// torn steps. The crash points are split between two parallel shards
+// (crashtest.Config.Shards), which together cover every write.
 func TestTxnCrashSweep(t *testing.T) {
+	t.Parallel()
+	const shards = 2
+	for shard := range shards {
+		t.Run(fmt.Sprintf("shard-%d-of-%d", shard, shards), func(t *testing.T) {
+			t.Parallel()
+			txnCrashSweep(t, shards, shard)
+		})
+	}
+}
+
+func txnCrashSweep(t *testing.T, shards, shard int) {
 	torn := os.Getenv("FLOWDB_CRASHTEST_BREAK") == "torn"
 	var checked, bad int
 	workload := func(r *crashtest.Run[crashStep]) {
@@ -177,6 +189,6 @@ func TestTxnCrashSweep(t *testing.T) {
 			bad++
 		}
 	}
-	points := crashtest.Sweep(t, crashtest.Config{LimitEnv: "FLOWDB_CRASHTEST_POINTS", EveryWrite: true}, workload, verify)
+	points := crashtest.Sweep(t, crashtest.Config{LimitEnv: "FLOWDB_CRASHTEST_POINTS", EveryWrite: true, Shards: shards, Shard: shard}, workload, verify)
 	t.Logf("crash points: %d, acknowledged steps checked: %d, bad: %d", points, checked, bad)
 }

@@ -23,6 +23,7 @@ import (
 // "unreachable" and "no admin address" included. Skips without Chromium
 // as TestBrowser does.
 func TestBrowserNode(t *testing.T) {
+	t.Parallel()
 	exe := chromium()
 	if exe == "" {
 		if os.Getenv("FLOWDB_REQUIRE_BROWSER") != "" {

@@ -118,6 +118,7 @@ func (b *browser) waitFor(what, js string) {
 // skips, unless FLOWDB_REQUIRE_BROWSER is set. FLOWDB_DASHBOARD_PNG=PATH
 // copies the overview's screenshot there (the README's docs/dashboard.png).
 func TestBrowser(t *testing.T) {
+	t.Parallel()
 	exe := chromium()
 	if exe == "" {
 		if os.Getenv("FLOWDB_REQUIRE_BROWSER") != "" {

@@ -189,6 +189,7 @@ func TestFlowctlMain(t *testing.T) {
 // quorum ends within the endpoint's deadline with raftsm.ErrNoQuorum (it
 // used to wait forever).
 func TestClusterStatusNoQuorum(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts two nodes")
 	}
@@ -238,6 +239,7 @@ func TestClusterStatusNoQuorum(t *testing.T) {
 // admin call with 410 and raftsm.ErrRemoved (not a stale status, not a
 // 500), and refuses to start again.
 func TestRemovedNodeRefuses(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts two nodes")
 	}

@@ -137,6 +137,7 @@ func TestBackupRestore(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("demo takes a few seconds")
 	}

@@ -15,6 +15,7 @@ import (
 // port: a streamable-HTTP client creates a queue, enqueues and reads the
 // stats on the node's replicated store, and sees the RPC API's state.
 func TestNodeServesMCP(t *testing.T) {
+	t.Parallel()
 	node := startNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

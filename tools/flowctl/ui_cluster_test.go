@@ -20,6 +20,7 @@ import (
 // member reports it (lag behind the most advanced), and a member that was
 // stopped as unreachable.
 func TestDashboardReplicaLag(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
