@@ -320,11 +320,12 @@ func TestEndpointHosts(t *testing.T) {
 	}
 }
 
-// relayStack is an in-process server with the MCP endpoint (no tokens)
-// and a Relay to it over an in-memory client transport.
-func relayStack(t *testing.T) (cs *sdk.ClientSession, done <-chan error) {
+// relayStack is an in-process server with the MCP endpoint (no tokens,
+// the server options opts change) and a Relay to it over an in-memory
+// client transport.
+func relayStack(t *testing.T, opts ...func(*server.Options)) (cs *sdk.ClientSession, done <-chan error) {
 	t.Helper()
-	hs := endpoint(t, nil)
+	hs := endpoint(t, nil, opts...)
 	local, client := sdk.NewInMemoryTransports()
 	ch := make(chan error, 1)
 	go func() {
@@ -339,22 +340,43 @@ func relayStack(t *testing.T) (cs *sdk.ClientSession, done <-chan error) {
 }
 
 // TestRelayRefusedMessage: a message the server refuses on the HTTP level
-// with a body that is not JSON-RPC (413 above MaxHTTPBody) fails that call
-// with CodeUnreachable, and the relay carries the next calls (before, the
-// SDK's connection broke for good and the relay ended).
+// with a body that is not JSON-RPC (413 above the server's own size limit)
+// fails that call with CodeUnreachable, and the relay carries the next
+// calls (before, the SDK's connection broke for good and the relay
+// ended); a message over the endpoint's MaxHTTPBody is not sent at all
+// (CodeTooLarge), so a lease wait in flight meanwhile gets its answer.
 func TestRelayRefusedMessage(t *testing.T) {
-	cs, done := relayStack(t)
+	cs, done := relayStack(t, func(o *server.Options) { o.MaxRequestBytes = 64 << 10 })
 	ok(t, cs, "kv_set", map[string]any{"namespace": "n", "key": "small", "value": "v"})
-	_, err := callErr(cs, "kv_set", map[string]any{"namespace": "n", "key": "big", "value": strings.Repeat("x", flowmcp.MaxHTTPBody+1)})
+	_, err := callErr(cs, "kv_set", map[string]any{"namespace": "n", "key": "big", "value": strings.Repeat("x", 100<<10)})
 	var we *jsonrpc.Error
 	if !errors.As(err, &we) || we.Code != flowmcp.CodeUnreachable {
-		t.Fatalf("an oversized call: %v, want a JSON-RPC error %d", err, flowmcp.CodeUnreachable)
+		t.Fatalf("a call over the server's limit: %v, want a JSON-RPC error %d", err, flowmcp.CodeUnreachable)
 	}
 	for i := range 3 {
 		ok(t, cs, "kv_set", map[string]any{"namespace": "n", "key": fmt.Sprint("after", i), "value": "v"})
 	}
-	if g := ok(t, cs, "kv_get", map[string]any{"namespace": "n", "key": "big"}); g["found"] != false {
-		t.Fatalf("the refused call wrote: %v", g)
+	ok(t, cs, "queue_create", map[string]any{"queue": "q"})
+	lease := make(chan map[string]any, 1)
+	go func() { lease <- ok(t, cs, "task_lease", map[string]any{"queue": "q", "agent": "a", "wait_seconds": 5}) }()
+	time.Sleep(200 * time.Millisecond) // the lease waits on the server
+	_, err = callErr(cs, "kv_set", map[string]any{"namespace": "n", "key": "huge", "value": strings.Repeat("x", flowmcp.MaxHTTPBody+1)})
+	if !errors.As(err, &we) || we.Code != flowmcp.CodeTooLarge {
+		t.Fatalf("a call over MaxHTTPBody: %v, want a JSON-RPC error %d", err, flowmcp.CodeTooLarge)
+	}
+	ok(t, cs, "task_enqueue", map[string]any{"queue": "q", "payload": "p"})
+	select {
+	case l := <-lease:
+		if ts, _ := l["tasks"].([]any); len(ts) != 1 {
+			t.Fatalf("the lease in flight got %v, want the task", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lease in flight got no answer")
+	}
+	for _, k := range []string{"big", "huge"} {
+		if g := ok(t, cs, "kv_get", map[string]any{"namespace": "n", "key": k}); g["found"] != false {
+			t.Fatalf("the refused call wrote %s: %v", k, g)
+		}
 	}
 	cs.Close()
 	if err := <-done; err != nil {
@@ -438,11 +460,16 @@ func TestRelayDrainsOnEOF(t *testing.T) {
 }
 
 // endpoint serves the MCP endpoint on a fresh in-process stack, with
-// tokens (nil: none), until the test ends.
-func endpoint(t *testing.T, tokens *auth.Store) *httptest.Server {
+// tokens (nil: none) and the server options opts change, until the test
+// ends.
+func endpoint(t *testing.T, tokens *auth.Store, opts ...func(*server.Options)) *httptest.Server {
 	t.Helper()
 	st := newStack(t)
-	srv, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Tokens: tokens, Logger: testutil.Quiet()})
+	o := server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Tokens: tokens, Logger: testutil.Quiet()}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := server.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

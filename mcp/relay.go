@@ -24,31 +24,40 @@ import (
 // the server's, or, when the server did not answer it, a JSON-RPC error
 // of code CodeUnreachable (the call may or may not have been done: the
 // connection broke after it was sent, or it was never sent because the
-// server could not be reached or refused the request, for instance 413 for
-// a message over MaxHTTPBody). After such a failure the relay connects
+// server could not be reached or refused the request, for instance a 413
+// for a request over the server's own size limit). After such a failure the relay connects
 // again for the next call, so a server restart or one refused message
 // does not end it: the stateless endpoint serves each call on its own.
 //
-// A request the server answers 401 or 403 on the HTTP level (the token was
-// refused: the remote transport's HTTP client reports it as ErrRefused,
-// see BearerTransport) is answered with CodeRefused and ends the relay
-// with that error. When local ends (the client closed its side), the
-// relay waits for the answers to the calls still in flight, and writes
-// them, before it returns nil.
+// A call over MaxHTTPBody is not sent: it is answered with CodeTooLarge
+// (the endpoint's 413 would break the connection the other calls in
+// flight wait on). A request the server answers 401 or 403 on the HTTP
+// level (the token was refused: the remote transport's HTTP client
+// reports it as ErrRefused, see BearerTransport) is answered with
+// CodeRefused, as is every other call in flight, and ends the relay with
+// that error. When local ends (the client closed its side), the relay
+// waits for the answers to the calls still in flight, however long they
+// take (a lease wait runs to its end; ctx bounds it), and writes them,
+// before it returns nil.
 func Relay(ctx context.Context, local, remote sdk.Transport) error {
-	ctx, cancel := context.WithCancel(ctx)
+	// ctx (cancelled by drain's end, stop or the caller) bounds the calls
+	// to the server; wctx (stop or the caller) the client's side, so that
+	// an answer received before the end is still written.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	ctx, cancel := context.WithCancel(wctx)
 	defer cancel()
-	lc, err := local.Connect(ctx)
+	lc, err := local.Connect(wctx)
 	if err != nil {
 		return err
 	}
 	defer lc.Close()
-	r := &relay{ctx: ctx, cancel: cancel, lc: lc, remote: remote, pending: map[jsonrpc.ID]*remoteConn{}}
-	if _, err := r.conn(); err != nil {
+	r := &relay{ctx: ctx, wctx: wctx, cancel: wcancel, lc: lc, remote: remote, pending: map[jsonrpc.ID]*remoteConn{}}
+	if _, err := r.conn(nil); err != nil {
 		return err
 	}
 	for {
-		msg, err := lc.Read(ctx)
+		msg, err := lc.Read(wctx)
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				r.stop(fmt.Errorf("mcp relay: client: %w", err))
@@ -59,13 +68,16 @@ func Relay(ctx context.Context, local, remote sdk.Transport) error {
 		if req, ok := msg.(*jsonrpc.Request); ok && req.IsCall() {
 			call = req
 		}
-		rc, err := r.conn()
+		if b, err := jsonrpc.EncodeMessage(msg); err == nil && len(b) > MaxHTTPBody {
+			// The endpoint refuses it with a 413 that breaks the SDK's
+			// connection, and with it the answers to the calls in flight.
+			r.unanswered(call, CodeTooLarge, fmt.Errorf("a message of %d bytes, over the endpoint's limit of %d: not sent", len(b), MaxHTTPBody))
+			continue
+		}
+		rc, err := r.conn(call)
 		if err != nil {
 			r.unanswered(call, CodeUnreachable, err)
 			continue
-		}
-		if call != nil {
-			r.sent(call.ID, rc)
 		}
 		r.wg.Go(func() {
 			err := rc.c.Write(ctx, msg)
@@ -75,15 +87,12 @@ func Relay(ctx context.Context, local, remote sdk.Transport) error {
 			// The connection may be broken for good (the SDK fails it on an
 			// HTTP answer that is not JSON-RPC): the next call gets a new one.
 			r.retire(rc)
-			if call != nil && r.answered(call.ID) {
-				var code int64 = CodeUnreachable
-				if errors.Is(err, ErrRefused) {
-					code = CodeRefused
-				}
-				r.unanswered(call, code, err)
-			}
 			if errors.Is(err, ErrRefused) {
-				r.stop(fmt.Errorf("mcp relay: %w", err))
+				r.refuse(err)
+				return
+			}
+			if call != nil && r.answered(call.ID) {
+				r.unanswered(call, CodeUnreachable, err)
 			}
 		})
 	}
@@ -98,12 +107,20 @@ func Relay(ctx context.Context, local, remote sdk.Transport) error {
 }
 
 // CodeUnreachable is the JSON-RPC error code with which Relay answers a
-// call the server did not answer.
+// call the server did not answer. Relay's codes are in JSON-RPC's range
+// for implementations (-32000 to -32099), clear of the ones MCP and the
+// SDK give a meaning (-32002 resource not found, -32003 and -32004
+// closing, -32020 and up).
 const CodeUnreachable = -32001
 
 // CodeRefused is the JSON-RPC error code with which Relay answers a call
-// whose HTTP request the server refused with 401 or 403 (ErrRefused).
-const CodeRefused = -32002
+// whose HTTP request the server refused with 401 or 403 (ErrRefused), and
+// the other calls in flight then.
+const CodeRefused = -32010
+
+// CodeTooLarge is the JSON-RPC error code with which Relay answers a call
+// over MaxHTTPBody: it is not sent, so nothing was done.
+const CodeTooLarge = -32011
 
 // ErrRefused is what BearerTransport returns for an HTTP answer of 401
 // (no valid token) or 403 (forbidden before any MCP message was read).
@@ -150,8 +167,9 @@ func bytesTrim(b []byte) string {
 // relay is Relay's state: the current connection to the server, the calls
 // in flight and the connection each went out on.
 type relay struct {
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx    context.Context    // the server's side
+	wctx   context.Context    // the client's side
+	cancel context.CancelFunc // ends both
 	lc     sdk.Connection
 	remote sdk.Transport
 	wg     sync.WaitGroup
@@ -170,21 +188,26 @@ type remoteConn struct {
 	retired bool
 }
 
-// conn returns the current connection, connecting when there is none.
-func (r *relay) conn() (*remoteConn, error) {
+// conn returns the current connection, connecting when there is none,
+// and records call (nil: none) as in flight on it, in one step: a
+// connection retired meanwhile is never handed out.
+func (r *relay) conn(call *jsonrpc.Request) (*remoteConn, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cur != nil {
-		return r.cur, nil
+	rc := r.cur
+	if rc == nil {
+		c, err := r.remote.Connect(r.ctx)
+		if err != nil {
+			return nil, fmt.Errorf("mcp relay: server: %w", err)
+		}
+		rc = &remoteConn{c: c}
+		r.cur = rc
+		r.conns = append(r.conns, rc)
+		r.wg.Go(func() { r.read(rc) })
 	}
-	c, err := r.remote.Connect(r.ctx)
-	if err != nil {
-		return nil, fmt.Errorf("mcp relay: server: %w", err)
+	if call != nil {
+		r.pending[call.ID] = rc
 	}
-	rc := &remoteConn{c: c}
-	r.cur = rc
-	r.conns = append(r.conns, rc)
-	r.wg.Go(func() { r.read(rc) })
 	return rc, nil
 }
 
@@ -216,18 +239,11 @@ func (r *relay) read(rc *remoteConn) {
 		if resp, ok := msg.(*jsonrpc.Response); ok && !r.answered(resp.ID) {
 			continue // answered already (as unreachable)
 		}
-		if err := r.lc.Write(r.ctx, msg); err != nil {
+		if err := r.lc.Write(r.wctx, msg); err != nil {
 			r.stop(fmt.Errorf("mcp relay: client: %w", err))
 			return
 		}
 	}
-}
-
-// sent records a call in flight on rc.
-func (r *relay) sent(id jsonrpc.ID, rc *remoteConn) {
-	r.mu.Lock()
-	r.pending[id] = rc
-	r.mu.Unlock()
 }
 
 // answered takes id off the calls in flight, and reports whether it was
@@ -271,7 +287,7 @@ func (r *relay) closeIdle(rc *remoteConn) {
 	for i, c := range r.conns {
 		if c == rc {
 			r.conns = append(r.conns[:i], r.conns[i+1:]...)
-			go rc.c.Close()
+			r.wg.Go(func() { rc.c.Close() })
 			return
 		}
 	}
@@ -284,12 +300,33 @@ func (r *relay) unanswered(call *jsonrpc.Request, code int64, err error) {
 		return
 	}
 	msg := fmt.Sprintf("the flowdb server did not answer the call (it may or may not have been done): %v", err)
-	if code == CodeRefused {
-		msg = fmt.Sprintf("the flowdb server refused the call's token; nothing was done: %v", err)
+	switch code {
+	case CodeRefused:
+		msg = fmt.Sprintf("the flowdb server refused the relay's token: %v", err)
+	case CodeTooLarge:
+		msg = err.Error()
 	}
-	if werr := r.lc.Write(r.ctx, &jsonrpc.Response{ID: call.ID, Error: &jsonrpc.Error{Code: code, Message: msg}}); werr != nil {
+	if werr := r.lc.Write(r.wctx, &jsonrpc.Response{ID: call.ID, Error: &jsonrpc.Error{Code: code, Message: msg}}); werr != nil {
 		r.stop(fmt.Errorf("mcp relay: client: %w", werr))
 	}
+}
+
+// refuse answers every call in flight with CodeRefused (the server
+// refused the token: none of them is answered otherwise) and ends the
+// relay with err.
+func (r *relay) refuse(err error) {
+	r.mu.Lock()
+	ids := make([]jsonrpc.ID, 0, len(r.pending))
+	for id := range r.pending {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	for _, id := range ids {
+		if r.answered(id) {
+			r.unanswered(&jsonrpc.Request{ID: id}, CodeRefused, err)
+		}
+	}
+	r.stop(fmt.Errorf("mcp relay: %w", err))
 }
 
 // stop ends the relay with err (the first error wins).

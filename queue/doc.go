@@ -32,8 +32,13 @@
 //     records that make tasks ready: it never polls. It writes a lease
 //     record only when it may find a task (ready tasks beyond what this
 //     process's leases in flight asked for, or something due), so a task
-//     arriving for many waiting consumers costs one lease record, not one
-//     per consumer (TestLeaseWaitNoHerd).
+//     arriving for many waiting consumers of one process costs one lease
+//     record, not one per consumer (TestLeaseWaitNoHerd). Not covered:
+//     waiters in other processes (another node's), ready tasks that no
+//     waiter's capabilities match (each waiter tries once per wake-up),
+//     and the time after an open, a snapshot reload or a refused
+//     transaction until the next record has told when something is due
+//     (every waiter tries, as before).
 //   - Extend renews a lease; Ack completes the task: its state and result
 //     are kept for ResultRetention, its body (payload, tags, requirements,
 //     enqueue time) is deleted at once, as a work queue deletes an acked

@@ -183,7 +183,10 @@ func TestLeaseWaitNoHerd(t *testing.T) {
 		if _, err := m.Enqueue(ctx, "h", Task{Payload: []byte("x")}); err != nil {
 			t.Fatal(err)
 		}
-		for done.Load() < int64(i+1) { // one task at a time
+		for deadline := time.Now().Add(10 * time.Second); done.Load() < int64(i+1); { // one task at a time
+			if time.Now().After(deadline) {
+				t.Fatalf("task %d not acked after 10s: stranded", i)
+			}
 			time.Sleep(100 * time.Microsecond)
 		}
 	}

@@ -528,8 +528,7 @@ func FuzzRestore(f *testing.F) {
 // TestInsertBatch: a batched build (parallel candidate search) is
 // deterministic whatever the number of goroutines, and its recall is within
 // 0.02 of one-at-a-time inserts.
-func TestInsertBatch(t *testing.T) {
-	t.Parallel()
+func TestInsertBatch(t *testing.T) { // serial: it sets GOMAXPROCS, process-wide
 	vs := clustered(18, 3000, 20, 32)
 	queries := clustered(19, 50, 20, 32)
 	ids := seqIDs(len(vs))
