@@ -86,22 +86,30 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// liveQueue opens a store on disk with a Manager whose ticker runs, and
+// creates queue name with one-hour leases; both close when the test ends.
+func liveQueue(t *testing.T, name string) *Manager {
+	t.Helper()
+	d := testutil.Open(t, t.TempDir(), testutil.StoreOptions(nil, nil))
+	t.Cleanup(func() { d.Close() })
+	m, err := Attach(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := m.Create(context.Background(), Config{Name: name, LeaseDuration: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // TestLeaseWaitNeverStrands drains a queue with consumers whose LeaseWait
 // deadlines keep expiring while leases are being proposed. A lease proposed
 // under an expiring deadline must still reach its caller: with a one-hour
 // lease, a stranded task would never be acknowledged.
 func TestLeaseWaitNeverStrands(t *testing.T) {
 	ctx := context.Background()
-	d := testutil.Open(t, t.TempDir(), testutil.StoreOptions(nil, nil))
-	defer d.Close()
-	m, err := Attach(d, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := m.Create(ctx, Config{Name: "b", LeaseDuration: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
+	m := liveQueue(t, "b")
 	const n = 1500
 	var done atomic.Int64
 	var wg sync.WaitGroup
@@ -146,16 +154,7 @@ func TestLeaseWaitNeverStrands(t *testing.T) {
 // every waiting consumer proposed a lease for every task: about 10).
 func TestLeaseWaitNoHerd(t *testing.T) {
 	ctx := context.Background()
-	d := testutil.Open(t, t.TempDir(), testutil.StoreOptions(nil, nil))
-	defer d.Close()
-	m, err := Attach(d, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := m.Create(ctx, Config{Name: "h", LeaseDuration: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
+	m := liveQueue(t, "h")
 	const n, consumers = 200, 8
 	var done atomic.Int64
 	var wg sync.WaitGroup
@@ -178,7 +177,7 @@ func TestLeaseWaitNoHerd(t *testing.T) {
 		})
 	}
 	time.Sleep(50 * time.Millisecond) // every consumer waits
-	before := d.Metrics().Records
+	before := m.d.Metrics().Records
 	for i := range n {
 		if _, err := m.Enqueue(ctx, "h", Task{Payload: []byte("x")}); err != nil {
 			t.Fatal(err)
@@ -190,7 +189,7 @@ func TestLeaseWaitNoHerd(t *testing.T) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
-	records := d.Metrics().Records - before
+	records := m.d.Metrics().Records - before
 	cancel()
 	wg.Wait()
 	if st, _ := m.Stats("h"); done.Load() != n || st.Leased != 0 || st.Hot+st.Overflow != 0 {

@@ -51,36 +51,46 @@ func TestIdleDiskUse(t *testing.T) {
 	}
 	sizes := map[string]int64{}
 	for _, size := range []string{"", "large"} {
-		members := map[uint64]string{1: testutil.FreeAddr(t), 2: testutil.FreeAddr(t), 3: testutil.FreeAddr(t)}
-		var nodes []*Node
-		for id := uint64(1); id <= 3; id++ {
-			cfg := testConfig(id, filepath.Join(t.TempDir(), "node"), members[id], members)
-			cfg.LogDB = size
-			n, err := Open(t.Context(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer n.Close()
-			nodes = append(nodes, n)
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		for _, n := range nodes {
-			if err := n.WaitReady(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := nodes[0].DB().Set(ctx, "kv", []byte("k"), []byte("v")); err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range nodes {
-			sizes[size] = max(sizes[size], allocated(t, filepath.Join(n.cfg.Dir, "raft")))
-		}
+		sizes[size] = idleRaftDir(t, func(c *Config) { c.LogDB = size })
 	}
 	t.Logf("largest Raft directory of an idle node, 3 shards: default %.1f MiB, large %.1f MiB", float64(sizes[""])/(1<<20), float64(sizes["large"])/(1<<20))
 	if sizes[""] >= 64<<20 {
 		t.Fatalf("an idle node's Raft directory takes %.1f MiB, want under 64", float64(sizes[""])/(1<<20))
 	}
+}
+
+// idleRaftDir starts an idle three-node cluster (configs changed by set),
+// writes one key, and returns the allocated size of the largest node's
+// Raft directory.
+func idleRaftDir(t *testing.T, set func(*Config)) int64 {
+	t.Helper()
+	members := map[uint64]string{1: testutil.FreeAddr(t), 2: testutil.FreeAddr(t), 3: testutil.FreeAddr(t)}
+	var nodes []*Node
+	for id := uint64(1); id <= 3; id++ {
+		cfg := testConfig(id, filepath.Join(t.TempDir(), "node"), members[id], members)
+		set(&cfg)
+		n, err := Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		nodes = append(nodes, n)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for _, n := range nodes {
+		if err := n.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nodes[0].DB().Set(ctx, "kv", []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	var most int64
+	for _, n := range nodes {
+		most = max(most, allocated(t, filepath.Join(n.cfg.Dir, "raft")))
+	}
+	return most
 }
 
 // TestFailedStartLeavesNothing: a start that fails after creating the

@@ -100,32 +100,7 @@ func TestIdleDiskUseTan(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three NodeHosts")
 	}
-	members := map[uint64]string{1: testutil.FreeAddr(t), 2: testutil.FreeAddr(t), 3: testutil.FreeAddr(t)}
-	var nodes []*Node
-	for id := uint64(1); id <= 3; id++ {
-		cfg := testConfig(id, filepath.Join(t.TempDir(), "node"), members[id], members)
-		cfg.LogDB, cfg.LogStore = "", LogStoreTan
-		n, err := Open(t.Context(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer n.Close()
-		nodes = append(nodes, n)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	for _, n := range nodes {
-		if err := n.WaitReady(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := nodes[0].DB().Set(ctx, "kv", []byte("k"), []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	var most int64
-	for _, n := range nodes {
-		most = max(most, allocated(t, filepath.Join(n.cfg.Dir, "raft")))
-	}
+	most := idleRaftDir(t, func(c *Config) { c.LogDB, c.LogStore = "", LogStoreTan })
 	t.Logf("largest Raft directory of an idle node, 3 shards, tan: %.1f MiB", float64(most)/(1<<20))
 	if most >= 64<<20 {
 		t.Fatalf("an idle tan node's Raft directory takes %.1f MiB, want under 64", float64(most)/(1<<20))
