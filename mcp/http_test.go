@@ -358,7 +358,9 @@ func TestRelayRefusedMessage(t *testing.T) {
 	}
 	ok(t, cs, "queue_create", map[string]any{"queue": "q"})
 	lease := make(chan map[string]any, 1)
-	go func() { lease <- ok(t, cs, "task_lease", map[string]any{"queue": "q", "agent": "a", "wait_seconds": 5}) }()
+	go func() {
+		lease <- ok(t, cs, "task_lease", map[string]any{"queue": "q", "agent": "a", "wait_seconds": 5})
+	}()
 	time.Sleep(200 * time.Millisecond) // the lease waits on the server
 	_, err = callErr(cs, "kv_set", map[string]any{"namespace": "n", "key": "huge", "value": strings.Repeat("x", flowmcp.MaxHTTPBody+1)})
 	if !errors.As(err, &we) || we.Code != flowmcp.CodeTooLarge {
