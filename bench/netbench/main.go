@@ -713,18 +713,26 @@ func main() {
 	}
 }
 
-// vecBench measures search q/s at k 10 with 16 concurrent searchers,
-// embedded against remote, on the same collection.
-func vecBench(dir string) {
-	d, _ := os.MkdirTemp(dir, "netbench-vec-")
-	defer os.RemoveAll(d)
+// openRemoteTemp serves a store in a new directory under dir (named
+// prefix...) through a server and a Go client, and returns it with the
+// function that closes it and removes the directory; it exits on error.
+func openRemoteTemp(dir, prefix string) (*remoteSys, func()) {
+	d, _ := os.MkdirTemp(dir, prefix)
 	sys, err := openRemote(d, true)
 	if err != nil {
+		os.RemoveAll(d)
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	rs := sys.(*remoteSys)
-	defer rs.close()
+	return rs, func() { rs.close(); os.RemoveAll(d) }
+}
+
+// vecBench measures search q/s at k 10 with 16 concurrent searchers,
+// embedded against remote, on the same collection.
+func vecBench(dir string) {
+	rs, done := openRemoteTemp(dir, "netbench-vec-")
+	defer done()
 	ctx := context.Background()
 	dim, n := *vecDim, *vecN
 	var base, queries [][]float32
@@ -839,15 +847,8 @@ func hnswOf(s *remoteSys) (*hnsw.Manager, error) { return s.v, nil }
 // the round trip's own (client, HTTP both ways, Connect, protobuf, server
 // middleware), since the Get behind it is the same.
 func callBench(dir string) {
-	d, _ := os.MkdirTemp(dir, "netbench-calls-")
-	defer os.RemoveAll(d)
-	sys, err := openRemote(d, true)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	rs := sys.(*remoteSys)
-	defer rs.close()
+	rs, done := openRemoteTemp(dir, "netbench-calls-")
+	defer done()
 	ctx := context.Background()
 	key, val := []byte("key"), make([]byte, 256)
 	if err := rs.c.Set(ctx, "bench", key, val); err != nil {

@@ -103,6 +103,16 @@ var (
 	half         = flag.Bool("half", false, "after each batched run, run the same configuration paced (open loop) at half the ops/s that run reached, and report its latency")
 )
 
+// startAt returns when an operation starts: now, or with tokens (from pace)
+// the time its token was due (false: pacing ended).
+func startAt(tokens <-chan time.Time) (time.Time, bool) {
+	if tokens == nil {
+		return time.Now(), true
+	}
+	due, ok := <-tokens
+	return due, ok
+}
+
 // pace returns a channel that carries rate tokens per second until stop is
 // set (nil when rate is 0: no pacing), each token the time its operation
 // is due: an open-loop load, whose latency is counted from that time, so
@@ -228,13 +238,9 @@ func ceiling(base string, batch, rate int, d time.Duration) (ceilingResult, erro
 				var seq uint64
 				var mine []time.Duration
 				for !stop.Load() {
-					s := time.Now()
-					if tokens != nil {
-						due, ok := <-tokens
-						if !ok {
-							break
-						}
-						s = due
+					s, ok := startAt(tokens)
+					if !ok {
+						break
 					}
 					for _, st := range []struct {
 						db   *pebble.DB
@@ -442,13 +448,9 @@ func run(base string, maxRecords, producers, rate int, d time.Duration) (result,
 			}
 			var mine []time.Duration
 			for !stop.Load() {
-				s := time.Now()
-				if tokens != nil {
-					due, ok := <-tokens
-					if !ok {
-						break
-					}
-					s = due
+				s, ok := startAt(tokens)
+				if !ok {
+					break
 				}
 				w := int(s.Sub(t0) / window)
 				if _, err := q.Enqueue(context.Background(), name, queue.Task{Payload: payload}); err != nil {
