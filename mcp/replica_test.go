@@ -1,22 +1,13 @@
 package mcp_test
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/flowdb/flowdb/db"
-	"github.com/flowdb/flowdb/index/hnsw"
-	"github.com/flowdb/flowdb/internal/testutil"
+	"github.com/flowdb/flowdb/internal/testutil/cluster"
 	flowmcp "github.com/flowdb/flowdb/mcp"
-	"github.com/flowdb/flowdb/queue"
-	"github.com/flowdb/flowdb/raftsm"
-	"github.com/flowdb/flowdb/registry"
-	"github.com/flowdb/flowdb/server"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -25,59 +16,17 @@ import (
 // it) on each member, and returns an MCP session per member.
 func startReplicas(t *testing.T) []*sdk.ClientSession {
 	t.Helper()
-	members := map[uint64]string{}
-	for id := uint64(1); id <= 3; id++ {
-		members[id] = testutil.FreeAddr(t)
-	}
+	ms := cluster.Start(t, func(m *cluster.Member) error {
+		return flowmcp.Mount(m.Server, flowmcp.Stack{DB: m.DB, Queues: m.Queues, Registry: m.Registry, Vectors: m.Vectors}, nil)
+	})
 	var out []*sdk.ClientSession
-	var nodes []*raftsm.Node
-	for id := uint64(1); id <= 3; id++ {
-		var st flowmcp.Stack
-		cfg := raftsm.Config{Dir: filepath.Join(t.TempDir(), "node"), ReplicaID: id, RaftAddress: members[id], Members: members, DataShards: 2,
-			RTTMillisecond: 5, ElectionRTT: 10, HeartbeatRTT: 1, LogDB: "tiny", Logger: testutil.Quiet(), Store: testutil.StoreOptions(nil, nil),
-			Attach: func(d *db.DB) (err error) {
-				st.DB = d
-				if st.Queues, err = queue.Attach(d, nil); err != nil {
-					return err
-				}
-				if st.Registry, err = registry.Attach(d, nil); err != nil {
-					return err
-				}
-				st.Vectors, err = hnsw.Attach(d)
-				return err
-			}}
-		n, err := raftsm.Open(t.Context(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, n)
-		s, err := server.New(server.Options{DB: st.DB, Queues: st.Queues, Registry: st.Registry, Vectors: st.Vectors, Logger: testutil.Quiet()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := flowmcp.Mount(s, st, nil); err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := server.HTTPServer(s.Handler(), nil)
-		go hs.Serve(l)
-		t.Cleanup(func() { hs.Close(); st.Registry.Close(); st.Queues.Close(); n.Close() })
-		cs, err := connectHTTP("http://"+l.Addr().String(), "")
+	for _, m := range ms {
+		cs, err := connectHTTP(m.URL, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cs.Close() })
 		out = append(out, cs)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	for _, n := range nodes {
-		if err := n.WaitReady(ctx); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return out
 }

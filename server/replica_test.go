@@ -4,74 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/flowdb/flowdb/client"
 	"github.com/flowdb/flowdb/db"
-	"github.com/flowdb/flowdb/index/hnsw"
-	"github.com/flowdb/flowdb/internal/testutil"
+	"github.com/flowdb/flowdb/internal/testutil/cluster"
 	"github.com/flowdb/flowdb/queue"
-	"github.com/flowdb/flowdb/raftsm"
-	"github.com/flowdb/flowdb/registry"
-	"github.com/flowdb/flowdb/server"
 )
 
 // startReplicas runs a three-replica cluster in this process, a server on
 // each member, and returns a client per member.
 func startReplicas(t *testing.T) []*client.Client {
 	t.Helper()
-	members := map[uint64]string{}
-	for id := uint64(1); id <= 3; id++ {
-		members[id] = testutil.FreeAddr(t)
-	}
 	var out []*client.Client
-	var nodes []*raftsm.Node
-	for id := uint64(1); id <= 3; id++ {
-		var q *queue.Manager
-		var r *registry.Registry
-		var v *hnsw.Manager
-		var d *db.DB
-		cfg := raftsm.Config{Dir: filepath.Join(t.TempDir(), "node"), ReplicaID: id, RaftAddress: members[id], Members: members, DataShards: 2,
-			RTTMillisecond: 5, ElectionRTT: 10, HeartbeatRTT: 1, LogDB: "tiny", Logger: testutil.Quiet(), Store: testutil.StoreOptions(nil, nil),
-			Attach: func(x *db.DB) (err error) {
-				d = x
-				if q, err = queue.Attach(x, nil); err != nil {
-					return err
-				}
-				if r, err = registry.Attach(x, nil); err != nil {
-					return err
-				}
-				v, err = hnsw.Attach(x)
-				return err
-			}}
-		n, err := raftsm.Open(t.Context(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, n)
-		s, err := server.New(server.Options{DB: d, Queues: q, Registry: r, Vectors: v, Logger: testutil.Quiet()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := server.HTTPServer(s.Handler(), nil)
-		go hs.Serve(l)
-		c, _ := client.New("http://"+l.Addr().String(), nil)
+	for _, m := range cluster.Start(t, nil) {
+		c, _ := client.New(m.URL, nil)
+		t.Cleanup(func() { c.Close() })
 		out = append(out, c)
-		t.Cleanup(func() { c.Close(); hs.Close(); r.Close(); q.Close(); n.Close() })
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	for _, n := range nodes {
-		if err := n.WaitReady(ctx); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return out
 }
