@@ -68,10 +68,12 @@ func Relay(ctx context.Context, local, remote sdk.Transport) error {
 		if req, ok := msg.(*jsonrpc.Request); ok && req.IsCall() {
 			call = req
 		}
-		if b, err := jsonrpc.EncodeMessage(msg); err == nil && len(b) > MaxHTTPBody {
+		// Params hold nearly all of a large message, so only a message
+		// whose params come near the limit is encoded (again) to measure it.
+		if call != nil && len(call.Params) > MaxHTTPBody-4096 && tooLarge(msg) {
 			// The endpoint refuses it with a 413 that breaks the SDK's
 			// connection, and with it the answers to the calls in flight.
-			r.unanswered(call, CodeTooLarge, fmt.Errorf("a message of %d bytes, over the endpoint's limit of %d: not sent", len(b), MaxHTTPBody))
+			r.unanswered(call, CodeTooLarge, fmt.Errorf("a message of over %d bytes, the endpoint's limit: not sent", MaxHTTPBody))
 			continue
 		}
 		rc, err := r.conn(call)
@@ -104,6 +106,12 @@ func Relay(ctx context.Context, local, remote sdk.Transport) error {
 		return nil
 	}
 	return r.first
+}
+
+// tooLarge reports whether msg encodes to more than MaxHTTPBody bytes.
+func tooLarge(msg jsonrpc.Message) bool {
+	b, err := jsonrpc.EncodeMessage(msg)
+	return err == nil && len(b) > MaxHTTPBody
 }
 
 // CodeUnreachable is the JSON-RPC error code with which Relay answers a
